@@ -1,0 +1,250 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/yamux"
+	"github.com/sourcegraph/conc"
+
+	"github.com/remocal/remocal/protocol/wire"
+)
+
+const (
+	handshakeTimeout = 10 * time.Second
+	// maxConcurrentRequests bounds the control requests of one client in
+	// flight at once; further requests wait, they are not refused.
+	maxConcurrentRequests = 64
+)
+
+// session is one connected client.
+type session struct {
+	agent *Agent
+	conn  io.ReadWriteCloser
+	id    string
+	name  string
+	log   *slog.Logger
+
+	mux *yamux.Session
+	wg  conc.WaitGroup
+
+	writeMu sync.Mutex // serialises frames on the control stream
+	control net.Conn
+
+	ctx       context.Context // ends when the client disconnects
+	closeOnce sync.Once
+}
+
+func (a *Agent) newSession(conn io.ReadWriteCloser) *session {
+	id := fmt.Sprintf("c%d", a.nextID.Add(1))
+	return &session{agent: a, conn: conn, id: id, log: a.log.With("client", id)}
+}
+
+// ID and Name make a session an incoming.Client.
+func (s *session) ID() string   { return s.id }
+func (s *session) Name() string { return s.name }
+
+// OpenStream opens an agent-initiated stream to the client.
+func (s *session) OpenStream(ctx context.Context) (net.Conn, error) {
+	if s.mux == nil {
+		return nil, errors.New("client session not established")
+	}
+	type result struct {
+		st  *yamux.Stream
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		st, err := s.mux.OpenStream()
+		ch <- result{st, err}
+	}()
+	select {
+	case r := <-ch:
+		return r.st, r.err
+	case <-ctx.Done():
+		go func() {
+			if r := <-ch; r.st != nil {
+				r.st.Close()
+			}
+		}()
+		return nil, ctx.Err()
+	}
+}
+
+func (s *session) close() {
+	s.closeOnce.Do(func() {
+		if s.mux != nil {
+			s.mux.Close()
+		}
+		s.conn.Close()
+	})
+}
+
+func (s *session) serve(ctx context.Context) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	s.ctx = ctx
+	defer s.close()
+	if err := s.handshake(); err != nil {
+		s.log.Info("handshake failed", "err", err)
+		return
+	}
+	s.log = s.log.With("name", s.name)
+	s.log.Info("client connected")
+	defer s.log.Info("client disconnected")
+
+	mux, err := yamux.Server(s.conn, wire.MuxConfig())
+	if err != nil {
+		s.log.Error("start stream multiplexer", "err", err)
+		return
+	}
+	s.mux = mux
+	stop := context.AfterFunc(ctx, s.close)
+	defer stop()
+	defer s.wg.Wait()
+	defer s.close()
+
+	control, err := mux.AcceptStream()
+	if err != nil {
+		return
+	}
+	s.control = control
+	s.wg.Go(func() { s.acceptStreams() })
+	s.controlLoop(ctx)
+}
+
+// handshake checks the preamble and hello and answers with a welcome, or
+// with an error frame that tells the client what is wrong.
+func (s *session) handshake() error {
+	if d, ok := s.conn.(interface{ SetDeadline(time.Time) error }); ok {
+		d.SetDeadline(time.Now().Add(handshakeTimeout))
+		defer d.SetDeadline(time.Time{})
+	}
+	reject := func(e *wire.Error) error {
+		wire.WritePreamble(s.conn)
+		wire.WriteEnvelope(s.conn, wire.ErrorEnvelope(0, e))
+		return e
+	}
+	if err := wire.ReadPreamble(s.conn); err != nil {
+		if errors.Is(err, wire.ErrNotRemocal) {
+			return reject(wire.Errorf(wire.CodeInvalid, "this is a remocal agent; the client did not speak the remocal protocol"))
+		}
+		return err
+	}
+	hello, err := wire.ReadMessage[*wire.Hello](s.conn, wire.MaxHandshakeFrameSize)
+	if err != nil {
+		if we := (*wire.Error)(nil); errors.As(err, &we) {
+			return reject(wire.Errorf(we.Code, "bad hello: %s", we.Message))
+		}
+		return err
+	}
+	if !wire.Current.CompatibleWith(hello.Protocol) {
+		return reject(wire.Errorf(wire.CodeIncompatibleVersion,
+			"client speaks remocal protocol %s but this agent (remocal %s) speaks %s; use a client and agent of the same major version",
+			hello.Protocol, s.agent.cfg.Version, wire.Current))
+	}
+	s.name = hello.Client.Name
+	if err := wire.WritePreamble(s.conn); err != nil {
+		return err
+	}
+	s.agent.stats.clients.Add(1)
+	return wire.WriteMessage(s.conn, 0, s.agent.welcome(s.id))
+}
+
+// acceptStreams serves client-opened streams (dials).
+func (s *session) acceptStreams() {
+	for {
+		stream, err := s.mux.AcceptStream()
+		if err != nil {
+			return
+		}
+		s.wg.Go(func() { s.serveStream(stream) })
+	}
+}
+
+func (s *session) serveStream(stream *yamux.Stream) {
+	stream.SetReadDeadline(time.Now().Add(handshakeTimeout))
+	env, err := wire.ReadEnvelope(stream, wire.MaxHandshakeFrameSize)
+	stream.SetReadDeadline(time.Time{})
+	if err != nil {
+		if !errors.Is(err, io.EOF) {
+			wire.WriteEnvelope(stream, wire.ErrorEnvelope(0, err))
+		}
+		stream.Close()
+		return
+	}
+	msg, err := env.Decode()
+	if err != nil {
+		wire.WriteEnvelope(stream, wire.ErrorEnvelope(0, err))
+		stream.Close()
+		return
+	}
+	switch m := msg.(type) {
+	case *wire.Dial:
+		s.serveDial(s.ctx, stream, m)
+	default:
+		wire.WriteEnvelope(stream, wire.ErrorEnvelope(0, wire.Errorf(wire.CodeUnsupported, "a stream cannot start with %s", env.Type)))
+		stream.Close()
+	}
+}
+
+// controlLoop reads requests and answers each on its own goroutine, so a
+// slow request never holds up the ones behind it.
+func (s *session) controlLoop(ctx context.Context) {
+	sem := make(chan struct{}, maxConcurrentRequests)
+	for {
+		env, err := wire.ReadEnvelope(s.control, wire.MaxFrameSize)
+		if err != nil {
+			if errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || errors.Is(err, yamux.ErrStreamClosed) || errors.Is(err, yamux.ErrSessionShutdown) {
+				return
+			}
+			s.log.Info("bad frame on the control stream; closing the client", "err", err)
+			s.reply(wire.ErrorEnvelope(0, err))
+			return
+		}
+		msg, err := env.Decode()
+		if err != nil {
+			// The frame was delimited correctly, so the stream is still in
+			// sync: answer and carry on.
+			s.reply(wire.ErrorEnvelope(env.ID, err))
+			continue
+		}
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			return
+		}
+		s.wg.Go(func() {
+			defer func() { <-sem }()
+			s.answer(ctx, env.ID, msg)
+		})
+	}
+}
+
+func (s *session) answer(ctx context.Context, id uint64, msg wire.Message) {
+	res, err := s.handle(ctx, msg)
+	if err != nil {
+		s.reply(wire.ErrorEnvelope(id, err))
+		return
+	}
+	env, err := wire.NewEnvelope(id, res)
+	if err != nil {
+		env = wire.ErrorEnvelope(id, err)
+	}
+	s.reply(env)
+}
+
+func (s *session) reply(env *wire.Envelope) {
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	s.control.SetWriteDeadline(time.Now().Add(30 * time.Second))
+	if err := wire.WriteEnvelope(s.control, env); err != nil {
+		s.log.Debug("write reply", "err", err)
+	}
+}

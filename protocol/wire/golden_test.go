@@ -1,0 +1,173 @@
+package wire
+
+import (
+	"bytes"
+	"encoding/hex"
+	"encoding/json"
+	"flag"
+	"os"
+	"path/filepath"
+	"sort"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden vectors in protocol/testdata/wire")
+
+// vectorDir is shared with the TypeScript and Java implementations, which
+// decode and re-encode the same files.
+const vectorDir = "../testdata/wire"
+
+// samples holds one representative envelope per message type. Every
+// registered type must have one, so a new message cannot ship without a
+// vector for the other languages.
+var samples = map[string]struct {
+	id  uint64
+	msg Message
+}{
+	TypeHello: {0, &Hello{
+		Protocol:     Version{1, 0},
+		Client:       ClientInfo{Name: "alice@laptop", Version: "0.1.0", Session: "s-42"},
+		Capabilities: []Capability{CapEnv, CapFiles, CapDialTCP},
+	}},
+	TypeWelcome: {0, &Welcome{
+		Protocol:     Version{1, 0},
+		Agent:        AgentInfo{Version: "0.1.0", PID: 4242},
+		Capabilities: []Capability{CapEnv, CapFiles, CapDialTCP, CapDialUDP, CapMirror, CapSteal, CapHTTP1Filter},
+		Target:       TargetInfo{Name: "pid/1234", PID: 1234, Hostname: "inventory-7f9c"},
+		ClientID:     "c1",
+	}},
+	TypeError: {7, &Error{
+		Code:    CodeConflict,
+		Message: `port 8080 is already stolen without a filter by "bob@desk" (subscription s3)`,
+		Holder:  &Holder{Client: "bob@desk", Subscription: "s3", Port: 8080, Mode: ModeSteal},
+	}},
+	TypePing:       {1, &Ping{Payload: "hi"}},
+	TypePingResult: {1, &PingResult{Payload: "hi"}},
+	TypeEnvGet:     {2, &EnvGet{Include: []string{"DB_*", "API_*"}, Exclude: []string{"*_SECRET"}}},
+	TypeEnvGetResult: {2, &EnvGetResult{Vars: map[string]string{
+		"API_TOKEN": "remote-secret-token", "DB_HOST": "postgres.default.svc.cluster.local",
+	}}},
+	TypeFileRead:       {3, &FileRead{Path: "/etc/inventory/config.json", Offset: 0, Length: 4096}},
+	TypeFileReadResult: {3, &FileReadResult{Data: []byte("{\"mode\":\"remote\"}\n"), Size: 18, EOF: true}},
+	TypeFileStat:       {4, &FileStat{Path: "/etc/resolv.conf", NoFollow: true}},
+	TypeFileStatResult: {4, &FileInfo{
+		Mode: 0o100644, Size: 18, Ino: 131, Dev: 64768, Nlink: 1, UID: 0, GID: 0,
+		Blksize: 4096, Blocks: 8, Atime: 1764097200000000000, Mtime: 1764097200000000000, Ctime: 1764097200000000000,
+	}},
+	TypeFileReadlink:       {5, &FileReadlink{Path: "/etc/localtime"}},
+	TypeFileReadlinkResult: {5, &FileReadlinkResult{Target: "/usr/share/zoneinfo/Etc/UTC"}},
+	TypeFileReaddir:        {6, &FileReaddir{Path: "/etc/inventory"}},
+	TypeFileReaddirResult: {6, &FileReaddirResult{Entries: []DirEntry{
+		{Name: "config.json", Type: 8, Ino: 131}, {Name: "tls", Type: 4, Ino: 140},
+	}}},
+	TypeFileAccess:       {8, &FileAccess{Path: "/etc/inventory/config.json", Mode: 4}},
+	TypeFileAccessResult: {8, &FileAccessResult{}},
+	TypeSubscribe: {9, &Subscribe{Port: 8080, Mode: ModeSteal, Filter: &HTTPFilter{
+		Headers: map[string]string{"X-Remocal-User": "alice"}, Path: "/api/.*", Methods: []string{"GET", "POST"},
+	}}},
+	TypeSubscribeResult:   {9, &SubscribeResult{ID: "s1"}},
+	TypeUnsubscribe:       {10, &Unsubscribe{ID: "s1"}},
+	TypeUnsubscribeResult: {10, &UnsubscribeResult{}},
+	TypeDial:              {0, &Dial{Network: "tcp", Address: "10.77.0.20:6379"}},
+	TypeDialResult:        {0, &DialResult{Local: "10.77.0.10:40312", Remote: "10.77.0.20:6379"}},
+	TypeIncomingConnection: {0, &IncomingConnection{
+		Subscription: "s1", Connection: 17, Mode: ModeMirror, Port: 8080,
+		Source: "10.77.0.100:51234", Destination: "10.77.0.10:8080",
+	}},
+	TypeIncomingRequest: {0, &IncomingRequest{
+		Subscription: "s2", Connection: 18, Request: 3, Mode: ModeSteal, Port: 8080,
+		Source: "10.77.0.100:51236", Destination: "10.77.0.10:8080",
+	}},
+}
+
+func vectorPath(name string) string { return filepath.Join(vectorDir, name) }
+
+// TestGoldenEnvelopes checks both directions for every message: Go encodes
+// exactly the stored bytes, and the stored bytes decode to the same value.
+func TestGoldenEnvelopes(t *testing.T) {
+	types := MessageTypes()
+	sort.Strings(types)
+	for _, typ := range types {
+		t.Run(typ, func(t *testing.T) {
+			s, ok := samples[typ]
+			if !ok {
+				t.Fatalf("no golden sample for message type %q; add one to samples", typ)
+			}
+			env, err := NewEnvelope(s.id, s.msg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := json.MarshalIndent(env, "", "  ")
+			if err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, '\n')
+			path := vectorPath(typ + ".json")
+			if *update {
+				if err := os.WriteFile(path, got, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatalf("read vector (run go test -update to create it): %v", err)
+			}
+			if diff := cmp.Diff(string(want), string(got)); diff != "" {
+				t.Errorf("encoding differs from %s (-stored +encoded):\n%s", path, diff)
+			}
+
+			decodedEnv, err := DecodeEnvelope(want)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if decodedEnv.ID != s.id || decodedEnv.Type != typ {
+				t.Errorf("decoded id/type = %d/%s, want %d/%s", decodedEnv.ID, decodedEnv.Type, s.id, typ)
+			}
+			msg, err := decodedEnv.Decode()
+			if typ == TypeError {
+				msg = err.(*Error)
+			} else if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(s.msg, msg); diff != "" {
+				t.Errorf("decoded value differs (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// binaryVectors covers the byte-level encodings: frame, chunk, datagram.
+func binaryVectors(t *testing.T) map[string][]byte {
+	t.Helper()
+	frame, err := AppendFrame([]byte(Preamble), &Envelope{ID: 1, Type: TypePing, Body: json.RawMessage(`{"payload":"hi"}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	chunk := AppendChunk(nil, Chunk{Dir: FromTarget, Data: []byte("HTTP/1.1 200 OK\r\n")})
+	dgram, err := AppendDatagram(nil, []byte{0xde, 0xad, 0xbe, 0xef})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return map[string][]byte{"preamble-and-ping-frame.hex": frame, "chunk.hex": chunk, "datagram.hex": dgram}
+}
+
+func TestGoldenBinary(t *testing.T) {
+	for name, got := range binaryVectors(t) {
+		path := vectorPath(name)
+		encoded := []byte(hex.EncodeToString(got) + "\n")
+		if *update {
+			if err := os.WriteFile(path, encoded, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		want, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatalf("read vector (run go test -update to create it): %v", err)
+		}
+		if !bytes.Equal(want, encoded) {
+			t.Errorf("%s: stored %s, encoded %s", name, want, encoded)
+		}
+	}
+}

@@ -1,0 +1,49 @@
+package wire
+
+import "fmt"
+
+// Version is the protocol version. Peers with different majors cannot talk;
+// minors only add optional fields, messages and capabilities.
+type Version struct {
+	Major int `json:"major"`
+	Minor int `json:"minor"`
+}
+
+// Current is the version this build speaks.
+var Current = Version{Major: 1, Minor: 0}
+
+func (v Version) String() string { return fmt.Sprintf("%d.%d", v.Major, v.Minor) }
+
+// CompatibleWith reports whether a peer speaking v can talk to one speaking
+// other.
+func (v Version) CompatibleWith(other Version) bool { return v.Major == other.Major }
+
+// Capability names an optional feature. A peer uses a feature only when the
+// other side listed it during the handshake.
+type Capability string
+
+const (
+	CapEnv           Capability = "env"
+	CapFiles         Capability = "files"
+	CapDialTCP       Capability = "dial.tcp"
+	CapDialUDP       Capability = "dial.udp"
+	CapMirror        Capability = "incoming.mirror"
+	CapSteal         Capability = "incoming.steal"
+	CapHTTP1Filter   Capability = "incoming.http1-filter"
+	CapTargetUTSInfo Capability = "target.hostname"
+)
+
+// AllCapabilities lists what this build implements, in a stable order.
+var AllCapabilities = []Capability{
+	CapEnv, CapFiles, CapDialTCP, CapDialUDP, CapMirror, CapSteal, CapHTTP1Filter, CapTargetUTSInfo,
+}
+
+// HasCapability reports whether caps contains c.
+func HasCapability(caps []Capability, c Capability) bool {
+	for _, have := range caps {
+		if have == c {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Installs what building, testing and the demo need on a Debian machine, and
+# nothing that is already there. Safe to run repeatedly; quick when all is
+# present. Prints the Go binary to use on its last line.
+set -euo pipefail
+
+need_pkgs=()
+have() { command -v "$1" >/dev/null 2>&1; }
+
+have ip || need_pkgs+=(iproute2)
+have dnsmasq || [ -x /usr/sbin/dnsmasq ] || need_pkgs+=(dnsmasq-base)
+have redis-server || need_pkgs+=(redis-server)
+have unshare || need_pkgs+=(util-linux)
+have gcc || need_pkgs+=(gcc libc6-dev)
+have curl || need_pkgs+=(curl)
+
+if [ ${#need_pkgs[@]} -gt 0 ]; then
+  if [ "$(id -u)" != 0 ]; then
+    echo "deps: missing packages ${need_pkgs[*]}; run as root (or: sudo apt-get install ${need_pkgs[*]})" >&2
+    exit 1
+  fi
+  echo "deps: installing ${need_pkgs[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >&2
+  apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" >&2
+  # Debian's redis-server package starts a system-wide server; the tests
+  # start their own inside network namespaces and do not need it.
+  if [[ " ${need_pkgs[*]} " == *" redis-server "* ]] && have systemctl; then
+    systemctl disable --now redis-server >/dev/null 2>&1 || true
+  fi
+fi
+
+# Go: the machine's toolchain if it is new enough, else Debian's backported
+# Go, which fetches the version go.mod asks for from the module proxy.
+find_go() {
+  for g in "$(command -v go || true)" /usr/local/go/bin/go /usr/lib/go-1.2*/bin/go; do
+    [ -n "$g" ] && [ -x "$g" ] && { echo "$g"; return 0; }
+  done
+  return 1
+}
+if ! gobin=$(find_go); then
+  if [ "$(id -u)" != 0 ]; then
+    echo "deps: no Go toolchain found; install Go 1.26 (https://go.dev/dl) or run as root" >&2
+    exit 1
+  fi
+  echo "deps: installing Go from Debian bookworm-backports" >&2
+  echo "deb http://deb.debian.org/debian bookworm-backports main" >/etc/apt/sources.list.d/remocal-backports.list
+  apt-get update -qq >&2
+  apt-get install -y -qq -t bookworm-backports golang-1.23-go >&2
+  gobin=$(find_go)
+fi
+echo "$gobin"
