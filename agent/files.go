@@ -25,7 +25,12 @@ type files struct {
 const resolveFlags = unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS
 
 func (f files) open(path string, flags int) (int, error) {
-	how := unix.OpenHow{Flags: uint64(flags | unix.O_CLOEXEC | unix.O_NOCTTY), Resolve: resolveFlags}
+	flags |= unix.O_CLOEXEC
+	if flags&unix.O_PATH == 0 {
+		// openat2, unlike openat, rejects flags that O_PATH ignores.
+		flags |= unix.O_NOCTTY
+	}
+	how := unix.OpenHow{Flags: uint64(flags), Resolve: resolveFlags}
 	for {
 		fd, err := unix.Openat2(int(f.proc.Root().Fd()), path, &how)
 		if errors.Is(err, unix.EINTR) || errors.Is(err, unix.EAGAIN) {

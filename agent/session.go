@@ -199,14 +199,21 @@ func (s *session) serveStream(stream *yamux.Stream) {
 func (s *session) controlLoop(ctx context.Context) {
 	sem := make(chan struct{}, maxConcurrentRequests)
 	for {
-		env, err := wire.ReadEnvelope(s.control, wire.MaxFrameSize)
+		payload, err := wire.ReadFrame(s.control, wire.MaxFrameSize)
 		if err != nil {
 			if errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || errors.Is(err, yamux.ErrStreamClosed) || errors.Is(err, yamux.ErrSessionShutdown) {
 				return
 			}
-			s.log.Info("bad frame on the control stream; closing the client", "err", err)
+			s.log.Info("broken frame on the control stream; closing the client", "err", err)
 			s.reply(wire.ErrorEnvelope(0, err))
 			return
+		}
+		env, err := wire.DecodeEnvelope(payload)
+		if err != nil {
+			// The frame was delimited correctly, so the stream is still in
+			// sync: answer and carry on.
+			s.reply(wire.ErrorEnvelope(0, err))
+			continue
 		}
 		msg, err := env.Decode()
 		if err != nil {

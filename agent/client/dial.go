@@ -66,6 +66,10 @@ type remoteConn struct {
 	local, remote net.Addr
 }
 
+// CloseWrite sends EOF to the remote end and keeps reading its reply;
+// yamux's Close is already such a half-close.
+func (r *remoteConn) CloseWrite() error { return r.Conn.Close() }
+
 func (r *remoteConn) LocalAddr() net.Addr  { return r.local }
 func (r *remoteConn) RemoteAddr() net.Addr { return r.remote }
 

@@ -176,7 +176,7 @@ func (m *Manager) removeLocked(s *subscription) {
 
 // syncLocked makes the redirect rules match the subscribed ports.
 func (m *Manager) syncLocked() error {
-	if m.table == nil {
+	if m.table == nil || m.closed {
 		return nil
 	}
 	rules := make([]redirect.Rule, 0, len(m.byPort))

@@ -103,6 +103,18 @@ func WriteMessage(w io.Writer, id uint64, msg Message) error {
 // frame starts is returned as io.EOF; anything else that is cut short or
 // malformed is an *Error with CodeInvalid.
 func ReadEnvelope(r io.Reader, max int) (*Envelope, error) {
+	payload, err := ReadFrame(r, max)
+	if err != nil {
+		return nil, err
+	}
+	return DecodeEnvelope(payload)
+}
+
+// ReadFrame reads one frame's payload without decoding it. Its errors mean
+// the byte stream itself is broken (cut short or oversized), so a reader
+// cannot continue past them; errors from DecodeEnvelope leave the stream in
+// sync.
+func ReadFrame(r io.Reader, max int) ([]byte, error) {
 	var hdr [4]byte
 	if _, err := io.ReadFull(r, hdr[:]); err != nil {
 		if errors.Is(err, io.EOF) {
@@ -118,7 +130,7 @@ func ReadEnvelope(r io.Reader, max int) (*Envelope, error) {
 	if _, err := io.ReadFull(r, buf); err != nil {
 		return nil, Errorf(CodeInvalid, "truncated frame: expected %d bytes: %v", n, err)
 	}
-	return DecodeEnvelope(buf)
+	return buf, nil
 }
 
 // DecodeEnvelope parses a frame's payload.

@@ -116,9 +116,13 @@ func loopbackUp() error {
 // It runs the tests isolated from the machine's network (RunIsolated) and,
 // if they pass, fails the run when goroutines are left behind, since a leaked
 // goroutine here usually means a leaked connection, listener or process.
-func Main(m *testing.M) {
+// Each after function runs once the tests are done, before the leak check.
+func Main(m *testing.M, after ...func()) {
 	os.Exit(RunIsolated(func() int {
 		code := m.Run()
+		for _, f := range after {
+			f()
+		}
 		if code != 0 {
 			return code
 		}
