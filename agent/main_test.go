@@ -45,7 +45,7 @@ type agentOptions struct {
 
 // startAgent serves the pod's process with an in-process agent on a unix
 // socket, stopped at cleanup.
-func startAgent(t *testing.T, pod *localenv.Pod, opts agentOptions) *testAgent {
+func startAgent(t testing.TB, pod *localenv.Pod, opts agentOptions) *testAgent {
 	t.Helper()
 	proc, err := target.PID(pod.PID).Locate(context.Background())
 	if err != nil {
@@ -74,7 +74,7 @@ func startAgent(t *testing.T, pod *localenv.Pod, opts agentOptions) *testAgent {
 }
 
 // wait returns Serve's result.
-func (ta *testAgent) wait(t *testing.T) error {
+func (ta *testAgent) wait(t testing.TB) error {
 	t.Helper()
 	select {
 	case err := <-ta.done:
@@ -105,11 +105,11 @@ func testCtx(t *testing.T) context.Context {
 }
 
 // testLogger sends logs to t.Log so failures show what the agent did.
-func testLogger(t *testing.T) *slog.Logger {
+func testLogger(t testing.TB) *slog.Logger {
 	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
-type tWriter struct{ t *testing.T }
+type tWriter struct{ t testing.TB }
 
 func (w tWriter) Write(p []byte) (int, error) {
 	defer func() { recover() }() // a log from a goroutine outliving its test must not panic the binary

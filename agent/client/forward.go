@@ -1,7 +1,6 @@
 package client
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"io"
@@ -10,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/remocal/remocal/agent/http1"
 	"github.com/remocal/remocal/agent/relay"
 	"github.com/remocal/remocal/protocol/wire"
 )
@@ -19,30 +19,32 @@ import (
 // traffic is answered by the local server; mirrored traffic reaches it too,
 // but its answers are dropped, since the target already answered.
 type Forwarder struct {
-	addr      string
-	dialer    net.Dialer
-	transport *http.Transport
-	closeOnce sync.Once
+	addr   string
+	dialer net.Dialer
+
+	mu     sync.Mutex
+	idle   []*http1.Conn // keep-alive connections to the local server
+	closed bool
 }
+
+// maxIdle bounds the pooled keep-alive connections to the local server.
+const maxIdle = 16
 
 // ForwardTo returns a Forwarder to a local TCP address such as
 // "127.0.0.1:8080".
 func ForwardTo(addr string) *Forwarder {
-	f := &Forwarder{addr: addr}
-	f.transport = &http.Transport{
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			return f.dialer.DialContext(ctx, "tcp", f.addr)
-		},
-		DisableCompression:  true,
-		MaxIdleConnsPerHost: 16,
-		IdleConnTimeout:     30 * time.Second,
-	}
-	return f
+	return &Forwarder{addr: addr}
 }
 
 // Close releases idle connections to the local server.
 func (f *Forwarder) Close() error {
-	f.closeOnce.Do(f.transport.CloseIdleConnections)
+	f.mu.Lock()
+	idle := f.idle
+	f.idle, f.closed = nil, true
+	f.mu.Unlock()
+	for _, c := range idle {
+		c.Close()
+	}
 	return nil
 }
 
@@ -112,61 +114,74 @@ func (f *Forwarder) mirrorConnection(ctx context.Context, stream net.Conn) {
 }
 
 // forwardRequest sends one HTTP request from the stream to the local server
-// and, for steals, writes the response back.
+// and, for steals, relays the response back.
 func (f *Forwarder) forwardRequest(ctx context.Context, stream net.Conn, steal bool) {
-	br := bufio.NewReader(stream)
-	req, err := http.ReadRequest(br)
+	in := http1.NewConn(stream)
+	req, err := http.ReadRequest(in.R)
 	if err != nil {
 		return
 	}
-	// A server-side request becomes a client request to the local server.
-	req.RequestURI = ""
-	req.URL.Scheme = "http"
-	req.URL.Host = f.addr
-	if _, ok := req.Header["User-Agent"]; !ok {
-		req.Header["User-Agent"] = []string{""} // do not add Go's default
+	back := in
+	if !steal {
+		back = http1.NewConn(nil)
 	}
-	req = req.WithContext(ctx)
-	resp, err := f.transport.RoundTrip(req)
+	local, reused, err := f.get(ctx)
 	if err != nil {
 		if steal {
-			msg := fmt.Sprintf("remocal: the local process is not answering on %s: %v", f.addr, err)
-			fmt.Fprintf(stream, "HTTP/1.1 502 Bad Gateway\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s\n", len(msg)+1, msg)
+			http1.WriteError(in, http.StatusBadGateway, fmt.Sprintf("remocal: the local process is not answering on %s: %v", f.addr, err))
 		}
 		return
 	}
-	defer resp.Body.Close()
-	if !steal {
-		io.Copy(io.Discard, resp.Body)
-		return
+	res, err := http1.Exchange(back, local, req)
+	if reused && http1.IsNoResponse(err) && http1.Replayable(req) {
+		local.Close()
+		if local, err = f.dial(ctx); err == nil {
+			res, err = http1.Exchange(back, local, req)
+		}
 	}
-	if resp.StatusCode == http.StatusSwitchingProtocols {
-		f.relayUpgrade(stream, br, resp)
-		return
+	if err != nil && local == nil {
+		err = &http1.NoResponseError{Err: err}
 	}
-	resp.Write(stream)
+	if http1.IsNoResponse(err) && steal {
+		http1.WriteError(in, http.StatusBadGateway, fmt.Sprintf("remocal: the local process on %s gave no response: %v", f.addr, err))
+	}
+	switch {
+	case local == nil:
+	case res.UpReusable:
+		f.put(local)
+	default:
+		local.Close()
+	}
 }
 
-// relayUpgrade writes a 101 response and then relays the upgraded
-// connection's bytes.
-func (f *Forwarder) relayUpgrade(stream net.Conn, br *bufio.Reader, resp *http.Response) {
-	upgraded, ok := resp.Body.(io.ReadWriteCloser)
-	if !ok {
+// get returns a pooled connection to the local server, or a new one.
+func (f *Forwarder) get(ctx context.Context) (c *http1.Conn, reused bool, err error) {
+	f.mu.Lock()
+	if n := len(f.idle); n > 0 {
+		c := f.idle[n-1]
+		f.idle = f.idle[:n-1]
+		f.mu.Unlock()
+		return c, true, nil
+	}
+	f.mu.Unlock()
+	c, err = f.dial(ctx)
+	return c, false, err
+}
+
+func (f *Forwarder) dial(ctx context.Context) (*http1.Conn, error) {
+	c, err := f.dialer.DialContext(ctx, "tcp", f.addr)
+	if err != nil {
+		return nil, err
+	}
+	return http1.NewConn(c), nil
+}
+
+func (f *Forwarder) put(c *http1.Conn) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.closed || len(f.idle) >= maxIdle {
+		c.Close()
 		return
 	}
-	body := resp.Body
-	resp.Body = nil
-	if err := resp.Write(stream); err != nil {
-		body.Close()
-		return
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		io.Copy(upgraded, br)
-		upgraded.Close()
-	}()
-	io.Copy(stream, upgraded)
-	relay.CloseWrite(stream)
-	<-done
+	f.idle = append(f.idle, c)
 }

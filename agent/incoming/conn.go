@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/remocal/remocal/agent/http1"
 	"github.com/remocal/remocal/agent/redirect"
 	"github.com/remocal/remocal/agent/relay"
 	"github.com/remocal/remocal/protocol/wire"
@@ -82,19 +83,35 @@ func (m *Manager) stealConn(down net.Conn, info connInfo, s *subscription) bool 
 
 // openStream opens a stream to the subscriber and writes its header.
 func (m *Manager) openStream(s *subscription, header wire.Message) (net.Conn, error) {
-	ctx, cancel := context.WithTimeout(m.ctx, streamOpenTimeout)
-	defer cancel()
-	stream, err := s.client.OpenStream(ctx)
+	stream, bw, err := m.openStreamBuffered(s, header)
 	if err != nil {
 		return nil, err
 	}
 	stream.SetWriteDeadline(time.Now().Add(streamOpenTimeout))
-	if err := wire.WriteMessage(stream, 0, header); err != nil {
+	defer stream.SetWriteDeadline(time.Time{})
+	if err := bw.Flush(); err != nil {
 		relay.Abort(stream)
 		return nil, err
 	}
-	stream.SetWriteDeadline(time.Time{})
 	return stream, nil
+}
+
+// openStreamBuffered opens a stream to the subscriber with its header
+// written into a buffer the caller flushes, typically together with the
+// first payload.
+func (m *Manager) openStreamBuffered(s *subscription, header wire.Message) (net.Conn, *bufio.Writer, error) {
+	ctx, cancel := context.WithTimeout(m.ctx, streamOpenTimeout)
+	defer cancel()
+	stream, err := s.client.OpenStream(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	bw := bufio.NewWriterSize(stream, 16<<10)
+	if err := wire.WriteMessage(bw, 0, header); err != nil {
+		relay.Abort(stream)
+		return nil, nil, err
+	}
+	return stream, bw, nil
 }
 
 // dialApp connects to the application at the connection's original
@@ -132,19 +149,8 @@ func underlyingTCP(c net.Conn) (*net.TCPConn, bool) {
 		return v, true
 	case *tee:
 		return underlyingTCP(v.Conn)
-	case *bufferedConn:
+	case *http1.Conn:
 		return underlyingTCP(v.Conn)
 	}
 	return nil, false
 }
-
-// bufferedConn reads through a bufio.Reader that may already hold bytes of
-// the connection, so a connection can change hands after being peeked at.
-type bufferedConn struct {
-	net.Conn
-	r *bufio.Reader
-}
-
-func (b *bufferedConn) Read(p []byte) (int, error) { return b.r.Read(p) }
-
-func (b *bufferedConn) CloseWrite() error { return relay.CloseWrite(b.Conn) }

@@ -12,8 +12,16 @@ package relay
 import (
 	"io"
 	"net"
+	"sync"
 	"time"
 )
+
+// bufSize is the relay's copy buffer. A multiplexed stream pays a frame
+// header, a channel handoff and a copy per write, so large writes matter far
+// more than for a socket (io.Copy's default is 32 KiB).
+const bufSize = 256 << 10
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, bufSize); return &b }}
 
 // Stats counts the bytes a relay moved.
 type Stats struct {
@@ -35,7 +43,11 @@ func Conns(a, b net.Conn) Stats {
 }
 
 func copyHalf(dst, src net.Conn) int64 {
-	n, err := io.Copy(dst, src)
+	buf := bufPool.Get().(*[]byte)
+	defer bufPool.Put(buf)
+	// Hiding ReaderFrom/WriterTo keeps io.CopyBuffer on our buffer; the
+	// sockets' own fallbacks would use 32 KiB.
+	n, err := io.CopyBuffer(struct{ io.Writer }{dst}, struct{ io.Reader }{src}, *buf)
 	if err != nil {
 		Abort(dst)
 		Abort(src)

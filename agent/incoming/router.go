@@ -4,12 +4,12 @@ import (
 	"bufio"
 	"bytes"
 	"errors"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"time"
 
+	"github.com/remocal/remocal/agent/http1"
 	"github.com/remocal/remocal/agent/relay"
 	"github.com/remocal/remocal/protocol/wire"
 )
@@ -30,31 +30,31 @@ var http2Preface = []byte("PRI * HTTP/2.0\r\n")
 // serveHTTP routes each HTTP/1.x request of a connection on its own: to the
 // first matching stealing subscription, or else to the application; matching
 // filtered mirrors get a copy. Anything that is not HTTP/1.x passes through
-// untouched. The sniffing and routing are per protocol, so HTTP/2 can be
-// added beside this without touching the connection layer.
-func (m *Manager) serveHTTP(down net.Conn, info connInfo) {
-	br := bufio.NewReaderSize(down, 32<<10)
-	switch sniff(down, br) {
+// untouched. Sniffing and routing are per protocol, so HTTP/2 can be added
+// beside this without touching the connection layer.
+func (m *Manager) serveHTTP(conn net.Conn, info connInfo) {
+	down := http1.NewConn(conn)
+	switch sniff(conn, down.R) {
 	case protoHTTP1:
 	case protoHTTP2:
 		m.log.Info("HTTP/2 connection on a port with HTTP filters; filters apply to HTTP/1.x only, passing it to the application", "connection", info.id)
-		m.passThrough(&bufferedConn{Conn: down, r: br}, info)
+		m.passThrough(down, info)
 		return
 	default:
-		m.passThrough(&bufferedConn{Conn: down, r: br}, info)
+		m.passThrough(down, info)
 		return
 	}
-	var app *peer // the connection to the application, opened on first use
+	var app *http1.Conn // the connection to the application, opened on first use
 	defer func() {
 		if app != nil {
-			app.conn.Close()
+			app.Close()
 		}
 	}()
 	for seq := uint64(1); ; seq++ {
-		req, err := http.ReadRequest(br)
+		req, err := http.ReadRequest(down.R)
 		if err != nil {
 			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
-				writeStatus(down, http.StatusBadRequest, "remocal: malformed HTTP request: "+err.Error())
+				http1.WriteError(down, http.StatusBadRequest, "remocal: malformed HTTP request: "+err.Error())
 			}
 			return
 		}
@@ -62,33 +62,58 @@ func (m *Manager) serveHTTP(down net.Conn, info connInfo) {
 		if len(r.mirrors) > 0 {
 			m.mirrorRequest(req, r.mirrors, info, seq)
 		}
-		var keepGoing bool
 		if r.steal != nil {
-			stolen, ok := m.openRequestStream(r.steal, info, seq)
-			if ok {
-				keepGoing = m.exchange(down, br, req, stolen)
-				stolen.conn.Close()
-				if !keepGoing {
+			if stream, ok := m.openRequestStream(r.steal, info, seq); ok {
+				res, err := http1.Exchange(down, stream, req)
+				stream.Close()
+				if http1.IsNoResponse(err) {
+					http1.WriteError(down, http.StatusBadGateway, "remocal: the stealing client gave no response: "+err.Error())
+					return
+				}
+				if err != nil || !res.DownKeepAlive {
 					return
 				}
 				continue
 			}
 		}
-		if app == nil || app.broken {
-			if app != nil {
-				app.conn.Close()
-			}
-			conn, err := m.dialApp(info)
-			if err != nil {
-				writeStatus(down, http.StatusBadGateway, "remocal: the application is unreachable: "+err.Error())
+		reused := app != nil
+		if app == nil {
+			if app, err = m.dialAppHTTP(info); err != nil {
+				http1.WriteError(down, http.StatusBadGateway, "remocal: the application is unreachable: "+err.Error())
 				return
 			}
-			app = &peer{conn: conn, r: bufio.NewReader(conn)}
 		}
-		if !m.exchange(down, br, req, app) {
+		res, err := http1.Exchange(down, app, req)
+		if reused && http1.IsNoResponse(err) && http1.Replayable(req) {
+			// The application closed the idle connection as the request
+			// went out; a fresh connection gets the request through.
+			app.Close()
+			if app, err = m.dialAppHTTP(info); err != nil {
+				http1.WriteError(down, http.StatusBadGateway, "remocal: the application is unreachable: "+err.Error())
+				return
+			}
+			res, err = http1.Exchange(down, app, req)
+		}
+		if http1.IsNoResponse(err) {
+			http1.WriteError(down, http.StatusBadGateway, "remocal: the application gave no response: "+err.Error())
+			return
+		}
+		if !res.UpReusable {
+			app.Close()
+			app = nil
+		}
+		if err != nil || !res.DownKeepAlive {
 			return
 		}
 	}
+}
+
+func (m *Manager) dialAppHTTP(info connInfo) (*http1.Conn, error) {
+	c, err := m.dialApp(info)
+	if err != nil {
+		return nil, err
+	}
+	return http1.NewConn(c), nil
 }
 
 type proto int
@@ -108,7 +133,7 @@ func sniff(c net.Conn, br *bufio.Reader) proto {
 		return protoOther
 	}
 	head, _ := br.Peek(min(br.Buffered(), len(http2Preface)))
-	if bytes.HasPrefix(http2Preface, head) && len(head) >= 3 {
+	if len(head) >= 3 && bytes.HasPrefix(http2Preface, head) {
 		return protoHTTP2
 	}
 	// An HTTP/1 request starts with a method token: upper-case letters.
@@ -123,17 +148,10 @@ func sniff(c net.Conn, br *bufio.Reader) proto {
 	return protoHTTP1
 }
 
-// peer is the other end of a request's exchange: the application or a
-// stealing client's stream.
-type peer struct {
-	conn   net.Conn
-	r      *bufio.Reader
-	broken bool
-}
-
-// openRequestStream opens a stream for one stolen request.
-func (m *Manager) openRequestStream(s *subscription, info connInfo, seq uint64) (*peer, bool) {
-	stream, err := m.openStream(s, &wire.IncomingRequest{
+// openRequestStream opens a stream for one stolen request. The header stays
+// buffered so that it crosses together with the request.
+func (m *Manager) openRequestStream(s *subscription, info connInfo, seq uint64) (*http1.Conn, bool) {
+	stream, bw, err := m.openStreamBuffered(s, &wire.IncomingRequest{
 		Subscription: s.id, Connection: info.id, Request: seq, Mode: wire.ModeSteal, Port: info.port,
 		Source: info.source.String(), Destination: info.dest.String(),
 	})
@@ -142,61 +160,7 @@ func (m *Manager) openRequestStream(s *subscription, info connInfo, seq uint64) 
 		return nil, false
 	}
 	s.requests.Add(1)
-	return &peer{conn: stream, r: bufio.NewReader(stream)}, true
-}
-
-// exchange sends req to p and relays the response to down. It reports
-// whether the downstream connection can carry another request.
-//
-// The request is written concurrently with reading the response: a server
-// may answer before it has read the whole body, and a client that sent
-// "Expect: 100-continue" waits for the interim response before the body.
-func (m *Manager) exchange(down net.Conn, br *bufio.Reader, req *http.Request, p *peer) bool {
-	wrote := make(chan error, 1)
-	go func() { wrote <- req.Write(p.conn) }()
-	for {
-		resp, err := http.ReadResponse(p.r, req)
-		if err != nil {
-			p.broken = true
-			relay.Abort(p.conn)
-			<-wrote
-			writeStatus(down, http.StatusBadGateway, "remocal: no response: "+err.Error())
-			return false
-		}
-		if resp.StatusCode == http.StatusSwitchingProtocols {
-			err := resp.Write(down)
-			<-wrote
-			if err == nil {
-				// The connection now speaks another protocol (WebSocket, ...):
-				// from here on it is plain bytes between the two ends.
-				relay.Conns(&bufferedConn{Conn: down, r: br}, &bufferedConn{Conn: p.conn, r: p.r})
-			}
-			p.broken = true
-			return false
-		}
-		if resp.StatusCode >= 100 && resp.StatusCode < 200 {
-			if err := resp.Write(down); err != nil {
-				p.broken = true
-				relay.Abort(p.conn)
-				<-wrote
-				return false
-			}
-			continue
-		}
-		werr := resp.Write(down)
-		resp.Body.Close()
-		if err := <-wrote; err != nil {
-			p.broken = true
-		}
-		if resp.Close {
-			p.broken = true
-		}
-		if werr != nil {
-			p.broken = true
-			return false
-		}
-		return !req.Close && !resp.Close
-	}
+	return &http1.Conn{Conn: stream, R: bufio.NewReader(stream), W: bw}, true
 }
 
 // mirrorRequest sends copies of req to filtered mirrors. The body is read
@@ -219,9 +183,10 @@ func (m *Manager) mirrorRequest(req *http.Request, mirrors []*subscription, info
 	for _, s := range mirrors {
 		copyReq := req.Clone(m.ctx)
 		copyReq.Body = io.NopCloser(bytes.NewReader(body))
+		http1.KeepDefaultUserAgent(copyReq)
 		s.requests.Add(1)
 		m.wg.Go(func() {
-			stream, err := m.openStream(s, &wire.IncomingRequest{
+			stream, bw, err := m.openStreamBuffered(s, &wire.IncomingRequest{
 				Subscription: s.id, Connection: info.id, Request: seq, Mode: wire.ModeMirror, Port: info.port,
 				Source: info.source.String(), Destination: info.dest.String(),
 			})
@@ -230,7 +195,7 @@ func (m *Manager) mirrorRequest(req *http.Request, mirrors []*subscription, info
 				return
 			}
 			stream.SetWriteDeadline(time.Now().Add(mirrorWriteDeadline))
-			if err := copyReq.Write(stream); err != nil {
+			if err := copyReq.Write(bw); err != nil || bw.Flush() != nil {
 				relay.Abort(stream)
 				return
 			}
@@ -251,10 +216,4 @@ func readUpTo(r io.Reader, limit int64) (data []byte, whole bool, err error) {
 		return data, false, err
 	}
 	return data, err == nil, err
-}
-
-// writeStatus answers with a short plain-text error and asks to close.
-func writeStatus(w io.Writer, code int, msg string) {
-	fmt.Fprintf(w, "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s\n",
-		code, http.StatusText(code), len(msg)+1, msg)
 }
