@@ -16,3 +16,5 @@ func mustRequest(t *testing.T, path, user string) *http.Request {
 	}
 	return req
 }
+
+func bytesReader(b []byte) *strings.Reader { return strings.NewReader(string(b)) }

@@ -17,7 +17,7 @@ func TestDemoRunsEndToEnd(t *testing.T) {
 	localenv.RequireRoot(t)
 	dir := t.TempDir()
 	for pkg, out := range map[string]string{
-		"github.com/remocal/remocal/cmd/remocal":        "remocal",
+		"github.com/remocal/remocal/cmd/remocal":         "remocal",
 		"github.com/remocal/remocal/examples/agent-demo": "agent-demo",
 	} {
 		if b, err := exec.Command("go", "build", "-o", filepath.Join(dir, out), pkg).CombinedOutput(); err != nil {
