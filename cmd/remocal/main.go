@@ -12,12 +12,25 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
+
+	"github.com/remocal/remocal/interpose/keeper"
+	"github.com/remocal/remocal/interpose/launcher"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "0.1.0-dev"
 
 func main() {
+	// Launcher and keeper modes run before anything else: the launcher is
+	// about to exec the user's program under the seccomp filter.
+	if len(os.Args) > 1 {
+		switch os.Args[1] {
+		case launcher.Arg:
+			os.Exit(launcher.Main(os.Args[2:]))
+		case keeper.Arg:
+			os.Exit(keeper.Main(os.Args[2:]))
+		}
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	root := &cobra.Command{
@@ -26,10 +39,12 @@ func main() {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newVersionCmd(), newAgentCmd())
+	root.AddCommand(newVersionCmd(), newAgentCmd(), newExecCmd(), newVerifyConfigCmd())
 	if err := root.ExecuteContext(ctx); err != nil {
-		fmt.Fprintln(os.Stderr, "remocal:", err)
 		var exit exitError
+		if !errors.As(err, &exit) || !exit.silent {
+			fmt.Fprintln(os.Stderr, "remocal:", err)
+		}
 		if errors.As(err, &exit) {
 			os.Exit(exit.code)
 		}
@@ -41,9 +56,16 @@ func main() {
 type exitError struct {
 	code int
 	err  error
+	// silent: the status is the program's own; remocal has nothing to add.
+	silent bool
 }
 
-func (e exitError) Error() string { return e.err.Error() }
+func (e exitError) Error() string {
+	if e.err == nil {
+		return fmt.Sprintf("exit status %d", e.code)
+	}
+	return e.err.Error()
+}
 func (e exitError) Unwrap() error { return e.err }
 
 func newVersionCmd() *cobra.Command {

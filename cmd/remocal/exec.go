@@ -1,0 +1,138 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/user"
+
+	"github.com/spf13/cobra"
+
+	"github.com/remocal/remocal/interpose/connect"
+	"github.com/remocal/remocal/interpose/session"
+	"github.com/remocal/remocal/protocol/config"
+)
+
+func newExecCmd() *cobra.Command {
+	var (
+		target, configFile, agentAddr string
+		steal, mirror, noIncoming     bool
+		transparentFirst              bool
+		logLevel                      string
+	)
+	cmd := &cobra.Command{
+		Use:   "exec [--target T] [-f CONFIG] [--steal] -- CMD [ARGS...]",
+		Short: "Run a program as if it ran inside the target",
+		Long: `Runs CMD so that it sees the target's environment variables, reads the target's
+files (paths remote by configuration), resolves names with the target's DNS, connects
+out through the target's network and receives its incoming traffic: mirrored by default,
+stolen with --steal. Works for dynamically and statically linked programs and their
+children. The exit status is CMD's.
+
+Configuration comes from .remocal/config.json (found from the working directory upward)
+or -f FILE; flags override it. See docs/exec.md.`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if steal && mirror {
+				return errors.New("--steal and --mirror contradict each other; pick one")
+			}
+			cfg, err := loadConfig(configFile)
+			if err != nil {
+				return err
+			}
+			if target != "" {
+				cfg.Target = target
+			}
+			if agentAddr != "" {
+				cfg.Agent.Address = agentAddr
+			}
+			switch {
+			case steal:
+				cfg.Network.Incoming.Mode = config.IncomingSteal
+			case mirror:
+				cfg.Network.Incoming.Mode = config.IncomingMirror
+			case noIncoming:
+				cfg.Network.Incoming.Mode = config.IncomingOff
+			}
+			if err := cfg.Validate(); err != nil {
+				return err
+			}
+			log, err := newLogger(logLevel)
+			if err != nil {
+				return err
+			}
+			self, err := os.Executable()
+			if err != nil {
+				return err
+			}
+			cfg = cfg.WithDefaults()
+			conn, err := connect.For(cfg.Target, connect.Options{Self: self, AgentAddress: cfg.Agent.Address,
+				IdleTTL: 0, Stderr: os.Stderr})
+			if err != nil {
+				return err
+			}
+			wd, _ := os.Getwd()
+			sess, err := session.Start(cmd.Context(), session.Options{
+				Connector: conn, Config: cfg, ClientName: clientName(), Version: version, Self: self,
+				WorkDir: wd, TransparentFirst: transparentFirst, Stderr: os.Stderr, Logger: log,
+			})
+			if err != nil {
+				return err
+			}
+			code, err := sess.Run(context.WithoutCancel(cmd.Context()), args,
+				session.Stdio{In: os.Stdin, Out: os.Stdout, Err: os.Stderr})
+			sess.Close()
+			if err != nil {
+				if errors.Is(err, session.ErrNotFound) {
+					return exitError{code: 127, err: err}
+				}
+				return err
+			}
+			if code != 0 {
+				return exitError{code: code, silent: true}
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVarP(&target, "target", "t", "", "target to run in: pid/PID")
+	f.StringVarP(&configFile, "config", "f", "", "configuration file (default: .remocal/config.json from the working directory upward)")
+	f.StringVar(&agentAddr, "agent", "", "use a running agent at unix:PATH or tcp:HOST:PORT")
+	f.BoolVar(&steal, "steal", false, "take the target's incoming traffic instead of mirroring it")
+	f.BoolVar(&mirror, "mirror", false, "receive a copy of the target's incoming traffic (the default)")
+	f.BoolVar(&noIncoming, "no-incoming", false, "leave the target's incoming traffic alone")
+	f.BoolVar(&transparentFirst, "transparent-first", false, "do not intercept CMD itself, only the programs it starts (for debuggers such as dlv that launch the program)")
+	f.StringVar(&logLevel, "log-level", "warn", "debug, info, warn or error")
+	return cmd
+}
+
+// loadConfig reads -f FILE, or the nearest .remocal/config.json, or
+// returns an empty configuration when there is none.
+func loadConfig(file string) (*config.Config, error) {
+	if file != "" {
+		return config.Load(file)
+	}
+	wd, err := os.Getwd()
+	if err != nil {
+		return nil, err
+	}
+	path, err := config.Find(wd)
+	if errors.Is(err, config.ErrNotFound) {
+		return &config.Config{}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return config.Load(path)
+}
+
+// clientName is how other users see this session: user@host.
+func clientName() string {
+	name := "someone"
+	if u, err := user.Current(); err == nil {
+		name = u.Username
+	}
+	host, _ := os.Hostname()
+	return fmt.Sprintf("%s@%s", name, host)
+}

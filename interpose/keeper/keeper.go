@@ -1,0 +1,84 @@
+// Package keeper keeps a supervised process tree running if its supervisor
+// dies. Without it, once the last copy of the notification listener is
+// closed, every system call the filter notifies fails with ENOSYS, and a
+// program whose supervisor crashed would break in confusing ways. The keeper
+// is a tiny separate process holding a copy of the listener; it waits until
+// the supervisor is gone (its pipe closes) and then lets every notified
+// system call continue, so the programs go on running locally, until the
+// last of them exits.
+package keeper
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"strconv"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/remocal/remocal/interpose/seccomp"
+)
+
+// Arg selects keeper mode in os.Args[1].
+const Arg = "__remocal-keeper"
+
+// Main runs the keeper: args are the listener's and the pipe's descriptor
+// numbers.
+func Main(args []string) int {
+	if len(args) != 2 {
+		return 2
+	}
+	lfd, err1 := strconv.Atoi(args[0])
+	pfd, err2 := strconv.Atoi(args[1])
+	if err1 != nil || err2 != nil {
+		return 2
+	}
+	// The keeper outlives a Ctrl-C of the session on purpose: it is the
+	// one that must answer for the programs afterwards.
+	signal.Ignore(syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	pipe := os.NewFile(uintptr(pfd), "supervisor")
+	buf := make([]byte, 64)
+	for {
+		if _, err := pipe.Read(buf); err != nil {
+			break
+		}
+	}
+	pipe.Close()
+	return serve(seccomp.NewListener(lfd))
+}
+
+// serve answers every notification with CONTINUE until no process is left.
+func serve(l *seccomp.Listener) int {
+	warned := false
+	fds := []unix.PollFd{{Fd: int32(l.Fd()), Events: unix.POLLIN}}
+	var n seccomp.Notif
+	for {
+		fds[0].Revents = 0
+		if _, err := unix.Poll(fds, -1); err != nil {
+			if errors.Is(err, unix.EINTR) {
+				continue
+			}
+			return 1
+		}
+		if fds[0].Revents&unix.POLLIN == 0 {
+			return 0 // POLLHUP: the last supervised process exited
+		}
+		if err := l.Receive(&n); err != nil {
+			if errors.Is(err, unix.ENOENT) {
+				continue
+			}
+			return 1
+		}
+		if !warned {
+			fmt.Fprintln(os.Stderr, "remocal: the session ended while programs it started are still running; they continue with this machine's files and network")
+			warned = true
+		}
+		if n.Data.Nr == seccomp.SysPrctl {
+			l.Fail(n.ID, unix.EINVAL) // no longer supervised: the probe must say so
+			continue
+		}
+		l.Continue(n.ID)
+	}
+}

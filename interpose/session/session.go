@@ -1,0 +1,242 @@
+// Package session is the runtime of one remocal session: it reaches the
+// agent, computes the environment, and runs programs under a supervisor
+// whose rules come from the configuration. `remocal exec` runs one session
+// per invocation; the daemon runs many.
+package session
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/remocal/remocal/agent/client"
+	"github.com/remocal/remocal/interpose/connect"
+	"github.com/remocal/remocal/interpose/rules"
+	"github.com/remocal/remocal/interpose/seccomp"
+	"github.com/remocal/remocal/interpose/supervisor"
+	"github.com/remocal/remocal/protocol/config"
+	"github.com/remocal/remocal/protocol/glob"
+	"github.com/remocal/remocal/protocol/wire"
+)
+
+// Options configure a session.
+type Options struct {
+	Connector connect.Connector
+	// Config is the user's configuration; defaults are applied here.
+	Config *config.Config
+	// ClientName tells other users who holds a port ("alice@laptop").
+	ClientName string
+	Version    string
+	// Self is the remocal binary, re-executed as launcher and keeper.
+	Self string
+	// WorkDir stays local, as does $HOME: the project being run.
+	WorkDir string
+	// TransparentFirst leaves the first process's own system calls alone
+	// and intercepts its descendants (a debugger that starts the program).
+	TransparentFirst bool
+	Stderr           io.Writer
+	Logger           *slog.Logger
+}
+
+// Session is a connection to a target and what is needed to run programs
+// in its context.
+type Session struct {
+	opts    Options
+	cfg     *config.Config
+	client  *client.Client
+	release func()
+	remote  map[string]string // the target's variables the program gets
+	host    string
+	out     *rules.Outgoing
+
+	mu          sync.Mutex
+	supervisors []*supervisor.Supervisor
+	// keepers release each keeper; only after the supervisors stopped, or
+	// both would answer the same listener.
+	keepers []func()
+}
+
+// ErrUnsupported wraps kernel feature problems.
+var ErrUnsupported = errors.New("interposition unsupported")
+
+// Start checks the kernel, reaches the agent and prepares the rules.
+func Start(ctx context.Context, opts Options) (*Session, error) {
+	if err := seccomp.Check(); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrUnsupported, err)
+	}
+	if opts.Config == nil {
+		opts.Config = &config.Config{}
+	}
+	if opts.Stderr == nil {
+		opts.Stderr = os.Stderr
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	cfg := opts.Config.WithDefaults()
+	c, release, err := opts.Connector.Connect(ctx, client.Options{Name: opts.ClientName, Version: opts.Version, Logger: opts.Logger})
+	if err != nil {
+		return nil, err
+	}
+	s := &Session{opts: opts, cfg: cfg, client: c, release: release}
+	if err := s.prepare(ctx); err != nil {
+		release()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Session) prepare(ctx context.Context) error {
+	vars, err := s.client.Env(ctx, s.cfg.Env.Include, s.cfg.Env.Exclude)
+	if err != nil {
+		return fmt.Errorf("read the environment of %s: %w", s.opts.Connector.Describe(), err)
+	}
+	for k, v := range s.cfg.Env.Override {
+		vars[k] = v
+	}
+	s.remote = vars
+	if *s.cfg.Hostname {
+		s.host = s.client.Welcome().Target.Hostname
+	}
+	o := s.cfg.Network.Outgoing
+	var resolve rules.Resolver
+	if len(o.Filter.Remote)+len(o.Filter.Local) > 0 {
+		res, err := s.client.Resolver(ctx)
+		if err != nil {
+			return err
+		}
+		resolve = func(host string) ([]netip.Addr, error) { return res.LookupHost(ctx, host) }
+	}
+	s.out, err = rules.NewOutgoing(rules.OutgoingOptions{
+		TCP: *o.TCP, UDP: *o.UDP, IgnoreLocalhost: *o.IgnoreLocalhost,
+		Remote: o.Filter.Remote, Local: o.Filter.Local,
+	}, resolve)
+	if err != nil {
+		return err
+	}
+	if len(s.cfg.Network.DNS.Filter.Remote)+len(s.cfg.Network.DNS.Filter.Local) > 0 {
+		return errors.New("network.dns.filter is not supported yet: remove it (DNS goes entirely through the target, or set network.dns.enabled to false)")
+	}
+	return nil
+}
+
+// Client is the agent connection.
+func (s *Session) Client() *client.Client { return s.client }
+
+// Target names the target.
+func (s *Session) Target() string { return s.opts.Connector.Describe() }
+
+// localOnlyEnv are variables that describe this machine and the user's
+// shell rather than the application; the target's values would break the
+// local program (PATH, HOME) or the terminal.
+var localOnlyEnv = glob.NewSelector([]string{
+	"PATH;HOME;USER;LOGNAME;SHELL;TERM;COLORTERM;PWD;OLDPWD;SHLVL;TMPDIR;LANG;LANGUAGE;LC_*;DISPLAY;WAYLAND_DISPLAY;XDG_*;SSH_*;LD_PRELOAD;LD_LIBRARY_PATH;_",
+}, nil)
+
+// Environ merges the target's variables into a local environment: the
+// target's win, except those that describe this machine. Explicit overrides
+// always win.
+func (s *Session) Environ(local []string) []string {
+	merged := map[string]string{}
+	var order []string
+	for _, kv := range local {
+		k, v, _ := strings.Cut(kv, "=")
+		if _, seen := merged[k]; !seen {
+			order = append(order, k)
+		}
+		merged[k] = v
+	}
+	names := make([]string, 0, len(s.remote))
+	for k := range s.remote {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	for _, k := range names {
+		_, override := s.cfg.Env.Override[k]
+		if localOnlyEnv.Selects(k) && !override {
+			continue
+		}
+		if _, seen := merged[k]; !seen {
+			order = append(order, k)
+		}
+		merged[k] = s.remote[k]
+	}
+	out := make([]string, 0, len(order))
+	for _, k := range order {
+		out = append(out, k+"="+merged[k])
+	}
+	return out
+}
+
+// newSupervisor builds a supervisor for a program; program's directory
+// stays local.
+func (s *Session) newSupervisor(program string, transparentPID int) (*supervisor.Supervisor, error) {
+	extra := []string{s.opts.WorkDir}
+	if home, err := os.UserHomeDir(); err == nil {
+		extra = append(extra, home)
+	}
+	if program != "" {
+		extra = append(extra, filepath.Dir(program))
+	}
+	paths, err := rules.NewPaths(rules.PathOptions{
+		RemoteByDefault: s.cfg.FS.Mode == config.FSRead,
+		Local:           s.cfg.FS.Local, Remote: s.cfg.FS.Remote, ExtraLocal: extra,
+	})
+	if err != nil {
+		return nil, err
+	}
+	in := s.cfg.Network.Incoming
+	inOpts := supervisor.IncomingOptions{Filter: in.HTTPFilter, Ports: in.Ports, IgnorePorts: in.IgnorePorts, PortMapping: in.PortMapping}
+	switch in.Mode {
+	case config.IncomingMirror:
+		inOpts.Mode = wire.ModeMirror
+	case config.IncomingSteal:
+		inOpts.Mode = wire.ModeSteal
+	}
+	sup, err := supervisor.New(supervisor.Config{
+		Client: s.client, Paths: paths, Outgoing: s.out, Processes: rules.NewProcesses(s.cfg.Processes.Local),
+		Incoming: inOpts, Hostname: s.host, DNS: *s.cfg.Network.DNS.Enabled, TransparentPID: transparentPID,
+		Stderr: s.opts.Stderr, Logger: s.opts.Logger,
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	s.supervisors = append(s.supervisors, sup)
+	s.mu.Unlock()
+	return sup, nil
+}
+
+// Close ends the session: supervisors stop (the keeper answers for
+// programs still running), subscriptions end, the agent connection closes.
+func (s *Session) Close() error {
+	s.mu.Lock()
+	sups, keepers := s.supervisors, s.keepers
+	s.supervisors, s.keepers = nil, nil
+	s.mu.Unlock()
+	for _, sup := range sups {
+		sup.Close()
+	}
+	for _, release := range keepers {
+		release()
+	}
+	done := make(chan struct{})
+	go func() {
+		s.release()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+	}
+	return nil
+}

@@ -1,0 +1,120 @@
+package supervisor
+
+import (
+	"context"
+	"net/netip"
+	"slices"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/remocal/remocal/agent/client"
+	"github.com/remocal/remocal/interpose/seccomp"
+	"github.com/remocal/remocal/protocol/wire"
+)
+
+const subscribeTimeout = 15 * time.Second
+
+// incoming subscribes the target's port when the program starts listening,
+// and forwards what the agent delivers to the program's listener.
+type incoming struct {
+	s *Supervisor
+
+	mu   sync.Mutex
+	subs map[uint16]*client.Subscription // by local port
+}
+
+func newIncoming(s *Supervisor) *incoming {
+	return &incoming{s: s, subs: map[uint16]*client.Subscription{}}
+}
+
+// listen subscribes before letting listen(2) continue, so that once the
+// program is ready to accept, the target's traffic is already on its way.
+func (in *incoming) listen(c *call) {
+	opts := in.s.cfg.Incoming
+	if opts.Mode == "" {
+		c.cont()
+		return
+	}
+	fd, err := seccomp.GetFD(c.tid, int(c.arg(0)))
+	if err != nil {
+		c.cont()
+		return
+	}
+	typ, _ := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TYPE)
+	v6only, _ := unix.GetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY)
+	sa, err := unix.Getsockname(fd)
+	unix.Close(fd)
+	bound, ok := addrPortOf(sa)
+	if err != nil || !ok || typ != unix.SOCK_STREAM || bound.Port() == 0 {
+		c.cont()
+		return
+	}
+	port := bound.Port()
+	if slices.Contains(opts.IgnorePorts, port) || (len(opts.Ports) > 0 && !slices.Contains(opts.Ports, port)) {
+		c.cont()
+		return
+	}
+	in.mu.Lock()
+	_, done := in.subs[port]
+	in.mu.Unlock()
+	if done {
+		c.cont()
+		return
+	}
+	forward := bound
+	if bound.Addr().IsUnspecified() {
+		if bound.Addr().Is6() && v6only == 1 {
+			forward = netip.AddrPortFrom(netip.IPv6Loopback(), port)
+		} else {
+			forward = netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), port)
+		}
+	}
+	remotePort := port
+	if p, ok := opts.PortMapping[port]; ok {
+		remotePort = p
+	}
+	c.async(func(c *call) {
+		in.subscribe(port, remotePort, forward)
+		c.cont()
+	})
+}
+
+func (in *incoming) subscribe(local, remote uint16, forward netip.AddrPort) {
+	opts := in.s.cfg.Incoming
+	ctx, cancel := context.WithTimeout(in.s.ctx, subscribeTimeout)
+	defer cancel()
+	spec := wire.Subscribe{Port: remote, Mode: opts.Mode, Filter: opts.Filter}
+	sub, err := in.s.cfg.Client.Subscribe(ctx, spec, client.ForwardTo(forward.String()))
+	if err != nil {
+		in.s.warnf("cannot %s port %d of the target for the program's port %d: %v", opts.Mode, remote, local, err)
+		return
+	}
+	in.mu.Lock()
+	in.subs[local] = sub
+	in.mu.Unlock()
+	what := "mirroring"
+	if opts.Mode == wire.ModeSteal {
+		what = "stealing"
+	}
+	filter := ""
+	if opts.Filter != nil {
+		filter = " where " + opts.Filter.String()
+	}
+	in.s.warnf("%s port %d of the target%s to %s", what, remote, filter, forward)
+	in.s.stats.remote("listen")
+}
+
+// close unsubscribes everything; the client may already be gone.
+func (in *incoming) close() {
+	in.mu.Lock()
+	subs := in.subs
+	in.subs = map[uint16]*client.Subscription{}
+	in.mu.Unlock()
+	for _, sub := range subs {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		sub.Close(ctx)
+		cancel()
+	}
+}

@@ -1,0 +1,380 @@
+// Package config reads the user's configuration file, .remocal/config.json.
+//
+// The file is JSON with comments and trailing commas allowed, so people can
+// annotate it the way they annotate code. It is checked strictly: an unknown
+// key or a wrong type is an error, never silently ignored, because a typo in
+// an ignored key ("ignorePort") would otherwise quietly change what runs
+// against a shared remote environment. The JSON Schema (Schema) is the
+// single description of the format: IDEs use it for completion and
+// validation, and Parse validates against the same document before decoding,
+// so the editor and remocal cannot disagree about what is valid.
+package config
+
+import (
+	"encoding/json"
+	"fmt"
+	"maps"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/remocal/remocal/protocol/glob"
+	"github.com/remocal/remocal/protocol/wire"
+)
+
+// Config is the contents of a configuration file. Fields left empty mean
+// "use the default"; WithDefaults spells the defaults out. Booleans whose
+// default is true are pointers, because only a pointer can tell an explicit
+// false from an absent key.
+type Config struct {
+	// Schema lets editors find the JSON Schema; remocal ignores it.
+	Schema    string    `json:"$schema,omitempty"`
+	Target    string    `json:"target,omitempty"`
+	Agent     Agent     `json:"agent,omitzero"`
+	Env       Env       `json:"env,omitzero"`
+	FS        FS        `json:"fs,omitzero"`
+	Network   Network   `json:"network,omitzero"`
+	Processes Processes `json:"processes,omitzero"`
+	Hostname  *bool     `json:"hostname,omitempty"`
+}
+
+// Agent says how to reach the agent beside the target.
+type Agent struct {
+	// Address skips starting an agent: "unix:PATH" or "tcp:HOST:PORT".
+	Address string   `json:"address,omitempty"`
+	IdleTTL Duration `json:"idleTTL,omitzero"`
+}
+
+// Env selects the target's environment variables.
+type Env struct {
+	// Include and Exclude hold protocol/glob patterns; an empty Include
+	// selects every variable.
+	Include  []string          `json:"include,omitempty"`
+	Exclude  []string          `json:"exclude,omitempty"`
+	Override map[string]string `json:"override,omitempty"`
+}
+
+// Selector returns the glob selector the agent applies for Include and
+// Exclude.
+func (e Env) Selector() glob.Selector { return glob.NewSelector(e.Include, e.Exclude) }
+
+// FSMode says where files come from.
+type FSMode string
+
+// File system modes.
+const (
+	// FSRead reads the target's files; writes stay on this machine.
+	FSRead FSMode = "read"
+	// FSLocal uses only this machine's files.
+	FSLocal FSMode = "local"
+)
+
+// FS chooses which files are read from the target.
+type FS struct {
+	Mode FSMode `json:"mode,omitempty"`
+	// Local and Remote hold absolute path prefixes or globs ('*' within a
+	// component, "**" across components) that override Mode.
+	Local  []string `json:"local,omitempty"`
+	Remote []string `json:"remote,omitempty"`
+}
+
+// Network configures incoming, outgoing and DNS traffic.
+type Network struct {
+	Incoming Incoming `json:"incoming,omitzero"`
+	Outgoing Outgoing `json:"outgoing,omitzero"`
+	DNS      DNS      `json:"dns,omitzero"`
+}
+
+// IncomingMode says what happens to connections the target receives.
+type IncomingMode string
+
+// Incoming modes.
+const (
+	// IncomingMirror sends a copy to the local process; the target still
+	// answers.
+	IncomingMirror IncomingMode = "mirror"
+	// IncomingSteal takes connections (or, with an HTTP filter, matching
+	// requests) away from the target.
+	IncomingSteal IncomingMode = "steal"
+	// IncomingOff leaves incoming traffic alone.
+	IncomingOff IncomingMode = "off"
+)
+
+// Incoming configures traffic the target receives.
+type Incoming struct {
+	Mode       IncomingMode     `json:"mode,omitempty"`
+	HTTPFilter *wire.HTTPFilter `json:"httpFilter,omitempty"`
+	// Ports limits subscriptions to these local listen ports; empty means
+	// every port the local process listens on.
+	Ports       []uint16 `json:"ports,omitempty"`
+	IgnorePorts []uint16 `json:"ignorePorts,omitempty"`
+	// PortMapping maps a local listen port to the target's port, for a
+	// local process that cannot listen on the target's port.
+	PortMapping map[uint16]uint16 `json:"portMapping,omitempty"`
+}
+
+// Outgoing configures connections the local process makes.
+type Outgoing struct {
+	TCP             *bool  `json:"tcp,omitempty"`
+	UDP             *bool  `json:"udp,omitempty"`
+	IgnoreLocalhost *bool  `json:"ignoreLocalhost,omitempty"`
+	Filter          Filter `json:"filter,omitzero"`
+}
+
+// DNS configures name resolution.
+type DNS struct {
+	Enabled *bool  `json:"enabled,omitempty"`
+	Filter  Filter `json:"filter,omitzero"`
+}
+
+// Filter splits traffic between the target and this machine. At most one
+// list is set: Remote sends only its entries through the target, Local keeps
+// only its entries on this machine. Neither set means everything goes
+// through the target.
+type Filter struct {
+	Remote []string `json:"remote,omitempty"`
+	Local  []string `json:"local,omitempty"`
+}
+
+// Processes lists programs that must never be redirected.
+type Processes struct {
+	// Local adds executable names to the built-in list of programs whose
+	// system calls are never intercepted.
+	Local []string `json:"local,omitempty"`
+}
+
+// Duration is a time.Duration written as a Go duration string ("90s").
+type Duration time.Duration
+
+// MarshalJSON writes d as a duration string.
+func (d Duration) MarshalJSON() ([]byte, error) {
+	return json.Marshal(time.Duration(d).String())
+}
+
+// UnmarshalJSON reads a duration string. Parse reaches this only with values
+// the schema already accepted.
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("expected a duration string such as \"90s\": %w", err)
+	}
+	v, err := ParseDuration(s)
+	if err != nil {
+		return err
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// Defaults. They are also stated in the schema, and a test keeps the two in
+// agreement.
+const (
+	DefaultIdleTTL      = Duration(time.Minute)
+	DefaultFSMode       = FSRead
+	DefaultIncomingMode = IncomingMirror
+)
+
+// WithDefaults returns a deep copy of c with every unset field that has a
+// default filled in, so consumers never re-implement the defaults. Explicit
+// values, including an explicit false, are kept.
+func (c *Config) WithDefaults() *Config {
+	d := c.clone()
+	if d.Agent.IdleTTL == 0 {
+		d.Agent.IdleTTL = DefaultIdleTTL
+	}
+	if len(d.Env.Include) == 0 {
+		d.Env.Include = []string{"*"}
+	}
+	if d.FS.Mode == "" {
+		d.FS.Mode = DefaultFSMode
+	}
+	if d.Network.Incoming.Mode == "" {
+		d.Network.Incoming.Mode = DefaultIncomingMode
+	}
+	for _, b := range []**bool{&d.Network.Outgoing.TCP, &d.Network.Outgoing.UDP, &d.Network.Outgoing.IgnoreLocalhost, &d.Network.DNS.Enabled, &d.Hostname} {
+		if *b == nil {
+			*b = ptr(true)
+		}
+	}
+	return d
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func (c *Config) clone() *Config {
+	d := *c
+	d.Env.Include = slices.Clone(c.Env.Include)
+	d.Env.Exclude = slices.Clone(c.Env.Exclude)
+	d.Env.Override = maps.Clone(c.Env.Override)
+	d.FS.Local = slices.Clone(c.FS.Local)
+	d.FS.Remote = slices.Clone(c.FS.Remote)
+	in := &d.Network.Incoming
+	if f := c.Network.Incoming.HTTPFilter; f != nil {
+		in.HTTPFilter = &wire.HTTPFilter{Headers: maps.Clone(f.Headers), Path: f.Path, Methods: slices.Clone(f.Methods)}
+	}
+	in.Ports = slices.Clone(in.Ports)
+	in.IgnorePorts = slices.Clone(in.IgnorePorts)
+	in.PortMapping = maps.Clone(in.PortMapping)
+	out := &d.Network.Outgoing
+	out.TCP, out.UDP, out.IgnoreLocalhost = clonePtr(out.TCP), clonePtr(out.UDP), clonePtr(out.IgnoreLocalhost)
+	out.Filter = cloneFilter(out.Filter)
+	d.Network.DNS.Enabled = clonePtr(d.Network.DNS.Enabled)
+	d.Network.DNS.Filter = cloneFilter(d.Network.DNS.Filter)
+	d.Processes.Local = slices.Clone(c.Processes.Local)
+	d.Hostname = clonePtr(c.Hostname)
+	return &d
+}
+
+func clonePtr[T any](p *T) *T {
+	if p == nil {
+		return nil
+	}
+	return ptr(*p)
+}
+
+func cloneFilter(f Filter) Filter {
+	return Filter{Remote: slices.Clone(f.Remote), Local: slices.Clone(f.Local)}
+}
+
+// Validate applies the rules of the schema and the checks between fields to
+// a Config built in code (Parse has already applied them to what it
+// returns). The error is an *Error without line numbers.
+func (c *Config) Validate() error {
+	if ps := c.problems(); len(ps) > 0 {
+		return &Error{Problems: ps}
+	}
+	return nil
+}
+
+// problems checks values and the relations between fields. Values the
+// schema rejected were removed before decoding, so in Parse these checks
+// see only well-formed values and add what a schema cannot say.
+func (c *Config) problems() []Problem {
+	var ps []Problem
+	add := func(path string, err error) {
+		if err != nil {
+			ps = append(ps, Problem{Path: path, Message: err.Error()})
+		}
+	}
+	if c.Target != "" {
+		_, err := ParseTarget(c.Target)
+		add("$.target", err)
+	}
+	if c.Agent.Address != "" {
+		add("$.agent.address", checkAgentAddress(c.Agent.Address))
+	}
+	if c.Agent.IdleTTL < 0 {
+		add("$.agent.idleTTL", fmt.Errorf("got %q, expected a duration greater than zero", time.Duration(c.Agent.IdleTTL)))
+	}
+	for k := range c.Env.Override {
+		add(keyPath("$.env.override", k), checkEnvName(k))
+	}
+	switch c.FS.Mode {
+	case "", FSRead, FSLocal:
+	default:
+		add("$.fs.mode", fmt.Errorf(`got %q, expected one of "read", "local"`, c.FS.Mode))
+	}
+	for i, p := range c.FS.Local {
+		add(indexPath("$.fs.local", i), checkPathRule(p))
+	}
+	for i, p := range c.FS.Remote {
+		add(indexPath("$.fs.remote", i), checkPathRule(p))
+	}
+	ps = append(ps, c.Network.Incoming.problems("$.network.incoming")...)
+	ps = append(ps, filterProblems("$.network.outgoing.filter", c.Network.Outgoing.Filter, func(s string) error {
+		_, err := ParseEndpoint(s)
+		return err
+	})...)
+	ps = append(ps, filterProblems("$.network.dns.filter", c.Network.DNS.Filter, checkDNSPattern)...)
+	for i, p := range c.Processes.Local {
+		add(indexPath("$.processes.local", i), checkExecutableName(p))
+	}
+	return ps
+}
+
+func (in *Incoming) problems(at string) []Problem {
+	var ps []Problem
+	add := func(path, format string, args ...any) {
+		ps = append(ps, Problem{Path: path, Message: fmt.Sprintf(format, args...)})
+	}
+	switch in.Mode {
+	case "", IncomingMirror, IncomingSteal, IncomingOff:
+	default:
+		add(at+".mode", `got %q, expected one of "mirror", "steal", "off"`, in.Mode)
+	}
+	if f := in.HTTPFilter; f != nil {
+		fp := at + ".httpFilter"
+		if in.Mode == IncomingOff {
+			add(fp, `an HTTP filter has no effect when mode is "off"; remove it or set mode to "mirror" or "steal"`)
+		}
+		// Validate each part on its own so every bad pattern is reported
+		// at its own path; the rules stay those of wire.HTTPFilter.
+		if err := f.Validate(); err != nil && len(f.Headers) == 0 && f.Path == "" && len(f.Methods) == 0 {
+			add(fp, "%v", err)
+		}
+		for _, name := range slices.Sorted(maps.Keys(f.Headers)) {
+			part := wire.HTTPFilter{Headers: map[string]string{name: f.Headers[name]}}
+			if err := part.Validate(); err != nil {
+				add(keyPath(fp+".headers", name), "%v", err)
+			}
+		}
+		if f.Path != "" {
+			part := wire.HTTPFilter{Path: f.Path}
+			if err := part.Validate(); err != nil {
+				add(fp+".path", "%v", err)
+			}
+		}
+		for i, m := range f.Methods {
+			part := wire.HTTPFilter{Methods: []string{m}}
+			if err := part.Validate(); err != nil {
+				add(indexPath(fp+".methods", i), "%v", err)
+			}
+		}
+	}
+	checkPorts := func(name string, ports []uint16) {
+		seen := map[uint16]int{}
+		for i, p := range ports {
+			if p == 0 {
+				add(indexPath(at+"."+name, i), "got 0, expected a port number from 1 to 65535")
+			} else if j, dup := seen[p]; dup {
+				add(indexPath(at+"."+name, i), "port %d is already listed at index %d; list each port once", p, j)
+			} else {
+				seen[p] = i
+			}
+		}
+	}
+	checkPorts("ports", in.Ports)
+	checkPorts("ignorePorts", in.IgnorePorts)
+	if in.Ports != nil && len(in.Ports) == 0 {
+		add(at+".ports", "got an empty list, expected at least one port; omit ports to subscribe every port")
+	}
+	for i, p := range in.IgnorePorts {
+		if p != 0 && slices.Contains(in.Ports, p) {
+			add(indexPath(at+".ignorePorts", i), "port %d is also listed in ports; a port cannot be both subscribed and ignored", p)
+		}
+	}
+	for _, local := range slices.Sorted(maps.Keys(in.PortMapping)) {
+		path := keyPath(at+".portMapping", strconv.Itoa(int(local)))
+		if local == 0 {
+			add(path, `got key "0", expected a local port number from 1 to 65535`)
+		} else if in.PortMapping[local] == 0 {
+			add(path, "got 0, expected a remote port number from 1 to 65535")
+		}
+	}
+	return ps
+}
+
+func filterProblems(at string, f Filter, check func(string) error) []Problem {
+	var ps []Problem
+	if len(f.Remote) > 0 && len(f.Local) > 0 {
+		ps = append(ps, Problem{Path: at, Message: `got both "local" and "remote", expected exactly one of them`})
+	}
+	for name, list := range map[string][]string{"remote": f.Remote, "local": f.Local} {
+		for i, s := range list {
+			if err := check(s); err != nil {
+				ps = append(ps, Problem{Path: indexPath(at+"."+name, i), Message: err.Error()})
+			}
+		}
+	}
+	return ps
+}

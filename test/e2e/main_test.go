@@ -1,0 +1,137 @@
+// Package e2e runs `remocal exec` end to end: real programs (curl, python3,
+// a static Go binary, ...) run under the real binary against the local
+// "remote" environment of test/localenv. The test binary, and so every
+// program it runs, sits in a loopback-only network namespace: whatever the
+// programs reach of the environment, they reach through remocal.
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/remocal/remocal/test/localenv"
+)
+
+func TestMain(m *testing.M) {
+	localenv.Main(m, func() {
+		if buildDir != "" {
+			os.RemoveAll(buildDir)
+		}
+	})
+}
+
+var (
+	buildOnce sync.Once
+	buildDir  string
+	buildErr  error
+)
+
+// built returns the path of a binary built from this module once per test
+// run: "remocal" (cmd/remocal) or one of the test programs in testdata.
+func built(t *testing.T, name string) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		buildDir, buildErr = os.MkdirTemp("", "remocal-e2e-bin")
+		if buildErr != nil {
+			return
+		}
+		for out, pkg := range map[string]string{
+			"remocal": "github.com/remocal/remocal/cmd/remocal",
+			"probe":   "github.com/remocal/remocal/test/e2e/testdata/probe",
+		} {
+			cmd := exec.Command("go", "build", "-o", filepath.Join(buildDir, out), pkg)
+			cmd.Env = append(os.Environ(), "CGO_ENABLED=0") // static: the hardest case for interposition
+			if b, err := cmd.CombinedOutput(); err != nil {
+				buildErr = fmt.Errorf("build %s: %v\n%s", pkg, err, b)
+				return
+			}
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return filepath.Join(buildDir, name)
+}
+
+// result is what a remocal exec run produced.
+type result struct {
+	code           int
+	stdout, stderr string
+}
+
+// execIn runs `remocal exec --target pid/<app> [flags] -- argv` and waits.
+func execIn(t *testing.T, env *localenv.Env, flags []string, argv ...string) result {
+	t.Helper()
+	cmd := remocalCmd(t, env, flags, argv...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	res := result{stdout: out.String(), stderr: errb.String()}
+	var ee *exec.ExitError
+	switch {
+	case errors.As(err, &ee):
+		res.code = ee.ExitCode()
+	case err != nil:
+		t.Fatalf("run remocal exec: %v", err)
+	}
+	t.Logf("remocal exec %v -- %v: exit %d\nstdout:\n%s\nstderr:\n%s", flags, argv, res.code, res.stdout, res.stderr)
+	return res
+}
+
+func remocalCmd(t *testing.T, env *localenv.Env, flags []string, argv ...string) *exec.Cmd {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	t.Cleanup(cancel)
+	args := append([]string{"exec", "--target", fmt.Sprintf("pid/%d", env.App.PID)}, flags...)
+	args = append(append(args, "--"), argv...)
+	cmd := exec.CommandContext(ctx, built(t, "remocal"), args...)
+	cmd.Dir = projectDir(t)
+	return cmd
+}
+
+// projectConfig is the .remocal/config.json of the tests' project: the
+// example app keeps its config under /etc, which stays local by default.
+const projectConfig = `{
+  // the app's own config directory lives in the target
+  "fs": {"remote": ["/etc/inventory"]},
+}
+`
+
+// projectDir is a fresh project directory with projectConfig.
+func projectDir(t *testing.T) string {
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, ".remocal"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, ".remocal", "config.json"), []byte(projectConfig), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+func requireTool(t *testing.T, name string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err != nil {
+		t.Fatalf("%s is required (make test installs it): %v", name, err)
+	}
+	return p
+}
+
+func mustContain(t *testing.T, what, got string, wants ...string) {
+	t.Helper()
+	for _, w := range wants {
+		if !strings.Contains(got, w) {
+			t.Errorf("%s lacks %q:\n%s", what, w, got)
+		}
+	}
+}

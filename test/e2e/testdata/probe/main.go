@@ -1,0 +1,130 @@
+// Command probe is a statically linked Go program that reports what it sees
+// of its environment, for the end-to-end tests: each argument names a check.
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+)
+
+func main() {
+	for _, arg := range os.Args[1:] {
+		what, param, _ := strings.Cut(arg, "=")
+		if err := run(what, param); err != nil {
+			fmt.Printf("%s: ERROR %v\n", what, err)
+			os.Exit(1)
+		}
+	}
+}
+
+func run(what, param string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	switch what {
+	case "env":
+		fmt.Printf("env %s=%s\n", param, os.Getenv(param))
+	case "hostname":
+		h, err := os.Hostname()
+		if err != nil {
+			return err
+		}
+		fmt.Printf("hostname %s\n", h)
+	case "read":
+		b, err := os.ReadFile(param)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("read %s: %s\n", param, strings.TrimSpace(string(b)))
+	case "stat":
+		fi, err := os.Stat(param)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("stat %s: size=%d mode=%v\n", param, fi.Size(), fi.Mode())
+	case "ls":
+		entries, err := os.ReadDir(param)
+		if err != nil {
+			return err
+		}
+		var names []string
+		for _, e := range entries {
+			names = append(names, e.Name())
+		}
+		fmt.Printf("ls %s: %s\n", param, strings.Join(names, ","))
+	case "resolve":
+		addrs, err := net.DefaultResolver.LookupHost(ctx, param)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("resolve %s: %s\n", param, strings.Join(addrs, ","))
+	case "redis":
+		var d net.Dialer
+		conn, err := d.DialContext(ctx, "tcp", param)
+		if err != nil {
+			return err
+		}
+		defer conn.Close()
+		fmt.Fprintf(conn, "PING\r\n")
+		line, err := bufio.NewReader(conn).ReadString('\n')
+		if err != nil {
+			return err
+		}
+		fmt.Printf("redis %s: %s (remote %s)\n", param, strings.TrimSpace(line), conn.RemoteAddr())
+	case "udp":
+		var d net.Dialer
+		conn, err := d.DialContext(ctx, "udp", param)
+		if err != nil {
+			return err
+		}
+		defer conn.Close()
+		conn.SetDeadline(time.Now().Add(10 * time.Second))
+		conn.Write([]byte("hello"))
+		buf := make([]byte, 100)
+		n, err := conn.Read(buf)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("udp %s: %s\n", param, buf[:n])
+	case "get":
+		resp, err := http.Get(param)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		fmt.Printf("get %s: %d %s\n", param, resp.StatusCode, strings.TrimSpace(string(b)))
+	case "serve":
+		// Serve HTTP on param (":8080"), answer "local probe", print one
+		// line per request, exit after the first request.
+		l, err := net.Listen("tcp", param)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("serving %s\n", param)
+		done := make(chan struct{})
+		srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			fmt.Printf("request %s %s user=%s\n", r.Method, r.URL.Path, r.Header.Get("X-Remocal-User"))
+			w.Header().Set("X-Served-By", "local-probe")
+			fmt.Fprintln(w, "local probe")
+			select {
+			case <-done:
+			default:
+				close(done)
+			}
+		})}
+		go srv.Serve(l)
+		<-done
+		time.Sleep(100 * time.Millisecond) // let the response flush before exiting
+		srv.Close()
+	default:
+		return fmt.Errorf("unknown check %q", what)
+	}
+	return nil
+}
