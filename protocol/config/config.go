@@ -237,10 +237,15 @@ func cloneFilter(f Filter) Filter {
 }
 
 // Validate applies the rules of the schema and the checks between fields to
-// a Config built in code (Parse has already applied them to what it
-// returns). The error is an *Error without line numbers.
+// a Config built in code, typically a file's Config changed by
+// command-line flags (Parse has already applied them to what it returns).
+// Unlike Parse it accepts settings that merely have no effect, such as an
+// HTTP filter with incoming mode "off": a flag that turns incoming traffic
+// off for one run should not require editing the file. The error is an
+// *Error without line numbers.
 func (c *Config) Validate() error {
-	if ps := c.problems(); len(ps) > 0 {
+	if ps := c.problems(false); len(ps) > 0 {
+		sortProblems(ps)
 		return &Error{Problems: ps}
 	}
 	return nil
@@ -248,8 +253,9 @@ func (c *Config) Validate() error {
 
 // problems checks values and the relations between fields. Values the
 // schema rejected were removed before decoding, so in Parse these checks
-// see only well-formed values and add what a schema cannot say.
-func (c *Config) problems() []Problem {
+// see only well-formed values and add what a schema cannot say. inFile
+// adds the checks for settings that contradict each other within one file.
+func (c *Config) problems(inFile bool) []Problem {
 	var ps []Problem
 	add := func(path string, err error) {
 		if err != nil {
@@ -280,7 +286,7 @@ func (c *Config) problems() []Problem {
 	for i, p := range c.FS.Remote {
 		add(indexPath("$.fs.remote", i), checkPathRule(p))
 	}
-	ps = append(ps, c.Network.Incoming.problems("$.network.incoming")...)
+	ps = append(ps, c.Network.Incoming.problems("$.network.incoming", inFile)...)
 	ps = append(ps, filterProblems("$.network.outgoing.filter", c.Network.Outgoing.Filter, func(s string) error {
 		_, err := ParseEndpoint(s)
 		return err
@@ -292,7 +298,7 @@ func (c *Config) problems() []Problem {
 	return ps
 }
 
-func (in *Incoming) problems(at string) []Problem {
+func (in *Incoming) problems(at string, inFile bool) []Problem {
 	var ps []Problem
 	add := func(path, format string, args ...any) {
 		ps = append(ps, Problem{Path: path, Message: fmt.Sprintf(format, args...)})
@@ -304,7 +310,7 @@ func (in *Incoming) problems(at string) []Problem {
 	}
 	if f := in.HTTPFilter; f != nil {
 		fp := at + ".httpFilter"
-		if in.Mode == IncomingOff {
+		if inFile && in.Mode == IncomingOff {
 			add(fp, `an HTTP filter has no effect when mode is "off"; remove it or set mode to "mirror" or "steal"`)
 		}
 		// Validate each part on its own so every bad pattern is reported

@@ -153,6 +153,8 @@ func checkSyntax(data []byte) *syntaxError {
 			msg += "; JSON strings and keys take double quotes"
 		case strings.HasSuffix(msg, "looking for beginning of object key string"):
 			msg += "; keys must be strings in double quotes"
+		case strings.HasSuffix(msg, "after object key:value pair"), strings.HasSuffix(msg, "after array element"):
+			msg += "; is a comma missing before it?"
 		}
 		return &syntaxError{off, msg}
 	}
@@ -212,19 +214,14 @@ func (w *walker) value(path string) {
 					atKey:   true,
 					at:      start + 1,
 				})
-			} else {
-				w.pos.key[kp] = start
 			}
 			seen[key] = true
+			// A repeated key overwrites the positions of the earlier one,
+			// as its value overwrites the earlier value when decoding.
+			w.pos.key[kp] = start
 			w.skip()
 			w.i++ // ':'
-			if _, dup := w.pos.value[kp]; dup {
-				// Keep the first occurrence's positions; walk the duplicate
-				// under a path nothing refers to.
-				w.value(kp + "\x00dup")
-			} else {
-				w.value(kp)
-			}
+			w.value(kp)
 		}
 	case '[':
 		w.i++

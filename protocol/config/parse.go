@@ -63,9 +63,12 @@ type Error struct {
 func (e *Error) Error() string {
 	lines := make([]string, len(e.Problems))
 	for i, p := range e.Problems {
-		if e.Source != "" {
+		switch {
+		case e.Source != "" && p.Line > 0:
 			lines[i] = e.Source + ":" + p.String()
-		} else {
+		case e.Source != "":
+			lines[i] = e.Source + ": " + p.String()
+		default:
 			lines[i] = p.String()
 		}
 	}
@@ -167,7 +170,7 @@ func Parse(data []byte, source string) (*Config, error) {
 			found = append(found, finding{Problem: p})
 			bad[p.Path] = true
 		}
-		for _, p := range c.problems() {
+		for _, p := range c.problems(true) {
 			if !underAny(p.Path, bad) {
 				found = append(found, finding{Problem: p})
 			}

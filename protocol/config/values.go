@@ -257,13 +257,20 @@ func ParseEndpoint(s string) (Endpoint, error) {
 		}
 		return e, nil
 	}
+	// expected names the host part only when there is more to s.
+	expected := func(what string) (Endpoint, error) {
+		if host == s {
+			return bad("expected %s", what)
+		}
+		return bad("expected %q to be %s", host, what)
+	}
 	if strings.Contains(host, "/") {
 		p, err := netip.ParsePrefix(host)
 		if err != nil {
-			return bad("%q is not a CIDR range such as 10.0.0.0/8 or fd00::/8", host)
+			return expected("a CIDR range such as 10.0.0.0/8 or fd00::/8")
 		}
 		if m := p.Masked(); m != p {
-			return bad("the range %q has bits set after the prefix length; expected %q", host, m.String())
+			return bad("which has bits set after the prefix length; expected %q", strings.Replace(s, host, m.String(), 1))
 		}
 		e.Prefix = p
 		return e, nil
@@ -271,7 +278,7 @@ func ParseEndpoint(s string) (Endpoint, error) {
 	if strings.Contains(host, ":") {
 		a, err := netip.ParseAddr(host)
 		if err != nil {
-			return bad("%q is not an IPv6 address (write \"[address]:port\" to give a port)", host)
+			return expected(`an IPv6 address (with a port: "[address]:port")`)
 		}
 		if a.Zone() != "" {
 			return bad("IPv6 zones such as %q are not supported", "%"+a.Zone())
@@ -284,7 +291,7 @@ func ParseEndpoint(s string) (Endpoint, error) {
 		return e, nil
 	}
 	if looksNumeric(host) {
-		return bad("%q is not a valid IPv4 address", host)
+		return expected("a valid IPv4 address")
 	}
 	if err := checkHostName(host); err != nil {
 		return bad("%v", err)

@@ -10,9 +10,13 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"strings"
 	"time"
 )
+
+// listeners stay open until the process exits.
+var listeners []net.Listener
 
 func main() {
 	for _, arg := range os.Args[1:] {
@@ -123,6 +127,24 @@ func run(what, param string) error {
 		<-done
 		time.Sleep(100 * time.Millisecond) // let the response flush before exiting
 		srv.Close()
+	case "wait":
+		// Wait for a line on stdin: the test does something meanwhile.
+		fmt.Println("waiting")
+		bufio.NewReader(os.Stdin).ReadString('\n')
+	case "listen":
+		// Listen without serving, until the process exits.
+		l, err := net.Listen("tcp", param)
+		if err != nil {
+			return err
+		}
+		listeners = append(listeners, l)
+		fmt.Printf("listening %s\n", param)
+	case "run":
+		// Run a child process: "PROGRAM+ARG+ARG...".
+		argv := strings.Split(param, "+")
+		cmd := exec.Command(argv[0], argv[1:]...)
+		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+		return cmd.Run()
 	default:
 		return fmt.Errorf("unknown check %q", what)
 	}
