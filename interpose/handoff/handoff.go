@@ -34,7 +34,9 @@ const (
 // Result is what the supervisor gets from a handoff.
 type Result struct {
 	Listener *seccomp.Listener
-	// PID of the process that installed the filter (from SO_PEERCRED).
+	// PID of the process that installed the filter, from SO_PEERCRED. On a
+	// socketpair the kernel reports the pair's creator instead, so the
+	// launcher's caller uses the PID it started.
 	PID int
 }
 

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -17,6 +18,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/sourcegraph/conc"
 
 	"github.com/remocal/remocal/agent/client"
 	"github.com/remocal/remocal/interpose/connect"
@@ -62,7 +65,9 @@ type Session struct {
 	supervisors []*supervisor.Supervisor
 	// keepers release each keeper; only after the supervisors stopped, or
 	// both would answer the same listener.
-	keepers []func()
+	keepers   []func()
+	listeners []net.Listener // bootstrap sockets
+	wg        conc.WaitGroup
 }
 
 // ErrUnsupported wraps kernel feature problems.
@@ -220,9 +225,13 @@ func (s *Session) newSupervisor(program string, transparentPID int) (*supervisor
 // programs still running), subscriptions end, the agent connection closes.
 func (s *Session) Close() error {
 	s.mu.Lock()
-	sups, keepers := s.supervisors, s.keepers
-	s.supervisors, s.keepers = nil, nil
+	sups, keepers, listeners := s.supervisors, s.keepers, s.listeners
+	s.supervisors, s.keepers, s.listeners = nil, nil, nil
 	s.mu.Unlock()
+	for _, l := range listeners {
+		l.Close()
+	}
+	s.wg.Wait()
 	for _, sup := range sups {
 		sup.Close()
 	}

@@ -62,6 +62,13 @@ func newRemoteFS(s *Supervisor) (*remoteFS, error) {
 
 func (fs *remoteFS) close() { os.RemoveAll(fs.snapRoot) }
 
+// forget drops every cached remote file and stat.
+func (fs *remoteFS) forget() {
+	fs.mu.Lock()
+	fs.cache = map[string]*fileEntry{}
+	fs.mu.Unlock()
+}
+
 // pathArgs locates the path of a file system call and its directory fd.
 func pathArgs(c *call) (dirfd int32, pathAddr uint64) {
 	switch int(c.n.Data.Nr) {

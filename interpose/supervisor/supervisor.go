@@ -199,6 +199,9 @@ func (s *Supervisor) agentLost(err error) {
 		return
 	}
 	s.agentLostOnce.Do(func() {
+		// Cached remote files must not outlive the connection: the program
+		// would see some remote files and not others.
+		s.fs.forget()
 		fmt.Fprintf(s.cfg.Stderr, "remocal: lost the connection to the agent (%v); the program keeps running, but remote files now fail with EIO and connections through the target with ENETUNREACH\n", err)
 	})
 }

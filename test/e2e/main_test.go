@@ -245,3 +245,21 @@ func (r *running) wait() int {
 		return -1
 	}
 }
+
+// runRemocal runs the remocal binary with args and no environment.
+func runRemocal(t *testing.T, args ...string) result {
+	t.Helper()
+	cmd := exec.Command(built(t, "remocal"), args...)
+	cmd.Dir = t.TempDir()
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	res := result{stdout: out.String(), stderr: errb.String()}
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		res.code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}

@@ -1,0 +1,92 @@
+package session
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+
+	"github.com/remocal/remocal/interpose/handoff"
+	"github.com/remocal/remocal/interpose/seccomp"
+)
+
+// SocketEnv names the session socket for the bootstrap library, which a
+// program started outside remocal (by a debugger, an IDE) loads with
+// LD_PRELOAD: its constructor connects there, receives the filter and hands
+// back the listener, and from then on the program is supervised like one
+// started by `remocal exec`.
+const SocketEnv = "REMOCAL_SESSION_SOCKET"
+
+// ServeBootstrap accepts bootstrap connections on a unix socket at path
+// (created 0600) until the session closes. Each connecting process gets its
+// own supervisor and keeper.
+func (s *Session) ServeBootstrap(path string) error {
+	os.Remove(path)
+	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	if err != nil {
+		return fmt.Errorf("listen for programs joining the session: %w", err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		l.Close()
+		return err
+	}
+	s.mu.Lock()
+	s.listeners = append(s.listeners, l)
+	s.mu.Unlock()
+	s.wg.Go(func() {
+		for {
+			conn, err := l.AcceptUnix()
+			if err != nil {
+				return
+			}
+			s.wg.Go(func() {
+				defer conn.Close()
+				if err := s.adopt(conn); err != nil {
+					fmt.Fprintf(s.opts.Stderr, "remocal: a program could not join the session: %v\n", err)
+				}
+			})
+		}
+	})
+	return nil
+}
+
+// adopt supervises the process at the other end of conn.
+func (s *Session) adopt(conn *net.UnixConn) error {
+	sup, err := s.newSupervisor("", 0)
+	if err != nil {
+		return err
+	}
+	res, err := handoff.Offer(conn, seccomp.Encode(seccomp.Filter(seccomp.AllOptions)), handoffTimeout)
+	if err != nil {
+		return err
+	}
+	release, err := startKeeper(s.opts.Self, res.Listener)
+	if err != nil {
+		res.Listener.Close()
+		return err
+	}
+	s.mu.Lock()
+	s.keepers = append(s.keepers, release)
+	s.mu.Unlock()
+	sup.Serve(res.Listener)
+	return nil
+}
+
+// BootstrapEnv returns what a program needs in its environment to join the
+// session: the session's computed environment, the library preloaded and
+// the socket. library is the path of the bootstrap library on disk.
+func (s *Session) BootstrapEnv(local []string, library, socket string) ([]string, error) {
+	if library == "" || socket == "" {
+		return nil, errors.New("bootstrap needs the library path and the session socket")
+	}
+	env := s.Environ(local)
+	preload := library
+	for i, kv := range env {
+		if v, ok := cutPrefix(kv, "LD_PRELOAD="); ok && v != "" {
+			preload = library + ":" + v
+			env = append(env[:i], env[i+1:]...)
+			break
+		}
+	}
+	return append(env, "LD_PRELOAD="+preload, SocketEnv+"="+socket), nil
+}

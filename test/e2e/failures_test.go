@@ -1,0 +1,112 @@
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/remocal/remocal/test/localenv"
+)
+
+func TestUnreachableTarget(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"exec", "--target", "pid/999999999", "--", "true"}, "target pid/999999999: no such process"},
+		{[]string{"exec", "--target", "pid/1", "--agent", "unix:/nonexistent/agent.sock", "--", "true"}, "cannot reach the agent at unix:/nonexistent/agent.sock"},
+		{[]string{"exec", "--", "true"}, "no target: pass --target"},
+		{[]string{"exec", "--target", "deploy/api", "--", "true"}, `$.target: got "deploy/api", unknown kind "deploy"`},
+	} {
+		r := runRemocal(t, c.args...)
+		if r.code != 1 || !strings.Contains(r.stderr, c.want) {
+			t.Errorf("remocal %v: exit %d, stderr %q; want exit 1 and %q", c.args, r.code, r.stderr, c.want)
+		}
+	}
+}
+
+func TestCommandNotFound(t *testing.T) {
+	env := localenv.New(t)
+	r := execIn(t, env, nil, "no-such-program-anywhere")
+	if r.code != 127 || !strings.Contains(r.stderr, `"no-such-program-anywhere" is not in PATH`) {
+		t.Errorf("exit %d, stderr %q; want 127 and a not-found message", r.code, r.stderr)
+	}
+}
+
+func TestExitStatusIsTheProgramsOwn(t *testing.T) {
+	env := localenv.New(t)
+	if r := execIn(t, env, []string{"--no-incoming"}, "sh", "-c", "exit 42"); r.code != 42 || r.stderr != "" {
+		t.Errorf("exit %d stderr %q, want 42 and nothing from remocal", r.code, r.stderr)
+	}
+	if r := execIn(t, env, []string{"--no-incoming"}, "sh", "-c", "kill -TERM $$"); r.code != 128+int(syscall.SIGTERM) {
+		t.Errorf("killed by SIGTERM: exit %d, want %d", r.code, 128+int(syscall.SIGTERM))
+	}
+}
+
+func TestBadConfig(t *testing.T) {
+	env := localenv.New(t)
+	cfg := filepath.Join(t.TempDir(), "bad.json")
+	os.WriteFile(cfg, []byte(`{
+  "network": {"incoming": {"mode": "copy"}},
+  "fs": {"mdoe": "read"}
+}`), 0o644)
+	r := execIn(t, env, []string{"-f", cfg}, "true")
+	if r.code != 1 {
+		t.Errorf("exit %d, want 1", r.code)
+	}
+	mustContain(t, "stderr", r.stderr, "$.network.incoming.mode", `"mirror"`, "$.fs", "mdoe")
+}
+
+// agentOf finds the agent process remocal exec started.
+func agentOf(t *testing.T, remocalPID int) int {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		entries, _ := os.ReadDir("/proc")
+		for _, e := range entries {
+			pid, err := strconv.Atoi(e.Name())
+			if err != nil {
+				continue
+			}
+			stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+			cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+			if err != nil || !strings.Contains(string(cmdline), "agent\x00--target-pid") {
+				continue
+			}
+			fields := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
+			if len(fields) > 1 && fields[1] == strconv.Itoa(remocalPID) {
+				return pid
+			}
+		}
+	}
+	t.Fatal("no agent process found")
+	return 0
+}
+
+// TestAgentKilledMidSession: the program keeps running, remote operations
+// fail promptly with an error, and remocal says what happened.
+func TestAgentKilledMidSession(t *testing.T) {
+	env := localenv.New(t)
+	r := startExec(t, env, []string{"--no-incoming"}, built(t, "probe"),
+		"read="+localenv.AppConfigPath, "wait", "read="+localenv.AppConfigPath)
+	r.expect(r.stdout, `"environment": "remote"`)
+	r.expect(r.stdout, "waiting")
+	agent := agentOf(t, r.cmd.Process.Pid)
+	if err := syscall.Kill(agent, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	r.expect(r.stderr, "lost the connection to the agent")
+	r.stdin.Write([]byte("\n"))
+	line := r.expect(r.stdout, "read: ERROR")
+	if !strings.Contains(line, "input/output error") {
+		t.Errorf("after the agent died, a remote read should fail with EIO: %s", line)
+	}
+	if code := r.wait(); code != 1 {
+		t.Errorf("exit %d, want the program's own 1", code)
+	}
+}
