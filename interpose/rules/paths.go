@@ -86,25 +86,26 @@ func NewPaths(o PathOptions) (*Paths, error) {
 	return p, nil
 }
 
-// Where decides for an absolute, clean path.
+// Where decides for an absolute, clean path. It runs for every file system
+// call the supervisor sees, so the common pattern shapes (a literal
+// directory, "*.ext", "**/name") are matched without splitting the path.
 func (p *Paths) Where(abs string) Where {
 	if abs == "/" {
 		return Local
 	}
-	comps := strings.Split(strings.TrimPrefix(abs, "/"), "/")
 	// The user's rules first; between a local and a remote rule that both
 	// match, the more specific one (more components) wins.
-	l, r := bestMatch(p.userLocal, comps), bestMatch(p.userRemote, comps)
+	l, r := bestMatch(p.userLocal, abs), bestMatch(p.userRemote, abs)
 	switch {
 	case r > l:
 		return Remote
 	case l >= 0:
 		return Local
 	}
-	if bestMatch(p.defRemote, comps) >= 0 {
+	if bestMatch(p.defRemote, abs) >= 0 {
 		return Remote
 	}
-	if bestMatch(p.extraLocal, comps) >= 0 || bestMatch(p.defLocal, comps) >= 0 {
+	if bestMatch(p.extraLocal, abs) >= 0 || bestMatch(p.defLocal, abs) >= 0 {
 		return Local
 	}
 	if p.remoteByDefault {
@@ -118,15 +119,43 @@ func (p *Paths) Where(abs string) Where {
 // "**" any number of components. A pattern without "/" matches the last
 // component (a file name) anywhere.
 type pattern struct {
-	comps    []string
-	basename bool
+	kind   patternKind
+	text   string   // literal prefix, suffix or component, by kind
+	comps  []string // generic patterns
+	weight int      // components, for "more specific wins"
 }
 
+type patternKind int
+
+const (
+	literalPrefix patternKind = iota // "/usr/lib": the path or below
+	nameSuffix                       // "*.py": file names ending in text
+	nameContains                     // "*.so.*": file names containing text
+	anyComponent                     // "**/node_modules": that component anywhere
+	genericName                      // other file name globs
+	genericPath                      // other path globs
+)
+
 func compile(s string) pattern {
+	hasGlob := func(x string) bool { return strings.ContainsAny(x, "*?[") }
 	if !strings.Contains(s, "/") {
-		return pattern{comps: []string{s}, basename: true}
+		switch {
+		case strings.HasPrefix(s, "*") && !hasGlob(s[1:]):
+			return pattern{kind: nameSuffix, text: s[1:], weight: 1}
+		case strings.HasPrefix(s, "*") && strings.HasSuffix(s, "*") && len(s) > 2 && !hasGlob(s[1:len(s)-1]):
+			return pattern{kind: nameContains, text: s[1 : len(s)-1], weight: 1}
+		}
+		return pattern{kind: genericName, text: s, weight: 1}
 	}
-	return pattern{comps: strings.Split(strings.Trim(path.Clean(s), "/"), "/")}
+	clean := path.Clean(s)
+	if rest, ok := strings.CutPrefix(clean, "**/"); ok && !strings.Contains(rest, "/") && !hasGlob(rest) {
+		return pattern{kind: anyComponent, text: rest, weight: 1}
+	}
+	comps := strings.Split(strings.Trim(clean, "/"), "/")
+	if !hasGlob(clean) {
+		return pattern{kind: literalPrefix, text: clean, weight: len(comps)}
+	}
+	return pattern{kind: genericPath, comps: comps, weight: len(comps)}
 }
 
 func compileAll(list []string) ([]pattern, error) {
@@ -143,24 +172,33 @@ func compileAll(list []string) ([]pattern, error) {
 	return out, nil
 }
 
-// bestMatch returns the number of components of the most specific matching
-// pattern, or -1.
-func bestMatch(ps []pattern, comps []string) int {
+// bestMatch returns the weight of the most specific matching pattern, or
+// -1.
+func bestMatch(ps []pattern, abs string) int {
 	best := -1
-	for _, p := range ps {
-		if p.match(comps) && len(p.comps) > best {
-			best = len(p.comps)
+	for i := range ps {
+		if ps[i].weight > best && ps[i].match(abs) {
+			best = ps[i].weight
 		}
 	}
 	return best
 }
 
-func (p pattern) match(comps []string) bool {
-	if p.basename {
-		ok, _ := path.Match(p.comps[0], comps[len(comps)-1])
+func (p *pattern) match(abs string) bool {
+	switch p.kind {
+	case literalPrefix:
+		return abs == p.text || (strings.HasPrefix(abs, p.text) && abs[len(p.text)] == '/')
+	case nameSuffix:
+		return strings.HasSuffix(abs[strings.LastIndexByte(abs, '/')+1:], p.text)
+	case nameContains:
+		return strings.Contains(abs[strings.LastIndexByte(abs, '/')+1:], p.text)
+	case anyComponent:
+		return strings.Contains(abs, "/"+p.text+"/") || strings.HasSuffix(abs, "/"+p.text)
+	case genericName:
+		ok, _ := path.Match(p.text, abs[strings.LastIndexByte(abs, '/')+1:])
 		return ok
 	}
-	return prefixMatch(p.comps, comps)
+	return prefixMatch(p.comps, strings.Split(strings.TrimPrefix(abs, "/"), "/"))
 }
 
 // prefixMatch reports whether pat matches a prefix of comps.

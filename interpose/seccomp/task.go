@@ -64,9 +64,11 @@ func ReadString(tid int, addr uint64, max int) (string, error) {
 		return "", unix.EFAULT
 	}
 	var out []byte
-	buf := make([]byte, pageSize)
+	var small [256]byte
+	buf := small[:]
 	for len(out) < max {
-		chunk := pageSize - int(addr%pageSize)
+		// Most paths are short: a first small read saves copying a page.
+		chunk := min(len(buf), pageSize-int(addr%pageSize))
 		if err := ReadMemory(tid, addr, buf[:chunk]); err != nil {
 			return "", err
 		}
@@ -75,6 +77,9 @@ func ReadString(tid int, addr uint64, max int) (string, error) {
 		}
 		out = append(out, buf[:chunk]...)
 		addr += uint64(chunk)
+		if len(buf) < pageSize {
+			buf = make([]byte, pageSize)
+		}
 	}
 	return "", ErrNameTooLong
 }

@@ -20,6 +20,7 @@ import (
 	"os"
 	"runtime"
 	"sync"
+	"sync/atomic"
 
 	"github.com/sourcegraph/conc"
 	"golang.org/x/sys/unix"
@@ -162,6 +163,8 @@ type Stats struct {
 }
 
 type statsCounter struct {
+	notified, continued atomic.Uint64 // hot: once per notification
+
 	mu sync.Mutex
 	v  Stats
 }
@@ -176,10 +179,8 @@ func (st *statsCounter) remote(what string) {
 }
 
 func (st *statsCounter) add(notified, continued uint64) {
-	st.mu.Lock()
-	st.v.Notified += notified
-	st.v.Continued += continued
-	st.mu.Unlock()
+	st.notified.Add(notified)
+	st.continued.Add(continued)
 }
 
 // Snapshot returns a copy of the counters.
@@ -187,6 +188,7 @@ func (s *Supervisor) Snapshot() Stats {
 	s.stats.mu.Lock()
 	defer s.stats.mu.Unlock()
 	cp := s.stats.v
+	cp.Notified, cp.Continued = s.stats.notified.Load(), s.stats.continued.Load()
 	cp.Remote = map[string]uint64{}
 	for k, v := range s.stats.v.Remote {
 		cp.Remote[k] = v

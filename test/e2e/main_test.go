@@ -40,7 +40,7 @@ var (
 
 // built returns the path of a binary built from this module once per test
 // run: "remocal" (cmd/remocal) or one of the test programs in testdata.
-func built(t *testing.T, name string) string {
+func built(t testing.TB, name string) string {
 	t.Helper()
 	buildOnce.Do(func() {
 		buildDir, buildErr = os.MkdirTemp("", "remocal-e2e-bin")

@@ -11,9 +11,19 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"sort"
+	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
+
+// percentiles renders p50 p90 p99 max in nanoseconds.
+func percentiles(d []time.Duration) string {
+	sort.Slice(d, func(i, j int) bool { return d[i] < d[j] })
+	at := func(q float64) int64 { return d[int(float64(len(d)-1)*q)].Nanoseconds() }
+	return fmt.Sprintf("p50=%d p90=%d p99=%d max=%d", at(0.5), at(0.9), at(0.99), at(1))
+}
 
 // listeners stay open until the process exits.
 var listeners []net.Listener
@@ -145,6 +155,45 @@ func run(what, param string) error {
 		cmd := exec.Command(argv[0], argv[1:]...)
 		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
 		return cmd.Run()
+	case "bench-stat":
+		// Time N stat calls of a local path (each one notified and let
+		// through by a supervisor) and print the distribution.
+		n, _ := strconv.Atoi(param)
+		durs := make([]time.Duration, n)
+		var st syscall.Stat_t
+		for i := range durs {
+			start := time.Now()
+			syscall.Stat("/etc/passwd", &st)
+			durs[i] = time.Since(start)
+		}
+		fmt.Println("stat-ns", percentiles(durs))
+	case "time":
+		// Run "N+PROGRAM+ARGS" N times; print the median wall time.
+		argv := strings.Split(param, "+")
+		n, _ := strconv.Atoi(argv[0])
+		durs := make([]time.Duration, n)
+		for i := range durs {
+			cmd := exec.Command(argv[1], argv[2:]...)
+			start := time.Now()
+			if out, err := cmd.CombinedOutput(); err != nil {
+				return fmt.Errorf("%v: %s", err, out)
+			}
+			durs[i] = time.Since(start)
+		}
+		fmt.Println("time-ns", percentiles(durs))
+	case "download":
+		var d net.Dialer
+		conn, err := d.DialContext(ctx, "tcp", param)
+		if err != nil {
+			return err
+		}
+		defer conn.Close()
+		start := time.Now()
+		n, err := io.CopyBuffer(struct{ io.Writer }{io.Discard}, conn, make([]byte, 256<<10))
+		if err != nil {
+			return err
+		}
+		fmt.Printf("download-bytes %d ns %d\n", n, time.Since(start).Nanoseconds())
 	default:
 		return fmt.Errorf("unknown check %q", what)
 	}

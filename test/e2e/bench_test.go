@@ -1,0 +1,155 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+
+	"github.com/remocal/remocal/test/localenv"
+)
+
+// Benchmarks of `remocal exec`: each compares the supervised program with
+// the same program run bare, in one run, and reports both and the ratio.
+// Results: docs/performance.md.
+
+// percentileMetrics parses "p50=.. p90=.. p99=.. max=.." from the probe.
+func percentileMetrics(b *testing.B, out, prefix string) map[string]float64 {
+	b.Helper()
+	i := strings.Index(out, prefix+" ")
+	if i < 0 {
+		b.Fatalf("no %q in output:\n%s", prefix, out)
+	}
+	line := strings.SplitN(out[i+len(prefix)+1:], "\n", 2)[0]
+	m := map[string]float64{}
+	for _, f := range strings.Fields(line) {
+		k, v, _ := strings.Cut(f, "=")
+		var n float64
+		fmt.Sscan(v, &n)
+		m[k] = n
+	}
+	return m
+}
+
+func runOut(b *testing.B, cmd *exec.Cmd) string {
+	b.Helper()
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Run(); err != nil {
+		b.Fatalf("%v: %v\n%s", cmd.Args, err, out.String())
+	}
+	return out.String()
+}
+
+func benchExec(b *testing.B, env *localenv.Env, argv ...string) *exec.Cmd {
+	args := append([]string{"exec", "--target", fmt.Sprintf("pid/%d", env.App.PID), "--no-incoming", "--"}, argv...)
+	cmd := exec.Command(built(b, "remocal"), args...)
+	cmd.Dir = b.TempDir()
+	return cmd
+}
+
+// BenchmarkNotifiedSyscall measures what one system call costs when the
+// filter sends it to the supervisor, which lets it continue: a stat of a
+// local path, timed inside a static Go program (goal: ≤ 10 µs added).
+func BenchmarkNotifiedSyscall(b *testing.B) {
+	env := localenv.New(b)
+	probe := built(b, "probe")
+	n := fmt.Sprint(max(b.N, 20000))
+	b.ResetTimer()
+	bare := percentileMetrics(b, runOut(b, exec.Command(probe, "bench-stat="+n)), "stat-ns")
+	sup := percentileMetrics(b, runOut(b, benchExec(b, env, probe, "bench-stat="+n)), "stat-ns")
+	b.ReportMetric(bare["p50"]/1e3, "bare-p50-µs")
+	b.ReportMetric(sup["p50"]/1e3, "supervised-p50-µs")
+	b.ReportMetric(sup["p90"]/1e3, "supervised-p90-µs")
+	b.ReportMetric(sup["p99"]/1e3, "supervised-p99-µs")
+	b.ReportMetric((sup["p50"]-bare["p50"])/1e3, "added-p50-µs")
+}
+
+// BenchmarkStartup compares the wall time of short programs started by a
+// supervised parent with the same programs started bare: python3 importing
+// json (hundreds of file system calls) and a static Go program.
+func BenchmarkStartup(b *testing.B) {
+	env := localenv.New(b)
+	probe := built(b, "probe")
+	python := "python3"
+	if _, err := os.Stat("/usr/bin/python3"); err == nil {
+		python = "/usr/bin/python3" // Debian's, not a version manager's shell shim
+	}
+	for name, argv := range map[string][]string{
+		"python3-import-json": {python, "-c", "import json"},
+		"static-go":           {probe, "env=HOME"},
+	} {
+		b.Run(name, func(b *testing.B) {
+			py, err := exec.LookPath(argv[0])
+			if err != nil {
+				b.Fatal(err)
+			}
+			spec := fmt.Sprintf("time=%d+%s", max(b.N, 20), strings.Join(append([]string{py}, argv[1:]...), "+"))
+			b.ResetTimer()
+			bare := percentileMetrics(b, runOut(b, exec.Command(probe, spec)), "time-ns")
+			sup := percentileMetrics(b, runOut(b, benchExec(b, env, probe, spec)), "time-ns")
+			b.ReportMetric(bare["p50"]/1e6, "bare-ms")
+			b.ReportMetric(sup["p50"]/1e6, "supervised-ms")
+			b.ReportMetric(sup["p50"]/bare["p50"], "ratio")
+		})
+	}
+}
+
+// BenchmarkOutgoingStream downloads 256 MiB from a server in the peer pod:
+// by a supervised program (through the proxy and the agent) and by the same
+// program run inside the target's network namespace (nsenter).
+func BenchmarkOutgoingStream(b *testing.B) {
+	env := localenv.New(b)
+	probe := built(b, "probe")
+	ns, err := env.Peer.NS()
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ns.Close()
+	l, err := ns.Listen(context.Background(), "tcp", localenv.PeerIP.String()+":9100")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+	const size = 256 << 20
+	go func() {
+		chunk := make([]byte, 256<<10)
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				for sent := 0; sent < size; sent += len(chunk) {
+					if _, err := c.Write(chunk); err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	addr := net.JoinHostPort(localenv.PeerIP.String(), "9100")
+	rate := func(out string) float64 {
+		var n, ns int64
+		i := strings.Index(out, "download-bytes ")
+		fmt.Sscanf(out[i:], "download-bytes %d ns %d", &n, &ns)
+		if n != size {
+			b.Fatalf("downloaded %d bytes, want %d:\n%s", n, size, out)
+		}
+		return float64(n) / 1e6 / (float64(ns) / 1e9)
+	}
+	var direct, supervised float64
+	b.ResetTimer()
+	for range b.N {
+		direct += rate(runOut(b, exec.Command("nsenter", fmt.Sprintf("--net=/proc/%d/ns/net", env.App.PID), probe, "download="+addr)))
+		supervised += rate(runOut(b, benchExec(b, env, probe, "download="+addr)))
+	}
+	b.ReportMetric(direct/float64(b.N), "direct-MB/s")
+	b.ReportMetric(supervised/float64(b.N), "supervised-MB/s")
+	b.ReportMetric(supervised/direct, "ratio")
+}
