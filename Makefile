@@ -79,11 +79,13 @@ lint:
 		if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	go vet ./...
 
-# The embedded default: a "remote" environment in network namespaces and an
-# agent serving it, shown feature by feature. Needs root; cleans up on exit
-# and on Ctrl-C.
+# The embedded default: a "remote" environment in network namespaces, and
+# your local copy of its service run under remocal exec, shown feature by
+# feature. Needs root; cleans up on exit and on Ctrl-C. The protocol-level
+# tour is `go run ./examples/agent-demo`.
 demo: deps build
-	go run ./examples/agent-demo
+	CGO_ENABLED=0 go build -o bin/inventory ./examples/inventory
+	go run ./examples/demo
 
 clean:
 	rm -rf bin

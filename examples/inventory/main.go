@@ -91,6 +91,7 @@ func (s *server) handler() http.Handler {
 		// Set before routing so that errors and 404s also say which
 		// instance answered: that is what traffic tests look at.
 		w.Header().Set("X-Served-By", s.cfg.Hostname)
+		log.Printf("%s %s", r.Method, r.URL.Path)
 		mux.ServeHTTP(w, r)
 	})
 }

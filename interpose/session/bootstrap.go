@@ -52,12 +52,13 @@ func (s *Session) ServeBootstrap(path string) error {
 
 // adopt supervises the process at the other end of conn.
 func (s *Session) adopt(conn *net.UnixConn) error {
-	sup, err := s.newSupervisor("", 0)
+	res, err := handoff.Offer(conn, seccomp.Encode(seccomp.Filter(seccomp.AllOptions)), handoffTimeout)
 	if err != nil {
 		return err
 	}
-	res, err := handoff.Offer(conn, seccomp.Encode(seccomp.Filter(seccomp.AllOptions)), handoffTimeout)
+	sup, err := s.newSupervisor("", 0)
 	if err != nil {
+		res.Listener.Close()
 		return err
 	}
 	release, err := startKeeper(s.opts.Self, res.Listener)

@@ -29,8 +29,10 @@ func newIncoming(s *Supervisor) *incoming {
 	return &incoming{s: s, subs: map[uint16]*client.Subscription{}}
 }
 
-// listen subscribes before letting listen(2) continue, so that once the
-// program is ready to accept, the target's traffic is already on its way.
+// listen makes the socket listen itself, then subscribes, then completes
+// the program's listen(2): when the program proceeds, its socket accepts
+// and the target's traffic is on its way, with no window in which the
+// target's traffic arrives at a port that is not listening yet.
 func (in *incoming) listen(c *call) {
 	opts := in.s.cfg.Incoming
 	if opts.Mode == "" {
@@ -45,24 +47,25 @@ func (in *incoming) listen(c *call) {
 	typ, _ := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TYPE)
 	v6only, _ := unix.GetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY)
 	sa, err := unix.Getsockname(fd)
-	unix.Close(fd)
 	bound, ok := addrPortOf(sa)
-	if err != nil || !ok || typ != unix.SOCK_STREAM || bound.Port() == 0 {
-		c.cont()
-		return
-	}
 	port := bound.Port()
-	if slices.Contains(opts.IgnorePorts, port) || (len(opts.Ports) > 0 && !slices.Contains(opts.Ports, port)) {
-		c.cont()
-		return
-	}
 	in.mu.Lock()
 	_, done := in.subs[port]
 	in.mu.Unlock()
-	if done {
+	if err != nil || !ok || typ != unix.SOCK_STREAM || port == 0 || done ||
+		slices.Contains(opts.IgnorePorts, port) || (len(opts.Ports) > 0 && !slices.Contains(opts.Ports, port)) {
+		unix.Close(fd)
 		c.cont()
 		return
 	}
+	// The descriptor shares the program's socket: listening on it is the
+	// program's listen.
+	if err := unix.Listen(fd, int(int32(c.arg(1)))); err != nil {
+		unix.Close(fd)
+		c.fail(errnoOf(err, unix.EINVAL))
+		return
+	}
+	unix.Close(fd)
 	forward := bound
 	if bound.Addr().IsUnspecified() {
 		if bound.Addr().Is6() && v6only == 1 {
@@ -77,7 +80,7 @@ func (in *incoming) listen(c *call) {
 	}
 	c.async(func(c *call) {
 		in.subscribe(port, remotePort, forward)
-		c.cont()
+		c.ret(0)
 	})
 }
 

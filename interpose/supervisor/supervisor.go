@@ -337,6 +337,10 @@ func (s *Supervisor) uname(c *call) {
 
 // errnoOf turns a remote failure into the errno the program should see.
 func errnoOf(err error, fallback unix.Errno) unix.Errno {
+	var errno unix.Errno
+	if errors.As(err, &errno) {
+		return errno
+	}
 	var we *wire.Error
 	if errors.As(err, &we) {
 		if we.Errno != 0 {

@@ -13,6 +13,11 @@ have redis-server || need_pkgs+=(redis-server)
 have unshare || need_pkgs+=(util-linux)
 have gcc || need_pkgs+=(gcc libc6-dev)
 have curl || need_pkgs+=(curl)
+# Programs the end-to-end tests run under remocal exec.
+have python3 || need_pkgs+=(python3)
+have gdb || need_pkgs+=(gdb)
+have node || need_pkgs+=(nodejs)
+have nsenter || need_pkgs+=(util-linux)
 
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
