@@ -110,3 +110,22 @@ func TestAgentKilledMidSession(t *testing.T) {
 		t.Errorf("exit %d, want the program's own 1", code)
 	}
 }
+
+// TestSupervisorKilledKeeperTakesOver: if remocal itself dies, the program
+// goes on with this machine's files and network instead of failing every
+// intercepted call with ENOSYS.
+func TestSupervisorKilledKeeperTakesOver(t *testing.T) {
+	env := localenv.New(t)
+	r := startExec(t, env, []string{"--no-incoming"}, built(t, "probe"),
+		"read="+localenv.AppConfigPath, "wait", "stat=/etc/passwd", "hostname")
+	r.expect(r.stdout, `"environment": "remote"`)
+	r.expect(r.stdout, "waiting")
+	if err := r.cmd.Process.Kill(); err != nil { // remocal exec only, not its group
+		t.Fatal(err)
+	}
+	r.stdin.Write([]byte("\n"))
+	r.expect(r.stdout, "stat /etc/passwd: size=")
+	host, _ := os.Hostname()
+	r.expect(r.stdout, "hostname "+host) // this machine's again
+	r.expect(r.stderr, "they continue with this machine's files and network")
+}
