@@ -63,12 +63,9 @@ unit:
 
 # Each fuzz target briefly; longer runs: make fuzz-short FUZZTIME=5m
 fuzz-short:
-	@set -e; for t in FuzzReadEnvelope FuzzReadChunk FuzzReadDatagram FuzzHTTPFilter; do \
-		go test -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZTIME) ./protocol/wire >/dev/null || \
-			{ echo "fuzz $$t failed"; go test -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZTIME) ./protocol/wire; exit 1; }; \
-		echo "fuzz $$t: ok ($(FUZZTIME))"; \
-	done
-	@go test -run '^$$' -fuzz '^FuzzMatch$$' -fuzztime $(FUZZTIME) ./protocol/glob >/dev/null && echo "fuzz FuzzMatch: ok ($(FUZZTIME))"
+	@test/setup/fuzz.sh $(FUZZTIME) \
+		./protocol/wire:FuzzReadEnvelope ./protocol/wire:FuzzReadChunk ./protocol/wire:FuzzReadDatagram \
+		./protocol/wire:FuzzHTTPFilter ./protocol/glob:FuzzMatch ./protocol/config:FuzzParse
 
 # Benchmarks (root). Results and the machine they ran on: docs/performance.md.
 bench: deps
