@@ -78,8 +78,7 @@ lint:
 
 # The embedded default: a "remote" environment in network namespaces, and
 # your local copy of its service run under remocal exec, shown feature by
-# feature. Needs root; cleans up on exit and on Ctrl-C. The protocol-level
-# tour is `go run ./examples/agent-demo`.
+# feature. Needs root; cleans up on exit and on Ctrl-C.
 demo: deps build
 	CGO_ENABLED=0 go build -o bin/inventory ./examples/inventory
 	go run ./examples/demo
