@@ -52,11 +52,17 @@ type proxy struct {
 	// peers maps a socket's inode to the destination the program asked
 	// for, for getpeername.
 	peers map[uint64]netip.AddrPort
+	// active are the relays' program-side connections, closed when the
+	// supervisor stops: programs that outlive the session keep their
+	// sockets, but remocal must not wait for them to hang up.
+	active map[net.Conn]struct{}
+	closed bool
 }
 
 func newProxy(s *Supervisor) (*proxy, error) {
 	p := &proxy{s: s, tcp: map[bool]*net.TCPListener{}, udp: map[bool]*net.UDPConn{},
-		tcpQ: map[flowKey]pendingTCP{}, udpF: map[flowKey]*udpFlow{}, peers: map[uint64]netip.AddrPort{}}
+		tcpQ: map[flowKey]pendingTCP{}, udpF: map[flowKey]*udpFlow{}, peers: map[uint64]netip.AddrPort{},
+		active: map[net.Conn]struct{}{}}
 	for _, v6 := range []bool{false, true} {
 		ip := net.IPv4(127, 0, 0, 1)
 		if v6 {
@@ -92,6 +98,10 @@ func (p *proxy) close() {
 		u.Close()
 	}
 	p.mu.Lock()
+	p.closed = true
+	for c := range p.active {
+		c.Close()
+	}
 	for k, pt := range p.tcpQ {
 		pt.conn.Close()
 		delete(p.tcpQ, k)
@@ -249,6 +259,9 @@ func (p *proxy) acceptTCP(l *net.TCPListener, v6 bool) {
 		p.mu.Lock()
 		pt, ok := p.tcpQ[key]
 		delete(p.tcpQ, key)
+		if ok && !p.closed {
+			p.active[conn] = struct{}{}
+		}
 		p.mu.Unlock()
 		if !ok {
 			conn.Close() // nobody we redirected: a stray local connection
@@ -260,6 +273,7 @@ func (p *proxy) acceptTCP(l *net.TCPListener, v6 bool) {
 			relay.Conns(conn, pt.conn)
 			p.mu.Lock()
 			delete(p.peers, pt.inode)
+			delete(p.active, conn)
 			p.mu.Unlock()
 		})
 	}

@@ -129,3 +129,26 @@ func TestSupervisorKilledKeeperTakesOver(t *testing.T) {
 	r.expect(r.stdout, "hostname "+host) // this machine's again
 	r.expect(r.stderr, "they continue with this machine's files and network")
 }
+
+// TestSessionEndsWhileABackgroundChildHoldsAConnection: remocal exits when
+// the program does, even if a child it left behind keeps a connection
+// through the target open; the child goes on under the keeper.
+func TestSessionEndsWhileABackgroundChildHoldsAConnection(t *testing.T) {
+	env := localenv.New(t)
+	out := filepath.Join(t.TempDir(), "child.out")
+	// The child connects to Redis through the target, then waits for input
+	// that never comes, holding the connection; the shell waits until the
+	// child is connected and exits.
+	r := startExec(t, env, []string{"--no-incoming"}, "sh", "-c",
+		// (A background job's stdin is /dev/null unless redirected: fd 3
+		// keeps the test's pipe, which stays open.)
+		fmt.Sprintf("exec 3<&0; %s hold=%s:%d wait <&3 >%s 2>&1 & until grep -q waiting %s; do :; done; exit 3",
+			built(t, "probe"), localenv.RedisIP, localenv.RedisPort, out, out))
+	if code := r.wait(); code != 3 {
+		t.Errorf("exit %d, want the shell's 3", code)
+	}
+	data, _ := os.ReadFile(out)
+	if !strings.Contains(string(data), "holding") {
+		t.Errorf("the child did not connect before the session ended: %s", data)
+	}
+}

@@ -166,24 +166,37 @@ func startCmd(t *testing.T, cmd *exec.Cmd) *running {
 	if r.stdin, err = cmd.StdinPipe(); err != nil {
 		t.Fatal(err)
 	}
-	outPipe, _ := cmd.StdoutPipe()
-	errPipe, _ := cmd.StderrPipe()
+	// Plain pipes rather than exec's copying goroutines: processes remocal
+	// leaves behind (the keeper, a program's background child) may keep
+	// the write ends open, and the exit status must not wait for them.
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	errR, errW, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stdout, cmd.Stderr = outW, errW
 	// A group of its own, so cleanup can end the program and its children
-	// too: they hold the output pipes open.
+	// too.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	outW.Close()
+	errW.Close()
 	var readers sync.WaitGroup
 	for _, p := range []struct {
-		r  io.Reader
+		r  *os.File
 		ch chan string
 		nm string
-	}{{outPipe, r.stdout, "stdout"}, {errPipe, r.stderr, "stderr"}} {
+	}{{outR, r.stdout, "stdout"}, {errR, r.stderr, "stderr"}} {
 		readers.Add(1)
 		go func() {
 			defer readers.Done()
 			defer close(p.ch)
+			defer p.r.Close()
 			sc := bufio.NewScanner(p.r)
 			for sc.Scan() {
 				line := sc.Text()
@@ -195,7 +208,6 @@ func startCmd(t *testing.T, cmd *exec.Cmd) *running {
 		}()
 	}
 	go func() {
-		readers.Wait()
 		err := cmd.Wait()
 		var ee *exec.ExitError
 		if errors.As(err, &ee) {
@@ -208,6 +220,10 @@ func startCmd(t *testing.T, cmd *exec.Cmd) *running {
 	t.Cleanup(func() {
 		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 		<-r.done
+		// Whatever still holds the pipes (a keeper waiting for its last
+		// program) is ended above with the group or exits with it; the
+		// readers finish at EOF.
+		readers.Wait()
 		r.mu.Lock()
 		t.Logf("output of %v:\n%s", cmd.Args, strings.Join(r.outLog, "\n"))
 		r.mu.Unlock()

@@ -25,8 +25,11 @@ func percentiles(d []time.Duration) string {
 	return fmt.Sprintf("p50=%d p90=%d p99=%d max=%d", at(0.5), at(0.9), at(0.99), at(1))
 }
 
-// listeners stay open until the process exits.
-var listeners []net.Listener
+// listeners and held connections stay open until the process exits.
+var (
+	listeners []net.Listener
+	held      []net.Conn
+)
 
 func main() {
 	for _, arg := range os.Args[1:] {
@@ -91,6 +94,15 @@ func run(what, param string) error {
 			return err
 		}
 		fmt.Printf("redis %s: %s (remote %s)\n", param, strings.TrimSpace(line), conn.RemoteAddr())
+	case "hold":
+		// Connect and keep the connection open until the process exits.
+		var d net.Dialer
+		conn, err := d.DialContext(ctx, "tcp", param)
+		if err != nil {
+			return err
+		}
+		held = append(held, conn)
+		fmt.Printf("holding %s\n", param)
 	case "udp":
 		var d net.Dialer
 		conn, err := d.DialContext(ctx, "udp", param)
