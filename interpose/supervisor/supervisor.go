@@ -82,6 +82,9 @@ type Supervisor struct {
 	agentLostOnce sync.Once
 	stats         statsCounter
 
+	listenersMu sync.Mutex
+	listeners   []*seccomp.Listener
+
 	// procs remembers, per thread, whether its executable stays local.
 	procMu sync.Mutex
 	procs  map[int]procInfo
@@ -121,12 +124,14 @@ func New(cfg Config) (*Supervisor, error) {
 }
 
 // Serve runs a notification loop for l until every process under it has
-// exited or the supervisor closes. It takes ownership of l.
+// exited or the supervisor closes. It takes ownership of l, which stays open
+// until Close has waited for every handler: a handler still carrying out a
+// call must be able to answer it.
 func (s *Supervisor) Serve(l *seccomp.Listener) {
-	s.wg.Go(func() {
-		defer l.Close()
-		s.loop(l)
-	})
+	s.listenersMu.Lock()
+	s.listeners = append(s.listeners, l)
+	s.listenersMu.Unlock()
+	s.wg.Go(func() { s.loop(l) })
 }
 
 // Close stops the loops, ends relayed connections and waits for every
@@ -141,6 +146,12 @@ func (s *Supervisor) Close() error {
 		s.proxy.close()
 	}
 	s.wg.Wait()
+	s.listenersMu.Lock()
+	for _, l := range s.listeners {
+		l.Close()
+	}
+	s.listeners = nil
+	s.listenersMu.Unlock()
 	if s.incoming != nil {
 		s.incoming.close()
 	}

@@ -121,3 +121,18 @@ func TestGDBRunsTheProgramUnderTheLauncher(t *testing.T) {
 	mustContain(t, "gdb output", r.stdout, "env API_TOKEN="+localenv.AppAPIToken, `"environment": "remote"`,
 		"resolve redis: "+localenv.RedisIP.String(), "exited normally")
 }
+
+// TestPortMapping: the program listens on 9090, the target's port 8080 is
+// what gets stolen.
+func TestPortMapping(t *testing.T) {
+	env := localenv.New(t)
+	cfg := filepath.Join(t.TempDir(), "mapping.json")
+	os.WriteFile(cfg, []byte(`{"network": {"incoming": {"mode": "steal", "portMapping": {"9090": 8080}}}}`), 0o644)
+	r := startExec(t, env, []string{"-f", cfg}, built(t, "probe"), "serve=:9090")
+	r.expect(r.stderr, "stealing port 8080 of the target to 127.0.0.1:9090")
+	if body, by := peerGet(t, env, "/mapped", nil); by != "local-probe" {
+		t.Errorf("request to the target's 8080 answered %q by %q, want the program on 9090", body, by)
+	}
+	r.expect(r.stdout, "request GET /mapped")
+	r.wait()
+}
