@@ -130,3 +130,23 @@ func TestProcesses(t *testing.T) {
 		}
 	}
 }
+
+func TestDNSNames(t *testing.T) {
+	var none *DNSNames
+	if none.Where("anything") != Remote {
+		t.Error("without a filter every name is the target's")
+	}
+	local := NewDNSNames(nil, []string{"*.corp.example.com", "Laptop.Local."})
+	for name, want := range map[string]Where{
+		"git.corp.example.com.": Local, "a.b.corp.example.com": Local, "corp.example.com": Remote,
+		"laptop.local": Local, "redis": Remote, "xcorp.example.com": Remote,
+	} {
+		if got := local.Where(name); got != want {
+			t.Errorf("local list: %s = %v, want %v", name, got, want)
+		}
+	}
+	remote := NewDNSNames([]string{"*.svc.cluster.local"}, nil)
+	if remote.Where("redis.demo.svc.cluster.local") != Remote || remote.Where("github.com") != Local {
+		t.Error("remote list inverts the decision")
+	}
+}

@@ -128,9 +128,6 @@ func (s *Session) prepare(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if len(s.cfg.Network.DNS.Filter.Remote)+len(s.cfg.Network.DNS.Filter.Local) > 0 {
-		return errors.New("network.dns.filter is not supported yet: remove it (DNS goes entirely through the target, or set network.dns.enabled to false)")
-	}
 	return nil
 }
 
@@ -210,7 +207,8 @@ func (s *Session) newSupervisor(program string, transparentPID int) (*supervisor
 	sup, err := supervisor.New(supervisor.Config{
 		Client: s.client, Paths: paths, Outgoing: s.out, Processes: rules.NewProcesses(s.cfg.Processes.Local),
 		Incoming: inOpts, Hostname: s.host, DNS: *s.cfg.Network.DNS.Enabled, TransparentPID: transparentPID,
-		Stderr: s.opts.Stderr, Logger: s.opts.Logger,
+		DNSNames: rules.NewDNSNames(s.cfg.Network.DNS.Filter.Remote, s.cfg.Network.DNS.Filter.Local),
+		Stderr:   s.opts.Stderr, Logger: s.opts.Logger,
 	})
 	if err != nil {
 		return nil, err

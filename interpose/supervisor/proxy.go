@@ -34,6 +34,7 @@ const (
 type pendingTCP struct {
 	conn  net.Conn
 	inode uint64
+	dns   bool // split DNS queries by name instead of relaying bytes
 }
 
 type flowKey struct {
@@ -183,7 +184,7 @@ func (p *proxy) connectTCP(c *call, fd int, dest netip.AddrPort) {
 	}
 	ino := inode(fd)
 	p.mu.Lock()
-	p.tcpQ[key] = pendingTCP{conn: conn, inode: ino}
+	p.tcpQ[key] = pendingTCP{conn: conn, inode: ino, dns: p.s.splitsDNS(dest)}
 	p.peers[ino] = dest
 	p.mu.Unlock()
 	err = unix.Connect(fd, sockaddrOf(proxyAddr))
@@ -270,7 +271,11 @@ func (p *proxy) acceptTCP(l *net.TCPListener, v6 bool) {
 		p.s.wg.Go(func() {
 			defer conn.Close()
 			defer pt.conn.Close()
-			relay.Conns(conn, pt.conn)
+			if pt.dns {
+				p.s.splitDNSOverTCP(conn, pt.conn)
+			} else {
+				relay.Conns(conn, pt.conn)
+			}
 			p.mu.Lock()
 			delete(p.peers, pt.inode)
 			delete(p.active, conn)
@@ -373,6 +378,12 @@ func (p *proxy) readUDP(u *net.UDPConn, v6 bool) {
 // flow has no live stream: the agent ends idle UDP streams, but the
 // program's socket stays connected.
 func (f *udpFlow) send(u *net.UDPConn, data []byte) {
+	if f.p.s.splitsDNS(f.dest) && f.p.s.isLocalQuery(data) {
+		if resp, err := f.p.s.localAnswer(data); err == nil {
+			u.WriteToUDPAddrPort(resp, f.src)
+		}
+		return
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.conn == nil {

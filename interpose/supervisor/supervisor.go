@@ -44,6 +44,9 @@ type Config struct {
 	// DNS serves the target's resolver files (/etc/resolv.conf with
 	// use-vc, /etc/hosts, a hosts line in /etc/nsswitch.conf).
 	DNS bool
+	// DNSNames, if set, splits queries to the target's nameserver by name
+	// between the target's DNS and this machine's resolver.
+	DNSNames *rules.DNSNames
 	// TransparentPID is a process whose own system calls are never
 	// intercepted, while its descendants are: a debugger that launches the
 	// program itself.
