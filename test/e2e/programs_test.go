@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/remocal/remocal/test/localenv"
@@ -135,5 +136,20 @@ func TestRemoteDirectoryListing(t *testing.T) {
 		t.Fatalf("exit %d", r.code)
 	}
 	mustContain(t, "output", r.stdout, "ls /etc/inventory: config.json,extra.json")
-	_ = filepath.Join
+}
+
+// TestOutgoingFilterKeepsListedDestinationsLocal: a destination on the
+// local list is dialled from this machine, which (isolated here) cannot
+// reach it, while the rest still goes through the target.
+func TestOutgoingFilterKeepsListedDestinationsLocal(t *testing.T) {
+	env := localenv.New(t)
+	cfg := filepath.Join(t.TempDir(), "outgoing.json")
+	os.WriteFile(cfg, []byte(`{"network": {"outgoing": {"filter": {"local": ["`+localenv.RedisIP.String()+`/32"]}}, "incoming": {"mode": "off"}}}`), 0o644)
+	probe := built(t, "probe")
+	r := execIn(t, env, []string{"-f", cfg}, probe, "resolve=redis")
+	mustContain(t, "output", r.stdout, "resolve redis: "+localenv.RedisIP.String())
+	r = execIn(t, env, []string{"-f", cfg}, probe, fmt.Sprintf("redis=%s:%d", localenv.RedisIP, localenv.RedisPort))
+	if r.code == 0 || !strings.Contains(r.stdout, "network is unreachable") {
+		t.Errorf("a local destination must be dialled locally (unreachable here): exit %d, %s", r.code, r.stdout)
+	}
 }
