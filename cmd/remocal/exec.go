@@ -20,6 +20,7 @@ func newExecCmd() *cobra.Command {
 		steal, mirror, noIncoming     bool
 		transparentFirst              bool
 		logLevel                      string
+		join                          string
 	)
 	cmd := &cobra.Command{
 		Use:   "exec [--target T] [-f CONFIG] [--steal] -- CMD [ARGS...]",
@@ -31,9 +32,20 @@ stolen with --steal. Works for dynamically and statically linked programs and th
 children. The exit status is CMD's.
 
 Configuration comes from .remocal/config.json (found from the working directory upward)
-or -f FILE; flags override it. See docs/exec.md.`,
+or -f FILE; flags override it. See docs/exec.md.
+
+With --join SOCKET, CMD joins a session that already runs (one the daemon started for
+an IDE) instead of starting one: that session's settings apply.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if join != "" {
+				for _, name := range []string{"target", "config", "agent", "steal", "mirror", "no-incoming"} {
+					if cmd.Flags().Changed(name) {
+						return fmt.Errorf("--join uses the session's settings; --%s cannot be combined with it", name)
+					}
+				}
+				return runJoin(join, args)
+			}
 			if steal && mirror {
 				return errors.New("--steal and --mirror contradict each other; pick one")
 			}
@@ -104,6 +116,7 @@ or -f FILE; flags override it. See docs/exec.md.`,
 	f.BoolVar(&noIncoming, "no-incoming", false, "leave the target's incoming traffic alone")
 	f.BoolVar(&transparentFirst, "transparent-first", false, "do not intercept CMD itself, only the programs it starts (for debuggers such as dlv that launch the program)")
 	f.StringVar(&logLevel, "log-level", "warn", "debug, info, warn or error")
+	f.StringVar(&join, "join", "", "join the running session serving this socket instead of starting one (how IDEs run static programs and debuggers)")
 	return cmd
 }
 

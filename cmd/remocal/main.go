@@ -15,6 +15,7 @@ import (
 
 	"github.com/remocal/remocal/interpose/keeper"
 	"github.com/remocal/remocal/interpose/launcher"
+	"github.com/remocal/remocal/server/sessionhost"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -29,6 +30,8 @@ func main() {
 			os.Exit(launcher.Main(os.Args[2:]))
 		case keeper.Arg:
 			os.Exit(keeper.Main(os.Args[2:]))
+		case sessionhost.Arg:
+			os.Exit(sessionhost.Main(os.Args[2:]))
 		}
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -39,7 +42,7 @@ func main() {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newVersionCmd(), newAgentCmd(), newExecCmd(), newVerifyConfigCmd())
+	root.AddCommand(newVersionCmd(), newAgentCmd(), newExecCmd(), newVerifyConfigCmd(), newDaemonCmd(), newRPCCmd(), newSessionsCmd())
 	if err := root.ExecuteContext(ctx); err != nil {
 		var exit exitError
 		if !errors.As(err, &exit) || !exit.silent {

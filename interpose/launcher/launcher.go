@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/remocal/remocal/interpose/handoff"
+	"github.com/remocal/remocal/interpose/seccomp"
 )
 
 // Arg selects launcher mode in os.Args[1].
@@ -54,4 +55,52 @@ func Main(args []string) int {
 		return 127
 	}
 	return 126
+}
+
+// ErrNoSession means Join could not reach the session socket.
+var ErrNoSession = errors.New("no remocal session")
+
+// ExecError is a failure to exec the program once it is supervised.
+type ExecError struct {
+	Path string
+	Err  error
+}
+
+func (e *ExecError) Error() string { return fmt.Sprintf("cannot run %s: %v", e.Path, e.Err) }
+func (e *ExecError) Unwrap() error { return e.Err }
+
+// Supervised reports whether a supervisor answers for this process: it
+// asks the question the bootstrap library asks (seccomp.ProbeOption).
+func Supervised() bool {
+	r, _, errno := unix.Syscall6(unix.SYS_PRCTL, seccomp.ProbeOption, 0, 0, 0, 0, 0)
+	return errno == 0 && r == seccomp.ProbeAnswer
+}
+
+// Join makes the calling process join the session serving the unix socket
+// at socket, the way the bootstrap library does, then execs path with argv
+// and the current environment: the program, static or dynamic, and
+// everything it starts are supervised by that session. A process that is
+// supervised already (the bootstrap library in LD_PRELOAD joined it as it
+// started) execs right away: filters never stack. Join returns only on
+// failure: an error wrapping ErrNoSession if the socket cannot be reached,
+// an *ExecError if exec failed, or the handoff's error.
+func Join(socket, path string, argv []string) error {
+	// As in Main: the filter covers this thread, which must exec.
+	runtime.LockOSThread()
+	if Supervised() {
+		return &ExecError{Path: path, Err: unix.Exec(path, argv, os.Environ())}
+	}
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("socket: %w", err)
+	}
+	if err := unix.Connect(fd, &unix.SockaddrUnix{Name: socket}); err != nil {
+		unix.Close(fd)
+		return fmt.Errorf("%w at %s: %w", ErrNoSession, socket, err)
+	}
+	if err := handoff.Accept(fd); err != nil { // closes fd
+		return err
+	}
+	err = unix.Exec(path, argv, os.Environ())
+	return &ExecError{Path: path, Err: err}
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/remocal/remocal/interpose/handoff"
 	"github.com/remocal/remocal/interpose/seccomp"
+	"github.com/remocal/remocal/interpose/supervisor"
 )
 
 // SocketEnv names the session socket for the bootstrap library, which a
@@ -42,7 +43,11 @@ func (s *Session) ServeBootstrap(path string) error {
 			s.wg.Go(func() {
 				defer conn.Close()
 				if err := s.adopt(conn); err != nil {
-					fmt.Fprintf(s.opts.Stderr, "remocal: a program could not join the session: %v\n", err)
+					msg := fmt.Sprintf("a program could not join the session: %v", err)
+					fmt.Fprintf(s.opts.Stderr, "remocal: %s\n", msg)
+					if s.opts.OnEvent != nil {
+						s.opts.OnEvent(supervisor.Event{Kind: supervisor.EventWarning, Message: msg, Err: err})
+					}
 				}
 			})
 		}
@@ -50,13 +55,23 @@ func (s *Session) ServeBootstrap(path string) error {
 	return nil
 }
 
-// adopt supervises the process at the other end of conn.
+// adopt supervises the process at the other end of conn. With
+// TransparentFirst, the first process that joins stays transparent.
 func (s *Session) adopt(conn *net.UnixConn) error {
 	res, err := handoff.Offer(conn, seccomp.Encode(seccomp.Filter(seccomp.AllOptions)), handoffTimeout)
 	if err != nil {
 		return err
 	}
-	sup, err := s.newSupervisor("", 0)
+	transparent := 0
+	s.mu.Lock()
+	if s.opts.TransparentFirst && !s.joined {
+		// SO_PEERCRED of a connected socket names the process that
+		// connected: the one that installed the filter.
+		transparent = res.PID
+	}
+	s.joined = true
+	s.mu.Unlock()
+	sup, err := s.newSupervisor("", transparent)
 	if err != nil {
 		res.Listener.Close()
 		return err

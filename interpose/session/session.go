@@ -44,10 +44,16 @@ type Options struct {
 	// WorkDir stays local, as does $HOME: the project being run.
 	WorkDir string
 	// TransparentFirst leaves the first process's own system calls alone
-	// and intercepts its descendants (a debugger that starts the program).
+	// and intercepts its descendants (a debugger that starts the program):
+	// the program Run starts, and the first program that joins through
+	// ServeBootstrap.
 	TransparentFirst bool
 	Stderr           io.Writer
-	Logger           *slog.Logger
+	// OnEvent, if set, is given to every supervisor of the session (see
+	// supervisor.Config.OnEvent); the session adds EventWarning for
+	// programs that could not join. It must return quickly.
+	OnEvent func(supervisor.Event)
+	Logger  *slog.Logger
 }
 
 // Session is a connection to a target and what is needed to run programs
@@ -67,7 +73,10 @@ type Session struct {
 	// both would answer the same listener.
 	keepers   []func()
 	listeners []net.Listener // bootstrap sockets
-	wg        conc.WaitGroup
+	// joined is set once a program has joined through a bootstrap
+	// socket: only the first may be transparent.
+	joined bool
+	wg     conc.WaitGroup
 }
 
 // ErrUnsupported wraps kernel feature problems.
@@ -144,6 +153,20 @@ var localOnlyEnv = glob.NewSelector([]string{
 	"PATH;HOME;USER;LOGNAME;SHELL;TERM;COLORTERM;PWD;OLDPWD;SHLVL;TMPDIR;LANG;LANGUAGE;LC_*;DISPLAY;WAYLAND_DISPLAY;XDG_*;SSH_*;LD_PRELOAD;LD_LIBRARY_PATH;_",
 }, nil)
 
+// RemoteEnv returns the variables Environ adds to a local environment: the
+// target's selected variables except those that describe this machine,
+// with the configuration's overrides.
+func (s *Session) RemoteEnv() map[string]string {
+	out := make(map[string]string, len(s.remote))
+	for k, v := range s.remote {
+		if _, override := s.cfg.Env.Override[k]; localOnlyEnv.Selects(k) && !override {
+			continue
+		}
+		out[k] = v
+	}
+	return out
+}
+
 // Environ merges the target's variables into a local environment: the
 // target's win, except those that describe this machine. Explicit overrides
 // always win.
@@ -208,7 +231,7 @@ func (s *Session) newSupervisor(program string, transparentPID int) (*supervisor
 		Client: s.client, Paths: paths, Outgoing: s.out, Processes: rules.NewProcesses(s.cfg.Processes.Local),
 		Incoming: inOpts, Hostname: s.host, DNS: *s.cfg.Network.DNS.Enabled, TransparentPID: transparentPID,
 		DNSNames: rules.NewDNSNames(s.cfg.Network.DNS.Filter.Remote, s.cfg.Network.DNS.Filter.Local),
-		Stderr:   s.opts.Stderr, Logger: s.opts.Logger,
+		Stderr:   s.opts.Stderr, OnEvent: s.opts.OnEvent, Logger: s.opts.Logger,
 	})
 	if err != nil {
 		return nil, err

@@ -2,6 +2,7 @@ package supervisor
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
 	"slices"
 	"sync"
@@ -91,7 +92,10 @@ func (in *incoming) subscribe(local, remote uint16, forward netip.AddrPort) {
 	spec := wire.Subscribe{Port: remote, Mode: opts.Mode, Filter: opts.Filter}
 	sub, err := in.s.cfg.Client.Subscribe(ctx, spec, client.ForwardTo(forward.String()))
 	if err != nil {
-		in.s.warnf("cannot %s port %d of the target for the program's port %d: %v", opts.Mode, remote, local, err)
+		msg := fmt.Sprintf("cannot %s port %d of the target for the program's port %d: %v", opts.Mode, remote, local, err)
+		in.s.warnf("%s", msg)
+		in.s.emit(Event{Kind: EventSubscribeFailed, Message: msg, LocalPort: local, RemotePort: remote,
+			Mode: opts.Mode, Filter: opts.Filter, Err: err, Holder: holderOf(err)})
 		return
 	}
 	in.mu.Lock()
@@ -105,8 +109,10 @@ func (in *incoming) subscribe(local, remote uint16, forward netip.AddrPort) {
 	if opts.Filter != nil {
 		filter = " where " + opts.Filter.String()
 	}
-	in.s.warnf("%s port %d of the target%s to %s", what, remote, filter, forward)
+	msg := fmt.Sprintf("%s port %d of the target%s to %s", what, remote, filter, forward)
+	in.s.warnf("%s", msg)
 	in.s.stats.remote("listen")
+	in.s.emit(Event{Kind: EventSubscribed, Message: msg, LocalPort: local, RemotePort: remote, Mode: opts.Mode, Filter: opts.Filter})
 }
 
 // close unsubscribes everything; the client may already be gone.

@@ -53,7 +53,13 @@ type Config struct {
 	TransparentPID int
 	// Stderr receives warnings meant for the user.
 	Stderr io.Writer
-	Logger *slog.Logger
+	// OnEvent, if set, receives subscriptions made or refused and the loss
+	// of the agent connection as data, besides the Stderr messages. It is
+	// called from the goroutine doing the work (never from the
+	// notification loop), possibly from several at once; it must return
+	// quickly, since the program may be waiting for that work.
+	OnEvent func(Event)
+	Logger  *slog.Logger
 }
 
 // IncomingOptions say what happens when the program listens on a port.
@@ -218,7 +224,9 @@ func (s *Supervisor) agentLost(err error) {
 		// Cached remote files must not outlive the connection: the program
 		// would see some remote files and not others.
 		s.fs.forget()
-		fmt.Fprintf(s.cfg.Stderr, "remocal: lost the connection to the agent (%v); the program keeps running, but remote files now fail with EIO and connections through the target with ENETUNREACH\n", err)
+		msg := fmt.Sprintf("lost the connection to the agent (%v); the program keeps running, but remote files now fail with EIO and connections through the target with ENETUNREACH", err)
+		fmt.Fprintf(s.cfg.Stderr, "remocal: %s\n", msg)
+		s.emit(Event{Kind: EventAgentLost, Message: msg, Err: err})
 	})
 }
 

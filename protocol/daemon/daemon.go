@@ -1,0 +1,276 @@
+// Package daemon is the contract between the remocal daemon and its clients
+// (the VS Code and JetBrains extensions, `remocal rpc`, scripts): JSON-RPC 2.0
+// with LSP framing (Content-Length headers), LSP lifecycle (initialize,
+// initialized, shutdown, exit, $/cancelRequest, $/progress,
+// window/showMessage, window/logMessage) and the remocal/* methods and
+// notifications defined here.
+//
+// Payloads are encoded with the JSON codec of go.lsp.dev/jsonrpc2
+// (encoding/json v2 semantics): field names are matched exactly, unknown
+// fields are ignored, and empty lists are written as [] rather than null.
+// Golden vectors for every message are in protocol/testdata/daemon.
+package daemon
+
+import (
+	"time"
+
+	"github.com/remocal/remocal/protocol/wire"
+)
+
+// ServerName is what the daemon reports in initialize.
+const ServerName = "remocal"
+
+// Requests (client → daemon).
+const (
+	MethodDaemonInfo     = "remocal/daemon/info"
+	MethodDaemonShutdown = "remocal/daemon/shutdown"
+	MethodNamespaces     = "remocal/namespaces"
+	MethodTargets        = "remocal/targets"
+	MethodConfigResolve  = "remocal/config/resolve"
+	MethodConfigVerify   = "remocal/config/verify"
+	MethodSessionStart   = "remocal/session/start"
+	MethodSessionStop    = "remocal/session/stop"
+	MethodSessionList    = "remocal/session/list"
+	MethodSessionDetail  = "remocal/session/detail"
+)
+
+// Notifications (daemon → every initialized client).
+const (
+	NotifySessionChanged = "remocal/sessionChanged"
+	NotifyConflict       = "remocal/conflict"
+	NotifyTargetsChanged = "remocal/targetsChanged"
+	NotifyConfigChanged  = "remocal/configChanged"
+)
+
+// DaemonInfo describes the running daemon. A forwarder compares Version
+// with its own before relaying, to restart an older daemon that has no
+// sessions.
+type DaemonInfo struct {
+	Version  string `json:"version"`
+	PID      int    `json:"pid"`
+	Socket   string `json:"socket"`
+	Sessions int    `json:"sessions"`
+	Clients  int    `json:"clients"`
+	// StartedAt is when the daemon started (RFC 3339).
+	StartedAt time.Time `json:"startedAt"`
+}
+
+// DaemonShutdownParams asks the daemon to exit. It refuses while sessions
+// run unless Force is set.
+type DaemonShutdownParams struct {
+	Force bool `json:"force,omitzero"`
+}
+
+// Namespace groups targets: a Kubernetes namespace, or "local" for this
+// machine's processes.
+type Namespace struct {
+	Name     string `json:"name"`
+	Provider string `json:"provider"`
+}
+
+// NamespacesResult lists namespaces of every provider.
+type NamespacesResult struct {
+	Namespaces []Namespace `json:"namespaces"`
+}
+
+// TargetsParams filters a target listing.
+type TargetsParams struct {
+	// Kinds, if set, keeps only these kinds ("pid", "deployment", ...).
+	Kinds []string `json:"kinds,omitzero"`
+	// Namespace, if set, keeps only this namespace.
+	Namespace string `json:"namespace,omitzero"`
+}
+
+// Target is something a session can run in.
+type Target struct {
+	// Ref is what --target and remocal/session/start take: "pid/4242",
+	// "deployment/api" ...
+	Ref       string `json:"ref"`
+	Kind      string `json:"kind"`
+	Name      string `json:"name"`
+	Namespace string `json:"namespace"`
+	Provider  string `json:"provider"`
+	// Ready says whether a session can start on it now.
+	Ready bool `json:"ready"`
+	// Description is for humans: a command line, an image.
+	Description string `json:"description,omitzero"`
+}
+
+// TargetsResult lists targets, sorted by namespace then ref.
+type TargetsResult struct {
+	Targets []Target `json:"targets"`
+}
+
+// ConfigParams names a configuration: an explicit File, or the nearest
+// .remocal/config.json above WorkspaceFolder (an absolute path).
+type ConfigParams struct {
+	WorkspaceFolder string `json:"workspaceFolder,omitzero"`
+	File            string `json:"file,omitzero"`
+}
+
+// Problem is one thing wrong in a configuration file.
+type Problem struct {
+	// Path is a JSON path such as "$.network.incoming.mode".
+	Path    string `json:"path"`
+	Line    int    `json:"line,omitzero"`
+	Column  int    `json:"column,omitzero"`
+	Message string `json:"message"`
+}
+
+// ConfigResult is a resolved and verified configuration. Config holds the
+// configuration with every default filled in (see protocol/config);
+// it is absent when the file has problems.
+type ConfigResult struct {
+	// File is the configuration file used; empty when none was found and
+	// the defaults apply.
+	File     string    `json:"file"`
+	Valid    bool      `json:"valid"`
+	Problems []Problem `json:"problems"`
+	Config   any       `json:"config,omitzero"`
+}
+
+// Launch says how the program of a session is started.
+type Launch string
+
+const (
+	// LaunchAuto uses Wrapper for statically linked programs and Env
+	// otherwise.
+	LaunchAuto Launch = "auto"
+	// LaunchEnv: start the program yourself with Env added; the bootstrap
+	// library in LD_PRELOAD joins it to the session.
+	LaunchEnv Launch = "env"
+	// LaunchWrapper: start Wrapper followed by the program's argv.
+	LaunchWrapper Launch = "wrapper"
+)
+
+// Program describes what the client is about to launch.
+type Program struct {
+	Path string   `json:"path"`
+	Args []string `json:"args,omitzero"`
+	// Launch defaults to auto.
+	Launch Launch `json:"launch,omitzero"`
+	// TransparentFirst: the program is a debugger that starts the real
+	// program; intercept its descendants, not the debugger itself.
+	TransparentFirst bool `json:"transparentFirst,omitzero"`
+}
+
+// SessionStartParams starts a session. Target and WorkspaceFolder are
+// required; settings come from the workspace's configuration, with Incoming
+// overriding network.incoming.mode when set.
+type SessionStartParams struct {
+	Target          string   `json:"target"`
+	WorkspaceFolder string   `json:"workspaceFolder"`
+	ConfigFile      string   `json:"configFile,omitzero"`
+	Incoming        string   `json:"incoming,omitzero"`
+	Program         *Program `json:"program,omitzero"`
+	// WorkDoneToken, if set, receives $/progress while the session starts.
+	WorkDoneToken any `json:"workDoneToken,omitzero"`
+}
+
+// SessionState is a session's lifecycle stage.
+type SessionState string
+
+const (
+	StateStarting SessionState = "starting"
+	StateActive   SessionState = "active"
+	// StateDegraded: running, but something failed (the agent connection
+	// dropped, a port could not be taken); Reason says what.
+	StateDegraded SessionState = "degraded"
+	StateEnded    SessionState = "ended"
+)
+
+// Session is a session as every client sees it.
+type Session struct {
+	ID              string `json:"id"`
+	Target          string `json:"target"`
+	WorkspaceFolder string `json:"workspaceFolder"`
+	// Owner is who started it ("alice@laptop via vscode").
+	Owner     string       `json:"owner"`
+	State     SessionState `json:"state"`
+	Reason    string       `json:"reason,omitzero"`
+	StartedAt time.Time    `json:"startedAt"`
+	// Incoming is the effective incoming mode: mirror, steal or off.
+	Incoming string `json:"incoming"`
+}
+
+// SessionStartResult tells the client how to launch its program in the
+// session.
+type SessionStartResult struct {
+	Session Session `json:"session"`
+	// Env holds the variables to add to the program's environment: the
+	// target's, LD_PRELOAD with the bootstrap library and the session
+	// socket. Variables the client sets itself may be kept, except these.
+	Env map[string]string `json:"env"`
+	// Wrapper, when set, is the argv to run instead of the program's: the
+	// program's own path and arguments are already at its end.
+	Wrapper  []string `json:"wrapper,omitzero"`
+	Warnings []string `json:"warnings"`
+}
+
+// SessionParams names a session.
+type SessionParams struct {
+	ID string `json:"id"`
+}
+
+// SessionListResult lists every session of the daemon.
+type SessionListResult struct {
+	Sessions []Session `json:"sessions"`
+}
+
+// Subscription is incoming traffic a session receives.
+type Subscription struct {
+	// Port is the target's port; LocalPort is where the program listens.
+	Port       uint16           `json:"port"`
+	LocalPort  uint16           `json:"localPort"`
+	Mode       wire.Mode        `json:"mode"`
+	Filter     *wire.HTTPFilter `json:"filter,omitzero"`
+	Deliveries uint64           `json:"deliveries"`
+}
+
+// Process is a program running in a session.
+type Process struct {
+	PID int    `json:"pid"`
+	Exe string `json:"exe"`
+}
+
+// SessionDetail is everything the daemon knows about a session.
+type SessionDetail struct {
+	Session       Session        `json:"session"`
+	Subscriptions []Subscription `json:"subscriptions"`
+	Processes     []Process      `json:"processes"`
+	// Counters count intercepted system calls: "notified", "continued",
+	// and per remote operation ("open", "stat", "connect", ...).
+	Counters map[string]uint64 `json:"counters"`
+	Errors   []string          `json:"errors"`
+}
+
+// SessionChanged announces a session's new state.
+type SessionChanged struct {
+	Session Session `json:"session"`
+}
+
+// Conflict announces that a session could not take a port because another
+// client holds it.
+type Conflict struct {
+	SessionID string       `json:"sessionId"`
+	Target    string       `json:"target"`
+	Port      uint16       `json:"port"`
+	Mode      wire.Mode    `json:"mode"`
+	Holder    *wire.Holder `json:"holder"`
+	Message   string       `json:"message"`
+}
+
+// TargetsChanged tells clients to list targets again.
+type TargetsChanged struct {
+	Provider  string `json:"provider"`
+	Namespace string `json:"namespace,omitzero"`
+}
+
+// ConfigChanged announces that a watched configuration file changed, with
+// the result of verifying it again.
+type ConfigChanged struct {
+	WorkspaceFolder string    `json:"workspaceFolder"`
+	File            string    `json:"file"`
+	Valid           bool      `json:"valid"`
+	Problems        []Problem `json:"problems"`
+}

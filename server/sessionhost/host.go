@@ -1,0 +1,349 @@
+package sessionhost
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/signal"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"go.lsp.dev/jsonrpc2"
+	"golang.org/x/sys/unix"
+
+	"github.com/remocal/remocal/interpose/bootstrap"
+	"github.com/remocal/remocal/interpose/connect"
+	"github.com/remocal/remocal/interpose/session"
+	"github.com/remocal/remocal/interpose/supervisor"
+	"github.com/remocal/remocal/protocol/config"
+	"github.com/remocal/remocal/protocol/daemon"
+)
+
+// specTimeout bounds the wait for the daemon's start message.
+const specTimeout = 30 * time.Second
+
+// maxErrors bounds the problems a host remembers for Detail.
+const maxErrors = 100
+
+// host is the session host process's state.
+type host struct {
+	out  io.Writer // the host's own standard error
+	conn jsonrpc2.Conn
+
+	specs chan startParams
+	stop  chan struct{}
+	once  sync.Once
+
+	mu       sync.Mutex
+	id       string
+	target   string // the effective target, for conflicts
+	sess     *session.Session
+	ready    bool
+	warnings []string // before ready
+	errs     []string
+	lost     bool // agent_lost already reported
+	closing  bool // the session is being closed: its agent connection ends
+	events   *queue[Event]
+}
+
+// Main runs the session host (os.Args[1] == Arg) and returns its exit
+// status: 0 after a stop, 1 if the session could not start or failed, 2 if
+// it was not started by a daemon.
+func Main(args []string) int {
+	out := os.Stderr
+	if len(args) != 0 {
+		fmt.Fprintf(out, "remocal: %s takes no arguments; the remocal daemon starts it\n", Arg)
+		return 2
+	}
+	// Only what is handed over explicitly may reach the processes the host
+	// starts: the agent must not keep the control connection open, and
+	// only keepers write to the log descriptor.
+	unix.CloseOnExec(controlFD)
+	unix.CloseOnExec(logFD)
+	// Run by hand, descriptors 3 and 4 may be the Go runtime's own: touch
+	// them only if they are what the daemon hands over.
+	var st unix.Stat_t
+	if unix.Fstat(controlFD, &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFSOCK {
+		fmt.Fprintf(out, "remocal: %s is started by the remocal daemon (no control connection)\n", Arg)
+		return 2
+	}
+	if unix.Fstat(logFD, &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFIFO {
+		// Keepers get os.Stderr: they may outlive the host, and must not
+		// hold its own standard error, whose end tells the daemon the
+		// host's last words are in.
+		os.Stderr = os.NewFile(logFD, "keeper-log")
+	}
+	f := os.NewFile(controlFD, "control")
+	nc, err := net.FileConn(f)
+	f.Close()
+	if err != nil {
+		fmt.Fprintf(out, "remocal: %s is started by the remocal daemon (no control connection: %v)\n", Arg, err)
+		return 2
+	}
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	h := &host{out: out, specs: make(chan startParams, 1), stop: make(chan struct{}), events: newQueue[Event]()}
+	h.conn = jsonrpc2.NewConn(jsonrpc2.NewHeaderStream(nc))
+	h.conn.Go(context.Background(), h.handle)
+	defer h.conn.Close()
+
+	var p startParams
+	timer := time.NewTimer(specTimeout)
+	defer timer.Stop()
+	select {
+	case p = <-h.specs:
+	case <-h.conn.Done():
+		return 1
+	case sig := <-sigs:
+		fmt.Fprintf(out, "remocal: session host: %v before the session started\n", sig)
+		return 1
+	case <-timer.C:
+		fmt.Fprintf(out, "remocal: session host: the daemon sent no session to start within %v\n", specTimeout)
+		return 1
+	}
+
+	// Starting takes a while (an agent to start, the target's environment
+	// to read): give up if the daemon goes away or asks to stop meanwhile.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	stopped := make(chan struct{})
+	defer close(stopped)
+	go func() {
+		select {
+		case sig := <-sigs:
+			fmt.Fprintf(out, "remocal: session %s: %v, closing the session\n", p.ID, sig)
+		case <-h.conn.Done():
+		case <-h.stop:
+		case <-stopped:
+		}
+		cancel()
+	}()
+
+	ready, herr := h.start(ctx, p)
+	if herr != nil {
+		fmt.Fprintf(out, "remocal: session %s: %s\n", p.ID, herr.Message)
+		h.conn.Notify(context.Background(), methodReady, readyParams{Error: herr})
+		return 1
+	}
+	h.mu.Lock()
+	// Warnings so far go with Ready; later ones are events, sent after it.
+	ready.Warnings = append([]string{}, h.warnings...)
+	h.ready = true
+	h.mu.Unlock()
+	err = h.conn.Notify(context.Background(), methodReady, readyParams{Ready: &ready})
+	sent := make(chan struct{})
+	go func() {
+		defer close(sent)
+		h.events.run(func(ev Event) { h.conn.Notify(context.Background(), methodEvent, ev) })
+	}()
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		h.watchAgent(ctx)
+	}()
+	if err == nil {
+		<-ctx.Done()
+	}
+	h.mu.Lock()
+	h.closing = true
+	h.mu.Unlock()
+	h.sess.Close()
+	<-watched
+	h.events.close()
+	<-sent
+	return 0
+}
+
+// watchAgent reports a lost agent connection even when no program has
+// joined yet (supervisors report it for theirs).
+func (h *host) watchAgent(ctx context.Context) {
+	c := h.sess.Client()
+	select {
+	case <-c.Done():
+	case <-ctx.Done():
+		return
+	}
+	h.mu.Lock()
+	closing := h.closing
+	h.mu.Unlock()
+	if !closing {
+		h.onEvent(supervisor.Event{Kind: supervisor.EventAgentLost, Err: c.Err(), Message: fmt.Sprintf(
+			"lost the connection to the agent (%v); programs in the session keep running, but remote files now fail with EIO and connections through the target with ENETUNREACH", c.Err())})
+	}
+}
+
+// handle serves the daemon's messages. Notifications never return errors:
+// that would end the connection.
+func (h *host) handle(ctx context.Context, req *jsonrpc2.Request) (any, error) {
+	switch req.Method() {
+	case methodStart:
+		var p startParams
+		if err := jsonrpc2.DefaultCodec.Unmarshal(req.Params(), &p); err != nil {
+			fmt.Fprintf(h.out, "remocal: session host: bad start message: %v\n", err)
+			return nil, nil
+		}
+		select {
+		case h.specs <- p:
+		default: // one session per host
+		}
+	case methodDetail:
+		jsonrpc2.Async(ctx) // reading /proc for the processes takes a moment
+		return h.detail()
+	case methodStop:
+		h.once.Do(func() { close(h.stop) })
+		return struct{}{}, nil
+	default:
+		if req.IsCall() {
+			return nil, jsonrpc2.ErrMethodNotFound
+		}
+	}
+	return nil, nil
+}
+
+// start opens the session and the socket programs join through.
+func (h *host) start(ctx context.Context, p startParams) (Ready, *hostError) {
+	fail := func(code int, format string, args ...any) (Ready, *hostError) {
+		return Ready{}, &hostError{Code: code, Message: fmt.Sprintf(format, args...)}
+	}
+	if p.Socket == "" {
+		return fail(daemon.CodeInternal, "no socket path for programs to join through")
+	}
+	cfg := &config.Config{}
+	if len(p.Config) > 0 && string(p.Config) != "null" {
+		if err := json.Unmarshal(p.Config, cfg); err != nil {
+			return fail(daemon.CodeInvalidConfig, "invalid configuration: %v", err)
+		}
+	}
+	if p.Target != "" {
+		cfg.Target = p.Target
+	}
+	switch p.Incoming {
+	case "":
+	case "mirror", "steal", "off":
+		cfg.Network.Incoming.Mode = config.IncomingMode(p.Incoming)
+	default:
+		return fail(daemon.CodeInvalidConfig, "invalid configuration: incoming %q is not mirror, steal or off", p.Incoming)
+	}
+	if err := cfg.Validate(); err != nil {
+		return fail(daemon.CodeInvalidConfig, "invalid configuration: %v", err)
+	}
+	cfg = cfg.WithDefaults()
+	self, err := os.Executable()
+	if err != nil {
+		return fail(daemon.CodeInternal, "find the remocal binary: %v", err)
+	}
+	conn, err := connect.For(cfg.Target, connect.Options{Self: self, AgentAddress: cfg.Agent.Address,
+		IdleTTL: time.Duration(cfg.Agent.IdleTTL), Stderr: h.out})
+	if err != nil {
+		return fail(daemon.CodeInvalidConfig, "%v", err)
+	}
+	if lp, ok := conn.(*connect.LocalPID); ok {
+		if err := syscall.Kill(lp.PID, 0); errors.Is(err, syscall.ESRCH) {
+			return fail(daemon.CodeTargetNotFound, "target pid/%d: no such process", lp.PID)
+		}
+	}
+	h.mu.Lock()
+	h.id, h.target = p.ID, conn.Describe()
+	h.mu.Unlock()
+	sess, err := session.Start(ctx, session.Options{
+		Connector: conn, Config: cfg, ClientName: p.ClientName, Version: p.Version, Self: self,
+		WorkDir: p.WorkDir, TransparentFirst: p.TransparentFirst, Stderr: h.out, OnEvent: h.onEvent,
+	})
+	if err != nil {
+		code := daemon.CodeAgent
+		switch {
+		case errors.Is(err, session.ErrUnsupported):
+			code = daemon.CodeUnsupported
+		case strings.Contains(err.Error(), "no such process"):
+			code = daemon.CodeTargetNotFound // the target exited meanwhile
+		}
+		return fail(code, "%v", err)
+	}
+	dir := p.LibraryDir
+	if dir == "" {
+		dir = bootstrap.DefaultDir()
+	}
+	lib, err := bootstrap.Install(dir)
+	if err != nil {
+		sess.Close()
+		return fail(daemon.CodeInternal, "%v", err)
+	}
+	if err := sess.ServeBootstrap(p.Socket); err != nil {
+		sess.Close()
+		return fail(daemon.CodeInternal, "%v", err)
+	}
+	h.mu.Lock()
+	h.sess = sess
+	h.mu.Unlock()
+	env := sess.RemoteEnv()
+	env["LD_PRELOAD"] = lib
+	env[session.SocketEnv] = p.Socket
+	return Ready{Env: env, Incoming: string(cfg.Network.Incoming.Mode)}, nil
+}
+
+// onEvent turns what the supervisors report into events for the daemon.
+func (h *host) onEvent(ev supervisor.Event) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	out := Event{Kind: string(ev.Kind), Message: ev.Message}
+	switch ev.Kind {
+	case supervisor.EventSubscribed:
+	case supervisor.EventSubscribeFailed:
+		if ev.Holder != nil {
+			out.Kind = EventConflict
+			out.Conflict = &daemon.Conflict{SessionID: h.id, Target: h.target, Port: ev.RemotePort,
+				Mode: ev.Mode, Holder: ev.Holder, Message: ev.Message}
+		}
+	case supervisor.EventAgentLost:
+		// Every supervisor of the session loses the same connection.
+		if h.lost {
+			return
+		}
+		h.lost = true
+	case supervisor.EventWarning:
+		if !h.ready {
+			h.warnings = append(h.warnings, ev.Message)
+			return
+		}
+	default:
+		out.Kind = EventWarning
+	}
+	if out.Kind != EventSubscribed {
+		h.errs = append(h.errs, ev.Message)
+		if len(h.errs) > maxErrors {
+			h.errs = h.errs[len(h.errs)-maxErrors:]
+		}
+	}
+	h.events.push(out)
+}
+
+// detail answers sessionhost/detail.
+func (h *host) detail() (Detail, error) {
+	h.mu.Lock()
+	sess := h.sess
+	errs := append([]string{}, h.errs...)
+	h.mu.Unlock()
+	if sess == nil {
+		return Detail{}, errors.New("the session is not ready")
+	}
+	sd := sess.Detail()
+	d := Detail{Subscriptions: []daemon.Subscription{}, Processes: []daemon.Process{}, Errors: errs, Supervised: sd.Supervised,
+		Counters: map[string]uint64{"notified": sd.Stats.Notified, "continued": sd.Stats.Continued}}
+	for k, v := range sd.Stats.Remote {
+		d.Counters[k] = v
+	}
+	for _, s := range sd.Subscriptions {
+		d.Subscriptions = append(d.Subscriptions, daemon.Subscription{Port: s.RemotePort, LocalPort: s.LocalPort,
+			Mode: s.Mode, Filter: s.Filter, Deliveries: s.Deliveries})
+	}
+	for _, p := range sd.Processes {
+		d.Processes = append(d.Processes, daemon.Process{PID: p.PID, Exe: p.Exe})
+	}
+	return d, nil
+}

@@ -1,0 +1,468 @@
+package sessionhost
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/remocal/remocal/interpose/session"
+	"github.com/remocal/remocal/protocol/config"
+	"github.com/remocal/remocal/test/localenv"
+)
+
+// The tests start real session hosts (the remocal binary built from this
+// module) against the local "remote" environment of test/localenv, and run
+// real programs that join them, as an IDE would: with Ready.Env (the
+// LD_PRELOAD bootstrap) or through `remocal exec --join`. Everything runs in
+// localenv's loopback-only network namespace.
+func TestMain(m *testing.M) {
+	localenv.Main(m, func() {
+		if buildDir != "" {
+			os.RemoveAll(buildDir)
+		}
+	})
+}
+
+var (
+	buildOnce sync.Once
+	buildDir  string
+	buildErr  error
+)
+
+// built returns a binary built once per test binary: "remocal" as `make
+// build` builds it (dynamically linked when cgo is available, so the
+// bootstrap library loads into the --join wrapper too), and "probe", the
+// static Go program of test/e2e.
+func built(t testing.TB, name string) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		buildDir, buildErr = os.MkdirTemp("", "remocal-sessionhost-bin")
+		if buildErr != nil {
+			return
+		}
+		for _, b := range []struct {
+			out, pkg string
+			env      []string
+		}{
+			{"remocal", "github.com/remocal/remocal/cmd/remocal", nil},
+			{"probe", "github.com/remocal/remocal/test/e2e/testdata/probe", []string{"CGO_ENABLED=0"}},
+		} {
+			cmd := exec.Command("go", "build", "-o", filepath.Join(buildDir, b.out), b.pkg)
+			cmd.Env = append(os.Environ(), b.env...)
+			if out, err := cmd.CombinedOutput(); err != nil {
+				buildErr = fmt.Errorf("build %s: %v\n%s", b.pkg, err, out)
+				return
+			}
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return filepath.Join(buildDir, name)
+}
+
+// lockedBuffer collects lines from goroutines that may outlive the test.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) line(s string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.b.WriteString(s + "\n")
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// recorder keeps the events a host reported and lets tests wait for one.
+type recorder struct {
+	mu     sync.Mutex
+	events []Event
+	more   chan struct{}
+}
+
+func newRecorder() *recorder { return &recorder{more: make(chan struct{})} }
+
+func (r *recorder) add(ev Event) {
+	r.mu.Lock()
+	r.events = append(r.events, ev)
+	close(r.more)
+	r.more = make(chan struct{})
+	r.mu.Unlock()
+}
+
+// wait returns the first event of kind, waiting up to 30s for it.
+func (r *recorder) wait(t *testing.T, kind string) Event {
+	t.Helper()
+	timeout := time.After(30 * time.Second)
+	for {
+		r.mu.Lock()
+		for _, ev := range r.events {
+			if ev.Kind == kind {
+				r.mu.Unlock()
+				return ev
+			}
+		}
+		more := r.more
+		r.mu.Unlock()
+		select {
+		case <-more:
+		case <-timeout:
+			t.Fatalf("no %q event within 30s; got %+v", kind, r.all())
+		}
+	}
+}
+
+func (r *recorder) all() []Event {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]Event(nil), r.events...)
+}
+
+// testHost is a host started for a test, stopped when it ends.
+type testHost struct {
+	*Host
+	spec   Spec
+	events *recorder
+	log    *lockedBuffer
+}
+
+// appSpec is a session on the app pod whose config directory is remote.
+func appSpec(t *testing.T, env *localenv.Env, id string) Spec {
+	dir := t.TempDir()
+	return Spec{
+		ID: id, Target: fmt.Sprintf("pid/%d", env.App.PID), WorkDir: t.TempDir(), ClientName: "sessionhost-test",
+		Socket:  filepath.Join(dir, id+".sock"),
+		Config:  &config.Config{FS: config.FS{Remote: []string{"/etc/inventory"}}},
+		Version: "test", LibraryDir: filepath.Join(dir, "lib"),
+	}
+}
+
+func startHost(t *testing.T, spec Spec) *testHost {
+	t.Helper()
+	th := &testHost{spec: spec, events: newRecorder(), log: &lockedBuffer{}}
+	th.spec.Log = th.log.line
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	h, err := Start(ctx, built(t, "remocal"), th.spec, th.events.add)
+	if err != nil {
+		t.Fatalf("start the session host: %v\nits output:\n%s", err, th.log)
+	}
+	th.Host = h
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := h.Stop(ctx); err != nil {
+			t.Errorf("stop %s: %v", spec.ID, err)
+		}
+		t.Logf("session host %s (pid %d) output:\n%s", spec.ID, h.PID(), th.log)
+	})
+	return th
+}
+
+// detail asks the host for its details.
+func (th *testHost) detail(t *testing.T) Detail {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	d, err := th.Detail(ctx)
+	if err != nil {
+		t.Fatalf("detail: %v", err)
+	}
+	t.Logf("detail of %s: %+v", th.spec.ID, d)
+	return d
+}
+
+// programEnv is the test's environment without anything of remocal's, plus
+// Ready.Env: what an IDE gives a program it launches in the session.
+func programEnv(r Ready) []string {
+	vars := map[string]string{}
+	var order []string
+	add := func(k, v string) {
+		if _, ok := vars[k]; !ok {
+			order = append(order, k)
+		}
+		vars[k] = v
+	}
+	for _, kv := range os.Environ() {
+		k, v, _ := strings.Cut(kv, "=")
+		if k == "LD_PRELOAD" || k == session.SocketEnv || k == "REMOCAL_BOOTSTRAP_WARNED" {
+			continue
+		}
+		add(k, v)
+	}
+	for k, v := range r.Env {
+		add(k, v)
+	}
+	out := make([]string, 0, len(order))
+	for _, k := range order {
+		out = append(out, k+"="+vars[k])
+	}
+	return out
+}
+
+// joinArgv is the wrapper the daemon hands IDEs for static programs.
+func joinArgv(t *testing.T, socket string, flags []string, argv ...string) []string {
+	out := append([]string{built(t, "remocal"), "exec", "--join", socket}, flags...)
+	return append(append(out, "--"), argv...)
+}
+
+type result struct {
+	code           int
+	stdout, stderr string
+}
+
+// run runs argv with env and waits; the program and its children are in
+// a process group of their own, killed if the test gives up on them.
+func run(t *testing.T, env []string, argv ...string) result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	cmd.Env, cmd.Dir = env, t.TempDir()
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = 5 * time.Second
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	res := result{stdout: out.String(), stderr: errb.String()}
+	var ee *exec.ExitError
+	switch {
+	case ctx.Err() != nil:
+		t.Fatalf("%v did not finish within 60s\nstdout:\n%s\nstderr:\n%s", argv, res.stdout, res.stderr)
+	case errors.As(err, &ee):
+		res.code = ee.ExitCode()
+	case err != nil:
+		t.Fatalf("run %v: %v", argv, err)
+	}
+	t.Logf("%v: exit %d\nstdout:\n%s\nstderr:\n%s", argv, res.code, res.stdout, res.stderr)
+	return res
+}
+
+// running is a program in progress whose output is read line by line.
+type running struct {
+	t      *testing.T
+	cmd    *exec.Cmd
+	stdin  io.WriteCloser
+	stdout chan string
+	done   chan struct{}
+	code   int
+	mu     sync.Mutex
+	log    []string
+}
+
+func start(t *testing.T, env []string, argv ...string) *running {
+	t.Helper()
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Env, cmd.Dir = env, t.TempDir()
+	r := &running{t: t, cmd: cmd, stdout: make(chan string, 100), done: make(chan struct{})}
+	var err error
+	if r.stdin, err = cmd.StdinPipe(); err != nil {
+		t.Fatal(err)
+	}
+	// Plain pipes: a keeper may hold the write ends after the program
+	// exited, and the exit must not wait for it.
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	errR, errW, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stdout, cmd.Stderr = outW, errW
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	outW.Close()
+	errW.Close()
+	var readers sync.WaitGroup
+	readers.Add(2)
+	go func() {
+		defer readers.Done()
+		defer close(r.stdout)
+		defer outR.Close()
+		sc := bufio.NewScanner(outR)
+		for sc.Scan() {
+			r.record("stdout: " + sc.Text())
+			r.stdout <- sc.Text()
+		}
+	}()
+	go func() {
+		defer readers.Done()
+		defer errR.Close()
+		sc := bufio.NewScanner(errR)
+		for sc.Scan() {
+			r.record("stderr: " + sc.Text())
+		}
+	}()
+	go func() {
+		err := cmd.Wait()
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			r.code = ee.ExitCode()
+		} else if err != nil {
+			r.code = -1
+		}
+		close(r.done)
+	}()
+	t.Cleanup(func() {
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		<-r.done
+		// Drain stdout so the reader can finish.
+		for range r.stdout {
+		}
+		readers.Wait()
+		r.mu.Lock()
+		t.Logf("output of %v:\n%s", argv, strings.Join(r.log, "\n"))
+		r.mu.Unlock()
+	})
+	return r
+}
+
+func (r *running) record(line string) {
+	r.mu.Lock()
+	r.log = append(r.log, line)
+	r.mu.Unlock()
+}
+
+// expect waits for a stdout line containing want and returns it.
+func (r *running) expect(want string) string {
+	r.t.Helper()
+	timeout := time.After(30 * time.Second)
+	for {
+		select {
+		case line, ok := <-r.stdout:
+			if !ok {
+				r.t.Fatalf("output ended without %q", want)
+			}
+			if strings.Contains(line, want) {
+				return line
+			}
+		case <-timeout:
+			r.t.Fatalf("no line with %q within 30s", want)
+		}
+	}
+}
+
+// wait returns the exit status.
+func (r *running) wait() int {
+	r.t.Helper()
+	select {
+	case <-r.done:
+		return r.code
+	case <-time.After(30 * time.Second):
+		r.t.Fatal("the program did not exit")
+		return -1
+	}
+}
+
+func mustContain(t *testing.T, what, got string, wants ...string) {
+	t.Helper()
+	for _, w := range wants {
+		if !strings.Contains(got, w) {
+			t.Errorf("%s lacks %q:\n%s", what, w, got)
+		}
+	}
+}
+
+// children lists the processes whose parent is pid.
+func children(pid int) map[int]string {
+	out := map[int]string{}
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		p, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p))
+		if err != nil {
+			continue
+		}
+		s := string(stat)
+		fields := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+		if len(fields) > 1 && fields[1] == strconv.Itoa(pid) {
+			cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", p))
+			out[p] = strings.ReplaceAll(strings.TrimRight(string(cmdline), "\x00"), "\x00", " ")
+		}
+	}
+	return out
+}
+
+// watchExit returns a channel closed when process pid exits (pidfd), or nil
+// if it is gone already. The watch ends with the test.
+func watchExit(t *testing.T, pid int) <-chan struct{} {
+	t.Helper()
+	fd, err := unix.PidfdOpen(pid, 0)
+	if errors.Is(err, unix.ESRCH) {
+		return nil
+	}
+	if err != nil {
+		t.Fatalf("pidfd_open %d: %v", pid, err)
+	}
+	stop, err := unix.Eventfd(0, unix.EFD_CLOEXEC)
+	if err != nil {
+		unix.Close(fd)
+		t.Fatal(err)
+	}
+	ch := make(chan struct{})
+	ended := make(chan struct{})
+	go func() {
+		defer close(ended)
+		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}, {Fd: int32(stop), Events: unix.POLLIN}}
+		for {
+			_, err := unix.Poll(fds, -1)
+			if errors.Is(err, unix.EINTR) {
+				continue
+			}
+			if err == nil && fds[0].Revents != 0 {
+				close(ch)
+			}
+			return
+		}
+	}()
+	t.Cleanup(func() {
+		unix.Write(stop, []byte{1, 0, 0, 0, 0, 0, 0, 0})
+		<-ended
+		unix.Close(fd)
+		unix.Close(stop)
+	})
+	return ch
+}
+
+// waitExit waits for the processes of watchExit to exit.
+func waitExit(t *testing.T, what string, pids map[int]string, chans map[int]<-chan struct{}) {
+	t.Helper()
+	timeout := time.After(30 * time.Second)
+	for pid, ch := range chans {
+		if ch == nil {
+			continue
+		}
+		select {
+		case <-ch:
+		case <-timeout:
+			t.Fatalf("%s: process %d (%s) still runs", what, pid, pids[pid])
+		}
+	}
+}
