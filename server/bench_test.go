@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/remocal/remocal/protocol/daemon"
 	"github.com/remocal/remocal/server/daemonclient"
@@ -53,14 +52,12 @@ func BenchmarkNotificationFanout(b *testing.B) {
 			}
 			b.ResetTimer()
 			for b.Loop() {
-				start := time.Now()
 				d.srv.Broadcast(daemon.NotifyTargetsChanged, daemon.TargetsChanged{Provider: "bench"})
 				var wg sync.WaitGroup
 				for _, c := range clients {
 					wg.Go(func() { <-c.Notifications() })
 				}
 				wg.Wait()
-				_ = start
 			}
 		})
 	}

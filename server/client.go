@@ -266,7 +266,7 @@ func (c *client) initialize(ctx context.Context, raw jsonrpc2.RawMessage) (any, 
 	}
 	c.initialized = true
 	c.name = p.ClientInfo.Name
-	if v, ok := p.ClientInfo.Version.Get(); ok {
+	if v, ok := p.ClientInfo.Version.Get(); ok && v != "" {
 		c.name += " " + v
 	}
 	if p.Capabilities.Window != nil && p.Capabilities.Window.WorkDoneProgress != nil {

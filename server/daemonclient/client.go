@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"strings"
 	"sync"
 
 	"go.lsp.dev/jsonrpc2"
@@ -54,7 +55,10 @@ func Dial(ctx context.Context, socket string, opts Options) (*Client, error) {
 func New(ctx context.Context, nc net.Conn, opts Options) (*Client, error) {
 	c := &Client{conn: jsonrpc2.NewConn(jsonrpc2.NewHeaderStream(nc)), notes: make(chan Notification, 1024)}
 	c.conn.Go(context.Background(), c.handle)
-	params := protocol.InitializeParams{ClientInfo: protocol.ClientInfo{Name: opts.Name, Version: protocol.NewOptional(opts.Version)}}
+	params := protocol.InitializeParams{ClientInfo: protocol.ClientInfo{Name: opts.Name}}
+	if opts.Version != "" {
+		params.ClientInfo.Version = protocol.NewOptional(opts.Version)
+	}
 	if opts.WorkDoneProgress {
 		t := true
 		params.Capabilities.Window = &protocol.WindowClientCapabilities{WorkDoneProgress: &t}
@@ -83,7 +87,8 @@ func (c *Client) handle(ctx context.Context, req *jsonrpc2.Request) (any, error)
 	if req.IsCall() {
 		return nil, jsonrpc2.ErrMethodNotFound
 	}
-	n := Notification{Method: req.Method(), Params: append(jsonrpc2.RawMessage(nil), req.Params()...)}
+	// The request borrows the transport's frame until this returns.
+	n := Notification{Method: strings.Clone(req.Method()), Params: append(jsonrpc2.RawMessage(nil), req.Params()...)}
 	select {
 	case c.notes <- n:
 	default: // nobody is reading; drop rather than stall the connection

@@ -6,6 +6,7 @@
 package forward
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -116,7 +117,7 @@ func stopDaemon(ctx context.Context, socket string, pid int) error {
 		return err
 	}
 	// Wait until the process is gone, so the new daemon can take the socket.
-	for syscall.Kill(pid, 0) == nil {
+	for alive(pid) {
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("old daemon (pid %d) did not exit", pid)
@@ -197,4 +198,15 @@ func Relay(conn net.Conn, in io.Reader, out io.Writer) error {
 	err := <-done
 	conn.Close()
 	return err
+}
+
+// alive reports whether pid runs; a zombie (exited, not yet reaped by its
+// parent) has released the socket and counts as gone.
+func alive(pid int) bool {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	i := bytes.LastIndexByte(data, ')')
+	return i < 0 || i+2 >= len(data) || data[i+2] != 'Z'
 }

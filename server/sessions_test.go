@@ -1,0 +1,283 @@
+package server_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/remocal/remocal/protocol/daemon"
+	"github.com/remocal/remocal/server/daemonclient"
+	"github.com/remocal/remocal/test/localenv"
+)
+
+// project is a workspace folder whose configuration reads the example
+// app's config directory from the target.
+func project(t *testing.T, extra string) string {
+	folder := t.TempDir()
+	writeConfig(t, folder, `{"fs": {"remote": ["/etc/inventory"]}`+extra+`}`)
+	return folder
+}
+
+func startSession(t *testing.T, c *daemonclient.Client, p daemon.SessionStartParams) daemon.SessionStartResult {
+	t.Helper()
+	var res daemon.SessionStartResult
+	if err := c.Call(testCtx(t), daemon.MethodSessionStart, p, &res); err != nil {
+		t.Fatalf("session/start: %v", err)
+	}
+	return res
+}
+
+func sessionChanged(id string, state daemon.SessionState) func(daemonclient.Notification) bool {
+	return func(n daemonclient.Notification) bool {
+		var sc daemon.SessionChanged
+		json.Unmarshal(n.Params, &sc)
+		return sc.Session.ID == id && sc.Session.State == state
+	}
+}
+
+func python(t *testing.T) string {
+	if _, err := os.Stat("/usr/bin/python3"); err == nil {
+		return "/usr/bin/python3"
+	}
+	p, err := exec.LookPath("python3")
+	if err != nil {
+		t.Fatal("python3 is required (make test installs it)")
+	}
+	return p
+}
+
+// runIn runs argv with the session's environment added.
+func runIn(t *testing.T, res daemon.SessionStartResult, argv ...string) string {
+	t.Helper()
+	if len(res.Wrapper) > 0 {
+		argv = res.Wrapper
+	}
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Env = os.Environ()
+	for k, v := range res.Env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v: %v\n%s", argv, err, out)
+	}
+	return string(out)
+}
+
+func TestSessionSharedBetweenClients(t *testing.T) {
+	env := localenv.New(t)
+	d := startDaemon(t, daemonOpts{})
+	folder := project(t, "")
+	alice := connect(t, d.socket, daemonclient.Options{Name: "alice-ide", Folders: []string{folder}, WorkDoneProgress: true})
+	bob := connect(t, d.socket, daemonclient.Options{Name: "bob-script"})
+	py := python(t)
+
+	res := startSession(t, alice, daemon.SessionStartParams{Target: fmt.Sprintf("pid/%d", env.App.PID), WorkspaceFolder: folder, // progress below
+		Program: &daemon.Program{Path: py}, WorkDoneToken: "start-1"})
+	id := res.Session.ID
+	if res.Session.State != daemon.StateActive || res.Session.Incoming != "mirror" || !strings.HasPrefix(res.Session.Owner, "alice-ide") {
+		t.Errorf("session = %+v", res.Session)
+	}
+	if res.Env["API_TOKEN"] != localenv.AppAPIToken || res.Env["LD_PRELOAD"] == "" || res.Env["REMOCAL_SESSION_SOCKET"] == "" || len(res.Wrapper) != 0 {
+		t.Errorf("start result: env %v wrapper %v", res.Env, res.Wrapper)
+	}
+	waitNotification(t, alice, "$/progress", func(n daemonclient.Notification) bool {
+		return strings.Contains(string(n.Params), `"token":"start-1"`) && strings.Contains(string(n.Params), `"kind":"end"`)
+	})
+	waitNotification(t, bob, daemon.NotifySessionChanged, sessionChanged(id, daemon.StateActive))
+
+	out := runIn(t, res, py, "-c", "import socket; print(open('/etc/inventory/config.json').read()); print('redis', socket.gethostbyname('redis'))")
+	if !strings.Contains(out, `"environment": "remote"`) || !strings.Contains(out, "redis "+localenv.RedisIP.String()) {
+		t.Errorf("python in the session: %s", out)
+	}
+
+	var list daemon.SessionListResult
+	if err := bob.Call(testCtx(t), daemon.MethodSessionList, nil, &list); err != nil || len(list.Sessions) != 1 || list.Sessions[0].ID != id {
+		t.Fatalf("bob's list = %+v, %v", list, err)
+	}
+	var detail daemon.SessionDetail
+	if err := bob.Call(testCtx(t), daemon.MethodSessionDetail, daemon.SessionParams{ID: id}, &detail); err != nil {
+		t.Fatal(err)
+	}
+	if detail.Counters["open"] == 0 || detail.Counters["notified"] == 0 {
+		t.Errorf("detail counters = %v", detail.Counters)
+	}
+
+	if err := bob.Call(testCtx(t), daemon.MethodSessionStop, daemon.SessionParams{ID: id}, nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []*daemonclient.Client{alice, bob} {
+		waitNotification(t, c, daemon.NotifySessionChanged, sessionChanged(id, daemon.StateEnded))
+	}
+	if err := alice.Call(testCtx(t), daemon.MethodSessionList, nil, &list); err != nil || len(list.Sessions) != 0 {
+		t.Errorf("after stop: %+v %v", list, err)
+	}
+}
+
+func TestStaticProgramGetsAWrapper(t *testing.T) {
+	env := localenv.New(t)
+	d := startDaemon(t, daemonOpts{})
+	c := connect(t, d.socket, daemonclient.Options{})
+	// remocal itself is a static Go binary here: use its verify-config as
+	// the program, reading the target's file.
+	bin := binary(t, testVersion)
+	static := filepath.Join(t.TempDir(), "static")
+	build := exec.Command("go", "build", "-o", static, "github.com/remocal/remocal/test/e2e/testdata/probe")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	res := startSession(t, c, daemon.SessionStartParams{Target: fmt.Sprintf("pid/%d", env.App.PID), WorkspaceFolder: project(t, ""),
+		Program: &daemon.Program{Path: static, Args: []string{"read=/etc/inventory/config.json", "hostname"}}})
+	if len(res.Wrapper) < 4 || res.Wrapper[0] != bin || res.Wrapper[1] != "exec" || res.Wrapper[2] != "--join" || res.Wrapper[len(res.Wrapper)-2] != "read=/etc/inventory/config.json" {
+		t.Fatalf("wrapper = %v", res.Wrapper)
+	}
+	out := runIn(t, res)
+	if !strings.Contains(out, `"environment": "remote"`) || !strings.Contains(out, "hostname "+env.App.Hostname) {
+		t.Errorf("wrapped static program: %s", out)
+	}
+}
+
+func TestSessionStartErrors(t *testing.T) {
+	env := localenv.New(t)
+	d := startDaemon(t, daemonOpts{})
+	c := connect(t, d.socket, daemonclient.Options{})
+	ctx := testCtx(t)
+
+	bad := t.TempDir()
+	writeConfig(t, bad, `{"network": {"incoming": {"mode": "copy"}}}`)
+	err := c.Call(ctx, daemon.MethodSessionStart, daemon.SessionStartParams{Target: fmt.Sprintf("pid/%d", env.App.PID), WorkspaceFolder: bad}, nil)
+	if rpcCode(err) != daemon.CodeInvalidConfig || !strings.Contains(err.Error(), "1 problem") {
+		t.Errorf("bad config: %v", err)
+	}
+	err = c.Call(ctx, daemon.MethodSessionStart, daemon.SessionStartParams{Target: "pid/999999999", WorkspaceFolder: t.TempDir()}, nil)
+	if rpcCode(err) != daemon.CodeTargetNotFound {
+		t.Errorf("missing target: %v", err)
+	}
+	err = c.Call(ctx, daemon.MethodSessionStart, daemon.SessionStartParams{WorkspaceFolder: t.TempDir()}, nil)
+	if rpcCode(err) != daemon.CodeInvalidParams || !strings.Contains(err.Error(), "no target") {
+		t.Errorf("no target: %v", err)
+	}
+	err = c.Call(ctx, daemon.MethodSessionStart, daemon.SessionStartParams{Target: "pid/1", WorkspaceFolder: "relative"}, nil)
+	if rpcCode(err) != daemon.CodeInvalidParams {
+		t.Errorf("relative folder: %v", err)
+	}
+}
+
+// hostPIDs lists session host processes started by this test process.
+func hostPIDs(t *testing.T) []int {
+	t.Helper()
+	var pids []int
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		stat, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if !strings.Contains(string(cmdline), "__remocal-session-host") || len(stat) == 0 {
+			continue
+		}
+		fields := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
+		if len(fields) > 1 && fields[1] == strconv.Itoa(os.Getpid()) {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+func TestKilledSessionIsReportedAndOthersSurvive(t *testing.T) {
+	env := localenv.New(t)
+	d := startDaemon(t, daemonOpts{})
+	c := connect(t, d.socket, daemonclient.Options{})
+	target := fmt.Sprintf("pid/%d", env.App.PID)
+	first := startSession(t, c, daemon.SessionStartParams{Target: target, WorkspaceFolder: project(t, "")})
+	before := hostPIDs(t)
+	second := startSession(t, c, daemon.SessionStartParams{Target: target, WorkspaceFolder: project(t, "")})
+	var victim int
+	for _, p := range hostPIDs(t) {
+		if !contains(before, p) {
+			victim = p
+		}
+	}
+	if victim == 0 {
+		t.Fatal("cannot find the second session's host process")
+	}
+	if err := syscall.Kill(victim, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	n := waitNotification(t, c, daemon.NotifySessionChanged, sessionChanged(second.Session.ID, daemon.StateEnded))
+	if !strings.Contains(string(n.Params), "process died") || !strings.Contains(string(n.Params), "signal 9") {
+		t.Errorf("ended notification: %s", n.Params)
+	}
+	var detail daemon.SessionDetail
+	if err := c.Call(testCtx(t), daemon.MethodSessionDetail, daemon.SessionParams{ID: first.Session.ID}, &detail); err != nil || detail.Session.State != daemon.StateActive {
+		t.Errorf("the other session: %+v %v", detail.Session, err)
+	}
+}
+
+func contains(list []int, v int) bool {
+	for _, x := range list {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+func TestCancelSlowSessionStart(t *testing.T) {
+	d := startDaemon(t, daemonOpts{})
+	// An "agent" that accepts and never answers: the start waits on it.
+	l, err := netListenTCP()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close()
+		}
+	}()
+	folder := t.TempDir()
+	writeConfig(t, folder, `{"agent": {"address": "tcp:`+l.Addr().String()+`"}}`)
+	raw := dialRaw(t, d.socket)
+	raw.send(`{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"capabilities":{}}}`)
+	raw.read(t)
+	raw.send(`{"jsonrpc":"2.0","id":2,"method":"remocal/session/start","params":{"target":"pid/1","workspaceFolder":"` + folder + `"}}`)
+	// The request is in progress (the handshake with the silent agent
+	// waits); the connection still serves other requests meanwhile.
+	raw.send(`{"jsonrpc":"2.0","id":3,"method":"remocal/session/list"}`)
+	for {
+		reply := raw.read(t)
+		if strings.Contains(reply, `"id":3`) {
+			break
+		}
+	}
+	raw.send(`{"jsonrpc":"2.0","method":"$/cancelRequest","params":{"id":2}}`)
+	for {
+		reply := raw.read(t)
+		if reply == "" {
+			t.Fatal("connection closed before the cancelled reply")
+		}
+		if strings.Contains(reply, `"id":2`) {
+			if !strings.Contains(reply, "-32800") && !strings.Contains(reply, "cancel") {
+				t.Errorf("cancelled start replied %s", reply)
+			}
+			break
+		}
+	}
+	if len(hostPIDs(t)) != 0 {
+		t.Errorf("a cancelled start left a session host running: %v", hostPIDs(t))
+	}
+}
