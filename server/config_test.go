@@ -90,7 +90,7 @@ func TestConfigChangeNotification(t *testing.T) {
 	n := waitNotification(t, c, daemon.NotifyConfigChanged, func(n daemonclient.Notification) bool {
 		var cc daemon.ConfigChanged
 		json.Unmarshal(n.Params, &cc)
-		return cc.WorkspaceFolder == folder && !cc.Valid
+		return cc.WorkspaceFolder == folder && !cc.Valid && len(cc.Problems) > 0 && cc.Problems[0].Path == "$.fs.mode"
 	})
 	var cc daemon.ConfigChanged
 	json.Unmarshal(n.Params, &cc)

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/fsnotify/fsnotify"
 
@@ -25,6 +26,7 @@ type configs struct {
 	folders map[string][]*client // watched workspace folder → clients that opened it
 	dirs    map[string]int       // watched directories → references
 	last    map[string]string    // folder → last result announced, to skip duplicates
+	pending map[string]*time.Timer
 	done    chan struct{}
 }
 
@@ -33,7 +35,8 @@ func newConfigs(s *Server) (*configs, error) {
 	if err != nil {
 		return nil, fmt.Errorf("watch configuration files: %w", err)
 	}
-	c := &configs{s: s, watcher: w, folders: map[string][]*client{}, dirs: map[string]int{}, last: map[string]string{}, done: make(chan struct{})}
+	c := &configs{s: s, watcher: w, folders: map[string][]*client{}, dirs: map[string]int{}, last: map[string]string{},
+		pending: map[string]*time.Timer{}, done: make(chan struct{})}
 	s.wg.Go(c.run)
 	return c, nil
 }
@@ -41,6 +44,11 @@ func newConfigs(s *Server) (*configs, error) {
 func (c *configs) close() {
 	c.watcher.Close()
 	<-c.done
+	c.mu.Lock()
+	for _, t := range c.pending {
+		t.Stop()
+	}
+	c.mu.Unlock()
 }
 
 // load finds and parses the configuration for p.
@@ -175,8 +183,28 @@ func (c *configs) changed(ev fsnotify.Event) {
 	case filepath.Base(ev.Name) == config.File && c.folders[filepath.Dir(filepath.Dir(ev.Name))] != nil:
 		folder = filepath.Dir(filepath.Dir(ev.Name))
 	}
+	if folder != "" {
+		// Editors save in steps (create, write, rename); verify once the
+		// file has been quiet briefly, rather than announce every step.
+		if t, ok := c.pending[folder]; ok {
+			t.Reset(settleTime)
+		} else {
+			c.pending[folder] = time.AfterFunc(settleTime, func() { c.verify(folder) })
+		}
+	}
 	c.mu.Unlock()
-	if folder == "" {
+}
+
+// settleTime is how long a configuration file must be unchanged before it
+// is verified and announced.
+const settleTime = 50 * time.Millisecond
+
+func (c *configs) verify(folder string) {
+	c.mu.Lock()
+	delete(c.pending, folder)
+	watched := c.folders[folder] != nil
+	c.mu.Unlock()
+	if !watched || c.s.ctx.Err() != nil {
 		return
 	}
 	file, _, problems, err := load(daemon.ConfigParams{WorkspaceFolder: folder})

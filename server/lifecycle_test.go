@@ -46,6 +46,10 @@ func TestRequestsBeforeInitializeAndAfterShutdown(t *testing.T) {
 	if reply := raw.read(t); !strings.Contains(reply, `"serverInfo"`) {
 		t.Fatalf("initialize: %s", reply)
 	}
+	// Notifications never get an answer, and never end the connection:
+	// unknown ones, malformed ones.
+	raw.send(`{"jsonrpc":"2.0","method":"remocal/noSuchNotification","params":{"x":1}}`)
+	raw.send(`{"jsonrpc":"2.0","method":"initialized","params":"not an object"}`)
 	raw.send(`{"jsonrpc":"2.0","id":3,"method":"initialize","params":{"capabilities":{}}}`)
 	if reply := raw.read(t); !strings.Contains(reply, "initialize sent twice") {
 		t.Errorf("second initialize: %s", reply)

@@ -32,6 +32,9 @@ type sessions struct {
 type session struct {
 	host   *sessionhost.Host
 	socket string
+	// starter is the client that started the session: problems are also
+	// shown to its user, if it is still connected.
+	starter *client
 
 	mu       sync.Mutex
 	info     daemon.Session
@@ -128,7 +131,7 @@ func (m *sessions) start(ctx context.Context, c *client, p daemon.SessionStartPa
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return res, err
 	}
-	se := &session{socket: filepath.Join(dir, id+".sock"), info: daemon.Session{
+	se := &session{socket: filepath.Join(dir, id+".sock"), starter: c, info: daemon.Session{
 		ID: id, Target: target, WorkspaceFolder: folder, Owner: c.displayName(),
 		State: daemon.StateStarting, StartedAt: time.Now().UTC().Truncate(time.Millisecond),
 	}}
@@ -249,20 +252,23 @@ func (m *sessions) remove(id string) {
 // event turns what a host reports into state changes and notifications.
 func (m *sessions) event(se *session, ev sessionhost.Event) {
 	se.mu.Lock()
-	if ev.Kind != "subscribed" {
+	if ev.Kind != sessionhost.EventSubscribed {
 		se.errors = append(se.errors, ev.Message)
 		if len(se.errors) > 100 {
 			se.errors = se.errors[1:]
 		}
 	}
 	se.mu.Unlock()
+	if ev.Kind != sessionhost.EventSubscribed {
+		se.starter.showMessage(protocol.MessageTypeWarning, fmt.Sprintf("remocal session %s: %s", se.info.ID, ev.Message))
+	}
 	switch ev.Kind {
-	case "conflict":
+	case sessionhost.EventConflict:
 		if ev.Conflict != nil {
 			m.s.broadcast(daemon.NotifyConflict, *ev.Conflict)
 		}
 		m.changed(se, daemon.StateDegraded, ev.Message)
-	case "subscribe_failed", "agent_lost":
+	case sessionhost.EventSubscribeFailed, sessionhost.EventAgentLost:
 		m.changed(se, daemon.StateDegraded, ev.Message)
 	}
 }

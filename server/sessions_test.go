@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"bufio"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -280,4 +281,54 @@ func TestCancelSlowSessionStart(t *testing.T) {
 	if len(hostPIDs(t)) != 0 {
 		t.Errorf("a cancelled start left a session host running: %v", hostPIDs(t))
 	}
+}
+
+// TestConflictIsAnnounced: a session whose program listens on a port that
+// another session already steals reports the conflict to every client and
+// shows it to the user who started it.
+func TestConflictIsAnnounced(t *testing.T) {
+	env := localenv.New(t)
+	d := startDaemon(t, daemonOpts{})
+	alice := connect(t, d.socket, daemonclient.Options{Name: "alice-ide"})
+	watcher := connect(t, d.socket, daemonclient.Options{Name: "watcher"})
+	target := fmt.Sprintf("pid/%d", env.App.PID)
+	probe := filepath.Join(t.TempDir(), "probe")
+	build := exec.Command("go", "build", "-o", probe, "github.com/remocal/remocal/test/e2e/testdata/probe")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	join := func(res daemon.SessionStartResult, args ...string) *exec.Cmd {
+		cmd := exec.Command(binary(t, testVersion), append([]string{"exec", "--join", res.Env["REMOCAL_SESSION_SOCKET"], "--", probe}, args...)...)
+		stdin, _ := cmd.StdinPipe()
+		out, _ := cmd.StdoutPipe()
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { stdin.Close(); cmd.Process.Kill(); cmd.Wait() })
+		// "listening" is printed once listen(2) returned, that is after the
+		// subscription was attempted.
+		sc := bufio.NewScanner(out)
+		for sc.Scan() && !strings.Contains(sc.Text(), "listening") {
+		}
+		return cmd
+	}
+	holder := startSession(t, alice, daemon.SessionStartParams{Target: target, WorkspaceFolder: project(t, ""), Incoming: "steal"})
+	join(holder, "listen=:8080", "wait")
+	// The second session's program listens on 8081, mapped to the
+	// target's 8080, which the first session holds.
+	second := startSession(t, alice, daemon.SessionStartParams{Target: target, Incoming: "steal",
+		WorkspaceFolder: project(t, `, "network": {"incoming": {"portMapping": {"8081": 8080}}}`)})
+	join(second, "listen=:8081", "wait")
+
+	n := waitNotification(t, watcher, daemon.NotifyConflict, nil)
+	var cf daemon.Conflict
+	json.Unmarshal(n.Params, &cf)
+	if cf.SessionID != second.Session.ID || cf.Port != 8080 || cf.Holder == nil || !strings.HasPrefix(cf.Holder.Client, "alice-ide") {
+		t.Errorf("conflict = %+v", cf)
+	}
+	waitNotification(t, watcher, daemon.NotifySessionChanged, sessionChanged(second.Session.ID, daemon.StateDegraded))
+	waitNotification(t, alice, "window/showMessage", func(n daemonclient.Notification) bool {
+		return strings.Contains(string(n.Params), "already stolen")
+	})
 }

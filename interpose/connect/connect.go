@@ -16,7 +16,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -86,8 +85,13 @@ func (a Address) Connect(ctx context.Context, opts client.Options) (*client.Clie
 	return c, func() { c.Close() }, nil
 }
 
-// LocalPID is a process on this machine; Connect starts an agent for it,
-// which needs root (it enters the process's network namespace).
+// LocalPID is a process on this machine. Its agent is shared: every
+// session on the same process, from `remocal exec` or the daemon, uses one
+// agent, so that the agent sees all their subscriptions and can refuse
+// conflicting ones. The first session starts it (detached, at a socket named
+// after the process); it exits after IdleTTL without clients or when the
+// process exits. Starting it needs root: it enters the process's network
+// namespace.
 type LocalPID struct {
 	PID     int
 	Self    string
@@ -99,52 +103,66 @@ func (l *LocalPID) Describe() string { return fmt.Sprintf("pid/%d", l.PID) }
 
 const agentStartTimeout = 15 * time.Second
 
-// Connect starts `remocal agent` for the process and connects to it. The
-// agent dies with this process (PDEATHSIG) and otherwise exits when the
-// session closes or its target does.
+// Connect connects to the process's agent, starting it if none runs.
 func (l *LocalPID) Connect(ctx context.Context, opts client.Options) (*client.Client, func(), error) {
-	if err := syscall.Kill(l.PID, 0); errors.Is(err, syscall.ESRCH) {
+	start, err := processStart(l.PID)
+	if err != nil {
 		return nil, nil, fmt.Errorf("target pid/%d: no such process", l.PID)
 	}
-	dir, err := os.MkdirTemp("", "remocal-agent-")
+	dir, err := RuntimeDir()
 	if err != nil {
 		return nil, nil, err
 	}
-	sock := filepath.Join(dir, "agent.sock")
+	dir = filepath.Join(dir, "agents")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, nil, err
+	}
+	// The start time tells a recycled PID from the process the agent serves.
+	base := filepath.Join(dir, fmt.Sprintf("pid-%d-%d", l.PID, start))
+	sock := base + ".sock"
+	unlock, err := flock(base + ".lock")
+	if err != nil {
+		return nil, nil, err
+	}
+	defer unlock()
+	if c, err := client.Dial(ctx, "unix:"+sock, opts); err == nil {
+		return c, func() { c.Close() }, nil
+	}
+	if err := l.startAgent(ctx, sock, base+".log"); err != nil {
+		return nil, nil, err
+	}
+	c, err := client.Dial(ctx, "unix:"+sock, opts)
+	if err != nil {
+		return nil, nil, fmt.Errorf("connect to the agent for pid/%d: %w", l.PID, err)
+	}
+	return c, func() { c.Close() }, nil
+}
+
+// startAgent starts a detached agent and waits until it listens.
+func (l *LocalPID) startAgent(ctx context.Context, sock, logPath string) error {
 	ttl := l.IdleTTL
 	if ttl <= 0 {
 		ttl = time.Minute
 	}
+	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	defer logf.Close()
 	cmd := exec.Command(l.Self, "agent", "--target-pid", strconv.Itoa(l.PID), "--listen", "unix:"+sock,
 		"--idle-ttl", ttl.String(), "--log-level", "warn")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM, Setpgid: true}
+	// Its own session: it serves whoever connects next, after the session
+	// that started it is gone.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	cmd.Stderr = logf
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
-		os.RemoveAll(dir)
-		return nil, nil, err
+		return err
 	}
-	var early bytes.Buffer
-	errw := &switchWriter{buf: &early, to: l.Stderr}
-	cmd.Stderr = errw
 	if err := cmd.Start(); err != nil {
-		os.RemoveAll(dir)
-		return nil, nil, fmt.Errorf("start the agent for pid/%d: %w", l.PID, err)
+		return fmt.Errorf("start the agent for pid/%d: %w", l.PID, err)
 	}
-	waited := make(chan struct{})
-	go func() {
-		cmd.Wait()
-		close(waited)
-	}()
-	stop := func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-waited:
-		case <-time.After(5 * time.Second):
-			cmd.Process.Kill()
-			<-waited
-		}
-		os.RemoveAll(dir)
-	}
+	go cmd.Wait() // reaped whenever it exits
 	ready := make(chan error, 1)
 	go func() {
 		line, err := bufio.NewReader(stdout).ReadString('\n')
@@ -164,38 +182,60 @@ func (l *LocalPID) Connect(ctx context.Context, opts client.Options) (*client.Cl
 		err = ctx.Err()
 	}
 	if err != nil {
-		stop()
-		return nil, nil, fmt.Errorf("the agent for pid/%d did not start (%v): %s", l.PID, err, strings.TrimSpace(early.String()))
+		cmd.Process.Kill()
+		msg, _ := os.ReadFile(logPath)
+		return fmt.Errorf("the agent for pid/%d did not start (%v): %s", l.PID, err, strings.TrimSpace(string(msg)))
 	}
-	errw.release()
-	c, err := client.Dial(ctx, "unix:"+sock, opts)
+	return nil
+}
+
+// processStart returns a process's start time (clock ticks after boot),
+// which with the PID identifies it for good.
+func processStart(pid int) (uint64, error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
-		stop()
-		return nil, nil, fmt.Errorf("connect to the agent for pid/%d: %w", l.PID, err)
+		return 0, err
 	}
-	return c, func() { c.Close(); stop() }, nil
-}
-
-// switchWriter buffers the agent's stderr until it is up, so a failed start
-// can be reported in one message, then passes it through.
-type switchWriter struct {
-	mu       sync.Mutex
-	buf      *bytes.Buffer
-	to       io.Writer
-	released bool
-}
-
-func (w *switchWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.released && w.to != nil {
-		return w.to.Write(p)
+	fields := strings.Fields(string(data[bytes.LastIndexByte(data, ')')+1:]))
+	if len(fields) < 20 {
+		return 0, fmt.Errorf("short /proc/%d/stat", pid)
 	}
-	return w.buf.Write(p)
+	return strconv.ParseUint(fields[19], 10, 64)
 }
 
-func (w *switchWriter) release() {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.released = true
+func flock(path string) (func(), error) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { syscall.Flock(int(f.Fd()), syscall.LOCK_UN); f.Close() }, nil
+}
+
+// RuntimeDir is the per-user directory for remocal's sockets: the daemon's,
+// sessions', shared agents': $XDG_RUNTIME_DIR/remocal, or
+// /tmp/remocal-<uid>. It is created 0700 and must be a directory the user
+// owns that nobody else can write to, since whoever can connect to those
+// sockets can run programs in the user's sessions.
+func RuntimeDir() (string, error) {
+	base := os.Getenv("XDG_RUNTIME_DIR")
+	dir := filepath.Join(base, "remocal")
+	if base == "" {
+		dir = filepath.Join(os.TempDir(), fmt.Sprintf("remocal-%d", os.Getuid()))
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", fmt.Errorf("create runtime directory %s: %w", dir, err)
+	}
+	fi, err := os.Lstat(dir)
+	if err != nil {
+		return "", err
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !fi.IsDir() || !ok || int(st.Uid) != os.Getuid() || fi.Mode().Perm()&0o077 != 0 {
+		return "", fmt.Errorf("runtime directory %s must be a directory owned by you with mode 0700 (found %v); remove it and retry", dir, fi.Mode())
+	}
+	return dir, nil
 }

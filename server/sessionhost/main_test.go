@@ -456,8 +456,8 @@ func waitExit(t *testing.T, what string, pids map[int]string, chans map[int]<-ch
 	t.Helper()
 	timeout := time.After(30 * time.Second)
 	for pid, ch := range chans {
-		if ch == nil {
-			continue
+		if _, ok := pids[pid]; !ok || ch == nil {
+			continue // not one this wait is about
 		}
 		select {
 		case <-ch:
