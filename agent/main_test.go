@@ -7,17 +7,15 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/remocal/remocal/agent"
 	"github.com/remocal/remocal/agent/client"
 	"github.com/remocal/remocal/agent/target"
+	"github.com/remocal/remocal/test/gobuild"
 	"github.com/remocal/remocal/test/localenv"
 )
 
@@ -26,11 +24,7 @@ import (
 // loopback-only namespace, so anything not sent through the agent or a pod's
 // namespace cannot reach the pods at all.
 func TestMain(m *testing.M) {
-	localenv.Main(m, func() {
-		if binDir != "" {
-			os.RemoveAll(binDir)
-		}
-	})
+	localenv.Main(m, gobuild.Cleanup)
 }
 
 type testAgent struct {
@@ -140,30 +134,9 @@ func get(t *testing.T, env *localenv.Env, path string, header http.Header) (int,
 	return resp.StatusCode, string(body), resp.Header.Get("X-Served-By")
 }
 
-var (
-	buildOnce sync.Once
-	binDir    string
-	binPath   string
-	buildErr  error
-)
-
 // remocalBinary builds cmd/remocal once per test binary, for tests that need
 // the agent as a separate process (to SIGKILL it).
 func remocalBinary(t *testing.T) string {
 	t.Helper()
-	buildOnce.Do(func() {
-		binDir, buildErr = os.MkdirTemp("", "remocal-agent-test")
-		if buildErr != nil {
-			return
-		}
-		binPath = filepath.Join(binDir, "remocal")
-		out, err := exec.Command("go", "build", "-o", binPath, "github.com/remocal/remocal/cmd/remocal").CombinedOutput()
-		if err != nil {
-			buildErr = errors.New(string(out))
-		}
-	})
-	if buildErr != nil {
-		t.Fatalf("build remocal: %v", buildErr)
-	}
-	return binPath
+	return gobuild.Program(t, gobuild.Remocal, gobuild.Options{})
 }

@@ -9,16 +9,15 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/remocal/remocal/server"
 	"github.com/remocal/remocal/server/daemonclient"
 	"github.com/remocal/remocal/server/targets"
+	"github.com/remocal/remocal/test/gobuild"
 	"github.com/remocal/remocal/test/localenv"
 )
 
@@ -27,38 +26,14 @@ import (
 // local "remote" environment. Everything runs inside localenv's
 // loopback-only network namespace.
 func TestMain(m *testing.M) {
-	localenv.Main(m, func() {
-		if binDir != "" {
-			os.RemoveAll(binDir)
-		}
-	})
+	localenv.Main(m, gobuild.Cleanup)
 }
 
-var (
-	buildOnce sync.Once
-	binDir    string
-	buildErr  error
-)
-
-// binary builds cmd/remocal once, with the given version stamped in (a
-// second build for version-skew tests).
+// binary returns cmd/remocal with ver stamped in (a second version for
+// version-skew tests).
 func binary(t testing.TB, ver string) string {
 	t.Helper()
-	buildOnce.Do(func() {
-		binDir, buildErr = os.MkdirTemp("", "remocal-server-test")
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	path := filepath.Join(binDir, "remocal-"+ver)
-	if _, err := os.Stat(path); err == nil {
-		return path
-	}
-	cmd := exec.Command("go", "build", "-ldflags", "-X main.version="+ver, "-o", path, "github.com/remocal/remocal/cmd/remocal")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("build remocal: %v\n%s", err, out)
-	}
-	return path
+	return gobuild.Program(t, gobuild.Remocal, gobuild.Options{Version: ver})
 }
 
 const testVersion = "9.9.9-test"

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/remocal/remocal/protocol/daemon"
 	"github.com/remocal/remocal/server/daemonclient"
+	"github.com/remocal/remocal/test/gobuild"
 	"github.com/remocal/remocal/test/localenv"
 )
 
@@ -128,12 +128,7 @@ func TestStaticProgramGetsAWrapper(t *testing.T) {
 	// remocal itself is a static Go binary here: use its verify-config as
 	// the program, reading the target's file.
 	bin := binary(t, testVersion)
-	static := filepath.Join(t.TempDir(), "static")
-	build := exec.Command("go", "build", "-o", static, "github.com/remocal/remocal/test/e2e/testdata/probe")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("%v\n%s", err, out)
-	}
+	static := gobuild.Program(t, gobuild.Probe, gobuild.Options{Static: true})
 	res := startSession(t, c, daemon.SessionStartParams{Target: fmt.Sprintf("pid/%d", env.App.PID), WorkspaceFolder: project(t, ""),
 		Program: &daemon.Program{Path: static, Args: []string{"read=/etc/inventory/config.json", "hostname"}}})
 	if len(res.Wrapper) < 4 || res.Wrapper[0] != bin || res.Wrapper[1] != "exec" || res.Wrapper[2] != "--join" || res.Wrapper[len(res.Wrapper)-2] != "read=/etc/inventory/config.json" {
@@ -292,12 +287,7 @@ func TestConflictIsAnnounced(t *testing.T) {
 	alice := connect(t, d.socket, daemonclient.Options{Name: "alice-ide"})
 	watcher := connect(t, d.socket, daemonclient.Options{Name: "watcher"})
 	target := fmt.Sprintf("pid/%d", env.App.PID)
-	probe := filepath.Join(t.TempDir(), "probe")
-	build := exec.Command("go", "build", "-o", probe, "github.com/remocal/remocal/test/e2e/testdata/probe")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("%v\n%s", err, out)
-	}
+	probe := gobuild.Program(t, gobuild.Probe, gobuild.Options{Static: true})
 	join := func(res daemon.SessionStartResult, args ...string) *exec.Cmd {
 		cmd := exec.Command(binary(t, testVersion), append([]string{"exec", "--join", res.Env["REMOCAL_SESSION_SOCKET"], "--", probe}, args...)...)
 		stdin, _ := cmd.StdinPipe()

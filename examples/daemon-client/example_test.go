@@ -8,10 +8,11 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/remocal/remocal/test/gobuild"
 	"github.com/remocal/remocal/test/localenv"
 )
 
-func TestMain(m *testing.M) { localenv.Main(m) }
+func TestMain(m *testing.M) { localenv.Main(m, gobuild.Cleanup) }
 
 // TestPythonScriptDrivesTheDaemon runs the example end to end: the script
 // starts the daemon through `remocal daemon --stdio`, starts a session on
@@ -20,10 +21,7 @@ func TestMain(m *testing.M) { localenv.Main(m) }
 func TestPythonScriptDrivesTheDaemon(t *testing.T) {
 	env := localenv.New(t)
 	dir := t.TempDir()
-	remocal := filepath.Join(dir, "remocal")
-	if out, err := exec.Command("go", "build", "-o", remocal, "github.com/remocal/remocal/cmd/remocal").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	remocal := gobuild.Program(t, gobuild.Remocal, gobuild.Options{})
 	runtime, err := os.MkdirTemp("", "rmcx") // short: the daemon's socket lives here
 	if err != nil {
 		t.Fatal(err)

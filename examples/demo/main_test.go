@@ -1,12 +1,11 @@
 package main
 
 import (
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/remocal/remocal/test/gobuild"
 	"github.com/remocal/remocal/test/localenv"
 )
 
@@ -14,19 +13,12 @@ import (
 // freshly built binaries and checks each section showed the pod's side.
 func TestDemoRunsEndToEnd(t *testing.T) {
 	localenv.RequireRoot(t)
-	dir := t.TempDir()
-	for pkg, out := range map[string]string{
-		"github.com/remocal/remocal/cmd/remocal":        "remocal",
-		"github.com/remocal/remocal/examples/inventory": "inventory",
-		"github.com/remocal/remocal/examples/demo":      "demo",
-	} {
-		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, out), pkg)
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if b, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("build %s: %v\n%s", pkg, err, b)
-		}
-	}
-	cmd := exec.Command(filepath.Join(dir, "demo"), "-remocal", filepath.Join(dir, "remocal"), "-inventory", filepath.Join(dir, "inventory"))
+	static := gobuild.Options{Static: true}
+	defer gobuild.Cleanup()
+	demo := gobuild.Program(t, "github.com/remocal/remocal/examples/demo", static)
+	remocal := gobuild.Program(t, gobuild.Remocal, static)
+	inventory := gobuild.Program(t, "github.com/remocal/remocal/examples/inventory", static)
+	cmd := exec.Command(demo, "-remocal", remocal, "-inventory", inventory)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("demo failed: %v\n%s", err, out)

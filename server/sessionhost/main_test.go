@@ -21,6 +21,7 @@ import (
 
 	"github.com/remocal/remocal/interpose/session"
 	"github.com/remocal/remocal/protocol/config"
+	"github.com/remocal/remocal/test/gobuild"
 	"github.com/remocal/remocal/test/localenv"
 )
 
@@ -30,49 +31,18 @@ import (
 // LD_PRELOAD bootstrap) or through `remocal exec --join`. Everything runs in
 // localenv's loopback-only network namespace.
 func TestMain(m *testing.M) {
-	localenv.Main(m, func() {
-		if buildDir != "" {
-			os.RemoveAll(buildDir)
-		}
-	})
+	localenv.Main(m, gobuild.Cleanup)
 }
 
-var (
-	buildOnce sync.Once
-	buildDir  string
-	buildErr  error
-)
-
-// built returns a binary built once per test binary: "remocal" as `make
-// build` builds it (dynamically linked when cgo is available, so the
-// bootstrap library loads into the --join wrapper too), and "probe", the
-// static Go program of test/e2e.
+// built returns "remocal" as `make build` builds it (dynamically linked when
+// cgo is available, so the bootstrap library loads into the --join wrapper
+// too), or "probe", the static Go program of test/e2e.
 func built(t testing.TB, name string) string {
 	t.Helper()
-	buildOnce.Do(func() {
-		buildDir, buildErr = os.MkdirTemp("", "remocal-sessionhost-bin")
-		if buildErr != nil {
-			return
-		}
-		for _, b := range []struct {
-			out, pkg string
-			env      []string
-		}{
-			{"remocal", "github.com/remocal/remocal/cmd/remocal", nil},
-			{"probe", "github.com/remocal/remocal/test/e2e/testdata/probe", []string{"CGO_ENABLED=0"}},
-		} {
-			cmd := exec.Command("go", "build", "-o", filepath.Join(buildDir, b.out), b.pkg)
-			cmd.Env = append(os.Environ(), b.env...)
-			if out, err := cmd.CombinedOutput(); err != nil {
-				buildErr = fmt.Errorf("build %s: %v\n%s", b.pkg, err, out)
-				return
-			}
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
+	if name == "probe" {
+		return gobuild.Program(t, gobuild.Probe, gobuild.Options{Static: true})
 	}
-	return filepath.Join(buildDir, name)
+	return gobuild.Program(t, gobuild.Remocal, gobuild.Options{})
 }
 
 // lockedBuffer collects lines from goroutines that may outlive the test.

@@ -21,48 +21,23 @@ import (
 	"testing"
 	"time"
 
+	"github.com/remocal/remocal/test/gobuild"
 	"github.com/remocal/remocal/test/localenv"
 )
 
 func TestMain(m *testing.M) {
-	localenv.Main(m, func() {
-		if buildDir != "" {
-			os.RemoveAll(buildDir)
-		}
-	})
+	localenv.Main(m, gobuild.Cleanup)
 }
 
-var (
-	buildOnce sync.Once
-	buildDir  string
-	buildErr  error
-)
-
-// built returns the path of a binary built from this module once per test
-// run: "remocal" (cmd/remocal) or one of the test programs in testdata.
+// built returns "remocal" or "probe" (the static test program in testdata),
+// both statically linked: the hardest case for interposition.
 func built(t testing.TB, name string) string {
 	t.Helper()
-	buildOnce.Do(func() {
-		buildDir, buildErr = os.MkdirTemp("", "remocal-e2e-bin")
-		if buildErr != nil {
-			return
-		}
-		for out, pkg := range map[string]string{
-			"remocal": "github.com/remocal/remocal/cmd/remocal",
-			"probe":   "github.com/remocal/remocal/test/e2e/testdata/probe",
-		} {
-			cmd := exec.Command("go", "build", "-o", filepath.Join(buildDir, out), pkg)
-			cmd.Env = append(os.Environ(), "CGO_ENABLED=0") // static: the hardest case for interposition
-			if b, err := cmd.CombinedOutput(); err != nil {
-				buildErr = fmt.Errorf("build %s: %v\n%s", pkg, err, b)
-				return
-			}
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
+	pkg := gobuild.Remocal
+	if name == "probe" {
+		pkg = gobuild.Probe
 	}
-	return filepath.Join(buildDir, name)
+	return gobuild.Program(t, pkg, gobuild.Options{Static: true})
 }
 
 // result is what a remocal exec run produced.
