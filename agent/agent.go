@@ -35,6 +35,10 @@ type Config struct {
 	// IdleTTL ends Serve after this long without clients; 0 disables it.
 	IdleTTL time.Duration
 	Logger  *slog.Logger
+	// Targetless serves the agent's own network only: outgoing connections
+	// and DNS files, no environment and no incoming traffic (there is no
+	// application to take traffic from).
+	Targetless bool
 }
 
 // ErrTargetExited ends Serve when the target process exits.

@@ -29,6 +29,9 @@ func (s *session) handle(ctx context.Context, msg wire.Message) (wire.Message, e
 		}
 		return &wire.FileAccessResult{}, nil
 	case *wire.Subscribe:
+		if s.agent.cfg.Targetless {
+			return nil, wire.Errorf(wire.CodeUnsupported, "a targetless agent has no incoming traffic; target a pod or workload to mirror or steal its port %d", m.Port)
+		}
 		id, err := s.agent.incoming.Subscribe(ctx, s, m)
 		if err != nil {
 			return nil, err
@@ -45,6 +48,9 @@ func (s *session) handle(ctx context.Context, msg wire.Message) (wire.Message, e
 }
 
 func (a *Agent) env(req *wire.EnvGet) (*wire.EnvGetResult, error) {
+	if a.cfg.Targetless {
+		return &wire.EnvGetResult{Vars: map[string]string{}}, nil
+	}
 	all, err := a.proc.Environ()
 	if err != nil {
 		return nil, wire.FromErrno(wire.CodeUnavailable, err, "read the target's environment")

@@ -220,3 +220,12 @@ func (p *Process) alive() error {
 		return nil
 	}
 }
+
+// Targetless is the agent's own process: its network (the pod it runs in)
+// serves outgoing connections and DNS for sessions without a workload.
+type Targetless struct{}
+
+// Locate opens the agent's own process.
+func (Targetless) Locate(ctx context.Context) (*Process, error) {
+	return Open(os.Getpid(), "targetless")
+}

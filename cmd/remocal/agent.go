@@ -21,10 +21,13 @@ func agentProtocol() string { return wire.Current.String() }
 
 func newAgentCmd() *cobra.Command {
 	var (
-		pid      int
-		listen   string
-		idleTTL  time.Duration
-		logLevel string
+		pid         int
+		containerID string
+		targetless  bool
+		name        string
+		listen      string
+		idleTTL     time.Duration
+		logLevel    string
 	)
 	cmd := &cobra.Command{
 		Use:   "agent --target-pid PID [--listen ADDR]",
@@ -39,30 +42,41 @@ Once listening it prints one line to standard output:
 where ADDR is what clients pass to connect (tcp:HOST:PORT or unix:PATH).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if pid <= 0 {
-				return errors.New("--target-pid is required: the PID of the process whose environment to serve")
+			var loc target.Locator
+			switch {
+			case pid > 0 && containerID == "" && !targetless:
+				loc = target.PID(pid)
+			case containerID != "" && pid == 0 && !targetless:
+				loc = target.Container{ID: containerID, Name: name}
+			case targetless && pid == 0 && containerID == "":
+				loc = target.Targetless{}
+			default:
+				return errors.New("give exactly one of --target-pid PID, --container-id ID (with hostPID, on the container's node) or --targetless")
 			}
 			log, err := newLogger(logLevel)
 			if err != nil {
 				return err
 			}
-			return runAgent(cmd.Context(), log, target.PID(pid), listen, idleTTL)
+			return runAgent(cmd.Context(), log, loc, listen, idleTTL, targetless)
 		},
 	}
 	cmd.Flags().IntVar(&pid, "target-pid", 0, "PID of the target process")
+	cmd.Flags().StringVar(&containerID, "container-id", "", "serve this container (as in the pod's status, e.g. containerd://4f1c...); needs hostPID")
+	cmd.Flags().BoolVar(&targetless, "targetless", false, "serve no process: outgoing connections and DNS from the agent's own network")
+	cmd.Flags().StringVar(&name, "target-name", "", "how clients see the target, e.g. deployment/api (default: derived)")
 	cmd.Flags().StringVar(&listen, "listen", "tcp:127.0.0.1:0", "where clients connect: tcp:HOST:PORT or unix:PATH")
 	cmd.Flags().DurationVar(&idleTTL, "idle-ttl", time.Minute, "exit after this long without clients (0: never)")
 	cmd.Flags().StringVar(&logLevel, "log-level", "info", "debug, info, warn or error (logs go to standard error)")
 	return cmd
 }
 
-func runAgent(ctx context.Context, log *slog.Logger, loc target.Locator, listen string, idleTTL time.Duration) error {
+func runAgent(ctx context.Context, log *slog.Logger, loc target.Locator, listen string, idleTTL time.Duration, targetless bool) error {
 	proc, err := loc.Locate(ctx)
 	if err != nil {
 		return err
 	}
 	defer proc.Close()
-	a, err := agent.New(agent.Config{Target: proc, Version: version, IdleTTL: idleTTL, Logger: log})
+	a, err := agent.New(agent.Config{Target: proc, Version: version, IdleTTL: idleTTL, Logger: log, Targetless: targetless})
 	if err != nil {
 		return err
 	}
