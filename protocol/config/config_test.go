@@ -505,6 +505,8 @@ func TestParseTarget(t *testing.T) {
 		"deployment/a.b-c/container/app": {Kind: TargetDeployment, Name: "a.b-c", Container: "app"},
 		"service/api":                    {Kind: TargetService, Name: "api"},
 		"cronjob/nightly":                {Kind: TargetCronJob, Name: "nightly"},
+		"selector/app=api,tier=web":      {Kind: TargetSelector, Name: "app=api,tier=web"},
+		"selector/app.kubernetes.io/name=api/container/app": {Kind: TargetSelector, Name: "app.kubernetes.io/name=api", Container: "app"},
 	}
 	for in, want := range ok {
 		got, err := ParseTarget(in)
@@ -517,7 +519,7 @@ func TestParseTarget(t *testing.T) {
 	}
 	for _, in := range []string{"", "pid", "pid/", "pid/0", "pid/-1", "pid/01", "pid/+1", "pid/1/container/x", "pid/99999999999999999999",
 		"pod", "pod/", "pod/Web", "pod/-web", "pod/a..b", "pod/x/container", "pod/x/container/", "pod/x/sidecar/y", "pod/x/container/a.b",
-		"service/1api", "daemonset/x", "targetless/x", "deploy/x"} {
+		"service/1api", "daemonset/x", "targetless/x", "deploy/x", "selector/", "selector/app"} {
 		if got, err := ParseTarget(in); err == nil {
 			t.Errorf("ParseTarget(%q) = %+v, want an error", in, got)
 		} else if !strings.HasPrefix(err.Error(), "got ") || !strings.Contains(err.Error(), "expected") && !strings.Contains(err.Error(), "must") && !strings.Contains(err.Error(), "may") {

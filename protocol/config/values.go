@@ -33,6 +33,8 @@ const (
 	TargetJob         TargetKind = "job"
 	TargetCronJob     TargetKind = "cronjob"
 	TargetService     TargetKind = "service"
+	// TargetSelector selects pods by label: "selector/app=api,tier=web".
+	TargetSelector TargetKind = "selector"
 )
 
 var workloadKinds = []TargetKind{TargetPod, TargetDeployment, TargetStatefulSet, TargetReplicaSet, TargetJob, TargetCronJob, TargetService}
@@ -64,7 +66,7 @@ func (t Target) String() string {
 	return s
 }
 
-const targetForms = `"pid/<process id>", "targetless", or "<kind>/<name>" optionally followed by "/container/<name>", where kind is pod, deployment, statefulset, replicaset, job, cronjob or service`
+const targetForms = `"pid/<process id>", "targetless", "selector/<label selector>", or "<kind>/<name>" optionally followed by "/container/<name>", where kind is pod, deployment, statefulset, replicaset, job, cronjob or service`
 
 // ParseTarget parses the target syntax of the configuration file.
 func ParseTarget(s string) (Target, error) {
@@ -73,6 +75,18 @@ func ParseTarget(s string) (Target, error) {
 	}
 	if s == string(TargetTargetless) {
 		return Target{Kind: TargetTargetless}, nil
+	}
+	if sel, ok := strings.CutPrefix(s, string(TargetSelector)+"/"); ok {
+		// Label keys may contain "/", so only a trailing "/container/NAME"
+		// is split off.
+		t := Target{Kind: TargetSelector, Name: sel}
+		if i := strings.LastIndex(sel, "/container/"); i >= 0 {
+			t.Name, t.Container = sel[:i], sel[i+len("/container/"):]
+		}
+		if t.Name == "" || !strings.ContainsAny(t.Name, "=!") && !strings.Contains(t.Name, " in ") {
+			return bad(`expected "selector/<label selector>", such as "selector/app=api,tier=web"`)
+		}
+		return t, nil
 	}
 	parts := strings.Split(s, "/")
 	kind := TargetKind(parts[0])
