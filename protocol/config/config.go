@@ -43,6 +43,31 @@ type Agent struct {
 	// Address skips starting an agent: "unix:PATH" or "tcp:HOST:PORT".
 	Address string   `json:"address,omitempty"`
 	IdleTTL Duration `json:"idleTTL,omitzero"`
+	// The agent's pod for Kubernetes targets.
+	Image           string            `json:"image,omitempty"`
+	Namespace       string            `json:"namespace,omitempty"`
+	ImagePullPolicy string            `json:"imagePullPolicy,omitempty"`
+	Tolerations     []Toleration      `json:"tolerations,omitempty"`
+	Resources       *Resources        `json:"resources,omitempty"`
+	Labels          map[string]string `json:"labels,omitempty"`
+	Annotations     map[string]string `json:"annotations,omitempty"`
+	StartupTimeout  Duration          `json:"startupTimeout,omitzero"`
+	Ephemeral       bool              `json:"ephemeral,omitempty"`
+}
+
+// Toleration is a pod toleration, as in a pod spec.
+type Toleration struct {
+	Key               string `json:"key,omitempty"`
+	Operator          string `json:"operator,omitempty"`
+	Value             string `json:"value,omitempty"`
+	Effect            string `json:"effect,omitempty"`
+	TolerationSeconds *int   `json:"tolerationSeconds,omitempty"`
+}
+
+// Resources are a container's requests and limits ("100m", "64Mi").
+type Resources struct {
+	Requests map[string]string `json:"requests,omitempty"`
+	Limits   map[string]string `json:"limits,omitempty"`
 }
 
 // Env selects the target's environment variables.
@@ -182,6 +207,12 @@ func (c *Config) WithDefaults() *Config {
 	if d.Agent.IdleTTL == 0 {
 		d.Agent.IdleTTL = DefaultIdleTTL
 	}
+	if d.Agent.StartupTimeout == 0 {
+		d.Agent.StartupTimeout = Duration(time.Minute)
+	}
+	if d.Agent.ImagePullPolicy == "" {
+		d.Agent.ImagePullPolicy = "IfNotPresent"
+	}
 	if len(d.Env.Include) == 0 {
 		d.Env.Include = []string{"*"}
 	}
@@ -203,6 +234,12 @@ func ptr[T any](v T) *T { return &v }
 
 func (c *Config) clone() *Config {
 	d := *c
+	d.Agent.Tolerations = slices.Clone(c.Agent.Tolerations)
+	d.Agent.Labels = maps.Clone(c.Agent.Labels)
+	d.Agent.Annotations = maps.Clone(c.Agent.Annotations)
+	if r := c.Agent.Resources; r != nil {
+		d.Agent.Resources = &Resources{Requests: maps.Clone(r.Requests), Limits: maps.Clone(r.Limits)}
+	}
 	d.Env.Include = slices.Clone(c.Env.Include)
 	d.Env.Exclude = slices.Clone(c.Env.Exclude)
 	d.Env.Override = maps.Clone(c.Env.Override)

@@ -259,7 +259,7 @@ func TestWithDefaults(t *testing.T) {
 	empty := &Config{}
 	d := empty.WithDefaults()
 	want := &Config{
-		Agent:    Agent{IdleTTL: Duration(time.Minute)},
+		Agent:    Agent{IdleTTL: Duration(time.Minute), StartupTimeout: Duration(time.Minute), ImagePullPolicy: "IfNotPresent"},
 		Env:      Env{Include: []string{"*"}},
 		FS:       FS{Mode: FSRead},
 		Network:  Network{Incoming: Incoming{Mode: IncomingMirror}, Outgoing: Outgoing{TCP: ptr(true), UDP: ptr(true), IgnoreLocalhost: ptr(true)}, DNS: DNS{Enabled: ptr(true)}},
@@ -274,7 +274,7 @@ func TestWithDefaults(t *testing.T) {
 
 	explicit := &Config{
 		Target:   "pid/7",
-		Agent:    Agent{Address: "tcp:127.0.0.1:1", IdleTTL: Duration(time.Second)},
+		Agent:    Agent{Address: "tcp:127.0.0.1:1", IdleTTL: Duration(time.Second), StartupTimeout: Duration(time.Second), ImagePullPolicy: "Always"},
 		Env:      Env{Include: []string{"A*"}, Exclude: []string{"B"}, Override: map[string]string{"C": "d"}},
 		FS:       FS{Mode: FSLocal, Local: []string{"/x"}},
 		Network:  Network{Incoming: Incoming{Mode: IncomingOff, Ports: []uint16{1}, PortMapping: map[uint16]uint16{1: 2}}, Outgoing: Outgoing{TCP: ptr(false), UDP: ptr(false), IgnoreLocalhost: ptr(false), Filter: Filter{Local: []string{"x"}}}, DNS: DNS{Enabled: ptr(false)}},
@@ -359,7 +359,7 @@ func TestSchemaMatchesStructs(t *testing.T) {
 		}
 		wantType := map[reflect.Kind]string{
 			reflect.Struct: "object", reflect.Map: "object", reflect.Slice: "array",
-			reflect.String: "string", reflect.Bool: "boolean", reflect.Uint16: "integer",
+			reflect.String: "string", reflect.Bool: "boolean", reflect.Uint16: "integer", reflect.Int: "integer",
 		}[typ.Kind()]
 		if typ == durationType {
 			wantType = "string"
