@@ -1,0 +1,311 @@
+package kube
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/rand"
+
+	"github.com/remocal/remocal/protocol/config"
+)
+
+// AgentPort is where an agent in the cluster listens, on its pod's
+// loopback only: nothing but a port-forward through the apiserver and
+// kubelet (which checks the user's pods/portforward permission) reaches it.
+const AgentPort = 47113
+
+// Labels on agent pods.
+const (
+	LabelApp      = "app.kubernetes.io/name"
+	LabelAgentFor = "remocal.dev/agent-for"
+	LabelTarget   = "remocal.dev/target-pod"
+)
+
+// AgentOptions describe the agent's pod (protocol/config's agent section).
+type AgentOptions struct {
+	Image          string
+	Namespace      string
+	PullPolicy     corev1.PullPolicy
+	Tolerations    []config.Toleration
+	Resources      *config.Resources
+	Labels         map[string]string
+	Annotations    map[string]string
+	StartupTimeout time.Duration
+	IdleTTL        time.Duration
+	Ephemeral      bool
+}
+
+// Agent is a running agent to port-forward to.
+type Agent struct {
+	Namespace, Pod string
+	Port           int
+	Reused         bool
+}
+
+// agentKey identifies the agent of a container (or a namespace's targetless
+// agent) in a label value.
+func agentKey(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:])[:40]
+}
+
+// EnsureAgent returns the agent serving r's container, starting a Job on the
+// pod's node if none runs. Sessions on the same container share it, so it
+// sees every subscription and refuses conflicting ones. A nil r asks for a
+// targetless agent in namespace ns.
+func EnsureAgent(ctx context.Context, env *Env, r *Resolved, ns string, o AgentOptions, progress func(string)) (*Agent, error) {
+	if o.Namespace != "" {
+		ns = o.Namespace
+	}
+	key := "targetless/" + ns
+	if r != nil {
+		key = r.ContainerID
+	}
+	if r != nil && o.Ephemeral {
+		return ensureEphemeral(ctx, env, r, o, progress)
+	}
+	selector := fmt.Sprintf("%s=%s", LabelAgentFor, agentKey(key))
+	pods, err := env.Client.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: selector})
+	if err != nil {
+		return nil, apiError(err, "list", "pods", ns, "")
+	}
+	for _, p := range pods.Items {
+		if p.DeletionTimestamp == nil && p.Status.Phase == corev1.PodRunning && containerRunning(p.Status.ContainerStatuses, "agent") {
+			return &Agent{Namespace: ns, Pod: p.Name, Port: AgentPort, Reused: true}, nil
+		}
+	}
+	progress("starting the agent in the cluster")
+	job := agentJob(r, ns, key, o)
+	created, err := env.Client.BatchV1().Jobs(ns).Create(ctx, job, metav1.CreateOptions{})
+	if err != nil {
+		return nil, apiError(err, "create", "jobs.batch", ns, job.GenerateName)
+	}
+	pod, err := waitAgentPod(ctx, env, ns, "job-name="+created.Name, "agent", o.StartupTimeout, progress)
+	if err != nil {
+		// Leave nothing behind: the Job's pod would keep a failed agent.
+		bg := metav1.DeletePropagationBackground
+		env.Client.BatchV1().Jobs(ns).Delete(context.WithoutCancel(ctx), created.Name, metav1.DeleteOptions{PropagationPolicy: &bg})
+		return nil, err
+	}
+	return &Agent{Namespace: ns, Pod: pod, Port: AgentPort}, nil
+}
+
+func agentArgs(r *Resolved, o AgentOptions) []string {
+	args := []string{"agent", "--listen", fmt.Sprintf("tcp:127.0.0.1:%d", AgentPort), "--idle-ttl", o.IdleTTL.String()}
+	if r == nil {
+		return append(args, "--targetless")
+	}
+	return append(args, "--container-id", r.ContainerID, "--target-name", r.Ref)
+}
+
+// agentSecurity is what the agent needs: NET_ADMIN for the redirect rules
+// in the target's network namespace, SYS_ADMIN for setns, SYS_PTRACE to
+// read another container's /proc/PID/{root,environ}. No privileged mode,
+// and no SYS_RESOURCE (which some runtimes refuse).
+func agentSecurity() *corev1.SecurityContext {
+	root := int64(0)
+	return &corev1.SecurityContext{
+		RunAsUser:    &root,
+		Capabilities: &corev1.Capabilities{Add: []corev1.Capability{"NET_ADMIN", "SYS_ADMIN", "SYS_PTRACE"}},
+	}
+}
+
+func agentJob(r *Resolved, ns, key string, o AgentOptions) *batchv1.Job {
+	labels := map[string]string{LabelApp: "remocal-agent", LabelAgentFor: agentKey(key)}
+	for k, v := range o.Labels {
+		labels[k] = v
+	}
+	zero, ttl := int32(0), int32(60)
+	spec := corev1.PodSpec{
+		RestartPolicy:                 corev1.RestartPolicyNever,
+		TerminationGracePeriodSeconds: ptr(int64(5)),
+		Tolerations:                   tolerations(o.Tolerations),
+		AutomountServiceAccountToken:  ptr(false),
+		Containers: []corev1.Container{{
+			Name: "agent", Image: o.Image, ImagePullPolicy: o.PullPolicy,
+			Args: agentArgs(r, o), SecurityContext: agentSecurity(), Resources: resources(o.Resources),
+		}},
+	}
+	if r != nil {
+		// Beside the target: on its node, seeing its processes.
+		spec.NodeName = r.Pod.Spec.NodeName
+		spec.HostPID = true
+		labels[LabelTarget] = r.Pod.Name
+		spec.Containers[0].SecurityContext = agentSecurity()
+	}
+	return &batchv1.Job{
+		ObjectMeta: metav1.ObjectMeta{GenerateName: "remocal-agent-", Namespace: ns, Labels: labels, Annotations: o.Annotations},
+		Spec: batchv1.JobSpec{
+			BackoffLimit: &zero, TTLSecondsAfterFinished: &ttl,
+			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels, Annotations: o.Annotations}, Spec: spec},
+		},
+	}
+}
+
+func tolerations(in []config.Toleration) []corev1.Toleration {
+	if len(in) == 0 {
+		// Wherever the target runs, the agent must run too.
+		return []corev1.Toleration{{Operator: corev1.TolerationOpExists}}
+	}
+	out := make([]corev1.Toleration, len(in))
+	for i, t := range in {
+		out[i] = corev1.Toleration{Key: t.Key, Operator: corev1.TolerationOperator(t.Operator), Value: t.Value, Effect: corev1.TaintEffect(t.Effect)}
+		if t.TolerationSeconds != nil {
+			out[i].TolerationSeconds = ptr(int64(*t.TolerationSeconds))
+		}
+	}
+	return out
+}
+
+func resources(r *config.Resources) corev1.ResourceRequirements {
+	var out corev1.ResourceRequirements
+	if r == nil {
+		return out
+	}
+	conv := func(m map[string]string) corev1.ResourceList {
+		if len(m) == 0 {
+			return nil
+		}
+		l := corev1.ResourceList{}
+		for k, v := range m {
+			if q, err := resource.ParseQuantity(v); err == nil {
+				l[corev1.ResourceName(k)] = q
+			}
+		}
+		return l
+	}
+	out.Requests, out.Limits = conv(r.Requests), conv(r.Limits)
+	return out
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func containerRunning(statuses []corev1.ContainerStatus, name string) bool {
+	for _, s := range statuses {
+		if s.Name == name && s.State.Running != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// waitAgentPod waits until the agent container runs, and explains every way
+// it can fail to: an image that cannot be pulled (the kubelet's message), a
+// crash (its log), or no progress at all (the pod's events).
+func waitAgentPod(ctx context.Context, env *Env, ns, selector, container string, timeout time.Duration, progress func(string)) (string, error) {
+	if timeout <= 0 {
+		timeout = time.Minute
+	}
+	deadline := time.Now().Add(timeout)
+	var last *corev1.Pod
+	reported := ""
+	for {
+		pods, err := env.Client.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: selector})
+		if err != nil {
+			return "", apiError(err, "list", "pods", ns, "")
+		}
+		for i := range pods.Items {
+			p := &pods.Items[i]
+			last = p
+			for _, s := range append(p.Status.ContainerStatuses, p.Status.EphemeralContainerStatuses...) {
+				if s.Name != container {
+					continue
+				}
+				switch {
+				case s.State.Running != nil:
+					return p.Name, nil
+				case s.State.Waiting != nil && isPullFailure(s.State.Waiting.Reason):
+					return "", fmt.Errorf("the agent image %s cannot be pulled on node %s (%s: %s); set agent.image to an image the node can pull (make images writes it as an OCI archive to push to your registry)",
+						s.Image, p.Spec.NodeName, s.State.Waiting.Reason, s.State.Waiting.Message)
+				case s.State.Terminated != nil:
+					return "", fmt.Errorf("the agent exited at start (%s, exit %d): %s", s.State.Terminated.Reason, s.State.Terminated.ExitCode, tail(s.State.Terminated.Message))
+				case s.State.Waiting != nil && s.State.Waiting.Reason != reported:
+					reported = s.State.Waiting.Reason
+					progress("agent pod " + p.Name + ": " + reported)
+				}
+			}
+		}
+		if time.Now().After(deadline) {
+			return "", timeoutError(ctx, env, ns, last, timeout)
+		}
+		select {
+		case <-ctx.Done():
+			return "", ctx.Err()
+		case <-time.After(250 * time.Millisecond): // polling the apiserver for a state change
+		}
+	}
+}
+
+func isPullFailure(reason string) bool {
+	switch reason {
+	case "ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull":
+		return true
+	}
+	return false
+}
+
+func tail(s string) string {
+	s = strings.TrimSpace(s)
+	if len(s) > 400 {
+		return "…" + s[len(s)-400:]
+	}
+	return s
+}
+
+func timeoutError(ctx context.Context, env *Env, ns string, pod *corev1.Pod, timeout time.Duration) error {
+	if pod == nil {
+		return fmt.Errorf("no agent pod appeared in namespace %s within %v (check the Job's events: kubectl -n %s describe jobs -l %s=remocal-agent)", ns, timeout, ns, LabelApp)
+	}
+	evs, err := env.Client.CoreV1().Events(ns).List(context.WithoutCancel(ctx), metav1.ListOptions{FieldSelector: "involvedObject.name=" + pod.Name})
+	var lines []string
+	if err == nil {
+		sort.Slice(evs.Items, func(i, j int) bool { return evs.Items[i].LastTimestamp.Before(&evs.Items[j].LastTimestamp) })
+		for _, e := range evs.Items {
+			lines = append(lines, fmt.Sprintf("%s %s: %s", e.Type, e.Reason, e.Message))
+		}
+	}
+	if len(lines) == 0 {
+		lines = []string{"(no events)"}
+	}
+	return fmt.Errorf("the agent pod %s/%s did not start within %v (phase %s); its events:\n  %s\nraise agent.startupTimeout if the cluster is just slow",
+		ns, pod.Name, timeout, pod.Status.Phase, strings.Join(lines, "\n  "))
+}
+
+// ensureEphemeral runs the agent as an ephemeral container in the target's
+// pod, sharing the target container's process namespace (its PID 1 is the
+// target) and the pod's network.
+func ensureEphemeral(ctx context.Context, env *Env, r *Resolved, o AgentOptions, progress func(string)) (*Agent, error) {
+	pod := r.Pod
+	for _, s := range pod.Status.EphemeralContainerStatuses {
+		if strings.HasPrefix(s.Name, "remocal-agent") && s.State.Running != nil {
+			return &Agent{Namespace: r.Namespace, Pod: pod.Name, Port: AgentPort, Reused: true}, nil
+		}
+	}
+	progress("adding the agent to pod " + pod.Name + " as an ephemeral container")
+	name := "remocal-agent-" + rand.String(5)
+	ec := corev1.EphemeralContainer{
+		TargetContainerName: r.Container,
+		EphemeralContainerCommon: corev1.EphemeralContainerCommon{
+			Name: name, Image: o.Image, ImagePullPolicy: o.PullPolicy, SecurityContext: agentSecurity(),
+			Args: []string{"agent", "--target-pid", "1", "--target-name", r.Ref, "--listen", fmt.Sprintf("tcp:127.0.0.1:%d", AgentPort), "--idle-ttl", o.IdleTTL.String()},
+		},
+	}
+	updated := pod.DeepCopy()
+	updated.Spec.EphemeralContainers = append(updated.Spec.EphemeralContainers, ec)
+	if _, err := env.Client.CoreV1().Pods(r.Namespace).UpdateEphemeralContainers(ctx, pod.Name, updated, metav1.UpdateOptions{}); err != nil {
+		return nil, apiError(err, "update", "pods/ephemeralcontainers", r.Namespace, pod.Name)
+	}
+	if _, err := waitAgentPod(ctx, env, r.Namespace, "metadata.name="+pod.Name, name, o.StartupTimeout, progress); err != nil {
+		return nil, err
+	}
+	return &Agent{Namespace: r.Namespace, Pod: pod.Name, Port: AgentPort}, nil
+}
