@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -209,10 +210,22 @@ func (a *Agent) shutdown() {
 }
 
 func (a *Agent) welcome(clientID string) *wire.Welcome {
+	caps := wire.AllCapabilities
+	if a.cfg.Targetless {
+		// No application: nothing to read the environment of or to take
+		// traffic from. Clients see that before they ask.
+		caps = slices.DeleteFunc(slices.Clone(caps), func(c wire.Capability) bool {
+			switch c {
+			case wire.CapEnv, wire.CapMirror, wire.CapSteal, wire.CapHTTP1Filter:
+				return true
+			}
+			return false
+		})
+	}
 	return &wire.Welcome{
 		Protocol:     wire.Current,
 		Agent:        wire.AgentInfo{Version: a.cfg.Version, PID: os.Getpid()},
-		Capabilities: wire.AllCapabilities,
+		Capabilities: caps,
 		Target:       wire.TargetInfo{Name: a.proc.Name(), PID: a.proc.PID(), Hostname: a.hostname},
 		ClientID:     clientID,
 	}

@@ -21,6 +21,7 @@ func newExecCmd() *cobra.Command {
 		transparentFirst              bool
 		logLevel                      string
 		join                          string
+		kube                          kubeFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "exec [--target T] [-f CONFIG] [--steal] -- CMD [ARGS...]",
@@ -39,7 +40,7 @@ an IDE) instead of starting one: that session's settings apply.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if join != "" {
-				for _, name := range []string{"target", "config", "agent", "steal", "mirror", "no-incoming"} {
+				for _, name := range []string{"target", "config", "agent", "steal", "mirror", "no-incoming", "kubeconfig", "context", "namespace"} {
 					if cmd.Flags().Changed(name) {
 						return fmt.Errorf("--join uses the session's settings; --%s cannot be combined with it", name)
 					}
@@ -59,6 +60,7 @@ an IDE) instead of starting one: that session's settings apply.`,
 			if agentAddr != "" {
 				cfg.Agent.Address = agentAddr
 			}
+			kube.apply(&cfg.Kubernetes)
 			switch {
 			case steal:
 				cfg.Network.Incoming.Mode = config.IncomingSteal
@@ -80,7 +82,7 @@ an IDE) instead of starting one: that session's settings apply.`,
 			}
 			cfg = cfg.WithDefaults()
 			conn, err := connect.For(cfg.Target, connect.Options{Self: self, AgentAddress: cfg.Agent.Address,
-				IdleTTL: 0, Stderr: os.Stderr})
+				Stderr: os.Stderr, Kube: cfg.Kubernetes, Agent: cfg.Agent, Version: version})
 			if err != nil {
 				return err
 			}
@@ -108,7 +110,7 @@ an IDE) instead of starting one: that session's settings apply.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVarP(&target, "target", "t", "", "target to run in: pid/PID")
+	f.StringVarP(&target, "target", "t", "", "target to run in: deployment/NAME, pod/NAME[/container/C], service/NAME, ..., targetless, or pid/PID")
 	f.StringVarP(&configFile, "config", "f", "", "configuration file (default: .remocal/config.json from the working directory upward)")
 	f.StringVar(&agentAddr, "agent", "", "use a running agent at unix:PATH or tcp:HOST:PORT")
 	f.BoolVar(&steal, "steal", false, "take the target's incoming traffic instead of mirroring it")
@@ -116,6 +118,7 @@ an IDE) instead of starting one: that session's settings apply.`,
 	f.BoolVar(&noIncoming, "no-incoming", false, "leave the target's incoming traffic alone")
 	f.BoolVar(&transparentFirst, "transparent-first", false, "do not intercept CMD itself, only the programs it starts (for debuggers such as dlv that launch the program)")
 	f.StringVar(&logLevel, "log-level", "warn", "debug, info, warn or error")
+	kube.register(f)
 	f.StringVar(&join, "join", "", "join the running session serving this socket instead of starting one (how IDEs run static programs and debuggers)")
 	return cmd
 }

@@ -19,7 +19,11 @@ import (
 	"syscall"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+
 	"github.com/remocal/remocal/agent/client"
+	"github.com/remocal/remocal/interpose/connect/kube"
+	"github.com/remocal/remocal/protocol/config"
 )
 
 // Connector reaches an agent.
@@ -38,8 +42,16 @@ type Options struct {
 	// AgentAddress connects to a running agent instead of starting one.
 	AgentAddress string
 	IdleTTL      time.Duration
-	// Stderr receives the agent's warnings.
+	// Stderr receives the agent's warnings and, for Kubernetes targets,
+	// progress (which pod was chosen, the agent starting).
 	Stderr io.Writer
+
+	// Kube selects the cluster for Kubernetes targets, like kubectl's
+	// flags; Agent describes the agent's pod; Version picks the default
+	// agent image (the client's own version).
+	Kube    kube.Flags
+	Agent   config.Agent
+	Version string
 }
 
 // For returns the connector for a target reference.
@@ -57,10 +69,40 @@ func For(target string, o Options) (Connector, error) {
 			return nil, fmt.Errorf("target %q: expected pid/<process id>, for example pid/1234", target)
 		}
 		return &LocalPID{PID: pid, Self: o.Self, IdleTTL: o.IdleTTL, Stderr: o.Stderr}, nil
-	case "pod", "deployment", "statefulset", "replicaset", "job", "cronjob", "service", "targetless":
-		return nil, fmt.Errorf("target %q: Kubernetes targets are not available in this version yet; use pid/PID for a local process", target)
 	}
-	return nil, fmt.Errorf("target %q: unknown kind %q; use pid/PID", target, kind)
+	t, err := config.ParseTarget(target)
+	if err != nil {
+		return nil, fmt.Errorf("target %v", err)
+	}
+	return &kube.Connector{Ref: t.String(), Flags: o.Kube, Agent: kubeAgent(o), Progress: func(msg string) {
+		if o.Stderr != nil {
+			fmt.Fprintf(o.Stderr, "remocal: %s\n", msg)
+		}
+	}}, nil
+}
+
+func kubeAgent(o Options) kube.AgentOptions {
+	a := o.Agent
+	image := a.Image
+	if image == "" {
+		version := o.Version
+		if version == "" {
+			version = "dev"
+		}
+		image = kube.DefaultImageRepo + ":" + version
+	}
+	ttl := time.Duration(a.IdleTTL)
+	if ttl <= 0 {
+		ttl = o.IdleTTL
+	}
+	if ttl <= 0 {
+		ttl = time.Duration(config.DefaultIdleTTL)
+	}
+	return kube.AgentOptions{
+		Image: image, Namespace: a.Namespace, PullPolicy: corev1.PullPolicy(a.ImagePullPolicy),
+		Tolerations: a.Tolerations, Resources: a.Resources, Labels: a.Labels, Annotations: a.Annotations,
+		StartupTimeout: time.Duration(a.StartupTimeout), IdleTTL: ttl, Ephemeral: a.Ephemeral,
+	}
 }
 
 // Address is an agent already listening somewhere.

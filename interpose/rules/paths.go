@@ -32,6 +32,10 @@ func (w Where) String() string {
 // everything else (application config, secrets, data) is the target's.
 var (
 	DefaultRemote = []string{"/etc/resolv.conf", "/etc/hosts", "/etc/hostname", "/etc/ssl/certs"}
+	// ResolverFiles are all a targetless session takes from its agent's
+	// pod: the cluster's search path and name server. The agent's image
+	// has no certificates or identity worth taking.
+	ResolverFiles = []string{"/etc/resolv.conf", "/etc/hosts"}
 	DefaultLocal  = []string{
 		"/proc", "/sys", "/dev", "/lib", "/lib32", "/lib64", "/libx32", "/usr", "/bin", "/sbin",
 		"/etc", "/home", "/opt", "/tmp", "/var/tmp", "/run", "/nix", "/snap",
@@ -53,6 +57,10 @@ type PathOptions struct {
 	// whatever the defaults say: $HOME, the working directory, the
 	// program's own directory.
 	ExtraLocal []string
+	// ResolverOnly serves only ResolverFiles remotely unless the user's
+	// rules say otherwise, whatever RemoteByDefault says: targetless
+	// sessions.
+	ResolverOnly bool
 }
 
 // Paths decides where a file path is served from.
@@ -75,6 +83,10 @@ func NewPaths(o PathOptions) (*Paths, error) {
 		return nil, err
 	}
 	p.defRemote, _ = compileAll(DefaultRemote)
+	if o.ResolverOnly {
+		p.defRemote, _ = compileAll(ResolverFiles)
+		p.remoteByDefault = false
+	}
 	p.defLocal, _ = compileAll(DefaultLocal)
 	for _, dir := range o.ExtraLocal {
 		// "/" as a working directory or home would make everything

@@ -72,6 +72,18 @@ func TestLocalMode(t *testing.T) {
 	}
 }
 
+func TestResolverOnly(t *testing.T) {
+	p, _ := NewPaths(PathOptions{RemoteByDefault: true, ResolverOnly: true, Remote: []string{"/data"}})
+	for path, want := range map[string]Where{
+		"/etc/resolv.conf": Remote, "/etc/hosts": Remote, "/data/x": Remote,
+		"/etc/ssl/certs/ca.pem": Local, "/etc/hostname": Local, "/app/config.yaml": Local,
+	} {
+		if got := p.Where(path); got != want {
+			t.Errorf("Where(%q) = %v, want %v", path, got, want)
+		}
+	}
+}
+
 func TestOutgoing(t *testing.T) {
 	d := func(s string) netip.AddrPort { return netip.MustParseAddrPort(s) }
 	all, err := NewOutgoing(OutgoingOptions{TCP: true, UDP: true, IgnoreLocalhost: true}, nil)

@@ -65,7 +65,10 @@ type Session struct {
 	release func()
 	remote  map[string]string // the target's variables the program gets
 	host    string
-	out     *rules.Outgoing
+	// targetless: the agent serves only its own network (no environment,
+	// no incoming traffic), so only the resolver files are remote.
+	targetless bool
+	out        *rules.Outgoing
 
 	mu          sync.Mutex
 	supervisors []*supervisor.Supervisor
@@ -110,15 +113,19 @@ func Start(ctx context.Context, opts Options) (*Session, error) {
 }
 
 func (s *Session) prepare(ctx context.Context) error {
-	vars, err := s.client.Env(ctx, s.cfg.Env.Include, s.cfg.Env.Exclude)
-	if err != nil {
-		return fmt.Errorf("read the environment of %s: %w", s.opts.Connector.Describe(), err)
+	s.targetless = !wire.HasCapability(s.client.Welcome().Capabilities, wire.CapEnv)
+	vars := map[string]string{}
+	if !s.targetless {
+		var err error
+		if vars, err = s.client.Env(ctx, s.cfg.Env.Include, s.cfg.Env.Exclude); err != nil {
+			return fmt.Errorf("read the environment of %s: %w", s.opts.Connector.Describe(), err)
+		}
 	}
 	for k, v := range s.cfg.Env.Override {
 		vars[k] = v
 	}
 	s.remote = vars
-	if *s.cfg.Hostname {
+	if *s.cfg.Hostname && !s.targetless {
 		s.host = s.client.Welcome().Target.Hostname
 	}
 	o := s.cfg.Network.Outgoing
@@ -130,6 +137,7 @@ func (s *Session) prepare(ctx context.Context) error {
 		}
 		resolve = func(host string) ([]netip.Addr, error) { return res.LookupHost(ctx, host) }
 	}
+	var err error
 	s.out, err = rules.NewOutgoing(rules.OutgoingOptions{
 		TCP: *o.TCP, UDP: *o.UDP, IgnoreLocalhost: *o.IgnoreLocalhost,
 		Remote: o.Filter.Remote, Local: o.Filter.Local,
@@ -215,16 +223,18 @@ func (s *Session) newSupervisor(program string, transparentPID int) (*supervisor
 	paths, err := rules.NewPaths(rules.PathOptions{
 		RemoteByDefault: s.cfg.FS.Mode == config.FSRead,
 		Local:           s.cfg.FS.Local, Remote: s.cfg.FS.Remote, ExtraLocal: extra,
+		ResolverOnly: s.targetless,
 	})
 	if err != nil {
 		return nil, err
 	}
 	in := s.cfg.Network.Incoming
 	inOpts := supervisor.IncomingOptions{Filter: in.HTTPFilter, Ports: in.Ports, IgnorePorts: in.IgnorePorts, PortMapping: in.PortMapping}
-	switch in.Mode {
-	case config.IncomingMirror:
+	switch {
+	case s.targetless: // nothing to take traffic from
+	case in.Mode == config.IncomingMirror:
 		inOpts.Mode = wire.ModeMirror
-	case config.IncomingSteal:
+	case in.Mode == config.IncomingSteal:
 		inOpts.Mode = wire.ModeSteal
 	}
 	sup, err := supervisor.New(supervisor.Config{

@@ -28,14 +28,23 @@ import (
 // false from an absent key.
 type Config struct {
 	// Schema lets editors find the JSON Schema; remocal ignores it.
-	Schema    string    `json:"$schema,omitempty"`
-	Target    string    `json:"target,omitempty"`
-	Agent     Agent     `json:"agent,omitzero"`
-	Env       Env       `json:"env,omitzero"`
-	FS        FS        `json:"fs,omitzero"`
-	Network   Network   `json:"network,omitzero"`
-	Processes Processes `json:"processes,omitzero"`
-	Hostname  *bool     `json:"hostname,omitempty"`
+	Schema     string     `json:"$schema,omitempty"`
+	Target     string     `json:"target,omitempty"`
+	Kubernetes Kubernetes `json:"kubernetes,omitzero"`
+	Agent      Agent      `json:"agent,omitzero"`
+	Env        Env        `json:"env,omitzero"`
+	FS         FS         `json:"fs,omitzero"`
+	Network    Network    `json:"network,omitzero"`
+	Processes  Processes  `json:"processes,omitzero"`
+	Hostname   *bool      `json:"hostname,omitempty"`
+}
+
+// Kubernetes selects the cluster and namespace of Kubernetes targets, as
+// kubectl's flags of the same names do; the flags override it.
+type Kubernetes struct {
+	Kubeconfig string `json:"kubeconfig,omitempty"`
+	Context    string `json:"context,omitempty"`
+	Namespace  string `json:"namespace,omitempty"`
 }
 
 // Agent says how to reach the agent beside the target.
@@ -302,6 +311,11 @@ func (c *Config) problems(inFile bool) []Problem {
 	if c.Target != "" {
 		_, err := ParseTarget(c.Target)
 		add("$.target", err)
+	}
+	if ns := c.Kubernetes.Namespace; ns != "" {
+		if err := checkDNSLabel(ns, false); err != nil {
+			add("$.kubernetes.namespace", fmt.Errorf("got %q, a namespace name %v", ns, err))
+		}
 	}
 	if c.Agent.Address != "" {
 		add("$.agent.address", checkAgentAddress(c.Agent.Address))

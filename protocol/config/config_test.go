@@ -124,7 +124,7 @@ func TestProblemPositions(t *testing.T) {
 	}
 	want := []Problem{
 		{Path: "$.fs.mode", Line: 3, Column: 18, Message: `got "x", expected one of "read", "local"`},
-		{Path: "$.bogus", Line: 4, Column: 2, Message: `unknown key "bogus"; expected one of "$schema", "agent", "env", "fs", "hostname", "network", "processes", "target"`},
+		{Path: "$.bogus", Line: 4, Column: 2, Message: `unknown key "bogus"; expected one of "$schema", "agent", "env", "fs", "hostname", "kubernetes", "network", "processes", "target"`},
 	}
 	if diff := cmp.Diff(want, cerr.Problems); diff != "" {
 		t.Errorf("problems (-want +got):\n%s", diff)
@@ -517,9 +517,16 @@ func TestParseTarget(t *testing.T) {
 			t.Errorf("Target.String() = %q, want %q", got.String(), in)
 		}
 	}
+	// kubectl's short and plural names read as the kind.
+	for in, want := range map[string]string{"deploy/api": "deployment/api", "po/x/container/c": "pod/x/container/c",
+		"svc/db": "service/db", "sts/s": "statefulset/s", "rs/r": "replicaset/r", "jobs/j": "job/j", "cj/c": "cronjob/c"} {
+		if got, err := ParseTarget(in); err != nil || got.String() != want {
+			t.Errorf("ParseTarget(%q) = %v, %v; want %s", in, got, err, want)
+		}
+	}
 	for _, in := range []string{"", "pid", "pid/", "pid/0", "pid/-1", "pid/01", "pid/+1", "pid/1/container/x", "pid/99999999999999999999",
 		"pod", "pod/", "pod/Web", "pod/-web", "pod/a..b", "pod/x/container", "pod/x/container/", "pod/x/sidecar/y", "pod/x/container/a.b",
-		"service/1api", "daemonset/x", "targetless/x", "deploy/x", "selector/", "selector/app"} {
+		"service/1api", "daemonset/x", "targetless/x", "deploys/x", "selector/", "selector/app"} {
 		if got, err := ParseTarget(in); err == nil {
 			t.Errorf("ParseTarget(%q) = %+v, want an error", in, got)
 		} else if !strings.HasPrefix(err.Error(), "got ") || !strings.Contains(err.Error(), "expected") && !strings.Contains(err.Error(), "must") && !strings.Contains(err.Error(), "may") {

@@ -20,9 +20,7 @@ import (
 // TargetKind names the kind of thing a target string selects.
 type TargetKind string
 
-// Target kinds. Only TargetPID can be run today; the Kubernetes kinds are
-// accepted so configuration files written for the next release already
-// validate.
+// Target kinds.
 const (
 	TargetPID         TargetKind = "pid"
 	TargetTargetless  TargetKind = "targetless"
@@ -38,6 +36,18 @@ const (
 )
 
 var workloadKinds = []TargetKind{TargetPod, TargetDeployment, TargetStatefulSet, TargetReplicaSet, TargetJob, TargetCronJob, TargetService}
+
+// kindAliases are kubectl's short and plural names for the kinds, so that
+// `-t deploy/api` works as it does for kubectl.
+var kindAliases = map[string]TargetKind{
+	"po": TargetPod, "pods": TargetPod,
+	"deploy": TargetDeployment, "deployments": TargetDeployment,
+	"sts": TargetStatefulSet, "statefulsets": TargetStatefulSet,
+	"rs": TargetReplicaSet, "replicasets": TargetReplicaSet,
+	"jobs": TargetJob,
+	"cj":   TargetCronJob, "cronjobs": TargetCronJob,
+	"svc": TargetService, "services": TargetService,
+}
 
 // Target is a parsed target string.
 type Target struct {
@@ -66,7 +76,7 @@ func (t Target) String() string {
 	return s
 }
 
-const targetForms = `"pid/<process id>", "targetless", "selector/<label selector>", or "<kind>/<name>" optionally followed by "/container/<name>", where kind is pod, deployment, statefulset, replicaset, job, cronjob or service`
+const targetForms = `"pid/<process id>", "targetless", "selector/<label selector>", or "<kind>/<name>" optionally followed by "/container/<name>", where kind is pod, deployment, statefulset, replicaset, job, cronjob or service (or kubectl's short names: po, deploy, sts, rs, cj, svc)`
 
 // ParseTarget parses the target syntax of the configuration file.
 func ParseTarget(s string) (Target, error) {
@@ -90,6 +100,9 @@ func ParseTarget(s string) (Target, error) {
 	}
 	parts := strings.Split(s, "/")
 	kind := TargetKind(parts[0])
+	if alias, ok := kindAliases[parts[0]]; ok {
+		kind = alias
+	}
 	if kind == TargetPID {
 		if len(parts) != 2 {
 			if len(parts) > 2 {

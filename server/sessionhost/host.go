@@ -239,7 +239,8 @@ func (h *host) start(ctx context.Context, p startParams) (Ready, *hostError) {
 		return fail(daemon.CodeInternal, "find the remocal binary: %v", err)
 	}
 	conn, err := connect.For(cfg.Target, connect.Options{Self: self, AgentAddress: cfg.Agent.Address,
-		IdleTTL: time.Duration(cfg.Agent.IdleTTL), Stderr: h.out})
+		IdleTTL: time.Duration(cfg.Agent.IdleTTL), Stderr: h.out, Agent: cfg.Agent, Version: p.Version,
+		Kube: cfg.Kubernetes})
 	if err != nil {
 		return fail(daemon.CodeInvalidConfig, "%v", err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -11,9 +12,15 @@ import (
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/rand"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/tools/cache"
+	watchtools "k8s.io/client-go/tools/watch"
 
 	"github.com/remocal/remocal/protocol/config"
 )
@@ -47,6 +54,7 @@ type AgentOptions struct {
 // Agent is a running agent to port-forward to.
 type Agent struct {
 	Namespace, Pod string
+	Container      string // the agent's container in Pod
 	Port           int
 	Reused         bool
 }
@@ -80,7 +88,7 @@ func EnsureAgent(ctx context.Context, env *Env, r *Resolved, ns string, o AgentO
 	}
 	for _, p := range pods.Items {
 		if p.DeletionTimestamp == nil && p.Status.Phase == corev1.PodRunning && containerRunning(p.Status.ContainerStatuses, "agent") {
-			return &Agent{Namespace: ns, Pod: p.Name, Port: AgentPort, Reused: true}, nil
+			return &Agent{Namespace: ns, Pod: p.Name, Container: "agent", Port: AgentPort, Reused: true}, nil
 		}
 	}
 	progress("starting the agent in the cluster")
@@ -89,18 +97,23 @@ func EnsureAgent(ctx context.Context, env *Env, r *Resolved, ns string, o AgentO
 	if err != nil {
 		return nil, apiError(err, "create", "jobs.batch", ns, job.GenerateName)
 	}
-	pod, err := waitAgentPod(ctx, env, ns, "job-name="+created.Name, "agent", o.StartupTimeout, progress)
+	pod, err := waitAgentPod(ctx, env, ns, metav1.ListOptions{LabelSelector: "job-name=" + created.Name}, "agent", o.StartupTimeout, progress)
 	if err != nil {
 		// Leave nothing behind: the Job's pod would keep a failed agent.
 		bg := metav1.DeletePropagationBackground
 		env.Client.BatchV1().Jobs(ns).Delete(context.WithoutCancel(ctx), created.Name, metav1.DeleteOptions{PropagationPolicy: &bg})
 		return nil, err
 	}
-	return &Agent{Namespace: ns, Pod: pod, Port: AgentPort}, nil
+	return &Agent{Namespace: ns, Pod: pod, Container: "agent", Port: AgentPort}, nil
 }
 
+// AgentCommand is how an agent image is started: remocal's binary at
+// /remocal (what `make images` builds). An image of one's own must keep
+// that path.
+var AgentCommand = []string{"/remocal", "agent"}
+
 func agentArgs(r *Resolved, o AgentOptions) []string {
-	args := []string{"agent", "--listen", fmt.Sprintf("tcp:127.0.0.1:%d", AgentPort), "--idle-ttl", o.IdleTTL.String()}
+	args := []string{"--listen", fmt.Sprintf("tcp:127.0.0.1:%d", AgentPort), "--idle-ttl", o.IdleTTL.String()}
 	if r == nil {
 		return append(args, "--targetless")
 	}
@@ -132,7 +145,7 @@ func agentJob(r *Resolved, ns, key string, o AgentOptions) *batchv1.Job {
 		AutomountServiceAccountToken:  ptr(false),
 		Containers: []corev1.Container{{
 			Name: "agent", Image: o.Image, ImagePullPolicy: o.PullPolicy,
-			Args: agentArgs(r, o), SecurityContext: agentSecurity(), Resources: resources(o.Resources),
+			Command: AgentCommand, Args: agentArgs(r, o), SecurityContext: agentSecurity(), Resources: resources(o.Resources),
 		}},
 	}
 	if r != nil {
@@ -198,51 +211,71 @@ func containerRunning(statuses []corev1.ContainerStatus, name string) bool {
 	return false
 }
 
-// waitAgentPod waits until the agent container runs, and explains every way
-// it can fail to: an image that cannot be pulled (the kubelet's message), a
-// crash (its log), or no progress at all (the pod's events).
-func waitAgentPod(ctx context.Context, env *Env, ns, selector, container string, timeout time.Duration, progress func(string)) (string, error) {
+// waitAgentPod watches the pods opts selects until the agent container
+// runs, and explains every way it can fail to: an image that cannot be
+// pulled (the kubelet's message), a crash (its log), or no progress at all
+// (the pod's events).
+func waitAgentPod(ctx context.Context, env *Env, ns string, opts metav1.ListOptions, container string, timeout time.Duration, progress func(string)) (string, error) {
 	if timeout <= 0 {
 		timeout = time.Minute
 	}
-	deadline := time.Now().Add(timeout)
+	wctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	pods := env.Client.CoreV1().Pods(ns)
+	lw := &cache.ListWatch{
+		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+			o.LabelSelector, o.FieldSelector = opts.LabelSelector, opts.FieldSelector
+			return pods.List(ctx, o)
+		},
+		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+			o.LabelSelector, o.FieldSelector = opts.LabelSelector, opts.FieldSelector
+			return pods.Watch(ctx, o)
+		},
+	}
 	var last *corev1.Pod
+	var running string
 	reported := ""
-	for {
-		pods, err := env.Client.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: selector})
-		if err != nil {
-			return "", apiError(err, "list", "pods", ns, "")
+	_, err := watchtools.UntilWithSync(wctx, lw, &corev1.Pod{}, nil, func(ev watch.Event) (bool, error) {
+		p, ok := ev.Object.(*corev1.Pod)
+		if !ok || ev.Type == watch.Deleted {
+			return false, nil
 		}
-		for i := range pods.Items {
-			p := &pods.Items[i]
-			last = p
-			for _, s := range append(p.Status.ContainerStatuses, p.Status.EphemeralContainerStatuses...) {
-				if s.Name != container {
-					continue
-				}
-				switch {
-				case s.State.Running != nil:
-					return p.Name, nil
-				case s.State.Waiting != nil && isPullFailure(s.State.Waiting.Reason):
-					return "", fmt.Errorf("the agent image %s cannot be pulled on node %s (%s: %s); set agent.image to an image the node can pull (make images writes it as an OCI archive to push to your registry)",
-						s.Image, p.Spec.NodeName, s.State.Waiting.Reason, s.State.Waiting.Message)
-				case s.State.Terminated != nil:
-					return "", fmt.Errorf("the agent exited at start (%s, exit %d): %s", s.State.Terminated.Reason, s.State.Terminated.ExitCode, tail(s.State.Terminated.Message))
-				case s.State.Waiting != nil && s.State.Waiting.Reason != reported:
-					reported = s.State.Waiting.Reason
-					progress("agent pod " + p.Name + ": " + reported)
-				}
+		last = p
+		for _, s := range append(p.Status.ContainerStatuses, p.Status.EphemeralContainerStatuses...) {
+			if s.Name != container {
+				continue
+			}
+			switch {
+			case s.State.Running != nil:
+				running = p.Name
+				return true, nil
+			case s.State.Waiting != nil && isPullFailure(s.State.Waiting.Reason):
+				return false, fmt.Errorf("the agent image %s cannot be pulled on node %s (%s: %s); set agent.image to an image the node can pull (make images writes it as an OCI archive to push to your registry)",
+					s.Image, p.Spec.NodeName, s.State.Waiting.Reason, s.State.Waiting.Message)
+			case s.State.Terminated != nil:
+				return false, fmt.Errorf("the agent exited at start (%s, exit %d): %s", s.State.Terminated.Reason, s.State.Terminated.ExitCode, tail(s.State.Terminated.Message))
+			case s.State.Waiting != nil && s.State.Waiting.Reason != reported:
+				reported = s.State.Waiting.Reason
+				progress("agent pod " + p.Name + ": " + reported)
 			}
 		}
-		if time.Now().After(deadline) {
-			return "", timeoutError(ctx, env, ns, last, timeout)
+		return false, nil
+	})
+	switch {
+	case running != "":
+		return running, nil
+	case ctx.Err() != nil:
+		return "", ctx.Err()
+	case errors.Is(err, wait.ErrWaitTimeout) || wctx.Err() != nil:
+		return "", timeoutError(ctx, env, ns, last, timeout)
+	case err != nil:
+		var se *apierrors.StatusError
+		if errors.As(err, &se) {
+			return "", apiError(err, "watch", "pods", ns, "")
 		}
-		select {
-		case <-ctx.Done():
-			return "", ctx.Err()
-		case <-time.After(250 * time.Millisecond): // polling the apiserver for a state change
-		}
+		return "", err
 	}
+	return "", timeoutError(ctx, env, ns, last, timeout)
 }
 
 func isPullFailure(reason string) bool {
@@ -287,7 +320,7 @@ func ensureEphemeral(ctx context.Context, env *Env, r *Resolved, o AgentOptions,
 	pod := r.Pod
 	for _, s := range pod.Status.EphemeralContainerStatuses {
 		if strings.HasPrefix(s.Name, "remocal-agent") && s.State.Running != nil {
-			return &Agent{Namespace: r.Namespace, Pod: pod.Name, Port: AgentPort, Reused: true}, nil
+			return &Agent{Namespace: r.Namespace, Pod: pod.Name, Container: s.Name, Port: AgentPort, Reused: true}, nil
 		}
 	}
 	progress("adding the agent to pod " + pod.Name + " as an ephemeral container")
@@ -296,7 +329,8 @@ func ensureEphemeral(ctx context.Context, env *Env, r *Resolved, o AgentOptions,
 		TargetContainerName: r.Container,
 		EphemeralContainerCommon: corev1.EphemeralContainerCommon{
 			Name: name, Image: o.Image, ImagePullPolicy: o.PullPolicy, SecurityContext: agentSecurity(),
-			Args: []string{"agent", "--target-pid", "1", "--target-name", r.Ref, "--listen", fmt.Sprintf("tcp:127.0.0.1:%d", AgentPort), "--idle-ttl", o.IdleTTL.String()},
+			Command: AgentCommand,
+			Args:    []string{"--target-pid", "1", "--target-name", r.Ref, "--listen", fmt.Sprintf("tcp:127.0.0.1:%d", AgentPort), "--idle-ttl", o.IdleTTL.String()},
 		},
 	}
 	updated := pod.DeepCopy()
@@ -304,8 +338,8 @@ func ensureEphemeral(ctx context.Context, env *Env, r *Resolved, o AgentOptions,
 	if _, err := env.Client.CoreV1().Pods(r.Namespace).UpdateEphemeralContainers(ctx, pod.Name, updated, metav1.UpdateOptions{}); err != nil {
 		return nil, apiError(err, "update", "pods/ephemeralcontainers", r.Namespace, pod.Name)
 	}
-	if _, err := waitAgentPod(ctx, env, r.Namespace, "metadata.name="+pod.Name, name, o.StartupTimeout, progress); err != nil {
+	if _, err := waitAgentPod(ctx, env, r.Namespace, metav1.ListOptions{FieldSelector: "metadata.name=" + pod.Name}, name, o.StartupTimeout, progress); err != nil {
 		return nil, err
 	}
-	return &Agent{Namespace: r.Namespace, Pod: pod.Name, Port: AgentPort}, nil
+	return &Agent{Namespace: r.Namespace, Pod: pod.Name, Container: name, Port: AgentPort}, nil
 }

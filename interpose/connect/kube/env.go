@@ -11,14 +11,13 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/remocal/remocal/protocol/config"
 )
 
-// Flags select credentials like kubectl's flags of the same names.
-type Flags struct {
-	Kubeconfig string
-	Context    string
-	Namespace  string
-}
+// Flags select credentials like kubectl's flags of the same names; the
+// configuration file's "kubernetes" section holds the same.
+type Flags = config.Kubernetes
 
 // Env is a loaded cluster connection.
 type Env struct {

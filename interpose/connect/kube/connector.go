@@ -1,0 +1,178 @@
+package kube
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/remocal/remocal/agent/client"
+)
+
+// DefaultImageRepo is the agent image `make images` builds; the tag is the
+// client's version, so client and agent speak the same protocol.
+const DefaultImageRepo = "remocal.local/agent"
+
+// Targetless is the reference of a session without a target: an agent in a
+// pod of its own gives the cluster's network and DNS.
+const Targetless = "targetless"
+
+// Connector reaches the agent serving a Kubernetes target: it resolves the
+// reference to one container, finds or starts that container's agent and
+// talks to it through a port-forward.
+type Connector struct {
+	Ref   string // "deployment/api", "pod/x/container/y", "targetless", ...
+	Flags Flags
+	Agent AgentOptions
+	// Progress receives one-line messages for the user (which pod was
+	// chosen and why, the agent starting).
+	Progress func(string)
+
+	mu       sync.Mutex
+	env      *Env
+	resolved *Resolved
+	agent    *Agent
+}
+
+// Describe names the target, with the pod once it is resolved.
+func (k *Connector) Describe() string {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.resolved != nil {
+		return k.resolved.Describe()
+	}
+	return k.Ref
+}
+
+func (k *Connector) progress(msg string) {
+	if k.Progress != nil {
+		k.Progress(msg)
+	}
+}
+
+// Connect resolves the target, ensures its agent runs and connects.
+func (k *Connector) Connect(ctx context.Context, opts client.Options) (*client.Client, func(), error) {
+	env, err := Load(k.Flags)
+	if err != nil {
+		return nil, nil, err
+	}
+	var r *Resolved
+	ns := env.Namespace
+	if k.Ref != Targetless {
+		if r, err = Resolve(ctx, env, k.Ref); err != nil {
+			return nil, nil, err
+		}
+		ns = r.Namespace
+		if r.Note != "" {
+			k.progress(r.Note)
+		}
+	}
+	start := time.Now()
+	a, err := EnsureAgent(ctx, env, r, ns, k.Agent, k.progress)
+	if err != nil {
+		return nil, nil, err
+	}
+	if a.Reused {
+		k.progress(fmt.Sprintf("using the running agent %s/%s", a.Namespace, a.Pod))
+	} else {
+		k.progress(fmt.Sprintf("agent %s/%s started in %v", a.Namespace, a.Pod, time.Since(start).Round(10*time.Millisecond)))
+	}
+	c, err := dialAgent(ctx, env, a, opts, agentListenTimeout)
+	if err != nil {
+		return nil, nil, err
+	}
+	k.mu.Lock()
+	k.env, k.resolved, k.agent = env, r, a
+	k.mu.Unlock()
+	return c, func() { c.Close() }, nil
+}
+
+// agentListenTimeout bounds the wait between the agent's container running
+// and its listener accepting: the kubelet reports a container running when
+// its process starts.
+const agentListenTimeout = 20 * time.Second
+
+// dialAgent port-forwards to the agent and shakes hands, retrying while the
+// agent is not listening yet.
+func dialAgent(ctx context.Context, env *Env, a *Agent, opts client.Options, patience time.Duration) (*client.Client, error) {
+	deadline := time.Now().Add(patience)
+	backoff := 50 * time.Millisecond
+	for {
+		conn, err := DialPod(env, a.Namespace, a.Pod, a.Port)
+		if err == nil {
+			var c *client.Client
+			if c, err = client.New(ctx, conn, opts); err == nil {
+				return c, nil
+			}
+			conn.Close()
+		}
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		if gone := agentGone(ctx, env, a); gone != nil {
+			return nil, gone
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("cannot reach the agent %s/%s through a port-forward within %v: %w (its log: kubectl -n %s logs %s)",
+				a.Namespace, a.Pod, patience, err, a.Namespace, a.Pod)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(backoff): // retry backoff, not synchronisation
+		}
+		backoff = min(2*backoff, time.Second)
+	}
+}
+
+// ErrAgentGone says the agent's pod was deleted or its agent exited: a new
+// connection would need a new agent, and with it new subscriptions.
+var ErrAgentGone = errors.New("agent gone")
+
+// agentGone explains why the agent cannot be reached any more, or returns
+// nil if its pod still runs it.
+func agentGone(ctx context.Context, env *Env, a *Agent) error {
+	pod, err := env.Client.CoreV1().Pods(a.Namespace).Get(ctx, a.Pod, metav1.GetOptions{})
+	switch {
+	case apierrors.IsNotFound(err):
+		return fmt.Errorf("%w: the agent pod %s/%s was deleted", ErrAgentGone, a.Namespace, a.Pod)
+	case err != nil:
+		return nil // the apiserver is unreachable too; keep trying
+	case pod.DeletionTimestamp != nil:
+		return fmt.Errorf("%w: the agent pod %s/%s is being deleted", ErrAgentGone, a.Namespace, a.Pod)
+	}
+	for _, s := range append(pod.Status.ContainerStatuses, pod.Status.EphemeralContainerStatuses...) {
+		if s.State.Terminated != nil && s.Name == a.Container {
+			return fmt.Errorf("%w: the agent in pod %s/%s exited (%s, exit %d): %s", ErrAgentGone,
+				a.Namespace, a.Pod, s.State.Terminated.Reason, s.State.Terminated.ExitCode, tail(s.State.Terminated.Message))
+		}
+	}
+	if pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed {
+		return fmt.Errorf("%w: the agent pod %s/%s has ended (%s)", ErrAgentGone, a.Namespace, a.Pod, pod.Status.Phase)
+	}
+	return nil
+}
+
+// Redial reconnects to the agent Connect reached, after the connection
+// dropped (a port-forward ends when the apiserver or kubelet restarts, or
+// after a network change). It never starts another agent: if the agent is
+// gone the error wraps ErrAgentGone and the session ends cleanly rather
+// than silently continuing against a different agent.
+func (k *Connector) Redial(ctx context.Context, opts client.Options, patience time.Duration) (*client.Client, func(), error) {
+	k.mu.Lock()
+	env, a := k.env, k.agent
+	k.mu.Unlock()
+	if a == nil {
+		return nil, nil, errors.New("redial before connect")
+	}
+	c, err := dialAgent(ctx, env, a, opts, patience)
+	if err != nil {
+		return nil, nil, err
+	}
+	return c, func() { c.Close() }, nil
+}
