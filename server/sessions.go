@@ -268,8 +268,10 @@ func (m *sessions) event(se *session, ev sessionhost.Event) {
 			m.s.broadcast(daemon.NotifyConflict, *ev.Conflict)
 		}
 		m.changed(se, daemon.StateDegraded, ev.Message)
-	case sessionhost.EventSubscribeFailed, sessionhost.EventAgentLost:
+	case sessionhost.EventSubscribeFailed, sessionhost.EventAgentLost, sessionhost.EventAgentGone:
 		m.changed(se, daemon.StateDegraded, ev.Message)
+	case sessionhost.EventAgentReconnected:
+		m.changed(se, daemon.StateActive, "")
 	}
 }
 

@@ -35,6 +35,14 @@ type Connector interface {
 	Describe() string
 }
 
+// Redialer is a Connector whose connection can drop while its agent keeps
+// running (a Kubernetes port-forward): Redial connects to the same agent
+// again, trying for up to patience. It never starts another agent, whose
+// state (subscriptions, other clients) would differ.
+type Redialer interface {
+	Redial(ctx context.Context, opts client.Options, patience time.Duration) (*client.Client, func(), error)
+}
+
 // Options for For.
 type Options struct {
 	// Self is the remocal binary, used to start local agents.

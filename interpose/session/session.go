@@ -50,7 +50,9 @@ type Options struct {
 	TransparentFirst bool
 	Stderr           io.Writer
 	// OnEvent, if set, is given to every supervisor of the session (see
-	// supervisor.Config.OnEvent); the session adds EventWarning for
+	// supervisor.Config.OnEvent); the session adds the agent connection's
+	// events (EventAgentLost, EventAgentReconnected, EventAgentGone) and
+	// EventWarning for
 	// programs that could not join. It must return quickly.
 	OnEvent func(supervisor.Event)
 	Logger  *slog.Logger
@@ -59,10 +61,12 @@ type Options struct {
 // Session is a connection to a target and what is needed to run programs
 // in its context.
 type Session struct {
-	opts    Options
-	cfg     *config.Config
-	client  *client.Client
-	release func()
+	opts       Options
+	cfg        *config.Config
+	clientOpts client.Options
+	// ctx ends when Close begins: the link stops watching.
+	ctx    context.Context
+	cancel context.CancelFunc
 	remote  map[string]string // the target's variables the program gets
 	host    string
 	// targetless: the agent serves only its own network (no environment,
@@ -70,7 +74,10 @@ type Session struct {
 	targetless bool
 	out        *rules.Outgoing
 
-	mu          sync.Mutex
+	mu sync.Mutex
+	// client and release change when a dropped connection is made again.
+	client      *client.Client
+	release     func()
 	supervisors []*supervisor.Supervisor
 	// keepers release each keeper; only after the supervisors stopped, or
 	// both would answer the same listener.
@@ -100,15 +107,18 @@ func Start(ctx context.Context, opts Options) (*Session, error) {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	cfg := opts.Config.WithDefaults()
-	c, release, err := opts.Connector.Connect(ctx, client.Options{Name: opts.ClientName, Version: opts.Version, Logger: opts.Logger})
+	copts := client.Options{Name: opts.ClientName, Version: opts.Version, Logger: opts.Logger}
+	c, release, err := opts.Connector.Connect(ctx, copts)
 	if err != nil {
 		return nil, err
 	}
-	s := &Session{opts: opts, cfg: cfg, client: c, release: release}
+	s := &Session{opts: opts, cfg: cfg, clientOpts: copts, client: c, release: release}
 	if err := s.prepare(ctx); err != nil {
 		release()
 		return nil, err
 	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.wg.Go(s.link)
 	return s, nil
 }
 
@@ -148,8 +158,12 @@ func (s *Session) prepare(ctx context.Context) error {
 	return nil
 }
 
-// Client is the agent connection.
-func (s *Session) Client() *client.Client { return s.client }
+// Client is the current agent connection.
+func (s *Session) Client() *client.Client {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.client
+}
 
 // Target names the target.
 func (s *Session) Target() string { return s.opts.Connector.Describe() }
@@ -238,7 +252,7 @@ func (s *Session) newSupervisor(program string, transparentPID int) (*supervisor
 		inOpts.Mode = wire.ModeSteal
 	}
 	sup, err := supervisor.New(supervisor.Config{
-		Client: s.client, Paths: paths, Outgoing: s.out, Processes: rules.NewProcesses(s.cfg.Processes.Local),
+		Client: s.Client(), Paths: paths, Outgoing: s.out, Processes: rules.NewProcesses(s.cfg.Processes.Local),
 		Incoming: inOpts, Hostname: s.host, DNS: *s.cfg.Network.DNS.Enabled, TransparentPID: transparentPID,
 		DNSNames: rules.NewDNSNames(s.cfg.Network.DNS.Filter.Remote, s.cfg.Network.DNS.Filter.Local),
 		Stderr:   s.opts.Stderr, OnEvent: s.opts.OnEvent, Logger: s.opts.Logger,
@@ -255,6 +269,7 @@ func (s *Session) newSupervisor(program string, transparentPID int) (*supervisor
 // Close ends the session: supervisors stop (the keeper answers for
 // programs still running), subscriptions end, the agent connection closes.
 func (s *Session) Close() error {
+	s.cancel()
 	s.mu.Lock()
 	sups, keepers, listeners := s.supervisors, s.keepers, s.listeners
 	s.supervisors, s.keepers, s.listeners = nil, nil, nil
@@ -269,9 +284,12 @@ func (s *Session) Close() error {
 	for _, release := range keepers {
 		release()
 	}
+	s.mu.Lock()
+	release := s.release
+	s.mu.Unlock()
 	done := make(chan struct{})
 	go func() {
-		s.release()
+		release()
 		close(done)
 	}()
 	select {

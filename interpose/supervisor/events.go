@@ -21,9 +21,15 @@ const (
 	// EventSubscribeFailed: the agent refused a subscription, or it could
 	// not be asked. Holder is set when another client holds the port.
 	EventSubscribeFailed EventKind = "subscribe_failed"
-	// EventAgentLost: the connection to the agent ended while the
-	// supervisor ran.
+	// EventAgentLost: the connection to the agent ended. Sessions send
+	// it (and the next two), for all their supervisors at once.
 	EventAgentLost EventKind = "agent_lost"
+	// EventAgentReconnected: a lost connection to the same agent was made
+	// again and incoming traffic asked for again.
+	EventAgentReconnected EventKind = "agent_reconnected"
+	// EventAgentGone: reconnecting failed for good (the agent's pod was
+	// deleted, for example); the session stays degraded.
+	EventAgentGone EventKind = "agent_gone"
 	// EventWarning: anything else the user should know. Supervisors do not
 	// send it; sessions do (a program that could not join, for example).
 	EventWarning EventKind = "warning"

@@ -195,7 +195,7 @@ func (fs *remoteFS) get(ctx context.Context, p string, follow bool) *fileEntry {
 	}
 	fs.mu.Unlock()
 	e := &fileEntry{at: time.Now()}
-	cl := fs.s.cfg.Client
+	cl := fs.s.agent()
 	if follow {
 		e.info, e.err = cl.Stat(ctx, p)
 	} else {
@@ -216,12 +216,12 @@ func (fs *remoteFS) content(ctx context.Context, p string) *fileEntry {
 	full := &fileEntry{at: e.at, info: e.info}
 	switch e.info.Mode & unix.S_IFMT {
 	case unix.S_IFREG:
-		full.data, full.err = fs.s.cfg.Client.ReadFile(ctx, p)
+		full.data, full.err = fs.s.agent().ReadFile(ctx, p)
 		if full.data == nil && full.err == nil {
 			full.data = []byte{}
 		}
 	case unix.S_IFDIR:
-		full.dir, full.err = fs.s.cfg.Client.ReadDir(ctx, p)
+		full.dir, full.err = fs.s.agent().ReadDir(ctx, p)
 	}
 	fs.mu.Lock()
 	fs.cache[p] = full
@@ -455,7 +455,7 @@ func (fs *remoteFS) access(c *call) {
 			}
 			return
 		}
-		if err := fs.s.cfg.Client.Access(ctx, remote, uint32(mode&7)); err != nil {
+		if err := fs.s.agent().Access(ctx, remote, uint32(mode&7)); err != nil {
 			c.fail(errnoOf(err, unix.EIO))
 			return
 		}
@@ -481,7 +481,7 @@ func (fs *remoteFS) readlink(c *call) {
 	c.async(func(c *call) {
 		ctx, cancel := fs.ctx()
 		defer cancel()
-		target, err := fs.s.cfg.Client.Readlink(ctx, remote)
+		target, err := fs.s.agent().Readlink(ctx, remote)
 		if err != nil {
 			c.fail(errnoOf(err, unix.EIO))
 			return

@@ -3,6 +3,7 @@ package supervisor
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 	"sync"
@@ -24,10 +25,19 @@ type incoming struct {
 
 	mu   sync.Mutex
 	subs map[uint16]*client.Subscription // by local port
+	// wanted is every port the program listens on that is to receive the
+	// target's traffic, subscribed or not: what a new agent connection is
+	// asked for again.
+	wanted map[uint16]wantedPort
+}
+
+type wantedPort struct {
+	remote  uint16
+	forward netip.AddrPort
 }
 
 func newIncoming(s *Supervisor) *incoming {
-	return &incoming{s: s, subs: map[uint16]*client.Subscription{}}
+	return &incoming{s: s, subs: map[uint16]*client.Subscription{}, wanted: map[uint16]wantedPort{}}
 }
 
 // listen makes the socket listen itself, then subscribes, then completes
@@ -51,7 +61,7 @@ func (in *incoming) listen(c *call) {
 	bound, ok := addrPortOf(sa)
 	port := bound.Port()
 	in.mu.Lock()
-	_, done := in.subs[port]
+	_, done := in.wanted[port]
 	in.mu.Unlock()
 	if err != nil || !ok || typ != unix.SOCK_STREAM || port == 0 || done ||
 		slices.Contains(opts.IgnorePorts, port) || (len(opts.Ports) > 0 && !slices.Contains(opts.Ports, port)) {
@@ -79,6 +89,9 @@ func (in *incoming) listen(c *call) {
 	if p, ok := opts.PortMapping[port]; ok {
 		remotePort = p
 	}
+	in.mu.Lock()
+	in.wanted[port] = wantedPort{remote: remotePort, forward: forward}
+	in.mu.Unlock()
 	c.async(func(c *call) {
 		in.subscribe(port, remotePort, forward)
 		c.ret(0)
@@ -90,7 +103,7 @@ func (in *incoming) subscribe(local, remote uint16, forward netip.AddrPort) {
 	ctx, cancel := context.WithTimeout(in.s.ctx, subscribeTimeout)
 	defer cancel()
 	spec := wire.Subscribe{Port: remote, Mode: opts.Mode, Filter: opts.Filter}
-	sub, err := in.s.cfg.Client.Subscribe(ctx, spec, client.ForwardTo(forward.String()))
+	sub, err := in.s.agent().Subscribe(ctx, spec, client.ForwardTo(forward.String()))
 	if err != nil {
 		msg := fmt.Sprintf("cannot %s port %d of the target for the program's port %d: %v", opts.Mode, remote, local, err)
 		in.s.warnf("%s", msg)
@@ -115,11 +128,24 @@ func (in *incoming) subscribe(local, remote uint16, forward netip.AddrPort) {
 	in.s.emit(Event{Kind: EventSubscribed, Message: msg, LocalPort: local, RemotePort: remote, Mode: opts.Mode, Filter: opts.Filter})
 }
 
+// resubscribe asks a new agent connection for every wanted port; the old
+// connection's subscriptions ended with it.
+func (in *incoming) resubscribe() {
+	in.mu.Lock()
+	wanted := maps.Clone(in.wanted)
+	in.subs = map[uint16]*client.Subscription{}
+	in.mu.Unlock()
+	for local, w := range wanted {
+		in.subscribe(local, w.remote, w.forward)
+	}
+}
+
 // close unsubscribes everything; the client may already be gone.
 func (in *incoming) close() {
 	in.mu.Lock()
 	subs := in.subs
 	in.subs = map[uint16]*client.Subscription{}
+	in.wanted = map[uint16]wantedPort{}
 	in.mu.Unlock()
 	for _, sub := range subs {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)

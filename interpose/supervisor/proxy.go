@@ -169,7 +169,7 @@ func socketNetwork(fd int) string {
 
 func (p *proxy) connectTCP(c *call, fd int, dest netip.AddrPort) {
 	ctx, cancel := context.WithTimeout(p.s.ctx, outgoingDialTimeout)
-	conn, err := p.s.cfg.Client.DialContext(ctx, "tcp", dest.String())
+	conn, err := p.s.agent().DialContext(ctx, "tcp", dest.String())
 	cancel()
 	if err != nil {
 		p.s.log.Debug("outgoing connection refused by the target", "dest", dest, "err", err)
@@ -388,7 +388,7 @@ func (f *udpFlow) send(u *net.UDPConn, data []byte) {
 	defer f.mu.Unlock()
 	if f.conn == nil {
 		ctx, cancel := context.WithTimeout(f.p.s.ctx, outgoingDialTimeout)
-		conn, err := f.p.s.cfg.Client.DialContext(ctx, "udp", f.dest.String())
+		conn, err := f.p.s.agent().DialContext(ctx, "udp", f.dest.String())
 		cancel()
 		if err != nil {
 			return // like a datagram lost on the way

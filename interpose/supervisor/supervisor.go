@@ -33,6 +33,7 @@ import (
 
 // Config configures a supervisor.
 type Config struct {
+	// Client is the agent connection; Reconnected replaces it.
 	Client    *client.Client
 	Paths     *rules.Paths
 	Outgoing  *rules.Outgoing
@@ -88,8 +89,8 @@ type Supervisor struct {
 	proxy    *proxy
 	incoming *incoming
 
-	agentLostOnce sync.Once
-	stats         statsCounter
+	client atomic.Pointer[client.Client]
+	stats  statsCounter
 
 	listenersMu sync.Mutex
 	listeners   []*seccomp.Listener
@@ -113,6 +114,7 @@ func New(cfg Config) (*Supervisor, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Supervisor{cfg: cfg, log: cfg.Logger, ctx: ctx, cancel: cancel, stop: stop}
+	s.client.Store(cfg.Client)
 	if s.fs, err = newRemoteFS(s); err != nil {
 		s.Close()
 		return nil, err
@@ -122,13 +124,6 @@ func New(cfg Config) (*Supervisor, error) {
 		return nil, err
 	}
 	s.incoming = newIncoming(s)
-	s.wg.Go(func() {
-		select {
-		case <-cfg.Client.Done():
-			s.agentLost(cfg.Client.Err())
-		case <-ctx.Done():
-		}
-	})
 	return s, nil
 }
 
@@ -216,18 +211,28 @@ func (s *Supervisor) Snapshot() Stats {
 	return cp
 }
 
-func (s *Supervisor) agentLost(err error) {
+// agent is the current agent connection.
+func (s *Supervisor) agent() *client.Client { return s.client.Load() }
+
+// AgentLost is told by the session that the agent connection ended. Until
+// Reconnected, remote files fail with EIO and connections through the
+// target with ENETUNREACH (the closed client's errors). Cached remote files
+// must not outlive the connection: the program would see some remote files
+// and not others.
+func (s *Supervisor) AgentLost() {
+	s.fs.forget()
+}
+
+// Reconnected switches to a new connection to the same agent and asks it
+// again for the incoming traffic the program had: the agent dropped the
+// old connection's subscriptions with it.
+func (s *Supervisor) Reconnected(c *client.Client) {
 	if s.ctx.Err() != nil {
 		return
 	}
-	s.agentLostOnce.Do(func() {
-		// Cached remote files must not outlive the connection: the program
-		// would see some remote files and not others.
-		s.fs.forget()
-		msg := fmt.Sprintf("lost the connection to the agent (%v); the program keeps running, but remote files now fail with EIO and connections through the target with ENETUNREACH", err)
-		fmt.Fprintf(s.cfg.Stderr, "remocal: %s\n", msg)
-		s.emit(Event{Kind: EventAgentLost, Message: msg, Err: err})
-	})
+	s.client.Store(c)
+	s.fs.forget()
+	s.wg.Go(s.incoming.resubscribe)
 }
 
 // warnf tells the user something went wrong that the program itself cannot

@@ -47,8 +47,6 @@ type host struct {
 	ready    bool
 	warnings []string // before ready
 	errs     []string
-	lost     bool // agent_lost already reported
-	closing  bool // the session is being closed: its agent connection ends
 	events   *queue[Event]
 }
 
@@ -142,40 +140,13 @@ func Main(args []string) int {
 		defer close(sent)
 		h.events.run(func(ev Event) { h.conn.Notify(context.Background(), methodEvent, ev) })
 	}()
-	watched := make(chan struct{})
-	go func() {
-		defer close(watched)
-		h.watchAgent(ctx)
-	}()
 	if err == nil {
 		<-ctx.Done()
 	}
-	h.mu.Lock()
-	h.closing = true
-	h.mu.Unlock()
 	h.sess.Close()
-	<-watched
 	h.events.close()
 	<-sent
 	return 0
-}
-
-// watchAgent reports a lost agent connection even when no program has
-// joined yet (supervisors report it for theirs).
-func (h *host) watchAgent(ctx context.Context) {
-	c := h.sess.Client()
-	select {
-	case <-c.Done():
-	case <-ctx.Done():
-		return
-	}
-	h.mu.Lock()
-	closing := h.closing
-	h.mu.Unlock()
-	if !closing {
-		h.onEvent(supervisor.Event{Kind: supervisor.EventAgentLost, Err: c.Err(), Message: fmt.Sprintf(
-			"lost the connection to the agent (%v); programs in the session keep running, but remote files now fail with EIO and connections through the target with ENETUNREACH", c.Err())})
-	}
 }
 
 // handle serves the daemon's messages. Notifications never return errors:
@@ -301,12 +272,10 @@ func (h *host) onEvent(ev supervisor.Event) {
 			out.Conflict = &daemon.Conflict{SessionID: h.id, Target: h.target, Port: ev.RemotePort,
 				Mode: ev.Mode, Holder: ev.Holder, Message: ev.Message}
 		}
-	case supervisor.EventAgentLost:
-		// Every supervisor of the session loses the same connection.
-		if h.lost {
-			return
-		}
-		h.lost = true
+	case supervisor.EventAgentLost, supervisor.EventAgentGone:
+	case supervisor.EventAgentReconnected:
+		h.events.push(out)
+		return
 	case supervisor.EventWarning:
 		if !h.ready {
 			h.warnings = append(h.warnings, ev.Message)

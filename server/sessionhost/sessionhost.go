@@ -82,7 +82,10 @@ const (
 	EventConflict        = "conflict"
 	EventSubscribeFailed = "subscribe_failed"
 	EventAgentLost       = "agent_lost"
-	EventWarning         = "warning"
+	// EventAgentReconnected ends the degradation of an EventAgentLost.
+	EventAgentReconnected = "agent_reconnected"
+	EventAgentGone        = "agent_gone"
+	EventWarning          = "warning"
 )
 
 // Event is something that happened in a running session.

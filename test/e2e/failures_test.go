@@ -21,7 +21,8 @@ func TestUnreachableTarget(t *testing.T) {
 		{[]string{"exec", "--target", "pid/999999999", "--", "true"}, "target pid/999999999: no such process"},
 		{[]string{"exec", "--target", "pid/1", "--agent", "unix:/nonexistent/agent.sock", "--", "true"}, "cannot reach the agent at unix:/nonexistent/agent.sock"},
 		{[]string{"exec", "--", "true"}, "no target: pass --target"},
-		{[]string{"exec", "--target", "deploy/api", "--", "true"}, `$.target: got "deploy/api", unknown kind "deploy"`},
+		{[]string{"exec", "--target", "daemonset/api", "--", "true"}, `$.target: got "daemonset/api", unknown kind "daemonset"`},
+		{[]string{"exec", "--target", "deploy/api", "--kubeconfig", "/nonexistent/kubeconfig", "--", "true"}, `/nonexistent/kubeconfig`},
 	} {
 		r := runRemocal(t, c.args...)
 		if r.code != 1 || !strings.Contains(r.stderr, c.want) {

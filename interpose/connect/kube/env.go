@@ -39,6 +39,9 @@ func Load(f Flags) (*Env, error) {
 	}
 	cc := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, overrides)
 	cfg, err := cc.ClientConfig()
+	if clientcmd.IsEmptyConfig(err) {
+		return nil, fmt.Errorf("no Kubernetes credentials found for a Kubernetes target: set KUBECONFIG, pass --kubeconfig, or create ~/.kube/config (kubectl config view shows what is loaded)")
+	}
 	if err != nil {
 		return nil, fmt.Errorf("load Kubernetes credentials (kubeconfig %q, context %q): %w", f.Kubeconfig, f.Context, err)
 	}
