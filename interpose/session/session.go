@@ -67,8 +67,8 @@ type Session struct {
 	// ctx ends when Close begins: the link stops watching.
 	ctx    context.Context
 	cancel context.CancelFunc
-	remote  map[string]string // the target's variables the program gets
-	host    string
+	remote map[string]string // the target's variables the program gets
+	host   string
 	// targetless: the agent serves only its own network (no environment,
 	// no incoming traffic), so only the resolver files are remote.
 	targetless bool
