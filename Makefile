@@ -6,7 +6,8 @@ LDFLAGS := -X main.version=$(VERSION)
 GOFLAGS_TEST ?= -count=1
 FUZZTIME ?= 3s
 
-.PHONY: all deps build bootstrap bootstrap-fresh test unit fuzz-short bench lint demo clean
+.PHONY: all deps build bootstrap bootstrap-fresh test unit fuzz-short bench lint demo clean \
+	cluster-up cluster-down cluster-test images
 
 all: build
 
@@ -82,6 +83,33 @@ lint:
 demo: deps build
 	CGO_ENABLED=0 go build -o bin/inventory ./examples/inventory
 	go run ./examples/demo
+
+# A real single-node Kubernetes on this machine, built from source (root;
+# docs/cluster.md). The first cluster-up builds Kubernetes, etcd, CoreDNS and
+# the CNI plugins into /var/cache/remocal-cluster (minutes); later ones start
+# in seconds. cluster-up ends by printing `export KUBECONFIG=...`; a cluster
+# that is already up is reused. cluster-down removes everything the cluster
+# added to the machine (not the build cache).
+CLUSTER := go run ./test/cluster/cmd/cluster
+IMAGE_TAG ?= dev
+CLUSTER_TEST_PKGS ?= ./test/cluster/
+
+cluster-up:
+	@$(CLUSTER) up
+
+cluster-down:
+	@$(CLUSTER) down
+
+# Brings the cluster up once (if it is not) and runs every cluster test
+# package against it; the cluster stays up for the next run.
+cluster-test: cluster-up
+	REMOCAL_CLUSTER=existing go test $(GOFLAGS_TEST) -v $(CLUSTER_TEST_PKGS)
+
+# OCI archives of remocal's images in bin/images (agent, examples), built
+# without a container engine; imported into the cluster if it is up.
+# Pushing them to a registry: docs/cluster.md.
+images: bootstrap-fresh
+	@$(CLUSTER) images -out bin/images -tag $(IMAGE_TAG) -version $(VERSION)
 
 clean:
 	rm -rf bin
