@@ -92,6 +92,13 @@ type Target struct {
 	Provider  string `json:"provider"`
 	// Ready says whether a session can start on it now.
 	Ready bool `json:"ready"`
+	// Status is readiness for humans: "2/3 ready", "Running",
+	// "CrashLoopBackOff", "complete", "suspended" ...
+	Status string `json:"status,omitzero"`
+	// Containers are the application containers a session can pick with
+	// "/container/NAME" (known sidecars left out); the first is the one
+	// used when the target names none.
+	Containers []string `json:"containers,omitzero"`
 	// Description is for humans: a command line, an image.
 	Description string `json:"description,omitzero"`
 }
@@ -158,11 +165,15 @@ type Program struct {
 // required; settings come from the workspace's configuration, with Incoming
 // overriding network.incoming.mode when set.
 type SessionStartParams struct {
-	Target          string   `json:"target"`
-	WorkspaceFolder string   `json:"workspaceFolder"`
-	ConfigFile      string   `json:"configFile,omitzero"`
-	Incoming        string   `json:"incoming,omitzero"`
-	Program         *Program `json:"program,omitzero"`
+	Target          string `json:"target"`
+	WorkspaceFolder string `json:"workspaceFolder"`
+	// Namespace is the Kubernetes namespace of the target, overriding the
+	// configuration's kubernetes.namespace; empty: the configuration's,
+	// else the kubeconfig context's.
+	Namespace  string   `json:"namespace,omitzero"`
+	ConfigFile string   `json:"configFile,omitzero"`
+	Incoming   string   `json:"incoming,omitzero"`
+	Program    *Program `json:"program,omitzero"`
 	// WorkDoneToken, if set, receives $/progress while the session starts.
 	WorkDoneToken any `json:"workDoneToken,omitzero"`
 }
@@ -181,8 +192,11 @@ const (
 
 // Session is a session as every client sees it.
 type Session struct {
-	ID              string `json:"id"`
-	Target          string `json:"target"`
+	ID     string `json:"id"`
+	Target string `json:"target"`
+	// Namespace is the Kubernetes namespace of a Kubernetes target; empty
+	// for local targets, and when the kubeconfig context's applies.
+	Namespace       string `json:"namespace,omitzero"`
 	WorkspaceFolder string `json:"workspaceFolder"`
 	// Owner is who started it ("alice@laptop via vscode").
 	Owner     string       `json:"owner"`

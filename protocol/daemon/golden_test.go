@@ -28,6 +28,9 @@ var started = time.Date(2026, 11, 25, 9, 30, 0, 0, time.UTC)
 var session = Session{ID: "s1", Target: "pid/4242", WorkspaceFolder: "/home/alice/inventory", Owner: "alice@laptop via Visual Studio Code 1.139.1",
 	State: StateActive, StartedAt: started, Incoming: "mirror"}
 
+var kubeSession = Session{ID: "s2", Target: "deployment/inventory", Namespace: "shop", WorkspaceFolder: "/home/alice/inventory", Owner: "alice@laptop via Visual Studio Code 1.139.1",
+	State: StateActive, StartedAt: started, Incoming: "steal"}
+
 // vectors holds one example of every payload, named by method and role.
 // Every method and notification constant must appear.
 var vectors = map[string]any{
@@ -35,15 +38,19 @@ var vectors = map[string]any{
 	MethodDaemonShutdown + ".params": DaemonShutdownParams{Force: true},
 	MethodNamespaces + ".result":     NamespacesResult{Namespaces: []Namespace{{Name: "local", Provider: "local"}, {Name: "default", Provider: "kubernetes"}}},
 	MethodTargets + ".params":        TargetsParams{Kinds: []string{"pid"}, Namespace: "local"},
-	MethodTargets + ".result":        TargetsResult{Targets: []Target{{Ref: "pid/4242", Kind: "pid", Name: "inventory", Namespace: "local", Provider: "local", Ready: true, Description: "/srv/inventory --listen :8080"}}},
+	MethodTargets + ".result": TargetsResult{Targets: []Target{
+		{Ref: "pid/4242", Kind: "pid", Name: "inventory", Namespace: "local", Provider: "local", Ready: true, Description: "/srv/inventory --listen :8080"},
+		{Ref: "deployment/inventory", Kind: "deployment", Name: "inventory", Namespace: "shop", Provider: "kubernetes", Ready: true, Status: "2/3 ready",
+			Containers: []string{"inventory", "migrate"}, Description: "remocal.local/examples/inventory:dev, istio/proxyv2:1.24"},
+	}},
 	MethodConfigResolve + ".params":  ConfigParams{WorkspaceFolder: "/home/alice/inventory"},
 	MethodConfigResolve + ".result":  ConfigResult{File: "/home/alice/inventory/.remocal/config.json", Valid: true, Problems: []Problem{}, Config: map[string]any{"target": "pid/4242", "fs": map[string]any{"mode": "read"}}},
 	MethodConfigVerify + ".params":   ConfigParams{File: "/home/alice/inventory/.remocal/config.json"},
 	MethodConfigVerify + ".result":   ConfigResult{File: "/home/alice/inventory/.remocal/config.json", Valid: false, Problems: []Problem{{Path: "$.network.incoming.mode", Line: 3, Column: 34, Message: `got "copy", expected one of "mirror", "steal", "off"`}}},
-	MethodSessionStart + ".params":   SessionStartParams{Target: "pid/4242", WorkspaceFolder: "/home/alice/inventory", Incoming: "steal", Program: &Program{Path: "/home/alice/inventory/bin/inventory", Args: []string{"--debug"}, Launch: LaunchAuto}, WorkDoneToken: "start-1"},
-	MethodSessionStart + ".result":   SessionStartResult{Session: session, Env: map[string]string{"API_TOKEN": "remote-secret-token", "LD_PRELOAD": "/run/user/1000/remocal/libremocal_bootstrap-0123456789abcdef.so", "REMOCAL_SESSION_SOCKET": "/run/user/1000/remocal/sessions/s1.sock"}, Wrapper: []string{"/usr/local/bin/remocal", "exec", "--join", "/run/user/1000/remocal/sessions/s1.sock", "--", "/home/alice/inventory/bin/inventory", "--debug"}, Warnings: []string{}},
+	MethodSessionStart + ".params":   SessionStartParams{Target: "deployment/inventory", Namespace: "shop", WorkspaceFolder: "/home/alice/inventory", Incoming: "steal", Program: &Program{Path: "/home/alice/inventory/bin/inventory", Args: []string{"--debug"}, Launch: LaunchAuto}, WorkDoneToken: "start-1"},
+	MethodSessionStart + ".result":   SessionStartResult{Session: kubeSession, Env: map[string]string{"API_TOKEN": "remote-secret-token", "LD_PRELOAD": "/run/user/1000/remocal/libremocal_bootstrap-0123456789abcdef.so", "REMOCAL_SESSION_SOCKET": "/run/user/1000/remocal/sessions/s2.sock"}, Wrapper: []string{"/usr/local/bin/remocal", "exec", "--join", "/run/user/1000/remocal/sessions/s2.sock", "--", "/home/alice/inventory/bin/inventory", "--debug"}, Warnings: []string{}},
 	MethodSessionStop + ".params":    SessionParams{ID: "s1"},
-	MethodSessionList + ".result":    SessionListResult{Sessions: []Session{session}},
+	MethodSessionList + ".result":    SessionListResult{Sessions: []Session{session, kubeSession}},
 	MethodSessionDetail + ".params":  SessionParams{ID: "s1"},
 	MethodSessionDetail + ".result":  SessionDetail{Session: session, Subscriptions: []Subscription{{Port: 8080, LocalPort: 8080, Mode: wire.ModeSteal, Filter: &wire.HTTPFilter{Headers: map[string]string{"X-User": "alice"}}, Deliveries: 12}}, Processes: []Process{{PID: 9120, Exe: "/home/alice/inventory/bin/inventory"}}, Counters: map[string]uint64{"notified": 2310, "continued": 2180, "open": 41, "connect": 3}, Errors: []string{}},
 	NotifySessionChanged + ".params": SessionChanged{Session: Session{ID: "s1", Target: "pid/4242", WorkspaceFolder: "/home/alice/inventory", Owner: "alice@laptop", State: StateDegraded, Reason: "lost the connection to the agent", StartedAt: started, Incoming: "mirror"}},
