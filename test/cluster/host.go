@@ -315,6 +315,19 @@ func tearDownNetwork(ctx context.Context, j *journal, logf Logf) []error {
 	}
 	// The service route went with the bridge; make sure.
 	_, _ = run(ctx, "ip", "route", "del", ServiceCIDR)
+	// Local sides of end-to-end tests that were killed before their
+	// cleanup (see LocalSide).
+	if out, err := run(ctx, "ip", "netns", "list"); err == nil {
+		for _, line := range strings.Split(out, "\n") {
+			if name, _, _ := strings.Cut(strings.TrimSpace(line), " "); strings.HasPrefix(name, localSidePrefix) {
+				if _, err := run(ctx, "ip", "netns", "del", name); err != nil {
+					errs = append(errs, err)
+				} else {
+					logf("down: removed network namespace %s", name)
+				}
+			}
+		}
+	}
 
 	tables, err := nftTables(ctx)
 	if err != nil {

@@ -63,9 +63,13 @@ func Require(tb testing.TB) *Cluster {
 }
 
 // Main runs the tests and, with REMOCAL_CLUSTER=up, tears the cluster down
-// afterwards if this test binary brought it up. Call it from TestMain.
-func Main(m *testing.M) {
+// afterwards if this test binary brought it up. Call it from TestMain. Each
+// after function runs once the tests are done, before the teardown.
+func Main(m *testing.M, after ...func()) {
 	code := m.Run()
+	for _, f := range after {
+		f()
+	}
 	if shared.started && os.Getenv(EnvVar) == "up" {
 		if err := Down(context.Background(), func(f string, a ...any) { fmt.Fprintf(os.Stderr, "cluster: "+f+"\n", a...) }); err != nil {
 			fmt.Fprintln(os.Stderr, "cluster-down after the tests:", err)

@@ -95,19 +95,19 @@ func TestAgentKilledMidSession(t *testing.T) {
 	env := localenv.New(t)
 	r := startExec(t, env, []string{"--no-incoming"}, built(t, "probe"),
 		"read="+localenv.AppConfigPath, "wait", "read="+localenv.AppConfigPath)
-	r.expect(r.stdout, `"environment": "remote"`)
-	r.expect(r.stdout, "waiting")
-	agent := agentOf(t, r.cmd.Process.Pid)
+	r.Expect(r.Stdout, `"environment": "remote"`)
+	r.Expect(r.Stdout, "waiting")
+	agent := agentOf(t, r.Cmd.Process.Pid)
 	if err := syscall.Kill(agent, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	r.expect(r.stderr, "lost the connection to the agent")
-	r.stdin.Write([]byte("\n"))
-	line := r.expect(r.stdout, "read: ERROR")
+	r.Expect(r.Stderr, "lost the connection to the agent")
+	r.Stdin.Write([]byte("\n"))
+	line := r.Expect(r.Stdout, "read: ERROR")
 	if !strings.Contains(line, "input/output error") {
 		t.Errorf("after the agent died, a remote read should fail with EIO: %s", line)
 	}
-	if code := r.wait(); code != 1 {
+	if code := r.Wait(); code != 1 {
 		t.Errorf("exit %d, want the program's own 1", code)
 	}
 }
@@ -119,16 +119,16 @@ func TestSupervisorKilledKeeperTakesOver(t *testing.T) {
 	env := localenv.New(t)
 	r := startExec(t, env, []string{"--no-incoming"}, built(t, "probe"),
 		"read="+localenv.AppConfigPath, "wait", "stat=/etc/passwd", "hostname")
-	r.expect(r.stdout, `"environment": "remote"`)
-	r.expect(r.stdout, "waiting")
-	if err := r.cmd.Process.Kill(); err != nil { // remocal exec only, not its group
+	r.Expect(r.Stdout, `"environment": "remote"`)
+	r.Expect(r.Stdout, "waiting")
+	if err := r.Cmd.Process.Kill(); err != nil { // remocal exec only, not its group
 		t.Fatal(err)
 	}
-	r.stdin.Write([]byte("\n"))
-	r.expect(r.stdout, "stat /etc/passwd: size=")
+	r.Stdin.Write([]byte("\n"))
+	r.Expect(r.Stdout, "stat /etc/passwd: size=")
 	host, _ := os.Hostname()
-	r.expect(r.stdout, "hostname "+host) // this machine's again
-	r.expect(r.stderr, "they continue with this machine's files and network")
+	r.Expect(r.Stdout, "hostname "+host) // this machine's again
+	r.Expect(r.Stderr, "they continue with this machine's files and network")
 }
 
 // TestSessionEndsWhileABackgroundChildHoldsAConnection: remocal exits when
@@ -145,7 +145,7 @@ func TestSessionEndsWhileABackgroundChildHoldsAConnection(t *testing.T) {
 		// keeps the test's pipe, which stays open.)
 		fmt.Sprintf("exec 3<&0; %s hold=%s:%d wait <&3 >%s 2>&1 & until grep -q waiting %s; do :; done; exit 3",
 			built(t, "probe"), localenv.RedisIP, localenv.RedisPort, out, out))
-	if code := r.wait(); code != 3 {
+	if code := r.Wait(); code != 3 {
 		t.Errorf("exit %d, want the shell's 3", code)
 	}
 	data, _ := os.ReadFile(out)

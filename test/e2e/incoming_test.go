@@ -34,13 +34,13 @@ func peerGet(t *testing.T, env *localenv.Env, path string, header http.Header) (
 func TestMirroredTrafficReachesTheProgram(t *testing.T) {
 	env := localenv.New(t)
 	r := startExec(t, env, nil, built(t, "probe"), "serve=:8080")
-	r.expect(r.stderr, "mirroring port 8080 of the target to 127.0.0.1:8080")
+	r.Expect(r.Stderr, "mirroring port 8080 of the target to 127.0.0.1:8080")
 	body, by := peerGet(t, env, "/", nil)
 	if by != env.App.Hostname || !strings.Contains(body, localenv.AppGreeting) {
 		t.Errorf("mirroring must leave the answer to the target; got %q from %q", body, by)
 	}
-	r.expect(r.stdout, "request GET /")
-	if code := r.wait(); code != 0 {
+	r.Expect(r.Stdout, "request GET /")
+	if code := r.Wait(); code != 0 {
 		t.Errorf("exit %d", code)
 	}
 }
@@ -48,13 +48,13 @@ func TestMirroredTrafficReachesTheProgram(t *testing.T) {
 func TestStolenTrafficIsAnsweredByTheProgram(t *testing.T) {
 	env := localenv.New(t)
 	r := startExec(t, env, []string{"--steal"}, built(t, "probe"), "serve=:8080")
-	r.expect(r.stderr, "stealing port 8080 of the target")
+	r.Expect(r.Stderr, "stealing port 8080 of the target")
 	body, by := peerGet(t, env, "/orders", nil)
 	if by != "local-probe" || body != "local probe" {
 		t.Errorf("stolen request answered %q by %q, want the local program", body, by)
 	}
-	r.expect(r.stdout, "request GET /orders")
-	r.wait()
+	r.Expect(r.Stdout, "request GET /orders")
+	r.Wait()
 	// The session is over: the target answers again.
 	if _, by := peerGet(t, env, "/", nil); by != env.App.Hostname {
 		t.Errorf("after the session the target must answer, got %q", by)
@@ -70,15 +70,15 @@ func TestHTTPFilteredSteal(t *testing.T) {
   "network": {"incoming": {"mode": "steal", "httpFilter": {"headers": {"X-Remocal-User": "me"}}}}
 }`), 0o644)
 	r := startExec(t, env, []string{"-f", cfg}, built(t, "probe"), "serve=:8080")
-	r.expect(r.stderr, `stealing port 8080 of the target where header X-Remocal-User="me"`)
+	r.Expect(r.Stderr, `stealing port 8080 of the target where header X-Remocal-User="me"`)
 	if _, by := peerGet(t, env, "/", http.Header{"X-Remocal-User": {"someone-else"}}); by != env.App.Hostname {
 		t.Errorf("an unmatched request must reach the target, went to %q", by)
 	}
 	if body, by := peerGet(t, env, "/mine", http.Header{"X-Remocal-User": {"me"}}); by != "local-probe" {
 		t.Errorf("a matching request must reach the program, got %q from %q", body, by)
 	}
-	r.expect(r.stdout, "request GET /mine user=me")
-	r.wait()
+	r.Expect(r.Stdout, "request GET /mine user=me")
+	r.Wait()
 }
 
 // A debugger in the tree listens for its client; that port is the
@@ -96,14 +96,12 @@ func TestDebuggerPortsAreNotSubscribed(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := startExec(t, env, nil, dlv, "listen=:2345", "run="+built(t, "probe")+"+serve=:8080")
-	r.expect(r.stdout, "listening :2345")
-	r.expect(r.stderr, "mirroring port 8080 of the target")
+	r.Expect(r.Stdout, "listening :2345")
+	r.Expect(r.Stderr, "mirroring port 8080 of the target")
 	peerGet(t, env, "/debuggee", nil)
-	r.expect(r.stdout, "request GET /debuggee")
-	r.wait()
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for _, line := range r.outLog {
+	r.Expect(r.Stdout, "request GET /debuggee")
+	r.Wait()
+	for _, line := range r.Lines() {
 		if strings.Contains(line, "port 2345") {
 			t.Errorf("the debugger's port was subscribed: %s", line)
 		}
@@ -129,10 +127,10 @@ func TestPortMapping(t *testing.T) {
 	cfg := filepath.Join(t.TempDir(), "mapping.json")
 	os.WriteFile(cfg, []byte(`{"network": {"incoming": {"mode": "steal", "portMapping": {"9090": 8080}}}}`), 0o644)
 	r := startExec(t, env, []string{"-f", cfg}, built(t, "probe"), "serve=:9090")
-	r.expect(r.stderr, "stealing port 8080 of the target to 127.0.0.1:9090")
+	r.Expect(r.Stderr, "stealing port 8080 of the target to 127.0.0.1:9090")
 	if body, by := peerGet(t, env, "/mapped", nil); by != "local-probe" {
 		t.Errorf("request to the target's 8080 answered %q by %q, want the program on 9090", body, by)
 	}
-	r.expect(r.stdout, "request GET /mapped")
-	r.wait()
+	r.Expect(r.Stdout, "request GET /mapped")
+	r.Wait()
 }

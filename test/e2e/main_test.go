@@ -6,23 +6,20 @@
 package e2e
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/remocal/remocal/test/gobuild"
 	"github.com/remocal/remocal/test/localenv"
+	"github.com/remocal/remocal/test/procwatch"
 )
 
 func TestMain(m *testing.M) {
@@ -114,127 +111,9 @@ func mustContain(t *testing.T, what, got string, wants ...string) {
 	}
 }
 
-// running is a remocal exec in progress whose output is watched line by
-// line.
-type running struct {
-	t      *testing.T
-	cmd    *exec.Cmd
-	stdin  io.WriteCloser
-	stdout chan string
-	stderr chan string
-	done   chan struct{}
-	code   int
-	mu     sync.Mutex
-	outLog []string
-}
-
-func startExec(t *testing.T, env *localenv.Env, flags []string, argv ...string) *running {
+func startExec(t *testing.T, env *localenv.Env, flags []string, argv ...string) *procwatch.Proc {
 	t.Helper()
-	cmd := remocalCmd(t, env, flags, argv...)
-	return startCmd(t, cmd)
-}
-
-func startCmd(t *testing.T, cmd *exec.Cmd) *running {
-	t.Helper()
-	r := &running{t: t, cmd: cmd, stdout: make(chan string, 100), stderr: make(chan string, 100), done: make(chan struct{})}
-	var err error
-	if r.stdin, err = cmd.StdinPipe(); err != nil {
-		t.Fatal(err)
-	}
-	// Plain pipes rather than exec's copying goroutines: processes remocal
-	// leaves behind (the keeper, a program's background child) may keep
-	// the write ends open, and the exit status must not wait for them.
-	outR, outW, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	errR, errW, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stdout, cmd.Stderr = outW, errW
-	// A group of its own, so cleanup can end the program and its children
-	// too.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	outW.Close()
-	errW.Close()
-	var readers sync.WaitGroup
-	for _, p := range []struct {
-		r  *os.File
-		ch chan string
-		nm string
-	}{{outR, r.stdout, "stdout"}, {errR, r.stderr, "stderr"}} {
-		readers.Add(1)
-		go func() {
-			defer readers.Done()
-			defer close(p.ch)
-			defer p.r.Close()
-			sc := bufio.NewScanner(p.r)
-			for sc.Scan() {
-				line := sc.Text()
-				r.mu.Lock()
-				r.outLog = append(r.outLog, p.nm+": "+line)
-				r.mu.Unlock()
-				p.ch <- line
-			}
-		}()
-	}
-	go func() {
-		err := cmd.Wait()
-		var ee *exec.ExitError
-		if errors.As(err, &ee) {
-			r.code = ee.ExitCode()
-		} else if err != nil {
-			r.code = -1
-		}
-		close(r.done)
-	}()
-	t.Cleanup(func() {
-		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		<-r.done
-		// Whatever still holds the pipes (a keeper waiting for its last
-		// program) is ended above with the group or exits with it; the
-		// readers finish at EOF.
-		readers.Wait()
-		r.mu.Lock()
-		t.Logf("output of %v:\n%s", cmd.Args, strings.Join(r.outLog, "\n"))
-		r.mu.Unlock()
-	})
-	return r
-}
-
-// expect waits for a line containing want on ch and returns it.
-func (r *running) expect(ch chan string, want string) string {
-	r.t.Helper()
-	timeout := time.After(30 * time.Second)
-	for {
-		select {
-		case line, ok := <-ch:
-			if !ok {
-				r.t.Fatalf("output ended without %q", want)
-			}
-			if strings.Contains(line, want) {
-				return line
-			}
-		case <-timeout:
-			r.t.Fatalf("no line with %q within 30s", want)
-		}
-	}
-}
-
-// wait returns the exit status.
-func (r *running) wait() int {
-	r.t.Helper()
-	select {
-	case <-r.done:
-		return r.code
-	case <-time.After(30 * time.Second):
-		r.t.Fatal("remocal exec did not exit")
-		return -1
-	}
+	return procwatch.Start(t, remocalCmd(t, env, flags, argv...))
 }
 
 // runRemocal runs the remocal binary with args and no environment.

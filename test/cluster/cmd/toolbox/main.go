@@ -4,7 +4,7 @@
 //	toolbox serve [-addr :8080] [-text T]   HTTP server answering "T <hostname>"
 //	toolbox sleep                           wait for SIGTERM
 //	toolbox lookup [-server IP:53] NAME     resolve NAME, print its addresses
-//	toolbox get [-timeout D] URL            HTTP GET, print the body
+//	toolbox get [-timeout D] [-H 'N: V'] URL HTTP GET, print the body
 //	toolbox dial [-timeout D] HOST:PORT     TCP connect, exit 1 if it fails
 //	toolbox ps                              list processes (pid and command line)
 //	toolbox addrs                           list interface addresses
@@ -141,12 +141,22 @@ func lookup(args []string) error {
 func get(args []string) error {
 	fs := flag.NewFlagSet("get", flag.ExitOnError)
 	timeout := fs.Duration("timeout", 5*time.Second, "timeout")
+	var headers headerFlags
+	fs.Var(&headers, "H", "request header \"Name: value\" (repeatable)")
 	_ = fs.Parse(args)
 	if fs.NArg() != 1 {
-		return errors.New("usage: toolbox get [-timeout D] URL")
+		return errors.New("usage: toolbox get [-timeout D] [-H 'Name: value']... URL")
 	}
 	c := &http.Client{Timeout: *timeout, Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true}}
-	resp, err := c.Get(fs.Arg(0))
+	req, err := http.NewRequest(http.MethodGet, fs.Arg(0), nil)
+	if err != nil {
+		return err
+	}
+	for _, h := range headers {
+		name, value, _ := strings.Cut(h, ":")
+		req.Header.Add(strings.TrimSpace(name), strings.TrimSpace(value))
+	}
+	resp, err := c.Do(req)
 	if err != nil {
 		return err
 	}
@@ -159,6 +169,12 @@ func get(args []string) error {
 	}
 	return nil
 }
+
+// headerFlags collects repeated -H flags.
+type headerFlags []string
+
+func (h *headerFlags) String() string     { return strings.Join(*h, ", ") }
+func (h *headerFlags) Set(v string) error { *h = append(*h, v); return nil }
 
 func dial(args []string) error {
 	fs := flag.NewFlagSet("dial", flag.ExitOnError)
