@@ -143,8 +143,15 @@ func loadConfig(file string) (*config.Config, error) {
 	return config.Load(path)
 }
 
-// clientName is how other users see this session: user@host.
+// clientNameEnv overrides how other users see this user's sessions.
+const clientNameEnv = "REMOCAL_CLIENT_NAME"
+
+// clientName is how other users see this session: $REMOCAL_CLIENT_NAME,
+// else user@host.
 func clientName() string {
+	if name := os.Getenv(clientNameEnv); name != "" {
+		return name
+	}
 	name := "someone"
 	if u, err := user.Current(); err == nil {
 		name = u.Username

@@ -16,7 +16,6 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/util/rand"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/tools/cache"
@@ -91,20 +90,107 @@ func EnsureAgent(ctx context.Context, env *Env, r *Resolved, ns string, o AgentO
 			return &Agent{Namespace: ns, Pod: p.Name, Container: "agent", Port: AgentPort, Reused: true}, nil
 		}
 	}
-	progress("starting the agent in the cluster")
+	return ensureJob(ctx, env, r, ns, key, o, progress)
+}
+
+// ensureJob starts the agent's Job, or joins one that is starting: the
+// Job's name is derived from the container, so two sessions starting at
+// once create one agent, not two agents fighting over the same port. A
+// Job left by an agent that has exited is replaced.
+func ensureJob(ctx context.Context, env *Env, r *Resolved, ns, key string, o AgentOptions, progress func(string)) (*Agent, error) {
+	jobs := env.Client.BatchV1().Jobs(ns)
 	job := agentJob(r, ns, key, o)
-	created, err := env.Client.BatchV1().Jobs(ns).Create(ctx, job, metav1.CreateOptions{})
-	if err != nil {
-		return nil, apiError(err, "create", "jobs.batch", ns, job.GenerateName)
+	var lastErr error
+	for attempt := 0; attempt < 10; attempt++ {
+		created := true
+		_, err := jobs.Create(ctx, job, metav1.CreateOptions{})
+		switch {
+		case err == nil:
+			progress("starting the agent in the cluster")
+		case apierrors.IsAlreadyExists(err):
+			existing, err := jobs.Get(ctx, job.Name, metav1.GetOptions{})
+			if apierrors.IsNotFound(err) {
+				continue // deleted meanwhile: create it
+			}
+			if err != nil {
+				return nil, apiError(err, "get", "jobs.batch", ns, job.Name)
+			}
+			if existing.DeletionTimestamp != nil || jobFinished(existing) {
+				if err := removeJob(ctx, env, ns, existing); err != nil {
+					return nil, err
+				}
+				if err := waitJobGone(ctx, env, ns, existing); err != nil {
+					return nil, err
+				}
+				continue
+			}
+			created = false
+			progress("waiting for the agent another session is starting")
+		default:
+			return nil, apiError(err, "create", "jobs.batch", ns, job.Name)
+		}
+		pod, err := waitAgentPod(ctx, env, ns, metav1.ListOptions{LabelSelector: "job-name=" + job.Name}, "agent", o.StartupTimeout, progress)
+		if err == nil {
+			return &Agent{Namespace: ns, Pod: pod, Container: "agent", Port: AgentPort}, nil
+		}
+		if created || ctx.Err() != nil {
+			// Leave nothing behind: the Job's pod would keep a failed agent.
+			removeJob(context.WithoutCancel(ctx), env, ns, job)
+			return nil, err
+		}
+		// The other session's agent failed or was exiting (idle) as we
+		// joined: start over.
+		lastErr = err
 	}
-	pod, err := waitAgentPod(ctx, env, ns, metav1.ListOptions{LabelSelector: "job-name=" + created.Name}, "agent", o.StartupTimeout, progress)
-	if err != nil {
-		// Leave nothing behind: the Job's pod would keep a failed agent.
-		bg := metav1.DeletePropagationBackground
-		env.Client.BatchV1().Jobs(ns).Delete(context.WithoutCancel(ctx), created.Name, metav1.DeleteOptions{PropagationPolicy: &bg})
-		return nil, err
+	return nil, fmt.Errorf("could not start the agent's Job %s/%s: %w", ns, job.Name, lastErr)
+}
+
+// waitJobGone waits until a deleted Job's name is free again.
+func waitJobGone(ctx context.Context, env *Env, ns string, j *batchv1.Job) error {
+	backoff := 50 * time.Millisecond
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		cur, err := env.Client.BatchV1().Jobs(ns).Get(ctx, j.Name, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) || (err == nil && cur.UID != j.UID) {
+			return nil
+		}
+		if err != nil {
+			return apiError(err, "get", "jobs.batch", ns, j.Name)
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the finished agent Job %s/%s is still being deleted after 30s; delete it (kubectl -n %s delete job %s) and try again", ns, j.Name, ns, j.Name)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(backoff): // the apiserver finishing a deletion
+		}
+		backoff = min(2*backoff, 500*time.Millisecond)
 	}
-	return &Agent{Namespace: ns, Pod: pod, Container: "agent", Port: AgentPort}, nil
+}
+
+func jobFinished(j *batchv1.Job) bool {
+	for _, c := range j.Status.Conditions {
+		if (c.Type == batchv1.JobComplete || c.Type == batchv1.JobFailed) && c.Status == corev1.ConditionTrue {
+			return true
+		}
+	}
+	return j.Status.Succeeded+j.Status.Failed > 0 && j.Status.Active == 0
+}
+
+// removeJob deletes a Job and its pods; only that Job (by UID), should
+// another session have replaced it meanwhile.
+func removeJob(ctx context.Context, env *Env, ns string, j *batchv1.Job) error {
+	bg := metav1.DeletePropagationBackground
+	opts := metav1.DeleteOptions{PropagationPolicy: &bg}
+	if j.UID != "" {
+		opts.Preconditions = &metav1.Preconditions{UID: &j.UID}
+	}
+	err := env.Client.BatchV1().Jobs(ns).Delete(ctx, j.Name, opts)
+	if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+		return apiError(err, "delete", "jobs.batch", ns, j.Name)
+	}
+	return nil
 }
 
 // AgentCommand is how an agent image is started: remocal's binary at
@@ -156,7 +242,7 @@ func agentJob(r *Resolved, ns, key string, o AgentOptions) *batchv1.Job {
 		spec.Containers[0].SecurityContext = agentSecurity()
 	}
 	return &batchv1.Job{
-		ObjectMeta: metav1.ObjectMeta{GenerateName: "remocal-agent-", Namespace: ns, Labels: labels, Annotations: o.Annotations},
+		ObjectMeta: metav1.ObjectMeta{Name: "remocal-agent-" + agentKey(key)[:16], Namespace: ns, Labels: labels, Annotations: o.Annotations},
 		Spec: batchv1.JobSpec{
 			BackoffLimit: &zero, TTLSecondsAfterFinished: &ttl,
 			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels, Annotations: o.Annotations}, Spec: spec},
@@ -315,31 +401,58 @@ func timeoutError(ctx context.Context, env *Env, ns string, pod *corev1.Pod, tim
 
 // ensureEphemeral runs the agent as an ephemeral container in the target's
 // pod, sharing the target container's process namespace (its PID 1 is the
-// target) and the pod's network.
+// target) and the pod's network. Ephemeral containers cannot be removed, so
+// each agent that exited leaves one behind and the next gets the next
+// number. Concurrent sessions meet at the pod's resourceVersion: the loser
+// of an update sees the winner's container and waits for it.
 func ensureEphemeral(ctx context.Context, env *Env, r *Resolved, o AgentOptions, progress func(string)) (*Agent, error) {
-	pod := r.Pod
-	for _, s := range pod.Status.EphemeralContainerStatuses {
-		if strings.HasPrefix(s.Name, "remocal-agent") && s.State.Running != nil {
-			return &Agent{Namespace: r.Namespace, Pod: pod.Name, Container: s.Name, Port: AgentPort, Reused: true}, nil
+	pods := env.Client.CoreV1().Pods(r.Namespace)
+	for attempt := 0; attempt < 5; attempt++ {
+		pod, err := pods.Get(ctx, r.Pod.Name, metav1.GetOptions{})
+		if err != nil {
+			return nil, apiError(err, "get", "pods", r.Namespace, r.Pod.Name)
 		}
+		ours := 0
+		pending := ""
+		for _, ec := range pod.Spec.EphemeralContainers {
+			if strings.HasPrefix(ec.Name, ephemeralPrefix) {
+				ours++
+				pending = ec.Name // the newest, unless its status says it ended
+			}
+		}
+		for _, st := range pod.Status.EphemeralContainerStatuses {
+			if st.Name == pending && st.State.Terminated != nil {
+				pending = ""
+			}
+		}
+		name := pending
+		if name == "" {
+			name = fmt.Sprintf("%s%d", ephemeralPrefix, ours+1)
+			progress("adding the agent to pod " + pod.Name + " as ephemeral container " + name)
+			updated := pod.DeepCopy()
+			updated.Spec.EphemeralContainers = append(updated.Spec.EphemeralContainers, corev1.EphemeralContainer{
+				TargetContainerName: r.Container,
+				EphemeralContainerCommon: corev1.EphemeralContainerCommon{
+					Name: name, Image: o.Image, ImagePullPolicy: o.PullPolicy, SecurityContext: agentSecurity(),
+					Command: AgentCommand,
+					Args:    []string{"--target-pid", "1", "--target-name", r.Ref, "--listen", fmt.Sprintf("tcp:127.0.0.1:%d", AgentPort), "--idle-ttl", o.IdleTTL.String()},
+				},
+			})
+			_, err := pods.UpdateEphemeralContainers(ctx, pod.Name, updated, metav1.UpdateOptions{})
+			if apierrors.IsConflict(err) {
+				continue // someone else changed the pod; look again
+			}
+			if err != nil {
+				return nil, apiError(err, "update", "pods/ephemeralcontainers", r.Namespace, pod.Name)
+			}
+		}
+		if _, err := waitAgentPod(ctx, env, r.Namespace, metav1.ListOptions{FieldSelector: "metadata.name=" + pod.Name}, name, o.StartupTimeout, progress); err != nil {
+			return nil, err
+		}
+		return &Agent{Namespace: r.Namespace, Pod: pod.Name, Container: name, Port: AgentPort, Reused: pending != ""}, nil
 	}
-	progress("adding the agent to pod " + pod.Name + " as an ephemeral container")
-	name := "remocal-agent-" + rand.String(5)
-	ec := corev1.EphemeralContainer{
-		TargetContainerName: r.Container,
-		EphemeralContainerCommon: corev1.EphemeralContainerCommon{
-			Name: name, Image: o.Image, ImagePullPolicy: o.PullPolicy, SecurityContext: agentSecurity(),
-			Command: AgentCommand,
-			Args:    []string{"--target-pid", "1", "--target-name", r.Ref, "--listen", fmt.Sprintf("tcp:127.0.0.1:%d", AgentPort), "--idle-ttl", o.IdleTTL.String()},
-		},
-	}
-	updated := pod.DeepCopy()
-	updated.Spec.EphemeralContainers = append(updated.Spec.EphemeralContainers, ec)
-	if _, err := env.Client.CoreV1().Pods(r.Namespace).UpdateEphemeralContainers(ctx, pod.Name, updated, metav1.UpdateOptions{}); err != nil {
-		return nil, apiError(err, "update", "pods/ephemeralcontainers", r.Namespace, pod.Name)
-	}
-	if _, err := waitAgentPod(ctx, env, r.Namespace, metav1.ListOptions{FieldSelector: "metadata.name=" + pod.Name}, name, o.StartupTimeout, progress); err != nil {
-		return nil, err
-	}
-	return &Agent{Namespace: r.Namespace, Pod: pod.Name, Container: name, Port: AgentPort}, nil
+	return nil, fmt.Errorf("pod %s/%s kept changing while adding the agent; try again", r.Namespace, r.Pod.Name)
 }
+
+// ephemeralPrefix names the agents' ephemeral containers.
+const ephemeralPrefix = "remocal-agent-"

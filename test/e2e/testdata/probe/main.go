@@ -149,6 +149,18 @@ func run(what, param string) error {
 		<-done
 		time.Sleep(100 * time.Millisecond) // let the response flush before exiting
 		srv.Close()
+	case "serve-all":
+		// Like serve, but serve until killed: a pod's kubelet probes
+		// reach a stealing program too, and must be answered.
+		l, err := net.Listen("tcp", param)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("serving %s\n", param)
+		return http.Serve(l, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			fmt.Printf("request %s %s user=%s agent=%s\n", r.Method, r.URL.Path, r.Header.Get("X-Remocal-User"), r.UserAgent())
+			fmt.Fprintln(w, "local probe")
+		}))
 	case "wait":
 		// Wait for a line on stdin: the test does something meanwhile.
 		fmt.Println("waiting")
