@@ -195,6 +195,30 @@ func (a *Agent) unregister(s *session) {
 	}
 }
 
+// supersede closes the other connections of s's remocal session and drops
+// their subscriptions. A session reconnects after its connection dropped
+// somewhere on the way (a port-forward through the apiserver and kubelet):
+// the agent may not notice that for a while, and meanwhile the old
+// connection would hold the ports the session is about to ask for again.
+func (a *Agent) supersede(s *session) {
+	if s.resumes == "" {
+		return
+	}
+	a.mu.Lock()
+	var old []*session
+	for other := range a.sessions {
+		if other != s && other.resumes == s.resumes {
+			old = append(old, other)
+		}
+	}
+	a.mu.Unlock()
+	for _, o := range old {
+		s.log.Info("client reconnected; closing its previous connection", "previous", o.id)
+		a.incoming.RemoveClient(o)
+		o.close()
+	}
+}
+
 // shutdown closes every session and removes redirects.
 func (a *Agent) shutdown() {
 	a.mu.Lock()

@@ -351,3 +351,37 @@ func TestStolenRequestWithLocalProcessDown(t *testing.T) {
 	}
 	assertFromApp(t, env, "/", nil)
 }
+
+// A session that reconnects (same Session in the hello) takes over from
+// its previous connection at once, ports included, even while the agent
+// still sees that connection alive: the port-forward carrying it may have
+// dropped anywhere between the laptop and the agent.
+func TestReconnectingSessionReplacesItsConnection(t *testing.T) {
+	env := localenv.New(t)
+	addr := startAgent(t, env.App, agentOptions{}).addr
+	dial := func(session string) *client.Client {
+		c, err := client.Dial(testCtx(t), addr, client.Options{Name: "alice@laptop", Version: "test", Session: session, Logger: testLogger(t)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	first := dial("s-1")
+	local := newLocalServer(t, "alice")
+	subscribe(t, first, wire.Subscribe{Port: localenv.AppPort, Mode: wire.ModeSteal}, local.forwarder())
+
+	// Another session is refused as usual.
+	other := dial("s-2")
+	if _, err := other.Subscribe(testCtx(t), wire.Subscribe{Port: localenv.AppPort, Mode: wire.ModeSteal}, local.forwarder()); wire.CodeOf(err) != wire.CodeConflict {
+		t.Fatalf("another session's steal: want a conflict, got %v", err)
+	}
+	second := dial("s-1")
+	subscribe(t, second, wire.Subscribe{Port: localenv.AppPort, Mode: wire.ModeSteal}, local.forwarder())
+	select {
+	case <-first.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("the agent kept the replaced connection open")
+	}
+	assertFromLocal(t, env, "/", nil, "alice")
+}

@@ -29,7 +29,10 @@ type session struct {
 	conn  io.ReadWriteCloser
 	id    string
 	name  string
-	log   *slog.Logger
+	// resumes is the client's remocal session ID (wire.ClientInfo.Session):
+	// a new connection with the same ID replaces this one.
+	resumes string
+	log     *slog.Logger
 
 	mux *yamux.Session
 	wg  conc.WaitGroup
@@ -150,6 +153,10 @@ func (s *session) handshake() error {
 			hello.Protocol, s.agent.cfg.Version, wire.Current))
 	}
 	s.name = hello.Client.Name
+	s.resumes = hello.Client.Session
+	// Before the welcome: once the client has it, it may subscribe again
+	// to what its previous connection held.
+	s.agent.supersede(s)
 	if err := wire.WritePreamble(s.conn); err != nil {
 		return err
 	}

@@ -28,6 +28,10 @@ type Options struct {
 	// "alice@laptop". Required.
 	Name    string
 	Version string
+	// Session identifies a remocal session across reconnections: the
+	// agent replaces an earlier connection with the same Session (whose
+	// loss it may not have noticed yet), releasing its ports. Empty for
+	// connections that never reconnect.
 	Session string
 	Logger  *slog.Logger
 	// HandshakeTimeout bounds the handshake; default 10s.

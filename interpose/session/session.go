@@ -6,6 +6,8 @@ package session
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -107,7 +109,7 @@ func Start(ctx context.Context, opts Options) (*Session, error) {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	cfg := opts.Config.WithDefaults()
-	copts := client.Options{Name: opts.ClientName, Version: opts.Version, Logger: opts.Logger}
+	copts := client.Options{Name: opts.ClientName, Version: opts.Version, Logger: opts.Logger, Session: newSessionID()}
 	c, release, err := opts.Connector.Connect(ctx, copts)
 	if err != nil {
 		return nil, err
@@ -120,6 +122,14 @@ func Start(ctx context.Context, opts Options) (*Session, error) {
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.wg.Go(s.link)
 	return s, nil
+}
+
+// newSessionID names a session to its agent, so that a reconnection is
+// recognised as the same session.
+func newSessionID() string {
+	var b [12]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
 }
 
 func (s *Session) prepare(ctx context.Context) error {

@@ -1,0 +1,145 @@
+package kube
+
+import (
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/remocal/remocal/test/cluster"
+)
+
+// The agent pod deleted mid-session: the session says so plainly, the
+// pod's traffic goes back to the pod, and no redirect rule is left in the
+// pod's network namespace.
+func TestAgentPodDeleted(t *testing.T) {
+	f := newFixture(t)
+	f.deployInventory(1)
+	pod := f.pods("app=inventory")[0]
+	r := f.start("deployment/inventory", []string{"--steal"}, f.probe(), "serve-all=:8080")
+	r.Expect(r.Stderr, "stealing port 8080")
+	if body := f.mustGet(appURL(pod, "/stolen")); body != "local probe" {
+		t.Fatalf("got %q while stolen", body)
+	}
+	if len(remocalTables(t, pod.containerID)) == 0 {
+		t.Fatal("no remocal table in the pod's namespace while stealing: the check below would prove nothing")
+	}
+	f.kubectl("delete", "pods", "-l", "app.kubernetes.io/name=remocal-agent", "--wait=true")
+	line := r.Expect(r.Stderr, "could not reconnect to the agent")
+	if !strings.Contains(line, "was deleted") && !strings.Contains(line, "is being deleted") && !strings.Contains(line, "exited") {
+		t.Errorf("the message does not say the agent is gone: %s", line)
+	}
+	if body := f.mustGet(appURL(pod, "/healthz")); body != "ok" {
+		t.Errorf("after the agent was deleted the pod's port answered %q, want the pod's own ok", body)
+	}
+	if left := remocalTables(t, pod.containerID); len(left) > 0 {
+		t.Errorf("rules left in the pod's network namespace: %v", left)
+	}
+}
+
+// The target pod restarted (deleted, and replaced by its Deployment): the
+// running session reports that its agent ended with the target; the next
+// session runs in the new pod.
+func TestTargetPodRestarted(t *testing.T) {
+	f := newFixture(t)
+	f.deployInventory(1)
+	old := f.pods("app=inventory")[0]
+	r := f.start("deployment/inventory", []string{"--no-incoming"}, f.probe(), "hostname", "wait", "get=http://inventory/healthz")
+	r.Expect(r.Stdout, "hostname "+old.name)
+	r.Expect(r.Stdout, "waiting")
+	f.kubectl("delete", "pod", old.name, "--wait=true")
+	r.Expect(r.Stderr, "could not reconnect to the agent")
+	r.Stdin.Write([]byte("\n"))
+	r.Expect(r.Stdout, "get: ERROR") // no target, no cluster network
+	f.rollout("deployment/inventory")
+	res := f.exec("deployment/inventory", []string{"--no-incoming"}, f.probe(), "hostname")
+	now := f.pods("app=inventory")[0]
+	if now.name == old.name || !strings.Contains(res.stdout, "hostname "+now.name) {
+		t.Errorf("the next session runs in %q, want the new pod %s", res.stdout, now.name)
+	}
+}
+
+// A dropped port-forward (the connection to the apiserver cut) is made
+// again; the session says so and gets its stolen port back.
+func TestPortForwardDropReconnects(t *testing.T) {
+	f := newFixture(t)
+	f.deployInventory(1)
+	pod := f.pods("app=inventory")[0]
+	cut := f.apiserverProxy()
+	r := f.start("deployment/inventory", []string{"--steal"}, f.probe(), "serve-all=:8080")
+	r.Expect(r.Stderr, "stealing port 8080")
+	cut()
+	r.Expect(r.Stderr, "lost the connection to the agent")
+	r.Expect(r.Stderr, "reconnected to the agent")
+	r.Expect(r.Stderr, "stealing port 8080")
+	if body := f.mustGet(appURL(pod, "/again")); body != "local probe" {
+		t.Errorf("after reconnecting the port answered %q, want the laptop's", body)
+	}
+	r.Expect(r.Stdout, "request GET /again")
+}
+
+// apiserverProxy points the laptop's kubeconfig at a TCP proxy to the
+// apiserver, on the host's side of the laptop's veth, and returns a
+// function that cuts every connection through it (new ones still pass).
+func (f *fixture) apiserverProxy() (cut func()) {
+	f.t.Helper()
+	l, err := net.Listen("tcp", net.JoinHostPort(f.local.HostAddr.String(), "0"))
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var conns []net.Conn
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			in, err := l.Accept()
+			if err != nil {
+				return
+			}
+			out, err := net.Dial("tcp", net.JoinHostPort(cluster.NodeIP, "6443"))
+			if err != nil {
+				in.Close()
+				continue
+			}
+			mu.Lock()
+			conns = append(conns, in, out)
+			mu.Unlock()
+			wg.Add(2)
+			go func() { defer wg.Done(); io.Copy(out, in); out.Close() }()
+			go func() { defer wg.Done(); io.Copy(in, out); in.Close() }()
+		}
+	}()
+	cutAll := func() {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+		conns = nil
+	}
+	f.t.Cleanup(func() {
+		l.Close()
+		cutAll()
+		wg.Wait()
+	})
+	admin, err := os.ReadFile(f.c.Kubeconfig)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	// The apiserver's certificate names its own address, not the proxy's.
+	cfg := strings.Replace(string(admin), "server: https://"+cluster.NodeIP+":6443",
+		"server: https://"+l.Addr().String()+"\n    tls-server-name: "+cluster.NodeIP, 1)
+	if cfg == string(admin) {
+		f.t.Fatalf("unexpected kubeconfig layout in %s", f.c.Kubeconfig)
+	}
+	f.kubeconfig = filepath.Join(f.t.TempDir(), "kubeconfig")
+	if err := os.WriteFile(f.kubeconfig, []byte(cfg), 0o600); err != nil {
+		f.t.Fatal(err)
+	}
+	return cutAll
+}
