@@ -93,4 +93,3 @@ func TestTargetless(t *testing.T) {
 	}
 	mustContain(t, "stdout", r.stdout, "env GREETING=\n", "get http://inventory/healthz: 200 ok", "search "+f.ns+".svc.cluster.local")
 }
-
