@@ -327,6 +327,12 @@ func waitAgentPod(ctx context.Context, env *Env, ns string, opts metav1.ListOpti
 			return false, nil
 		}
 		last = p
+		if p.Status.Phase == corev1.PodFailed {
+			// Rejected by the kubelet before any container ran (not
+			// enough CPU or memory on the node, for example).
+			return false, fmt.Errorf("the agent pod %s/%s failed on node %s: %s: %s; adjust agent.resources or agent.tolerations",
+				p.Namespace, p.Name, p.Spec.NodeName, p.Status.Reason, p.Status.Message)
+		}
 		for _, s := range append(p.Status.ContainerStatuses, p.Status.EphemeralContainerStatuses...) {
 			if s.Name != container {
 				continue

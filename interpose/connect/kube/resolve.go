@@ -176,8 +176,12 @@ func pick(ref, ns string, pods []corev1.Pod, container, what string) (*Resolved,
 			why = append(why, fmt.Sprintf("%s is %s%s", p.Name, p.Status.Phase, podReason(&p)))
 		}
 	}
+	if len(pods) == 0 {
+		return nil, fmt.Errorf("target %s has no pods (scaled to zero, or its selector matches nothing); a session needs a running container", orRef(what, ref))
+	}
 	if len(ready) == 0 {
-		return nil, fmt.Errorf("%s has no running pod: %s", orRef(what, ref), strings.Join(why, "; "))
+		return nil, fmt.Errorf("target %s is not running: %s; a session needs a running container, so wait until it runs (kubectl -n %s get pods) or pick another target",
+			orRef(what, ref), strings.Join(why, "; "), ns)
 	}
 	slices.SortFunc(ready, func(a, b corev1.Pod) int {
 		if c := a.CreationTimestamp.Compare(b.CreationTimestamp.Time); c != 0 {
@@ -250,6 +254,8 @@ func podReason(p *corev1.Pod) string {
 
 func containerReason(cs corev1.ContainerStatus) string {
 	switch {
+	case cs.State.Waiting != nil && cs.State.Waiting.Message == "":
+		return fmt.Sprintf(" (%s)", cs.State.Waiting.Reason)
 	case cs.State.Waiting != nil:
 		return fmt.Sprintf(" (%s: %s)", cs.State.Waiting.Reason, cs.State.Waiting.Message)
 	case cs.State.Terminated != nil:

@@ -327,3 +327,40 @@ func mustContain(t *testing.T, what, got string, wants ...string) {
 		}
 	}
 }
+
+// userKubeconfig is a kubeconfig for the cluster that authenticates with
+// a bearer token (a ServiceAccount's), in the test's namespace.
+func (f *fixture) userKubeconfig(user, token string) string {
+	f.t.Helper()
+	admin, err := os.ReadFile(f.c.Kubeconfig)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	var ca string
+	for _, line := range strings.Split(string(admin), "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "certificate-authority-data: "); ok {
+			ca = v
+		}
+	}
+	if ca == "" {
+		f.t.Fatalf("no certificate-authority-data in %s", f.c.Kubeconfig)
+	}
+	cfg := fmt.Sprintf(`apiVersion: v1
+kind: Config
+clusters:
+- name: remocal
+  cluster: {server: "https://%s:6443", certificate-authority-data: %s}
+users:
+- name: %s
+  user: {token: %s}
+contexts:
+- name: %s
+  context: {cluster: remocal, user: %s, namespace: %s}
+current-context: %s
+`, cluster.NodeIP, ca, user, token, user, user, f.ns, user)
+	p := filepath.Join(f.t.TempDir(), "kubeconfig-"+user)
+	if err := os.WriteFile(p, []byte(cfg), 0o600); err != nil {
+		f.t.Fatal(err)
+	}
+	return p
+}
