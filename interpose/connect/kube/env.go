@@ -7,6 +7,10 @@ package kube
 
 import (
 	"fmt"
+	"sync"
+
+	"github.com/go-logr/logr"
+	"k8s.io/klog/v2"
 
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -18,6 +22,8 @@ import (
 // Flags select credentials like kubectl's flags of the same names; the
 // configuration file's "kubernetes" section holds the same.
 type Flags = config.Kubernetes
+
+var quietOnce sync.Once
 
 // Env is a loaded cluster connection.
 type Env struct {
@@ -31,6 +37,12 @@ type Env struct {
 // else ~/.kube/config; --context, else the current context; exec credential
 // plugins run as kubectl would run them.
 func Load(f Flags) (*Env, error) {
+	quietOnce.Do(func() {
+		// client-go reports through klog, on standard error, things remocal
+		// handles itself (a watch ended because its context did); the
+		// user's terminal belongs to the program being run.
+		klog.SetLogger(logr.Discard())
+	})
 	rules := clientcmd.NewDefaultClientConfigLoadingRules()
 	rules.ExplicitPath = f.Kubeconfig
 	overrides := &clientcmd.ConfigOverrides{CurrentContext: f.Context}

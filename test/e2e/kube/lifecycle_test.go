@@ -143,3 +143,26 @@ func (f *fixture) apiserverProxy() (cut func()) {
 	}
 	return cutAll
 }
+
+// agent.ephemeral runs the agent inside the target's pod instead of as a
+// Job: the session sees the same pod, and incoming traffic works.
+func TestEphemeralAgent(t *testing.T) {
+	f := newFixture(t)
+	f.writeConfig(`{"agent": {"ephemeral": true}}`)
+	f.deployInventory(1)
+	pod := f.pods("app=inventory")[0]
+	r := f.start("deployment/inventory", []string{"--steal"}, f.probe(), "env=GREETING", "hostname", "serve-all=:8080")
+	r.Expect(r.Stderr, "as ephemeral container remocal-agent-1")
+	r.Expect(r.Stdout, "env GREETING=hello from the cluster")
+	r.Expect(r.Stdout, "hostname "+pod.name)
+	r.Expect(r.Stderr, "stealing port 8080")
+	if body := f.mustGet(appURL(pod, "/ephemeral")); body != "local probe" {
+		t.Errorf("got %q, want the laptop's answer", body)
+	}
+	// A second session uses the same ephemeral agent.
+	res := f.exec("deployment/inventory", []string{"--no-incoming"}, f.probe(), "hostname")
+	mustContain(t, "second session", res.stderr, "using the running agent")
+	if jobs := f.kubectl("get", "jobs", "-o", "name"); jobs != "" {
+		t.Errorf("ephemeral mode created Jobs: %s", jobs)
+	}
+}
