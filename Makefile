@@ -6,7 +6,7 @@ LDFLAGS := -X main.version=$(VERSION)
 GOFLAGS_TEST ?= -count=1
 FUZZTIME ?= 3s
 
-.PHONY: all deps build bootstrap bootstrap-fresh test unit fuzz-short bench lint demo clean \
+.PHONY: all deps build bootstrap bootstrap-fresh test unit e2e fuzz-short bench lint demo clean \
 	cluster-up cluster-down cluster-test images
 
 all: build
@@ -57,6 +57,17 @@ bootstrap-fresh:
 test: deps lint
 	go test -race $(GOFLAGS_TEST) ./...
 	$(MAKE) --no-print-directory fuzz-short
+	$(MAKE) --no-print-directory e2e
+
+# The tests that need a real Kubernetes cluster (root): the harness's own,
+# the Kubernetes end-to-end tests and the cluster-backed daemon and CLI
+# tests. The cluster comes up if it is not running (the first time on a
+# machine it is built: minutes) and goes down afterwards if it was not
+# running before. Under plain go test these tests skip and say how to run
+# them.
+E2E_PKGS ?= ./test/cluster/ ./test/e2e/kube/ ./server/targets/ ./cmd/remocal/
+e2e: deps
+	@test/setup/e2e.sh $(E2E_PKGS)
 
 # Unit tests only: no root, no namespaces.
 unit:
