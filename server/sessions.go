@@ -122,6 +122,18 @@ func (m *sessions) start(ctx context.Context, c *client, p daemon.SessionStartPa
 	if p.Program != nil && p.Program.Path == "" {
 		return res, daemon.Errorf(daemon.CodeInvalidParams, "program.path is empty")
 	}
+	if p.Namespace != "" {
+		// The session host reads the namespace from the configuration, as
+		// remocal exec -n does.
+		cfg.Kubernetes.Namespace = p.Namespace
+		if err := cfg.Validate(); err != nil {
+			return res, daemon.Errorf(daemon.CodeInvalidParams, "namespace: %v", err)
+		}
+	}
+	namespace := ""
+	if !strings.HasPrefix(target, "pid/") {
+		namespace = cfg.Kubernetes.Namespace
+	}
 
 	m.mu.Lock()
 	m.seq++
@@ -132,7 +144,7 @@ func (m *sessions) start(ctx context.Context, c *client, p daemon.SessionStartPa
 		return res, err
 	}
 	se := &session{socket: filepath.Join(dir, id+".sock"), starter: c, info: daemon.Session{
-		ID: id, Target: target, WorkspaceFolder: folder, Owner: c.displayName(),
+		ID: id, Target: target, Namespace: namespace, WorkspaceFolder: folder, Owner: c.displayName(),
 		State: daemon.StateStarting, StartedAt: time.Now().UTC().Truncate(time.Millisecond),
 	}}
 	m.mu.Lock()

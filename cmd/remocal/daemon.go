@@ -9,11 +9,14 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"path/filepath"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	kubeconn "github.com/remocal/remocal/interpose/connect/kube"
+	"github.com/remocal/remocal/protocol/config"
 	"github.com/remocal/remocal/protocol/daemon"
 	"github.com/remocal/remocal/server"
 	"github.com/remocal/remocal/server/daemonclient"
@@ -27,6 +30,7 @@ func newDaemonCmd() *cobra.Command {
 		stdio       bool
 		idleTimeout time.Duration
 		logLevel    string
+		kube        config.Kubernetes
 	)
 	cmd := &cobra.Command{
 		Use:   "daemon [--stdio] [--socket PATH]",
@@ -51,8 +55,20 @@ standard input and output to it. See docs/daemon-protocol.md.`,
 				return err
 			}
 			if stdio {
+				args := []string{"--idle-timeout", idleTimeout.String(), "--log-level", logLevel}
+				if kube.Kubeconfig != "" {
+					// The daemon may start elsewhere than in this directory.
+					abs, err := filepath.Abs(kube.Kubeconfig)
+					if err != nil {
+						return err
+					}
+					args = append(args, "--kubeconfig", abs)
+				}
+				if kube.Context != "" {
+					args = append(args, "--context", kube.Context)
+				}
 				conn, err := forward.Connect(cmd.Context(), forward.Options{Socket: socket, Self: self, Version: version,
-					DaemonArgs: []string{"--idle-timeout", idleTimeout.String(), "--log-level", logLevel}})
+					DaemonArgs: args})
 				if err != nil {
 					return err
 				}
@@ -62,7 +78,7 @@ standard input and output to it. See docs/daemon-protocol.md.`,
 			if err != nil {
 				return err
 			}
-			return serveDaemon(cmd.Context(), socket, self, idleTimeout, log)
+			return serveDaemon(cmd.Context(), socket, self, idleTimeout, kube, log)
 		},
 	}
 	f := cmd.Flags()
@@ -70,10 +86,12 @@ standard input and output to it. See docs/daemon-protocol.md.`,
 	f.BoolVar(&stdio, "stdio", false, "relay standard input/output to the daemon, starting it if needed")
 	f.DurationVar(&idleTimeout, "idle-timeout", 5*time.Minute, "exit after this long with no clients and no sessions (0: never)")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	f.StringVar(&kube.Kubeconfig, "kubeconfig", "", "kubeconfig file whose cluster's targets to list (default: $KUBECONFIG, else ~/.kube/config; none: local targets only)")
+	f.StringVar(&kube.Context, "context", "", "kubeconfig context (default: the current context)")
 	return cmd
 }
 
-func serveDaemon(ctx context.Context, socket, self string, idle time.Duration, lg *slog.Logger) error {
+func serveDaemon(ctx context.Context, socket, self string, idle time.Duration, kube config.Kubernetes, lg *slog.Logger) error {
 	if c, err := net.Dial("unix", socket); err == nil {
 		c.Close()
 		return fmt.Errorf("a remocal daemon already listens on %s", socket)
@@ -85,10 +103,20 @@ func serveDaemon(ctx context.Context, socket, self string, idle time.Duration, l
 	}
 	os.Chmod(socket, 0o600)
 	defer os.Remove(socket)
-	local := targets.NewLocal(2 * time.Second)
-	srv, err := server.New(server.Options{Version: version, Socket: socket, Self: self, IdleTimeout: idle,
-		Targets: targets.NewSet(local), Logger: lg})
+	kp, err := kubeProvider(kube, lg)
 	if err != nil {
+		l.Close()
+		return err
+	}
+	providers := []targets.Provider{targets.NewLocal(2 * time.Second)}
+	if kp != nil {
+		providers = append(providers, kp)
+	}
+	set := targets.NewSet(providers...)
+	srv, err := server.New(server.Options{Version: version, Socket: socket, Self: self, IdleTimeout: idle,
+		Targets: set, Logger: lg})
+	if err != nil {
+		set.Close()
 		l.Close()
 		return err
 	}
@@ -99,6 +127,22 @@ func serveDaemon(ctx context.Context, socket, self string, idle time.Duration, l
 		return nil
 	}
 	return err
+}
+
+// kubeProvider lists a cluster's targets when credentials load. Without
+// any kubeconfig the daemon serves local targets only; a kubeconfig or
+// context asked for by flag that does not load is an error.
+func kubeProvider(k config.Kubernetes, lg *slog.Logger) (targets.Provider, error) {
+	env, err := kubeconn.Load(k)
+	if err != nil {
+		if k.Kubeconfig != "" || k.Context != "" {
+			return nil, err
+		}
+		lg.Info("no Kubernetes targets: no usable kubeconfig; serving local targets only", "reason", err)
+		return nil, nil
+	}
+	lg.Info("Kubernetes credentials loaded; listing the cluster's targets", "context", env.Context, "server", env.Config.Host)
+	return targets.NewKube(env, targets.KubeOptions{Logger: lg}), nil
 }
 
 // dialDaemon connects a command-line client, starting the daemon if needed.

@@ -1,0 +1,145 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	kubeconn "github.com/remocal/remocal/interpose/connect/kube"
+	"github.com/remocal/remocal/protocol/config"
+	"github.com/remocal/remocal/protocol/daemon"
+	"github.com/remocal/remocal/server/targets"
+)
+
+// lsTimeout bounds a listing: an unreachable cluster should fail, not hang.
+const lsTimeout = 30 * time.Second
+
+func newLsCmd() *cobra.Command {
+	var (
+		kube          kubeFlags
+		configFile    string
+		allNamespaces bool
+		output        string
+		kinds         []string
+	)
+	cmd := &cobra.Command{
+		Use:   "ls [-n NAMESPACE | -A] [--kind KIND,...] [-o table|json]",
+		Short: "List the Kubernetes targets sessions can run in, with their readiness and containers",
+		Long: `Lists pods, deployments, statefulsets, replicasets, jobs, cronjobs and services of a
+namespace (the context's, -n, or the configuration's kubernetes.namespace) or of all
+namespaces (-A): the TARGET to pass to remocal exec -t, whether a session can start on
+it now (READY), why not (STATUS), and the containers to pick with /container/NAME
+(known sidecars such as istio-proxy are left out; the first is the default).
+
+The cluster is chosen like kubectl does, or by the configuration file's "kubernetes"
+section; flags override it. -o json prints the same JSON as the daemon's
+remocal/targets (see docs/daemon-protocol.md).`,
+		Example: `  remocal ls
+  remocal ls -A --kind deployment,statefulset
+  remocal ls -n shop -o json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if output != "table" && output != "json" {
+				return fmt.Errorf("-o %q: use table or json", output)
+			}
+			if allNamespaces && kube.Namespace != "" {
+				return errors.New("-A lists every namespace and -n one of them; pass only one")
+			}
+			wanted, err := parseKinds(kinds)
+			if err != nil {
+				return err
+			}
+			cfg, err := loadConfig(configFile)
+			if err != nil {
+				return err
+			}
+			kube.apply(&cfg.Kubernetes)
+			env, err := kubeconn.Load(cfg.Kubernetes)
+			if err != nil {
+				return err
+			}
+			ctx, cancel := context.WithTimeout(cmd.Context(), lsTimeout)
+			defer cancel()
+			list, err := targets.List(ctx, env, "", allNamespaces, wanted...)
+			if errors.Is(err, context.DeadlineExceeded) {
+				return fmt.Errorf("the Kubernetes API (context %s) did not answer within %s; is the cluster reachable (kubectl cluster-info)? %w", env.Context, lsTimeout, err)
+			}
+			if err != nil {
+				return err
+			}
+			if output == "json" {
+				b, err := json.Marshal(daemon.TargetsResult{Targets: list})
+				if err != nil {
+					return err
+				}
+				return printJSON(cmd.OutOrStdout(), b)
+			}
+			if len(list) == 0 {
+				where := "in namespace " + env.Namespace
+				if allNamespaces {
+					where = "in any namespace"
+				}
+				fmt.Fprintf(cmd.ErrOrStderr(), "No targets found %s.\n", where)
+				return nil
+			}
+			return printTargets(cmd, list, allNamespaces)
+		},
+	}
+	f := cmd.Flags()
+	kube.register(f)
+	f.Lookup("namespace").Usage = "namespace to list (default: the configuration's kubernetes.namespace, else the context's)"
+	f.BoolVarP(&allNamespaces, "all-namespaces", "A", false, "list every namespace")
+	f.StringVarP(&output, "output", "o", "table", "table or json")
+	f.StringSliceVar(&kinds, "kind", nil, "list only these kinds: "+strings.Join(targets.KubeKinds, ", ")+" (kubectl's short names work too)")
+	f.StringVarP(&configFile, "config", "f", "", "configuration file for its kubernetes section (default: .remocal/config.json from the working directory upward)")
+	return cmd
+}
+
+// parseKinds accepts the kinds as target refs spell them, and kubectl's
+// short and plural names (deploy, svc, pods ...).
+func parseKinds(kinds []string) ([]string, error) {
+	var out []string
+	for _, k := range kinds {
+		k = strings.ToLower(strings.TrimSpace(k))
+		t, err := config.ParseTarget(k + "/x")
+		if err != nil || !slices.Contains(targets.KubeKinds, string(t.Kind)) {
+			return nil, fmt.Errorf("--kind %q: use one or more of %s (comma-separated)", k, strings.Join(targets.KubeKinds, ", "))
+		}
+		if !slices.Contains(out, string(t.Kind)) {
+			out = append(out, string(t.Kind))
+		}
+	}
+	return out, nil
+}
+
+func printTargets(cmd *cobra.Command, list []daemon.Target, withNamespace bool) error {
+	tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+	header := "TARGET\tREADY\tSTATUS\tCONTAINERS"
+	if withNamespace {
+		header = "NAMESPACE\t" + header
+	}
+	fmt.Fprintln(tw, header)
+	for _, t := range list {
+		ready := "no"
+		if t.Ready {
+			ready = "yes"
+		}
+		containers := strings.Join(t.Containers, ",")
+		if containers == "" {
+			containers = "-"
+		}
+		row := fmt.Sprintf("%s\t%s\t%s\t%s", t.Ref, ready, t.Status, containers)
+		if withNamespace {
+			row = t.Namespace + "\t" + row
+		}
+		fmt.Fprintln(tw, row)
+	}
+	return tw.Flush()
+}
