@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/remocal/remocal/test/latency"
 	"github.com/remocal/remocal/test/localenv"
 )
 
@@ -18,19 +19,11 @@ import (
 // Results: docs/performance.md.
 
 // percentileMetrics parses "p50=.. p90=.. p99=.. max=.." from the probe.
-func percentileMetrics(b *testing.B, out, prefix string) map[string]float64 {
+func percentileMetrics(b *testing.B, out, name string) map[string]float64 {
 	b.Helper()
-	i := strings.Index(out, prefix+" ")
-	if i < 0 {
-		b.Fatalf("no %q in output:\n%s", prefix, out)
-	}
-	line := strings.SplitN(out[i+len(prefix)+1:], "\n", 2)[0]
-	m := map[string]float64{}
-	for _, f := range strings.Fields(line) {
-		k, v, _ := strings.Cut(f, "=")
-		var n float64
-		fmt.Sscan(v, &n)
-		m[k] = n
+	m, err := latency.Parse(out, name)
+	if err != nil {
+		b.Fatal(err)
 	}
 	return m
 }

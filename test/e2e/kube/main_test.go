@@ -48,7 +48,7 @@ var images struct {
 
 // buildImages builds and imports the agent and example images once per
 // test binary, from this checkout.
-func buildImages(t *testing.T) {
+func buildImages(t testing.TB) {
 	images.once.Do(func() {
 		dir, err := os.MkdirTemp("", "remocal-e2e-images")
 		if err != nil {
@@ -67,7 +67,7 @@ func buildImages(t *testing.T) {
 
 // fixture is one test's namespace in the cluster and its laptop.
 type fixture struct {
-	t     *testing.T
+	t     testing.TB
 	c     *cluster.Cluster
 	ns    string
 	local *cluster.LocalSide
@@ -80,7 +80,7 @@ type fixture struct {
 	toolboxOnce sync.Once
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t testing.TB) *fixture {
 	t.Helper()
 	c := cluster.Require(t)
 	buildImages(t)
@@ -310,7 +310,7 @@ func remocalTables(t *testing.T, containerID string) []string {
 	return ours
 }
 
-func moduleRoot(t *testing.T) string {
+func moduleRoot(t testing.TB) string {
 	t.Helper()
 	out, err := exec.Command("go", "env", "GOMOD").Output()
 	if err != nil {

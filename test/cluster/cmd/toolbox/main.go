@@ -5,6 +5,7 @@
 //	toolbox sleep                           wait for SIGTERM
 //	toolbox lookup [-server IP:53] NAME     resolve NAME, print its addresses
 //	toolbox get [-timeout D] [-H 'N: V'] URL HTTP GET, print the body
+//	toolbox bench-get [-n N] URL            time N GETs, print "get-ns p50=… p90=…" (ns)
 //	toolbox dial [-timeout D] HOST:PORT     TCP connect, exit 1 if it fails
 //	toolbox ps                              list processes (pid and command line)
 //	toolbox addrs                           list interface addresses
@@ -43,6 +44,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/remocal/remocal/test/latency"
 	"golang.org/x/sys/unix"
 )
 
@@ -61,6 +63,8 @@ func main() {
 		err = lookup(args)
 	case "get":
 		err = get(args)
+	case "bench-get":
+		err = benchGet(args)
 	case "dial":
 		err = dial(args)
 	case "ps":
@@ -167,6 +171,31 @@ func get(args []string) error {
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("%s: %s", fs.Arg(0), resp.Status)
 	}
+	return nil
+}
+
+// benchGet times N GETs over one keep-alive connection: the in-cluster
+// baseline for requests remocal carries from a laptop.
+func benchGet(args []string) error {
+	fs := flag.NewFlagSet("bench-get", flag.ExitOnError)
+	n := fs.Int("n", 100, "requests")
+	_ = fs.Parse(args)
+	if fs.NArg() != 1 {
+		return errors.New("usage: toolbox bench-get [-n N] URL")
+	}
+	c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{Proxy: nil}}
+	durs := make([]time.Duration, *n)
+	for i := range durs {
+		start := time.Now()
+		resp, err := c.Get(fs.Arg(0))
+		if err != nil {
+			return err
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		durs[i] = time.Since(start)
+	}
+	fmt.Println("get-ns", latency.Summary(durs))
 	return nil
 }
 

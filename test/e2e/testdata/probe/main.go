@@ -11,19 +11,13 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"sort"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
-)
 
-// percentiles renders p50 p90 p99 max in nanoseconds.
-func percentiles(d []time.Duration) string {
-	sort.Slice(d, func(i, j int) bool { return d[i] < d[j] })
-	at := func(q float64) int64 { return d[int(float64(len(d)-1)*q)].Nanoseconds() }
-	return fmt.Sprintf("p50=%d p90=%d p99=%d max=%d", at(0.5), at(0.9), at(0.99), at(1))
-}
+	"github.com/remocal/remocal/test/latency"
+)
 
 // listeners and held connections stay open until the process exits.
 var (
@@ -190,7 +184,25 @@ func run(what, param string) error {
 			syscall.Stat("/etc/passwd", &st)
 			durs[i] = time.Since(start)
 		}
-		fmt.Println("stat-ns", percentiles(durs))
+		fmt.Println("stat-ns", latency.Summary(durs))
+	case "bench-get":
+		// GET "N+URL" N times over one keep-alive connection; print the
+		// latency distribution.
+		n, url, _ := strings.Cut(param, "+")
+		count, _ := strconv.Atoi(n)
+		c := &http.Client{Transport: &http.Transport{Proxy: nil}}
+		durs := make([]time.Duration, count)
+		for i := range durs {
+			start := time.Now()
+			resp, err := c.Get(url)
+			if err != nil {
+				return err
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			durs[i] = time.Since(start)
+		}
+		fmt.Println("get-ns", latency.Summary(durs))
 	case "time":
 		// Run "N+PROGRAM+ARGS" N times; print the median wall time.
 		argv := strings.Split(param, "+")
@@ -204,7 +216,7 @@ func run(what, param string) error {
 			}
 			durs[i] = time.Since(start)
 		}
-		fmt.Println("time-ns", percentiles(durs))
+		fmt.Println("time-ns", latency.Summary(durs))
 	case "download":
 		var d net.Dialer
 		conn, err := d.DialContext(ctx, "tcp", param)
