@@ -37,6 +37,9 @@ type client struct {
 	// here derive from the connection's lifetime context instead.)
 	inflightMu sync.Mutex
 	inflight   map[jsonrpc2.ID]context.CancelFunc
+	// cancelledEarly holds ids whose $/cancelRequest overtook the request
+	// itself (Preempt runs on the read loop, requests wait in a queue).
+	cancelledEarly map[jsonrpc2.ID]bool
 
 	// outbox serialises notifications to this client on one goroutine, so
 	// a slow client delays only itself.
@@ -62,6 +65,7 @@ func (s *Server) ServeConn(rwc io.ReadWriteCloser) {
 	c := &client{s: s, id: nextClientID.Add(1), outbox: make(chan outgoing, outboxSize), done: make(chan struct{})}
 	c.log = s.log.With("client", c.id)
 	c.inflight = map[jsonrpc2.ID]context.CancelFunc{}
+	c.cancelledEarly = map[jsonrpc2.ID]bool{}
 	c.conn = jsonrpc2.NewConn(newStream(rwc, s.opts.MaxMessage), jsonrpc2.WithPreempter(c))
 	if !s.addClient(c) {
 		rwc.Close()
@@ -137,6 +141,10 @@ func (c *client) notify(method string, params any) {
 	}
 }
 
+// maxCancelledEarly bounds the ids remembered from cancels that arrived
+// before their request.
+const maxCancelledEarly = 64
+
 // Preempt handles $/cancelRequest on the read loop, ahead of the request it
 // cancels.
 func (c *client) Preempt(ctx context.Context, req *jsonrpc2.Request) (any, error) {
@@ -156,6 +164,14 @@ func (c *client) Preempt(ctx context.Context, req *jsonrpc2.Request) (any, error
 		}
 		c.inflightMu.Lock()
 		cancel := c.inflight[id]
+		if cancel == nil && id != (jsonrpc2.ID{}) {
+			if len(c.cancelledEarly) >= maxCancelledEarly {
+				// A client cancelling ids it never sent must not grow
+				// this without bound.
+				clear(c.cancelledEarly)
+			}
+			c.cancelledEarly[id] = true
+		}
 		c.inflightMu.Unlock()
 		if cancel != nil {
 			cancel()
@@ -214,16 +230,18 @@ func (c *client) handle(ctx context.Context, req *jsonrpc2.Request) (result any,
 		}
 		return nil, daemon.Errorf(daemon.CodeMethodNotFound, "unknown method %q; this daemon (remocal %s) knows %s", method, c.s.opts.Version, methodList())
 	}
-	if h.async {
-		jsonrpc2.Async(ctx) // clones the request: its params stay valid while the handler runs
-	}
-	params := req.Params()
 	callCtx, cancel := context.WithCancel(jsonrpc2.DetachContext(ctx))
 	defer cancel()
 	if req.IsCall() {
+		// Registered before going async: once Async returns, later
+		// requests run and a $/cancelRequest for this one may follow.
 		id := req.ID()
 		c.inflightMu.Lock()
 		c.inflight[id] = cancel
+		if c.cancelledEarly[id] {
+			delete(c.cancelledEarly, id)
+			cancel()
+		}
 		c.inflightMu.Unlock()
 		defer func() {
 			c.inflightMu.Lock()
@@ -231,6 +249,10 @@ func (c *client) handle(ctx context.Context, req *jsonrpc2.Request) (result any,
 			c.inflightMu.Unlock()
 		}()
 	}
+	if h.async {
+		jsonrpc2.Async(ctx) // clones the request: its params stay valid while the handler runs
+	}
+	params := req.Params()
 	return h.fn(callCtx, c, params)
 }
 
