@@ -172,7 +172,7 @@ func BuildImages(ctx context.Context, o ImageOptions, logf Logf) ([]BuiltImage, 
 		return nil, err
 	}
 	pyName := PyServiceImageRepo + ":" + o.Tag
-	pyFiles, note, err := pythonServiceFiles(ctx, filepath.Join(root, "test", "cluster", "testdata", "pyservice", "app.py"))
+	pyFiles, note, err := pythonServiceFiles(ctx, filepath.Join(root, "examples", "pyservice", "app.py"))
 	if err != nil {
 		return nil, err
 	}

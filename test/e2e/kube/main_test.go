@@ -117,17 +117,19 @@ func (f *fixture) apply(manifest string) {
 	}
 }
 
-// applyExample applies examples/kubernetes/<name>.yaml.
+// applyExample applies examples/kubernetes/<name>.yaml (whose images have
+// `make images`' tag, dev).
 func (f *fixture) applyExample(name string) {
 	f.t.Helper()
 	b, err := os.ReadFile(filepath.Join(moduleRoot(f.t), "examples", "kubernetes", name+".yaml"))
-	if errors.Is(err, os.ErrNotExist) { // TEMPORARY until examples/kubernetes lands
-		b, err = os.ReadFile(filepath.Join("/tmp/examples-kubernetes", name+".yaml"))
-	}
 	if err != nil {
 		f.t.Fatal(err)
 	}
-	f.apply(string(b))
+	manifest := string(b)
+	if !strings.Contains(manifest, ":dev\n") {
+		f.t.Fatalf("examples/kubernetes/%s.yaml names no remocal.local image with tag dev", name)
+	}
+	f.apply(manifest)
 }
 
 // kubectl runs kubectl in the test's namespace.
