@@ -62,6 +62,9 @@ func (f files) read(req *wire.FileRead) (*wire.FileReadResult, error) {
 		return nil, &wire.Error{Code: wire.CodeUnsupported, Errno: int(unix.EINVAL),
 			Message: fmt.Sprintf("%s is not a regular file (mode %#o); only regular files can be read remotely", req.Path, st.Mode)}
 	}
+	if err := f.mayRead(req.Path, &st); err != nil {
+		return nil, err
+	}
 	length := req.Length
 	if length == 0 {
 		if st.Size-req.Offset > wire.MaxReadSize {
@@ -124,6 +127,13 @@ func (f files) readdir(req *wire.FileReaddir) (*wire.FileReaddirResult, error) {
 		return nil, wire.FromErrno(wire.CodeIO, err, "readdir %s", req.Path)
 	}
 	defer unix.Close(fd)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return nil, wire.FromErrno(wire.CodeIO, err, "stat %s", req.Path)
+	}
+	if err := f.mayRead(req.Path, &st); err != nil {
+		return nil, err
+	}
 	entries := []wire.DirEntry{}
 	buf := make([]byte, 32<<10)
 	for {
@@ -159,6 +169,21 @@ func appendDirents(entries []wire.DirEntry, buf []byte) []wire.DirEntry {
 		buf = buf[reclen:]
 	}
 	return entries
+}
+
+// mayRead refuses what the target's process could not read itself: the
+// agent opens files as root, and a Secret mounted 0400 for root must stay
+// unreadable to a program that runs as the pod's unprivileged user.
+func (f files) mayRead(path string, st *unix.Stat_t) error {
+	creds, err := f.proc.Credentials()
+	if err != nil {
+		return wire.FromErrno(wire.CodeUnavailable, err, "read %s", path)
+	}
+	if permitted(&wire.FileInfo{Mode: st.Mode, UID: st.Uid, GID: st.Gid}, creds, unix.R_OK) {
+		return nil
+	}
+	return &wire.Error{Code: wire.CodePermissionDenied, Errno: int(unix.EACCES),
+		Message: fmt.Sprintf("open %s: mode %#o denies reading to the target's uid %d", path, st.Mode&0o7777, creds.UID)}
 }
 
 // access answers access(2) as the target's real IDs would be answered. The

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"os/exec"
 	"strings"
 	"syscall"
 	"testing"
@@ -194,5 +195,57 @@ func TestLargeFileIsReadInRanges(t *testing.T) {
 	got, err := c.ReadFile(ctx, "/etc/inventory/big.bin")
 	if err != nil || !bytes.Equal(got, big) {
 		t.Fatalf("ReadFile returned %d bytes (%v), want %d", len(got), err, len(big))
+	}
+}
+
+// The agent runs as root but reads only what the target's user could: a
+// pod running as uid 1000 cannot read a root-only Secret, and neither can
+// the program that runs as that pod.
+func TestReadsAsTheTargetUser(t *testing.T) {
+	dir, err := os.MkdirTemp("", "remocal-uid")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	for path, mode := range map[string]os.FileMode{dir: 0o755, dir + "/private": 0o700} {
+		if err := os.MkdirAll(path, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(path, mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for name, mode := range map[string]os.FileMode{"public": 0o644, "secret": 0o400} {
+		if err := os.WriteFile(dir+"/"+name, []byte(name), mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The target: a process of uid 1000 that waits on its stdin.
+	cmd := exec.Command("cat")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 1000, Gid: 1000}, Pdeathsig: syscall.SIGKILL}
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { stdin.Close(); cmd.Wait() })
+	c := connect(t, startAgent(t, &localenv.Pod{Name: "uid1000", PID: cmd.Process.Pid}, agentOptions{}).addr, "alice@laptop")
+	ctx := testCtx(t)
+
+	if b, err := c.ReadFile(ctx, dir+"/public"); err != nil || string(b) != "public" {
+		t.Errorf("a world-readable file: %q, %v", b, err)
+	}
+	_, err = c.ReadFile(ctx, dir+"/secret")
+	if wire.CodeOf(err) != wire.CodePermissionDenied || !strings.Contains(err.Error(), "uid 1000") {
+		t.Errorf("a root-only file read for uid 1000: want permission_denied naming the uid, got %v", err)
+	}
+	if _, err := c.ReadDir(ctx, dir+"/private"); wire.CodeOf(err) != wire.CodePermissionDenied {
+		t.Errorf("listing a root-only directory for uid 1000: want permission_denied, got %v", err)
+	}
+	// stat needs no read permission, as in the kernel.
+	if _, err := c.Stat(ctx, dir+"/secret"); err != nil {
+		t.Errorf("stat of the root-only file: %v", err)
 	}
 }

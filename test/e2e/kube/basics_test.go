@@ -93,3 +93,55 @@ func TestTargetless(t *testing.T) {
 	}
 	mustContain(t, "stdout", r.stdout, "env GREETING=\n", "get http://inventory/healthz: 200 ok", "search "+f.ns+".svc.cluster.local")
 }
+
+// A target running as an unprivileged user (most hardened images): the
+// agent still reads its environment and files (it needs SYS_PTRACE for
+// that, docs/kubernetes.md), and file access is judged as that user: a
+// Secret only root may read is unreadable locally too.
+func TestNonRootTarget(t *testing.T) {
+	f := newFixture(t)
+	f.writeConfig(`{"fs": {"remote": ["/etc/inventory", "/etc/private"]}}`)
+	f.apply(`apiVersion: v1
+kind: Secret
+metadata: {name: private}
+stringData: {key: only-root-reads-this}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: inventory-config}
+data: {config.json: '{"region": "nonroot"}'}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: nonroot}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: nonroot}}
+  template:
+    metadata: {labels: {app: nonroot}}
+    spec:
+      securityContext: {runAsUser: 1000, runAsGroup: 1000, runAsNonRoot: true}
+      containers:
+      - name: app
+        image: remocal.local/examples/inventory:dev
+        imagePullPolicy: IfNotPresent
+        env: [{name: GREETING, value: hello as uid 1000}]
+        volumeMounts:
+        - {name: config, mountPath: /etc/inventory}
+        - {name: private, mountPath: /etc/private}
+      volumes:
+      - {name: config, configMap: {name: inventory-config}}
+      - {name: private, secret: {secretName: private, defaultMode: 0400}}
+`)
+	f.rollout("deployment/nonroot")
+	r := f.exec("deploy/nonroot", []string{"--no-incoming"}, f.probe(),
+		"env=GREETING", "read=/etc/inventory/config.json", "read=/etc/private/key")
+	if r.code != 1 { // the probe stops at the unreadable file
+		t.Fatalf("exit %d, want the probe's 1 for the unreadable Secret", r.code)
+	}
+	mustContain(t, "stdout", r.stdout,
+		"env GREETING=hello as uid 1000",
+		`read /etc/inventory/config.json: {"region": "nonroot"}`,
+		"read: ERROR open /etc/private/key: permission denied",
+	)
+}

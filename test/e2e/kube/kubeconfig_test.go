@@ -1,0 +1,99 @@
+package kube
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// documentedRole is the ClusterRole of docs/kubernetes.md ("Permissions"),
+// read from the document so that what users are told to grant is what
+// the tests grant.
+func documentedRole(t *testing.T) string {
+	t.Helper()
+	doc, err := os.ReadFile(filepath.Join(moduleRoot(t), "docs", "kubernetes.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile("(?s)```yaml\n(apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata: \\{name: remocal-user\\}.*?)```").FindSubmatch(doc)
+	if m == nil {
+		t.Fatal("docs/kubernetes.md has no ClusterRole remocal-user in a yaml block")
+	}
+	return string(m[1])
+}
+
+// The cluster, user and namespace are chosen as kubectl chooses them: the
+// --kubeconfig flag over $KUBECONFIG, --context over the current context,
+// the context's namespace when there is no -n, and credentials from an exec
+// plugin. The account has exactly the documented permissions.
+func TestKubeconfigLikeKubectl(t *testing.T) {
+	f := newFixture(t)
+	f.deployInventory(1)
+
+	role := "remocal-user-" + f.ns // ClusterRoles are cluster-wide; tests run in parallel namespaces
+	manifest := strings.Replace(documentedRole(t), "name: remocal-user}", "name: "+role+"}", 1)
+	if _, err := f.c.KubectlInput(f.ctx(), manifest, "apply", "-f", "-"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_, _ = f.c.Kubectl(context.Background(), "delete", "clusterrole", role, "--wait=false")
+	})
+	f.apply(fmt.Sprintf(`apiVersion: v1
+kind: ServiceAccount
+metadata: {name: dev}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: dev}
+subjects: [{kind: ServiceAccount, name: dev}]
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: %s}
+`, role))
+	token := f.kubectl("create", "token", "dev")
+
+	// The exec plugin prints the token and leaves a mark that it ran.
+	dir := t.TempDir()
+	mark := filepath.Join(dir, "plugin-ran")
+	plugin := filepath.Join(dir, "credential-plugin")
+	script := fmt.Sprintf("#!/bin/sh\necho ran >> %s\nprintf '%%s' '{\"apiVersion\":\"client.authentication.k8s.io/v1\",\"kind\":\"ExecCredential\",\"status\":{\"token\":\"%s\"}}'\n", mark, token)
+	if err := os.WriteFile(plugin, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// The current context is the admin's in a namespace that does not
+	// exist: using it instead of --context's would fail.
+	base, err := os.ReadFile(f.userKubeconfig("dev", "unused"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	kubeconfig := strings.Replace(string(base), "  user: {token: unused}",
+		"  user:\n    exec: {apiVersion: client.authentication.k8s.io/v1, command: "+plugin+", interactiveMode: Never}", 1)
+	kubeconfig = strings.Replace(kubeconfig, "current-context: dev", `- name: elsewhere
+  context: {cluster: remocal, user: dev, namespace: no-such-namespace}
+current-context: elsewhere`, 1)
+	p := filepath.Join(dir, "kubeconfig")
+	if err := os.WriteFile(p, []byte(kubeconfig), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f.kubeconfig = filepath.Join(dir, "missing") // $KUBECONFIG loses to the flag
+
+	r := f.run("exec", "--kubeconfig", p, "--context", "dev", "--target", "deploy/inventory", "--no-incoming", "--",
+		f.probe(), "env=GREETING", "read=/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+	if r.code != 0 {
+		t.Fatalf("exit %d:\n%s", r.code, r.stderr)
+	}
+	mustContain(t, "stdout", r.stdout, "env GREETING=hello from the cluster", "read /var/run/secrets/kubernetes.io/serviceaccount/namespace: "+f.ns)
+	if b, err := os.ReadFile(mark); err != nil || !strings.Contains(string(b), "ran") {
+		t.Errorf("the exec credential plugin did not run (%v)", err)
+	}
+
+	// Without --context, the current context's namespace is the one used,
+	// and the error says so.
+	r = f.run("exec", "--kubeconfig", p, "--target", "deploy/inventory", "--no-incoming", "--", f.probe(), "hostname")
+	if r.code == 0 {
+		t.Fatal("the current context's missing namespace did not matter")
+	}
+	mustContain(t, "stderr", r.stderr, "no-such-namespace")
+}
