@@ -1,6 +1,7 @@
 package kube
 
 import (
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -8,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/remocal/remocal/test/cluster"
 )
@@ -165,4 +167,37 @@ func TestEphemeralAgent(t *testing.T) {
 	if jobs := f.kubectl("get", "jobs", "-o", "name"); jobs != "" {
 		t.Errorf("ephemeral mode created Jobs: %s", jobs)
 	}
+}
+
+// The agent outlives its last session by agent.idleTTL, then exits on its
+// own: its Job completes (Kubernetes deletes it ttlSecondsAfterFinished
+// later), its rules are gone, and the next session starts a new agent.
+func TestAgentExitsWhenIdle(t *testing.T) {
+	f := newFixture(t)
+	f.writeConfig(`{"agent": {"idleTTL": "1s"}}`)
+	f.deployInventory(1)
+	pod := f.pods("app=inventory")[0]
+	r := f.exec("deployment/inventory", []string{"--steal"}, f.probe(), "hostname")
+	if r.code != 0 {
+		t.Fatalf("exit %d", r.code)
+	}
+	err := cluster.Poll(f.ctx(), 60*time.Second, func() error {
+		out := f.kubectl("get", "jobs", "-l", "app.kubernetes.io/name=remocal-agent",
+			"-o", `jsonpath={range .items[*]}{.metadata.name} succeeded={.status.succeeded} ttl={.spec.ttlSecondsAfterFinished}{"\n"}{end}`)
+		if !strings.Contains(out, "succeeded=1 ttl=60") {
+			return fmt.Errorf("agent jobs: %q", out)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("the idle agent's Job did not complete: %v", err)
+	}
+	if left := remocalTables(t, pod.containerID); len(left) > 0 {
+		t.Errorf("rules left in the pod's network namespace by the exited agent: %v", left)
+	}
+	r = f.exec("deployment/inventory", []string{"--no-incoming"}, f.probe(), "hostname")
+	if r.code != 0 {
+		t.Fatalf("exit %d", r.code)
+	}
+	mustContain(t, "stderr", r.stderr, "starting the agent in the cluster")
 }
