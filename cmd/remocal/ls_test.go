@@ -12,9 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"k8s.io/client-go/tools/clientcmd"
-	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
-
 	"github.com/remocal/remocal/protocol/daemon"
 	"github.com/remocal/remocal/test/cluster"
 )
@@ -198,7 +195,7 @@ func TestLs(t *testing.T) {
 	if r.code == 0 || !strings.Contains(r.stderr, `namespace "nope-`+ns+`" not found`) {
 		t.Errorf("unknown namespace: exit %d, %s", r.code, r.stderr)
 	}
-	limited := limitedKubeconfig(t, c, ns, "pods")
+	limited := c.ListerKubeconfig(t, ns, "pods")
 	r = runRemocal(t, t.TempDir(), cleanEnv(t), "ls", "--kubeconfig", limited, "-n", "kube-system", "--kind", "pod")
 	if r.code == 0 || !strings.Contains(r.stderr, "your Kubernetes account may not list pods in namespace kube-system; ask an administrator") {
 		t.Errorf("forbidden namespace: exit %d, %s", r.code, r.stderr)
@@ -211,39 +208,4 @@ func TestLs(t *testing.T) {
 	if r.code != 0 || !strings.Contains(r.stdout, "pod/solo") {
 		t.Errorf("the account's own namespace: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
-}
-
-// limitedKubeconfig makes a service account in ns that may list and watch
-// only the given resources there, and a kubeconfig for it whose context's
-// namespace is ns.
-func limitedKubeconfig(t *testing.T, c *cluster.Cluster, ns string, resources ...string) string {
-	t.Helper()
-	ctx := t.Context()
-	for _, args := range [][]string{
-		{"create", "serviceaccount", "lister"},
-		{"create", "role", "lister", "--verb=get,list,watch", "--resource=" + strings.Join(resources, ",")},
-		{"create", "rolebinding", "lister", "--role=lister", "--serviceaccount=" + ns + ":lister"},
-	} {
-		if _, err := c.Kubectl(ctx, append([]string{"-n", ns}, args...)...); err != nil {
-			t.Fatal(err)
-		}
-	}
-	token, err := c.Kubectl(ctx, "-n", ns, "create", "token", "lister", "--duration=1h")
-	if err != nil {
-		t.Fatal(err)
-	}
-	admin, err := clientcmd.LoadFromFile(c.Kubeconfig)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := clientcmdapi.NewConfig()
-	cfg.Clusters["test"] = admin.Clusters[admin.Contexts[admin.CurrentContext].Cluster]
-	cfg.AuthInfos["lister"] = &clientcmdapi.AuthInfo{Token: strings.TrimSpace(token)}
-	cfg.Contexts["lister"] = &clientcmdapi.Context{Cluster: "test", AuthInfo: "lister", Namespace: ns}
-	cfg.CurrentContext = "lister"
-	path := filepath.Join(t.TempDir(), "lister.kubeconfig")
-	if err := clientcmd.WriteToFile(*cfg, path); err != nil {
-		t.Fatal(err)
-	}
-	return path
 }

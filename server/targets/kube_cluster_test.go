@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -13,8 +12,6 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"go.uber.org/goleak"
-	"k8s.io/client-go/tools/clientcmd"
-	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
 	"github.com/remocal/remocal/interpose/connect/kube"
 	"github.com/remocal/remocal/protocol/daemon"
@@ -257,7 +254,7 @@ func TestKubeProviderNamespaceOnly(t *testing.T) {
 	c := cluster.Require(t)
 	ns := c.Namespace(t)
 	ctx := t.Context()
-	kubeconfig := limitedAccount(t, c, ns, "pods", "services", "deployments.apps", "replicasets.apps", "jobs.batch")
+	kubeconfig := c.ListerKubeconfig(t, ns, "pods", "services", "deployments.apps", "replicasets.apps", "jobs.batch")
 	if err := c.Apply(ctx, namespaced(workloads, ns)); err != nil {
 		t.Fatal(err)
 	}
@@ -320,41 +317,6 @@ func TestKubeProviderNamespaceOnly(t *testing.T) {
 	}
 }
 
-// limitedAccount makes a service account in ns that may list and watch
-// only the given resources there, and a kubeconfig for it.
-func limitedAccount(t *testing.T, c *cluster.Cluster, ns string, resources ...string) string {
-	t.Helper()
-	ctx := t.Context()
-	for _, args := range [][]string{
-		{"create", "serviceaccount", "lister"},
-		{"create", "role", "lister", "--verb=get,list,watch", "--resource=" + strings.Join(resources, ",")},
-		{"create", "rolebinding", "lister", "--role=lister", "--serviceaccount=" + ns + ":lister"},
-	} {
-		if _, err := c.Kubectl(ctx, append([]string{"-n", ns}, args...)...); err != nil {
-			t.Fatal(err)
-		}
-	}
-	token, err := c.Kubectl(ctx, "-n", ns, "create", "token", "lister", "--duration=1h")
-	if err != nil {
-		t.Fatal(err)
-	}
-	admin, err := clientcmd.LoadFromFile(c.Kubeconfig)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cl := admin.Clusters[admin.Contexts[admin.CurrentContext].Cluster]
-	cfg := clientcmdapi.NewConfig()
-	cfg.Clusters["test"] = cl
-	cfg.AuthInfos["lister"] = &clientcmdapi.AuthInfo{Token: strings.TrimSpace(token)}
-	cfg.Contexts["lister"] = &clientcmdapi.Context{Cluster: "test", AuthInfo: "lister", Namespace: ns}
-	cfg.CurrentContext = "lister"
-	path := filepath.Join(t.TempDir(), "lister.kubeconfig")
-	if err := clientcmd.WriteToFile(*cfg, path); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
-
 func TestListOnce(t *testing.T) {
 	c := cluster.Require(t)
 	ns := c.Namespace(t)
@@ -389,7 +351,7 @@ func TestListOnce(t *testing.T) {
 		t.Errorf("services = %v, %v", svc, err)
 	}
 
-	limited := loadEnv(t, limitedAccount(t, c, ns, "pods"))
+	limited := loadEnv(t, c.ListerKubeconfig(t, ns, "pods"))
 	for _, tc := range []struct {
 		ns    string
 		all   bool

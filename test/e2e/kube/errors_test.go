@@ -99,7 +99,7 @@ subjects: [{kind: ServiceAccount, name: reader}]
 roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: reader}
 `)
 	token := f.kubectl("create", "token", "reader")
-	f.kubeconfig = f.userKubeconfig("reader", token)
+	f.kubeconfig = f.c.TokenKubeconfig(t, "reader", token, f.ns)
 	msg := f.failing("deployment/inventory")
 	mustContain(t, "error", msg, "create", "jobs.batch", f.ns, "docs/kubernetes.md")
 }

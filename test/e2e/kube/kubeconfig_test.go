@@ -8,6 +8,9 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 )
 
 // documentedRole is the ClusterRole of docs/kubernetes.md ("Permissions"),
@@ -62,19 +65,18 @@ roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: %s}
 	if err := os.WriteFile(plugin, []byte(script), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	// The current context is the admin's in a namespace that does not
-	// exist: using it instead of --context's would fail.
-	base, err := os.ReadFile(f.userKubeconfig("dev", "unused"))
+	// The current context names a namespace that does not exist: using it
+	// instead of --context's would fail.
+	p := f.c.TokenKubeconfig(t, "dev", "unused", f.ns)
+	cfg, err := clientcmd.LoadFromFile(p)
 	if err != nil {
 		t.Fatal(err)
 	}
-	kubeconfig := strings.Replace(string(base), "  user: {token: unused}",
-		"  user:\n    exec: {apiVersion: client.authentication.k8s.io/v1, command: "+plugin+", interactiveMode: Never}", 1)
-	kubeconfig = strings.Replace(kubeconfig, "current-context: dev", `- name: elsewhere
-  context: {cluster: remocal, user: dev, namespace: no-such-namespace}
-current-context: elsewhere`, 1)
-	p := filepath.Join(dir, "kubeconfig")
-	if err := os.WriteFile(p, []byte(kubeconfig), 0o600); err != nil {
+	cfg.AuthInfos["dev"] = &clientcmdapi.AuthInfo{Exec: &clientcmdapi.ExecConfig{
+		APIVersion: "client.authentication.k8s.io/v1", Command: plugin, InteractiveMode: clientcmdapi.NeverExecInteractiveMode}}
+	cfg.Contexts["elsewhere"] = &clientcmdapi.Context{Cluster: cfg.Contexts["dev"].Cluster, AuthInfo: "dev", Namespace: "no-such-namespace"}
+	cfg.CurrentContext = "elsewhere"
+	if err := clientcmd.WriteToFile(*cfg, p); err != nil {
 		t.Fatal(err)
 	}
 	f.kubeconfig = filepath.Join(dir, "missing") // $KUBECONFIG loses to the flag
