@@ -99,9 +99,10 @@ type BuiltImage struct {
 
 // BuildImages builds remocal's own images from this checkout without a
 // container engine: the agent (the remocal binary, static, entrypoint
-// `remocal agent`), the inventory example (a Go HTTP API), and a small
+// `remocal agent`), the inventory example (a Go HTTP API), a small
 // Python service (Debian's python3.11 with just the modules the service
-// imports). If a cluster is running, it imports them into its containerd.
+// imports) and Postgres (Debian's PostgreSQL 15, server only). If a
+// cluster is running, it imports them into its containerd.
 func BuildImages(ctx context.Context, o ImageOptions, logf Logf) ([]BuiltImage, error) {
 	if logf == nil {
 		logf = func(string, ...any) {}
@@ -187,6 +188,17 @@ func BuildImages(ctx context.Context, o ImageOptions, logf Logf) ([]BuiltImage, 
 	}); err != nil {
 		return nil, err
 	}
+	pgName := PostgresImageRepo + ":" + o.Tag
+	pgImg, note, err := postgresImage(ctx, pgName, filepath.Join(root, "examples", "postgres", "entrypoint.sh"))
+	if err != nil {
+		return nil, err
+	}
+	if note != "" {
+		logf("images: %s skipped: %s", pgName, note)
+		built = append(built, BuiltImage{Name: pgName, Note: note})
+	} else if err := write("postgres.tar", pgImg); err != nil {
+		return nil, err
+	}
 	if Running(ctx) {
 		c := handle(nil)
 		for _, bi := range built {
@@ -215,18 +227,9 @@ func pythonServiceFiles(ctx context.Context, app string) ([]ImageFile, string, e
 		return nil, "", err
 	}
 	files := []ImageFile{{Path: "/usr/bin/python3.11", Source: py, Mode: 0o755}, {Path: "/app/app.py", Source: app, Mode: 0o644}}
-	// Shared libraries, by their paths on this machine.
-	out, err := exec.CommandContext(ctx, "ldd", py).Output()
-	if err != nil {
-		return nil, "", fmt.Errorf("ldd %s: %w", py, err)
-	}
 	libs := map[string]bool{}
-	for _, line := range strings.Split(string(out), "\n") {
-		for _, f := range strings.Fields(line) {
-			if strings.HasPrefix(f, "/") {
-				libs[f] = true
-			}
-		}
+	if err := addLibraries(ctx, libs, py); err != nil {
+		return nil, "", err
 	}
 	// Modules: run the app's imports (not the app) in isolated mode and
 	// list every module file loaded, plus the landmark os.py.
@@ -256,25 +259,16 @@ import os; print(os.__file__)
 		}
 		seen[f] = true
 		if strings.HasSuffix(f, ".so") {
-			lout, err := exec.CommandContext(ctx, "ldd", f).Output()
-			if err == nil {
-				for _, line := range strings.Split(string(lout), "\n") {
-					for _, x := range strings.Fields(line) {
-						if strings.HasPrefix(x, "/") {
-							libs[x] = true
-						}
-					}
-				}
+			if err := addLibraries(ctx, libs, f); err != nil {
+				return nil, "", err
 			}
 		}
 	}
-	for l := range libs {
-		real, err := filepath.EvalSymlinks(l)
-		if err != nil {
-			return nil, "", err
-		}
-		files = append(files, ImageFile{Path: l, Source: real, Mode: 0o755})
+	lfiles, err := libraryFiles(libs)
+	if err != nil {
+		return nil, "", err
 	}
+	files = append(files, lfiles...)
 	var mfiles []string
 	for f := range seen {
 		mfiles = append(mfiles, f)
@@ -284,4 +278,41 @@ import os; print(os.__file__)
 		files = append(files, ImageFile{Path: f, Source: f})
 	}
 	return files, "", nil
+}
+
+// addLibraries adds to libs the shared libraries each of bins loads (the
+// dynamic loader included), by their paths on this machine, as ldd lists
+// them.
+func addLibraries(ctx context.Context, libs map[string]bool, bins ...string) error {
+	for _, bin := range bins {
+		out, err := exec.CommandContext(ctx, "ldd", bin).Output()
+		if err != nil {
+			return fmt.Errorf("ldd %s: %w (is it a dynamically linked program of this machine?)", bin, err)
+		}
+		for _, line := range strings.Split(string(out), "\n") {
+			if strings.Contains(line, "not found") {
+				return fmt.Errorf("ldd %s: %s: install the package that has it", bin, strings.TrimSpace(line))
+			}
+			for _, f := range strings.Fields(line) {
+				if strings.HasPrefix(f, "/") {
+					libs[f] = true
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// libraryFiles are libs as image files at the paths the loader asks for,
+// with the content of the files their symbolic links lead to.
+func libraryFiles(libs map[string]bool) ([]ImageFile, error) {
+	var files []ImageFile
+	for l := range libs {
+		real, err := filepath.EvalSymlinks(l)
+		if err != nil {
+			return nil, err
+		}
+		files = append(files, ImageFile{Path: l, Source: real, Mode: 0o755})
+	}
+	return files, nil
 }
