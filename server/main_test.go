@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/remocal/remocal/protocol/config"
 	"github.com/remocal/remocal/server"
 	"github.com/remocal/remocal/server/daemonclient"
 	"github.com/remocal/remocal/server/targets"
@@ -41,6 +42,7 @@ const testVersion = "9.9.9-test"
 type daemonOpts struct {
 	idle    time.Duration
 	targets *targets.Set
+	kube    config.Kubernetes
 }
 
 type testDaemon struct {
@@ -63,7 +65,7 @@ func startDaemon(t testing.TB, o daemonOpts) *testDaemon {
 		o.targets = targets.NewSet()
 	}
 	srv, err := server.New(server.Options{Version: testVersion, Socket: socket, RuntimeDir: dir, Self: binary(t, testVersion),
-		IdleTimeout: o.idle, Targets: o.targets, Logger: slog.New(slog.NewTextHandler(tWriter{t}, nil))})
+		IdleTimeout: o.idle, Targets: o.targets, Kubernetes: o.kube, Logger: slog.New(slog.NewTextHandler(tWriter{t}, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}

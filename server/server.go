@@ -22,6 +22,7 @@ import (
 
 	"github.com/sourcegraph/conc"
 
+	"github.com/remocal/remocal/protocol/config"
 	"github.com/remocal/remocal/protocol/daemon"
 	"github.com/remocal/remocal/server/targets"
 )
@@ -40,8 +41,12 @@ type Options struct {
 	// session; 0 never.
 	IdleTimeout time.Duration
 	Targets     *targets.Set
-	MaxMessage  int
-	Logger      *slog.Logger
+	// Kubernetes is the cluster the daemon was told to use (`remocal
+	// daemon --kubeconfig F --context C`): sessions whose configuration
+	// names no kubeconfig use it too.
+	Kubernetes config.Kubernetes
+	MaxMessage int
+	Logger     *slog.Logger
 }
 
 // ErrIdle ends Serve after the idle timeout.

@@ -122,6 +122,17 @@ func (m *sessions) start(ctx context.Context, c *client, p daemon.SessionStartPa
 	if p.Program != nil && p.Program.Path == "" {
 		return res, daemon.Errorf(daemon.CodeInvalidParams, "program.path is empty")
 	}
+	if cfg.Kubernetes.Kubeconfig == "" {
+		// Without this the session host would look for credentials in its
+		// own environment ($KUBECONFIG, ~/.kube/config) and miss the
+		// cluster the daemon lists targets of: a target from
+		// remocal/targets would not be found, or be another cluster's.
+		// A context only makes sense with its own kubeconfig.
+		cfg.Kubernetes.Kubeconfig = m.s.opts.Kubernetes.Kubeconfig
+		if cfg.Kubernetes.Context == "" {
+			cfg.Kubernetes.Context = m.s.opts.Kubernetes.Context
+		}
+	}
 	if p.Namespace != "" {
 		// The session host reads the namespace from the configuration, as
 		// remocal exec -n does.

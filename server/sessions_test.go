@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/remocal/remocal/protocol/config"
 	"github.com/remocal/remocal/protocol/daemon"
 	"github.com/remocal/remocal/server/daemonclient"
 	"github.com/remocal/remocal/test/gobuild"
@@ -163,6 +164,24 @@ func TestSessionStartErrors(t *testing.T) {
 	err = c.Call(ctx, daemon.MethodSessionStart, daemon.SessionStartParams{Target: "pid/1", WorkspaceFolder: "relative"}, nil)
 	if rpcCode(err) != daemon.CodeInvalidParams {
 		t.Errorf("relative folder: %v", err)
+	}
+}
+
+// Sessions on Kubernetes targets use the cluster the daemon was started
+// with (remocal daemon --kubeconfig), the one it lists targets of, unless
+// the workspace's configuration names a kubeconfig of its own.
+func TestSessionUsesTheDaemonsKubeconfig(t *testing.T) {
+	d := startDaemon(t, daemonOpts{kube: config.Kubernetes{Kubeconfig: "/nonexistent/daemons-kubeconfig"}})
+	c := connect(t, d.socket, daemonclient.Options{})
+	err := c.Call(testCtx(t), daemon.MethodSessionStart, daemon.SessionStartParams{Target: "deployment/api", WorkspaceFolder: t.TempDir()}, nil)
+	if err == nil || !strings.Contains(err.Error(), "/nonexistent/daemons-kubeconfig") {
+		t.Errorf("without a kubeconfig in the configuration: %v", err)
+	}
+	own := t.TempDir()
+	writeConfig(t, own, `{"kubernetes": {"kubeconfig": "/nonexistent/projects-kubeconfig"}}`)
+	err = c.Call(testCtx(t), daemon.MethodSessionStart, daemon.SessionStartParams{Target: "deployment/api", WorkspaceFolder: own}, nil)
+	if err == nil || !strings.Contains(err.Error(), "/nonexistent/projects-kubeconfig") {
+		t.Errorf("with the configuration's kubeconfig: %v", err)
 	}
 }
 

@@ -114,7 +114,7 @@ func serveDaemon(ctx context.Context, socket, self string, idle time.Duration, k
 	}
 	set := targets.NewSet(providers...)
 	srv, err := server.New(server.Options{Version: version, Socket: socket, Self: self, IdleTimeout: idle,
-		Targets: set, Logger: lg})
+		Targets: set, Kubernetes: kube, Logger: lg})
 	if err != nil {
 		set.Close()
 		l.Close()
