@@ -103,7 +103,7 @@ func ensureJob(ctx context.Context, env *Env, r *Resolved, ns, key string, o Age
 	var lastErr error
 	for attempt := 0; attempt < 10; attempt++ {
 		created := true
-		_, err := jobs.Create(ctx, job, metav1.CreateOptions{})
+		current, err := jobs.Create(ctx, job, metav1.CreateOptions{})
 		switch {
 		case err == nil:
 			progress("starting the agent in the cluster")
@@ -124,18 +124,25 @@ func ensureJob(ctx context.Context, env *Env, r *Resolved, ns, key string, o Age
 				}
 				continue
 			}
-			created = false
+			created, current = false, existing
 			progress("waiting for the agent another session is starting")
 		default:
 			return nil, apiError(err, "create", "jobs.batch", ns, job.Name)
 		}
-		pod, err := waitAgentPod(ctx, env, ns, metav1.ListOptions{LabelSelector: "job-name=" + job.Name}, "agent", o.StartupTimeout, progress)
+		// By the Job's UID, not its name: the pod of a finished Job of the
+		// same name may still be terminating, and is not this agent.
+		pod, err := waitAgentPod(ctx, env, ns, metav1.ListOptions{LabelSelector: batchv1.ControllerUidLabel + "=" + string(current.UID)}, "agent", o.StartupTimeout, progress)
 		if err == nil {
 			return &Agent{Namespace: ns, Pod: pod, Container: "agent", Port: AgentPort}, nil
 		}
-		if created || ctx.Err() != nil {
+		if created {
 			// Leave nothing behind: the Job's pod would keep a failed agent.
-			removeJob(context.WithoutCancel(ctx), env, ns, job)
+			// Only this Job (by UID): another session may own the name by now.
+			removeJob(context.WithoutCancel(ctx), env, ns, current)
+			return nil, err
+		}
+		if ctx.Err() != nil {
+			// The Job belongs to the session that started it.
 			return nil, err
 		}
 		// The other session's agent failed or was exiting (idle) as we
