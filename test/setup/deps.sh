@@ -13,8 +13,14 @@ have redis-server || need_pkgs+=(redis-server)
 have unshare || need_pkgs+=(util-linux)
 have gcc || need_pkgs+=(gcc libc6-dev)
 have curl || need_pkgs+=(curl)
-# Programs the end-to-end tests run under remocal exec.
-have python3 || need_pkgs+=(python3)
+# Programs the end-to-end tests run under remocal exec. Debian's own
+# python3 by path: a pyenv python3 on PATH is not what the tests and the
+# pyservice example image (Debian's python3.11 and its libraries) use.
+[ -x /usr/bin/python3 ] && [ -x /usr/bin/python3.11 ] || need_pkgs+=(python3 python3.11)
+# The Postgres example image is built from Debian's PostgreSQL 15 server
+# files; the Kubernetes e2e tests run Debian's psql on the laptop side.
+[ -x /usr/lib/postgresql/15/bin/postgres ] || need_pkgs+=(postgresql-15)
+[ -x /usr/bin/psql ] || need_pkgs+=(postgresql-client-15)
 have gdb || need_pkgs+=(gdb)
 have node || need_pkgs+=(nodejs)
 have nsenter || need_pkgs+=(util-linux)
@@ -27,7 +33,17 @@ if [ ${#need_pkgs[@]} -gt 0 ]; then
   echo "deps: installing ${need_pkgs[*]}" >&2
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq >&2
-  apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" >&2
+  # Packages with services (redis-server, postgresql-15) must not start
+  # them: the tests run their own servers. policy-rc.d is Debian's switch
+  # for that; one the machine already has is left alone.
+  own_policy=0
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+    chmod 755 /usr/sbin/policy-rc.d
+    own_policy=1
+  fi
+  apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" >&2 || { [ "$own_policy" = 0 ] || rm -f /usr/sbin/policy-rc.d; exit 1; }
+  [ "$own_policy" = 0 ] || rm -f /usr/sbin/policy-rc.d
   # Debian's redis-server package starts a system-wide server; the tests
   # start their own inside network namespaces and do not need it.
   if [[ " ${need_pkgs[*]} " == *" redis-server "* ]] && have systemctl; then
