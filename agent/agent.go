@@ -14,6 +14,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"slices"
 	"sync"
@@ -40,6 +41,10 @@ type Config struct {
 	// and DNS files, no environment and no incoming traffic (there is no
 	// application to take traffic from).
 	Targetless bool
+	// NodeAddrs are the node's addresses (a pod's status.hostIPs). With the
+	// target's gateways they say where kubelet probes come from, which
+	// are never stolen (incoming/probes.go).
+	NodeAddrs []netip.Addr
 }
 
 // ErrTargetExited ends Serve when the target process exits.
@@ -81,9 +86,15 @@ func New(cfg Config) (*Agent, error) {
 	if err != nil {
 		log.Warn("cannot read the target's hostname; clients will keep their own", "err", err)
 	}
+	in := incoming.New(cfg.Target.NetNS(), log)
+	gws, err := cfg.Target.Gateways()
+	if err != nil {
+		log.Warn("cannot read the target's routes; kubelet probes are recognised by the node's addresses only", "err", err)
+	}
+	in.SetNodeAddrs(append(slices.Clone(cfg.NodeAddrs), gws...))
 	return &Agent{
 		cfg: cfg, proc: cfg.Target, log: log, hostname: host,
-		incoming: incoming.New(cfg.Target.NetNS(), log),
+		incoming: in,
 		sessions: map[*session]struct{}{},
 		idle:     make(chan struct{}, 1),
 	}, nil

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -384,4 +385,50 @@ func TestReconnectingSessionReplacesItsConnection(t *testing.T) {
 		t.Fatal("the agent kept the replaced connection open")
 	}
 	assertFromLocal(t, env, "/", nil, "alice")
+}
+
+// probeFrom sends GET path from pod on a connection of its own (as the
+// kubelet does) with the given User-Agent, and says who answered.
+func probeFrom(t *testing.T, env *localenv.Env, pod *localenv.Pod, path, userAgent string) string {
+	t.Helper()
+	req, err := http.NewRequestWithContext(testCtx(t), "GET", "http://"+localenv.AppIP.String()+":8080"+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("User-Agent", userAgent)
+	req.Close = true
+	resp, err := env.HTTP(pod).Do(req)
+	if err != nil {
+		t.Fatalf("GET %s from %s: %v", path, pod.Name, err)
+	}
+	defer resp.Body.Close()
+	io.Copy(io.Discard, resp.Body)
+	return resp.Header.Get("X-Served-By")
+}
+
+// Kubelet probes stay with the application while its port is stolen,
+// filtered or not: a request from the node (here the peer pod plays it)
+// with the kubelet's User-Agent. Either sign alone is not a probe.
+func TestKubeletProbesAreNotStolen(t *testing.T) {
+	for _, filter := range []*wire.HTTPFilter{nil, {Path: "/.*"}} {
+		t.Run(fmt.Sprintf("filter=%v", filter), func(t *testing.T) {
+			env := localenv.New(t)
+			c := connect(t, startAgent(t, env.App, agentOptions{nodeAddrs: []netip.Addr{localenv.PeerIP}}).addr, "alice@laptop")
+			local := newLocalServer(t, "alice")
+			subscribe(t, c, wire.Subscribe{Port: localenv.AppPort, Mode: wire.ModeSteal, Filter: filter}, local.forwarder())
+
+			if by := probeFrom(t, env, env.Peer, "/healthz", "kube-probe/1.34"); by != env.App.Hostname {
+				t.Errorf("a kubelet probe from the node was served by %q, want the application", by)
+			}
+			if by := probeFrom(t, env, env.Peer, "/healthz", "curl/8.0"); by != "local-alice" {
+				t.Errorf("another client on the node was served by %q, want the stealing laptop", by)
+			}
+			if by := probeFrom(t, env, env.Redis, "/healthz", "kube-probe/1.34"); by != "local-alice" {
+				t.Errorf("a kubelet User-Agent from another pod was served by %q, want the stealing laptop", by)
+			}
+			local.next(t)
+			local.next(t)
+			local.none(t)
+		})
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -35,6 +36,8 @@ type testAgent struct {
 
 type agentOptions struct {
 	idleTTL time.Duration
+	// nodeAddrs play the node's addresses, where kubelet probes come from.
+	nodeAddrs []netip.Addr
 }
 
 // startAgent serves the pod's process with an in-process agent on a unix
@@ -46,7 +49,7 @@ func startAgent(t testing.TB, pod *localenv.Pod, opts agentOptions) *testAgent {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { proc.Close() })
-	a, err := agent.New(agent.Config{Target: proc, Version: "test", IdleTTL: opts.idleTTL, Logger: testLogger(t)})
+	a, err := agent.New(agent.Config{Target: proc, Version: "test", IdleTTL: opts.idleTTL, Logger: testLogger(t), NodeAddrs: opts.nodeAddrs})
 	if err != nil {
 		t.Fatal(err)
 	}

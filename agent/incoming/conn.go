@@ -52,6 +52,15 @@ func (m *Manager) serveConn(conn *net.TCPConn) {
 	}
 	switch {
 	case r.steal != nil:
+		if m.fromNode(info.source.Addr()) {
+			hc := http1.NewConn(down)
+			if startsWithProbe(hc) {
+				m.log.Debug("kubelet probe on a stolen port: passing it to the application", "connection", info.id, "source", info.source)
+				m.passThrough(hc, info)
+				return
+			}
+			down = hc
+		}
 		if m.stealConn(down, info, r.steal) {
 			return
 		}

@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -53,6 +54,9 @@ type Manager struct {
 	subs     map[string]*subscription
 	byPort   map[uint16][]*subscription // in subscription order
 	conns    map[net.Conn]struct{}
+	// nodeAddrs are the node's addresses as the target sees them: where
+	// kubelet probes come from (probes.go).
+	nodeAddrs []netip.Addr
 
 	nextSub  atomic.Uint64
 	nextConn atomic.Uint64

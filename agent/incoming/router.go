@@ -59,6 +59,9 @@ func (m *Manager) serveHTTP(conn net.Conn, info connInfo) {
 			return
 		}
 		r := m.requestRoute(info.port, req)
+		if r.steal != nil && isProbeRequest(req) && m.fromNode(info.source.Addr()) {
+			r.steal = nil
+		}
 		if len(r.mirrors) > 0 {
 			m.mirrorRequest(req, r.mirrors, info, seq)
 		}

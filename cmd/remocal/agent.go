@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"strings"
 	"time"
@@ -28,6 +29,7 @@ func newAgentCmd() *cobra.Command {
 		listen      string
 		idleTTL     time.Duration
 		logLevel    string
+		nodeIPs     []string
 	)
 	cmd := &cobra.Command{
 		Use:   "agent --target-pid PID [--listen ADDR]",
@@ -57,7 +59,15 @@ where ADDR is what clients pass to connect (tcp:HOST:PORT or unix:PATH).`,
 			if err != nil {
 				return err
 			}
-			return runAgent(cmd.Context(), log, loc, listen, idleTTL, targetless)
+			var nodeAddrs []netip.Addr
+			for _, s := range nodeIPs {
+				a, err := netip.ParseAddr(s)
+				if err != nil {
+					return fmt.Errorf("--node-ip %q is not an IP address", s)
+				}
+				nodeAddrs = append(nodeAddrs, a)
+			}
+			return runAgent(cmd.Context(), log, loc, listen, idleTTL, targetless, nodeAddrs)
 		},
 	}
 	cmd.Flags().IntVar(&pid, "target-pid", 0, "PID of the target process")
@@ -67,16 +77,17 @@ where ADDR is what clients pass to connect (tcp:HOST:PORT or unix:PATH).`,
 	cmd.Flags().StringVar(&listen, "listen", "tcp:127.0.0.1:0", "where clients connect: tcp:HOST:PORT or unix:PATH")
 	cmd.Flags().DurationVar(&idleTTL, "idle-ttl", time.Minute, "exit after this long without clients (0: never)")
 	cmd.Flags().StringVar(&logLevel, "log-level", "info", "debug, info, warn or error (logs go to standard error)")
+	cmd.Flags().StringSliceVar(&nodeIPs, "node-ip", nil, "the node's address(es), where kubelet probes come from besides the target's gateway: they are never stolen")
 	return cmd
 }
 
-func runAgent(ctx context.Context, log *slog.Logger, loc target.Locator, listen string, idleTTL time.Duration, targetless bool) error {
+func runAgent(ctx context.Context, log *slog.Logger, loc target.Locator, listen string, idleTTL time.Duration, targetless bool, nodeAddrs []netip.Addr) error {
 	proc, err := loc.Locate(ctx)
 	if err != nil {
 		return err
 	}
 	defer proc.Close()
-	a, err := agent.New(agent.Config{Target: proc, Version: version, IdleTTL: idleTTL, Logger: log, Targetless: targetless})
+	a, err := agent.New(agent.Config{Target: proc, Version: version, IdleTTL: idleTTL, Logger: log, Targetless: targetless, NodeAddrs: nodeAddrs})
 	if err != nil {
 		return err
 	}

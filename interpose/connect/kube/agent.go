@@ -210,8 +210,19 @@ func agentArgs(r *Resolved, o AgentOptions) []string {
 	if r == nil {
 		return append(args, "--targetless")
 	}
-	return append(args, "--container-id", r.ContainerID, "--target-name", r.Ref)
+	return append(args, "--container-id", r.ContainerID, "--target-name", r.Ref, nodeIPArg)
 }
+
+// The node's IP reaches the agent through the downward API: kubelet probes
+// come from it (on CNIs where they do not come from the pod's gateway), and
+// the agent never steals them.
+const (
+	nodeIPEnv = "REMOCAL_NODE_IP"
+	nodeIPArg = "--node-ip=$(" + nodeIPEnv + ")"
+)
+
+var nodeIPFromStatus = []corev1.EnvVar{{Name: nodeIPEnv,
+	ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "status.hostIP"}}}}
 
 // agentSecurity is what the agent needs: NET_ADMIN for the redirect rules
 // in the target's network namespace, SYS_ADMIN for setns, SYS_PTRACE to
@@ -238,7 +249,7 @@ func agentJob(r *Resolved, ns, key string, o AgentOptions) *batchv1.Job {
 		AutomountServiceAccountToken:  ptr(false),
 		Containers: []corev1.Container{{
 			Name: "agent", Image: o.Image, ImagePullPolicy: o.PullPolicy,
-			Command: AgentCommand, Args: agentArgs(r, o), SecurityContext: agentSecurity(), Resources: resources(o.Resources),
+			Command: AgentCommand, Args: agentArgs(r, o), Env: nodeIPFromStatus, SecurityContext: agentSecurity(), Resources: resources(o.Resources),
 		}},
 	}
 	if r != nil {
@@ -447,8 +458,8 @@ func ensureEphemeral(ctx context.Context, env *Env, r *Resolved, o AgentOptions,
 				TargetContainerName: r.Container,
 				EphemeralContainerCommon: corev1.EphemeralContainerCommon{
 					Name: name, Image: o.Image, ImagePullPolicy: o.PullPolicy, SecurityContext: agentSecurity(),
-					Command: AgentCommand,
-					Args:    []string{"--target-pid", "1", "--target-name", r.Ref, "--listen", fmt.Sprintf("tcp:127.0.0.1:%d", AgentPort), "--idle-ttl", o.IdleTTL.String()},
+					Command: AgentCommand, Env: nodeIPFromStatus,
+					Args: []string{"--target-pid", "1", "--target-name", r.Ref, "--listen", fmt.Sprintf("tcp:127.0.0.1:%d", AgentPort), "--idle-ttl", o.IdleTTL.String(), nodeIPArg},
 				},
 			})
 			_, err := pods.UpdateEphemeralContainers(ctx, pod.Name, updated, metav1.UpdateOptions{})

@@ -41,9 +41,12 @@ func TestAgentJobFromConfig(t *testing.T) {
 	if c.Image != o.Image || c.ImagePullPolicy != corev1.PullAlways {
 		t.Errorf("image %s %s", c.Image, c.ImagePullPolicy)
 	}
-	wantArgs := []string{"--listen", "tcp:127.0.0.1:47113", "--idle-ttl", "1m30s", "--container-id", "containerd://abc", "--target-name", "deployment/api"}
+	wantArgs := []string{"--listen", "tcp:127.0.0.1:47113", "--idle-ttl", "1m30s", "--container-id", "containerd://abc", "--target-name", "deployment/api", "--node-ip=$(REMOCAL_NODE_IP)"}
 	if diff := cmp.Diff(wantArgs, c.Args); diff != "" || !slices.Equal(c.Command, AgentCommand) {
 		t.Errorf("command %v, args (-want +got):\n%s", c.Command, diff)
+	}
+	if len(c.Env) != 1 || c.Env[0].Name != "REMOCAL_NODE_IP" || c.Env[0].ValueFrom.FieldRef.FieldPath != "status.hostIP" {
+		t.Errorf("env %+v: the agent must learn the node's IP (kubelet probes come from it)", c.Env)
 	}
 	wantTol := []corev1.Toleration{{Key: "dedicated", Operator: "Equal", Value: "gpu", Effect: "NoSchedule", TolerationSeconds: ptr(int64(5))}}
 	if diff := cmp.Diff(wantTol, spec.Tolerations); diff != "" {

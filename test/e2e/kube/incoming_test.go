@@ -4,6 +4,9 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/remocal/remocal/test/cluster"
 )
 
 // appURL is the target pod's port 8080, as other pods reach it.
@@ -68,7 +71,7 @@ func TestSecondStealRejected(t *testing.T) {
 	f := newFixture(t)
 	f.deployInventory(1)
 	pod := f.pods("app=inventory")[0]
-	// serve-all: the kubelet's readiness probes are stolen too.
+	// serve-all: any path, as a steal takes every request but the kubelet's.
 	alice := f.startOn(laptop{name: "alice@laptop"}, "deployment/inventory", []string{"--steal"}, f.probe(), "serve-all=:8080")
 	alice.Expect(alice.Stderr, "stealing port 8080")
 	bob := f.startOn(laptop{local: f.c.LocalSide(t), name: "bob@desk"}, "deployment/inventory", []string{"--steal"}, f.probe(), "serve-all=:8080")
@@ -81,6 +84,38 @@ func TestSecondStealRejected(t *testing.T) {
 	for _, l := range bob.Lines() {
 		if strings.Contains(l, "request GET") {
 			t.Errorf("bob received a request: %s", l)
+		}
+	}
+}
+
+// While a port is stolen the kubelet's probes keep reaching the pod: a
+// liveness probe failing on a laptop would restart the container and end
+// the session. Every other request is the laptop's.
+func TestStealLeavesKubeletProbesToThePod(t *testing.T) {
+	f := newFixture(t)
+	f.deployInventory(1) // a readiness probe on GET /healthz every second
+	pod := f.pods("app=inventory")[0]
+	r := f.start("deployment/inventory", []string{"--steal"}, f.probe(), "serve-all=:8080")
+	r.Expect(r.Stderr, "stealing port 8080")
+	if body := f.mustGet(appURL(pod, "/healthz")); body != "local probe" {
+		t.Fatalf("a request from another pod got %q, want the laptop's answer", body)
+	}
+	r.Expect(r.Stdout, "request GET /healthz")
+
+	probes := func() int { return strings.Count(f.kubectl("logs", pod.name), "GET /healthz") }
+	before := probes()
+	err := cluster.Poll(f.ctx(), 30*time.Second, func() error {
+		if n := probes() - before; n < 2 {
+			return fmt.Errorf("%d kubelet probes reached the pod since the steal began", n)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("the kubelet's probes do not reach the pod while its port is stolen: %v", err)
+	}
+	for _, line := range r.Lines() {
+		if strings.Contains(line, "kube-probe") {
+			t.Errorf("the laptop received a kubelet probe: %s", line)
 		}
 	}
 }

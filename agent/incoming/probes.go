@@ -1,0 +1,96 @@
+package incoming
+
+import (
+	"bytes"
+	"net/http"
+	"net/netip"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/remocal/remocal/agent/http1"
+)
+
+// The kubelet's HTTP probes must keep reaching the pod while its port is
+// stolen: a liveness probe answered by a laptop that sits at a breakpoint
+// (or by nothing, once the local program stops) fails, and the kubelet
+// restarts the container, ending every session on it. So an HTTP request
+// from the node that says it is a kubelet probe goes to the application,
+// steal or not; mirrors still get their copy.
+//
+// Two signs together mark a probe: the source is one of the node's own
+// addresses as the pod sees them (the kubelet dials from the host network
+// namespace, so the source is the node's IP or the host end of the pod's
+// route, its default gateway), and the request's User-Agent is the
+// kubelet's. Traffic from other pods never carries the first sign, so
+// only connections from the node pay for looking at the request.
+
+// probeUserAgent starts the User-Agent of every kubelet HTTP probe
+// ("kube-probe/1.34").
+const probeUserAgent = "kube-probe/"
+
+// probeHeadLimit bounds how much of a node's connection is buffered to find
+// the end of the request head; kubelet probes send a few hundred bytes.
+const probeHeadLimit = 8 << 10
+
+// SetNodeAddrs sets the node's addresses as the target sees them; requests
+// from them that are kubelet probes are never stolen.
+func (m *Manager) SetNodeAddrs(addrs []netip.Addr) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.nodeAddrs = nil
+	for _, a := range addrs {
+		if a.IsValid() && !slices.Contains(m.nodeAddrs, a.Unmap()) {
+			m.nodeAddrs = append(m.nodeAddrs, a.Unmap())
+		}
+	}
+}
+
+func (m *Manager) fromNode(a netip.Addr) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return slices.Contains(m.nodeAddrs, a.Unmap())
+}
+
+// isProbeRequest reports whether a parsed request is a kubelet probe.
+func isProbeRequest(req *http.Request) bool {
+	return strings.HasPrefix(req.UserAgent(), probeUserAgent)
+}
+
+// startsWithProbe looks at the first request of c without consuming it:
+// whether it is an HTTP/1 request whose head carries the kubelet's
+// User-Agent. Anything else (another protocol, a client that waits for
+// the server to speak first, a head longer than probeHeadLimit) is not a
+// probe; the wait for bytes is bounded by sniffTimeout.
+func startsWithProbe(c *http1.Conn) bool {
+	if sniff(c, c.R) != protoHTTP1 {
+		return false
+	}
+	c.SetReadDeadline(time.Now().Add(sniffTimeout))
+	defer c.SetReadDeadline(time.Time{})
+	for {
+		// Only what has arrived: waiting for a fixed size would stall a
+		// short request until the deadline.
+		head, _ := c.R.Peek(c.R.Buffered())
+		if end := bytes.Index(head, []byte("\r\n\r\n")); end >= 0 {
+			return headHasProbeAgent(head[:end])
+		}
+		if len(head) >= probeHeadLimit {
+			return false
+		}
+		if _, err := c.R.Peek(len(head) + 1); err != nil {
+			return false
+		}
+	}
+}
+
+// headHasProbeAgent scans the header lines of a request head.
+func headHasProbeAgent(head []byte) bool {
+	for _, line := range bytes.Split(head, []byte("\r\n"))[1:] {
+		name, value, ok := bytes.Cut(line, []byte(":"))
+		if ok && strings.EqualFold(string(name), "User-Agent") {
+			return bytes.HasPrefix(bytes.TrimSpace(value), []byte(probeUserAgent))
+		}
+	}
+	return false
+}
