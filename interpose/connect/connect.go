@@ -107,7 +107,7 @@ func kubeAgent(o Options) kube.AgentOptions {
 		ttl = time.Duration(config.DefaultIdleTTL)
 	}
 	return kube.AgentOptions{
-		Image: image, Namespace: a.Namespace, PullPolicy: corev1.PullPolicy(a.ImagePullPolicy),
+		Image: image, Namespace: a.Namespace, PullPolicy: corev1.PullPolicy(a.ImagePullPolicy), PullSecrets: a.ImagePullSecrets,
 		Tolerations: a.Tolerations, Resources: a.Resources, Labels: a.Labels, Annotations: a.Annotations,
 		StartupTimeout: time.Duration(a.StartupTimeout), IdleTTL: ttl, Ephemeral: a.Ephemeral,
 	}

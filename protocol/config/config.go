@@ -53,15 +53,18 @@ type Agent struct {
 	Address string   `json:"address,omitempty"`
 	IdleTTL Duration `json:"idleTTL,omitzero"`
 	// The agent's pod for Kubernetes targets.
-	Image           string            `json:"image,omitempty"`
-	Namespace       string            `json:"namespace,omitempty"`
-	ImagePullPolicy string            `json:"imagePullPolicy,omitempty"`
-	Tolerations     []Toleration      `json:"tolerations,omitempty"`
-	Resources       *Resources        `json:"resources,omitempty"`
-	Labels          map[string]string `json:"labels,omitempty"`
-	Annotations     map[string]string `json:"annotations,omitempty"`
-	StartupTimeout  Duration          `json:"startupTimeout,omitzero"`
-	Ephemeral       bool              `json:"ephemeral,omitempty"`
+	Image           string `json:"image,omitempty"`
+	Namespace       string `json:"namespace,omitempty"`
+	ImagePullPolicy string `json:"imagePullPolicy,omitempty"`
+	// ImagePullSecrets name Secrets in the agent's namespace that hold
+	// the credentials of a private registry.
+	ImagePullSecrets []string          `json:"imagePullSecrets,omitempty"`
+	Tolerations      []Toleration      `json:"tolerations,omitempty"`
+	Resources        *Resources        `json:"resources,omitempty"`
+	Labels           map[string]string `json:"labels,omitempty"`
+	Annotations      map[string]string `json:"annotations,omitempty"`
+	StartupTimeout   Duration          `json:"startupTimeout,omitzero"`
+	Ephemeral        bool              `json:"ephemeral,omitempty"`
 }
 
 // Toleration is a pod toleration, as in a pod spec.
@@ -244,6 +247,7 @@ func ptr[T any](v T) *T { return &v }
 func (c *Config) clone() *Config {
 	d := *c
 	d.Agent.Tolerations = slices.Clone(c.Agent.Tolerations)
+	d.Agent.ImagePullSecrets = slices.Clone(c.Agent.ImagePullSecrets)
 	d.Agent.Labels = maps.Clone(c.Agent.Labels)
 	d.Agent.Annotations = maps.Clone(c.Agent.Annotations)
 	if r := c.Agent.Resources; r != nil {
@@ -319,6 +323,11 @@ func (c *Config) problems(inFile bool) []Problem {
 	}
 	if c.Agent.Address != "" {
 		add("$.agent.address", checkAgentAddress(c.Agent.Address))
+	}
+	for i, name := range c.Agent.ImagePullSecrets {
+		if err := checkDNSSubdomain(name); err != nil {
+			add(indexPath("$.agent.imagePullSecrets", i), fmt.Errorf("got %q, a Secret name %v", name, err))
+		}
 	}
 	if c.Agent.IdleTTL < 0 {
 		add("$.agent.idleTTL", fmt.Errorf("got %q, expected a duration greater than zero", time.Duration(c.Agent.IdleTTL)))

@@ -41,6 +41,7 @@ type AgentOptions struct {
 	Image          string
 	Namespace      string
 	PullPolicy     corev1.PullPolicy
+	PullSecrets    []string
 	Tolerations    []config.Toleration
 	Resources      *config.Resources
 	Labels         map[string]string
@@ -246,6 +247,7 @@ func agentJob(r *Resolved, ns, key string, o AgentOptions) *batchv1.Job {
 		RestartPolicy:                 corev1.RestartPolicyNever,
 		TerminationGracePeriodSeconds: ptr(int64(5)),
 		Tolerations:                   tolerations(o.Tolerations),
+		ImagePullSecrets:              pullSecrets(o.PullSecrets),
 		AutomountServiceAccountToken:  ptr(false),
 		Containers: []corev1.Container{{
 			Name: "agent", Image: o.Image, ImagePullPolicy: o.PullPolicy,
@@ -266,6 +268,14 @@ func agentJob(r *Resolved, ns, key string, o AgentOptions) *batchv1.Job {
 			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels, Annotations: o.Annotations}, Spec: spec},
 		},
 	}
+}
+
+func pullSecrets(names []string) []corev1.LocalObjectReference {
+	var refs []corev1.LocalObjectReference
+	for _, n := range names {
+		refs = append(refs, corev1.LocalObjectReference{Name: n})
+	}
+	return refs
 }
 
 func tolerations(in []config.Toleration) []corev1.Toleration {

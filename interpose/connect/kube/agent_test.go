@@ -22,7 +22,7 @@ func TestAgentJobFromConfig(t *testing.T) {
 		Pod: &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "api-1"}, Spec: corev1.PodSpec{NodeName: "node-7"}}}
 	five := 5
 	o := AgentOptions{
-		Image: "registry.example/remocal/agent:1.2.3", PullPolicy: corev1.PullAlways, IdleTTL: 90 * time.Second,
+		Image: "registry.example/remocal/agent:1.2.3", PullPolicy: corev1.PullAlways, PullSecrets: []string{"regcred"}, IdleTTL: 90 * time.Second,
 		Tolerations: []config.Toleration{{Key: "dedicated", Operator: "Equal", Value: "gpu", Effect: "NoSchedule", TolerationSeconds: &five}},
 		Resources:   &config.Resources{Requests: map[string]string{"cpu": "50m"}, Limits: map[string]string{"memory": "64Mi"}},
 		Labels:      map[string]string{"team": "shop"},
@@ -38,8 +38,8 @@ func TestAgentJobFromConfig(t *testing.T) {
 	if spec.NodeName != "node-7" || !spec.HostPID {
 		t.Errorf("node %q hostPID %v: the agent must run on the target's node and see its processes", spec.NodeName, spec.HostPID)
 	}
-	if c.Image != o.Image || c.ImagePullPolicy != corev1.PullAlways {
-		t.Errorf("image %s %s", c.Image, c.ImagePullPolicy)
+	if c.Image != o.Image || c.ImagePullPolicy != corev1.PullAlways || len(spec.ImagePullSecrets) != 1 || spec.ImagePullSecrets[0].Name != "regcred" {
+		t.Errorf("image %s %s, pull secrets %v", c.Image, c.ImagePullPolicy, spec.ImagePullSecrets)
 	}
 	wantArgs := []string{"--listen", "tcp:127.0.0.1:47113", "--idle-ttl", "1m30s", "--container-id", "containerd://abc", "--target-name", "deployment/api", "--node-ip=$(REMOCAL_NODE_IP)"}
 	if diff := cmp.Diff(wantArgs, c.Args); diff != "" || !slices.Equal(c.Command, AgentCommand) {
