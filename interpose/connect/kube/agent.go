@@ -57,6 +57,9 @@ type Agent struct {
 	Container      string // the agent's container in Pod
 	Port           int
 	Reused         bool
+	// job is the Job this session created, to remove if the agent turns
+	// out unreachable; nil when the agent was joined or reused.
+	job *batchv1.Job
 }
 
 // agentKey identifies the agent of a container (or a namespace's targetless
@@ -134,7 +137,11 @@ func ensureJob(ctx context.Context, env *Env, r *Resolved, ns, key string, o Age
 		// same name may still be terminating, and is not this agent.
 		pod, err := waitAgentPod(ctx, env, ns, metav1.ListOptions{LabelSelector: batchv1.ControllerUidLabel + "=" + string(current.UID)}, "agent", o.StartupTimeout, progress)
 		if err == nil {
-			return &Agent{Namespace: ns, Pod: pod, Container: "agent", Port: AgentPort}, nil
+			a := &Agent{Namespace: ns, Pod: pod, Container: "agent", Port: AgentPort}
+			if created {
+				a.job = current
+			}
+			return a, nil
 		}
 		if created {
 			// Leave nothing behind: the Job's pod would keep a failed agent.

@@ -84,6 +84,10 @@ func (k *Connector) Connect(ctx context.Context, opts client.Options) (*client.C
 	}
 	c, err := dialAgent(ctx, env, a, opts, agentListenTimeout)
 	if err != nil {
+		if a.job != nil {
+			// An agent nobody can reach must not stay behind.
+			removeJob(context.WithoutCancel(ctx), env, a.Namespace, a.job)
+		}
 		return nil, nil, err
 	}
 	k.mu.Lock()
@@ -104,6 +108,10 @@ func dialAgent(ctx context.Context, env *Env, a *Agent, opts client.Options, pat
 	backoff := 50 * time.Millisecond
 	for {
 		conn, err := DialPod(env, a.Namespace, a.Pod, a.Port)
+		if apierrors.IsForbidden(err) {
+			// Waiting cannot help: say which permission is missing.
+			return nil, apiError(err, "create", "pods/portforward", a.Namespace, a.Pod)
+		}
 		if err == nil {
 			var c *client.Client
 			if c, err = client.New(ctx, conn, opts); err == nil {

@@ -99,3 +99,34 @@ roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: %s}
 	}
 	mustContain(t, "stderr", r.stderr, "no-such-namespace")
 }
+
+// An account with every documented permission but pods/portforward can
+// start the agent but not reach it: remocal says which permission is
+// missing at once, and removes the agent it started.
+func TestPortForwardForbidden(t *testing.T) {
+	f := newFixture(t)
+	f.deployInventory(1)
+	role := "remocal-noforward-" + f.ns
+	manifest := strings.Replace(documentedRole(t), "name: remocal-user}", "name: "+role+"}", 1)
+	manifest = strings.Replace(manifest, "  resources: [pods/portforward]", "  resources: [pods/log]", 1)
+	if _, err := f.c.KubectlInput(f.ctx(), manifest, "apply", "-f", "-"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_, _ = f.c.Kubectl(context.Background(), "delete", "clusterrole", role, "--wait=false")
+	})
+	f.apply(fmt.Sprintf(`apiVersion: v1
+kind: ServiceAccount
+metadata: {name: dev}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: dev}
+subjects: [{kind: ServiceAccount, name: dev}]
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: %s}
+`, role))
+	f.kubeconfig = f.c.TokenKubeconfig(t, "dev", f.kubectl("create", "token", "dev"), f.ns)
+	msg := f.failing("deployment/inventory")
+	mustContain(t, "error", msg, "may not create pods/portforward in namespace "+f.ns, "docs/kubernetes.md")
+	f.noAgentJobs()
+}
