@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/remocal/remocal/test/cluster"
+	"github.com/remocal/remocal/test/gobuild"
 )
 
 // The agent pod deleted mid-session: the session says so plainly, the
@@ -200,4 +201,37 @@ func TestAgentExitsWhenIdle(t *testing.T) {
 		t.Fatalf("exit %d", r.code)
 	}
 	mustContain(t, "stderr", r.stderr, "starting the agent in the cluster")
+}
+
+// Ctrl-C while the agent starts: remocal stops at once and removes the Job
+// it created; nothing is left in the cluster.
+func TestInterruptDuringAgentStart(t *testing.T) {
+	f := newFixture(t)
+	f.deployInventory(1)
+	// An agent image whose /remocal runs but never listens, so the start
+	// is still waiting for the agent when the interrupt comes.
+	pause := gobuild.Program(t, "github.com/remocal/remocal/test/cluster/cmd/pause", gobuild.Options{Static: true})
+	archive := filepath.Join(t.TempDir(), "silent-agent.tar")
+	if err := cluster.WriteImage(archive, cluster.Image{Name: "remocal.local/agent:silent", Entrypoint: []string{"/remocal"},
+		Files: []cluster.ImageFile{{Path: "/remocal", Source: pause, Mode: 0o755}}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.c.ImportImage(f.ctx(), archive); err != nil {
+		t.Fatal(err)
+	}
+	f.writeConfig(`{"agent": {"image": "remocal.local/agent:silent"}}`)
+	r := f.start("deployment/inventory", []string{"--no-incoming"}, f.probe(), "hostname")
+	r.Expect(r.Stderr, "started in") // the pod runs; remocal now waits for the agent to listen
+	if err := r.Cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	if code := r.Wait(); code == 0 {
+		t.Error("an interrupted start exited 0")
+	}
+	for _, line := range r.Lines() {
+		if strings.HasPrefix(line, "hostname ") {
+			t.Errorf("the program ran after the interrupt: %s", line)
+		}
+	}
+	f.noAgentJobs()
 }
