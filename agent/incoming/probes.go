@@ -29,6 +29,12 @@ import (
 // ("kube-probe/1.34").
 const probeUserAgent = "kube-probe/"
 
+// probeWait bounds the wait for a node's connection to show its request.
+// The kubelet writes its probe right after connecting; what stays silent
+// longer is a client waiting for the server to speak first (a MySQL
+// client behind a NodePort, say), which is stolen after this delay.
+const probeWait = 250 * time.Millisecond
+
 // probeHeadLimit bounds how much of a node's connection is buffered to find
 // the end of the request head; kubelet probes send a few hundred bytes.
 const probeHeadLimit = 8 << 10
@@ -61,12 +67,13 @@ func isProbeRequest(req *http.Request) bool {
 // whether it is an HTTP/1 request whose head carries the kubelet's
 // User-Agent. Anything else (another protocol, a client that waits for
 // the server to speak first, a head longer than probeHeadLimit) is not a
-// probe; the wait for bytes is bounded by sniffTimeout.
+// probe; the whole look is bounded by probeWait.
 func startsWithProbe(c *http1.Conn) bool {
-	if sniff(c, c.R) != protoHTTP1 {
+	deadline := time.Now().Add(probeWait)
+	if sniff(c, c.R, probeWait) != protoHTTP1 {
 		return false
 	}
-	c.SetReadDeadline(time.Now().Add(sniffTimeout))
+	c.SetReadDeadline(deadline)
 	defer c.SetReadDeadline(time.Time{})
 	for {
 		// Only what has arrived: waiting for a fixed size would stall a

@@ -34,7 +34,7 @@ var http2Preface = []byte("PRI * HTTP/2.0\r\n")
 // beside this without touching the connection layer.
 func (m *Manager) serveHTTP(conn net.Conn, info connInfo) {
 	down := http1.NewConn(conn)
-	switch sniff(conn, down.R) {
+	switch sniff(conn, down.R, sniffTimeout) {
 	case protoHTTP1:
 	case protoHTTP2:
 		m.log.Info("HTTP/2 connection on a port with HTTP filters; filters apply to HTTP/1.x only, passing it to the application", "connection", info.id)
@@ -127,9 +127,10 @@ const (
 	protoHTTP2
 )
 
-// sniff classifies a connection by its first bytes without consuming them.
-func sniff(c net.Conn, br *bufio.Reader) proto {
-	c.SetReadDeadline(time.Now().Add(sniffTimeout))
+// sniff classifies a connection by its first bytes without consuming them,
+// waiting at most timeout for them.
+func sniff(c net.Conn, br *bufio.Reader, timeout time.Duration) proto {
+	c.SetReadDeadline(time.Now().Add(timeout))
 	_, err := br.Peek(1)
 	c.SetReadDeadline(time.Time{})
 	if err != nil {

@@ -23,7 +23,7 @@ func TestSniff(t *testing.T) {
 			client.Write([]byte(input))
 		}()
 		br := bufio.NewReader(server)
-		if got := sniff(server, br); got != want {
+		if got := sniff(server, br, sniffTimeout); got != want {
 			t.Errorf("sniff(%q) = %v, want %v", input, got, want)
 		}
 		// Sniffing must not consume anything.
@@ -42,7 +42,7 @@ func TestSniffSilentClient(t *testing.T) {
 	client, server := net.Pipe()
 	defer client.Close()
 	defer server.Close()
-	if got := sniff(server, bufio.NewReader(server)); got != protoOther {
+	if got := sniff(server, bufio.NewReader(server), sniffTimeout); got != protoOther {
 		t.Errorf("silent client sniffed as %v", got)
 	}
 }
