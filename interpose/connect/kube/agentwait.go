@@ -1,0 +1,127 @@
+package kube
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/tools/cache"
+	watchtools "k8s.io/client-go/tools/watch"
+)
+
+// waitAgentPod watches the pods opts selects until the agent container
+// runs, and explains every way it can fail to: an image that cannot be
+// pulled (the kubelet's message), a crash (its log), or no progress at all
+// (the pod's events).
+func waitAgentPod(ctx context.Context, env *Env, ns string, opts metav1.ListOptions, container string, timeout time.Duration, progress func(string)) (string, error) {
+	if timeout <= 0 {
+		timeout = time.Minute
+	}
+	wctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	pods := env.Client.CoreV1().Pods(ns)
+	lw := &cache.ListWatch{
+		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+			o.LabelSelector, o.FieldSelector = opts.LabelSelector, opts.FieldSelector
+			return pods.List(ctx, o)
+		},
+		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+			o.LabelSelector, o.FieldSelector = opts.LabelSelector, opts.FieldSelector
+			return pods.Watch(ctx, o)
+		},
+	}
+	var last *corev1.Pod
+	var running string
+	reported := ""
+	_, err := watchtools.UntilWithSync(wctx, lw, &corev1.Pod{}, nil, func(ev watch.Event) (bool, error) {
+		p, ok := ev.Object.(*corev1.Pod)
+		if !ok || ev.Type == watch.Deleted {
+			return false, nil
+		}
+		last = p
+		if p.Status.Phase == corev1.PodFailed {
+			// Rejected by the kubelet before any container ran (not
+			// enough CPU or memory on the node, for example).
+			return false, fmt.Errorf("the agent pod %s/%s failed on node %s: %s: %s; adjust agent.resources or agent.tolerations",
+				p.Namespace, p.Name, p.Spec.NodeName, p.Status.Reason, p.Status.Message)
+		}
+		for _, s := range append(p.Status.ContainerStatuses, p.Status.EphemeralContainerStatuses...) {
+			if s.Name != container {
+				continue
+			}
+			switch {
+			case s.State.Running != nil:
+				running = p.Name
+				return true, nil
+			case s.State.Waiting != nil && isPullFailure(s.State.Waiting.Reason):
+				return false, fmt.Errorf("the agent image %s cannot be pulled on node %s (%s: %s); set agent.image to an image the node can pull (make images writes it as an OCI archive to push to your registry)",
+					s.Image, p.Spec.NodeName, s.State.Waiting.Reason, s.State.Waiting.Message)
+			case s.State.Terminated != nil:
+				return false, fmt.Errorf("the agent exited at start (%s, exit %d): %s", s.State.Terminated.Reason, s.State.Terminated.ExitCode, tail(s.State.Terminated.Message))
+			case s.State.Waiting != nil && s.State.Waiting.Reason != reported:
+				reported = s.State.Waiting.Reason
+				progress("agent pod " + p.Name + ": " + reported)
+			}
+		}
+		return false, nil
+	})
+	switch {
+	case running != "":
+		return running, nil
+	case ctx.Err() != nil:
+		return "", ctx.Err()
+	case errors.Is(err, wait.ErrWaitTimeout) || wctx.Err() != nil:
+		return "", timeoutError(ctx, env, ns, last, timeout)
+	case err != nil:
+		var se *apierrors.StatusError
+		if errors.As(err, &se) {
+			return "", apiError(err, "watch", "pods", ns, "")
+		}
+		return "", err
+	}
+	return "", timeoutError(ctx, env, ns, last, timeout)
+}
+
+func isPullFailure(reason string) bool {
+	switch reason {
+	case "ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull":
+		return true
+	}
+	return false
+}
+
+func tail(s string) string {
+	s = strings.TrimSpace(s)
+	if len(s) > 400 {
+		return "…" + s[len(s)-400:]
+	}
+	return s
+}
+
+func timeoutError(ctx context.Context, env *Env, ns string, pod *corev1.Pod, timeout time.Duration) error {
+	if pod == nil {
+		return fmt.Errorf("no agent pod appeared in namespace %s within %v (check the Job's events: kubectl -n %s describe jobs -l %s=remocal-agent)", ns, timeout, ns, LabelApp)
+	}
+	evs, err := env.Client.CoreV1().Events(ns).List(context.WithoutCancel(ctx), metav1.ListOptions{FieldSelector: "involvedObject.name=" + pod.Name})
+	var lines []string
+	if err == nil {
+		sort.Slice(evs.Items, func(i, j int) bool { return evs.Items[i].LastTimestamp.Before(&evs.Items[j].LastTimestamp) })
+		for _, e := range evs.Items {
+			lines = append(lines, fmt.Sprintf("%s %s: %s", e.Type, e.Reason, e.Message))
+		}
+	}
+	if len(lines) == 0 {
+		lines = []string{"(no events)"}
+	}
+	return fmt.Errorf("the agent pod %s/%s did not start within %v (phase %s); its events:\n  %s\nraise agent.startupTimeout if the cluster is just slow",
+		ns, pod.Name, timeout, pod.Status.Phase, strings.Join(lines, "\n  "))
+}
