@@ -126,7 +126,7 @@ func ensureJob(ctx context.Context, env *Env, r *Resolved, ns, key string, o Age
 		}
 		// By the Job's UID, not its name: the pod of a finished Job of the
 		// same name may still be terminating, and is not this agent.
-		pod, err := waitAgentPod(ctx, env, ns, metav1.ListOptions{LabelSelector: batchv1.ControllerUidLabel + "=" + string(current.UID)}, "agent", o.StartupTimeout, progress)
+		pod, err := waitAgentPod(ctx, env, ns, metav1.ListOptions{LabelSelector: batchv1.ControllerUidLabel + "=" + string(current.UID)}, "agent", current, o.StartupTimeout, progress)
 		if err == nil {
 			a := &Agent{Namespace: ns, Pod: pod, Container: "agent", Port: AgentPort}
 			if created {

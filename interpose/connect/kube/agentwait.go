@@ -8,26 +8,43 @@ import (
 	"strings"
 	"time"
 
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/tools/cache"
 	watchtools "k8s.io/client-go/tools/watch"
+
+	"github.com/sourcegraph/conc"
 )
 
 // waitAgentPod watches the pods opts selects until the agent container
 // runs, and explains every way it can fail to: an image that cannot be
 // pulled (the kubelet's message), a crash (its log), or no progress at all
 // (the pod's events).
-func waitAgentPod(ctx context.Context, env *Env, ns string, opts metav1.ListOptions, container string, timeout time.Duration, progress func(string)) (string, error) {
+//
+// job is the Job whose pod is awaited (nil for an ephemeral container): if
+// the Job controller cannot create the pod at all (admission refused it),
+// no pod ever appears, and its events say why.
+func waitAgentPod(ctx context.Context, env *Env, ns string, opts metav1.ListOptions, container string, job *batchv1.Job, timeout time.Duration, progress func(string)) (string, error) {
 	if timeout <= 0 {
 		timeout = time.Minute
 	}
-	wctx, cancel := context.WithTimeout(ctx, timeout)
+	tctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
+	wctx, fail := context.WithCancelCause(tctx)
+	var wg conc.WaitGroup
+	defer func() {
+		fail(nil)
+		wg.Wait()
+	}()
+	if job != nil {
+		wg.Go(func() { watchPodCreation(wctx, env, ns, job, fail) })
+	}
 	pods := env.Client.CoreV1().Pods(ns)
 	lw := &cache.ListWatch{
 		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
@@ -74,11 +91,14 @@ func waitAgentPod(ctx context.Context, env *Env, ns string, opts metav1.ListOpti
 		}
 		return false, nil
 	})
+	var refused *creationError
 	switch {
 	case running != "":
 		return running, nil
 	case ctx.Err() != nil:
 		return "", ctx.Err()
+	case errors.As(context.Cause(wctx), &refused):
+		return "", refused
 	case errors.Is(err, wait.ErrWaitTimeout) || wctx.Err() != nil:
 		return "", timeoutError(ctx, env, ns, last, timeout)
 	case err != nil:
@@ -124,4 +144,50 @@ func timeoutError(ctx context.Context, env *Env, ns string, pod *corev1.Pod, tim
 	}
 	return fmt.Errorf("the agent pod %s/%s did not start within %v (phase %s); its events:\n  %s\nraise agent.startupTimeout if the cluster is just slow",
 		ns, pod.Name, timeout, pod.Status.Phase, strings.Join(lines, "\n  "))
+}
+
+// creationError is the Job controller's reason for not creating the
+// agent's pod.
+type creationError struct {
+	ns, message string
+}
+
+func (e *creationError) Error() string {
+	if hint := podSecurityHint(e.message); hint != "" {
+		return fmt.Sprintf("namespace %s refuses the agent's pod: %s; %s", e.ns, e.message, hint)
+	}
+	return fmt.Sprintf("the agent's pod cannot be created in namespace %s: %s; check the namespace's quotas and admission policies, or run agents elsewhere with agent.namespace", e.ns, e.message)
+}
+
+// podSecurityHint says what to do when Pod Security admission refused the
+// agent, and nothing for other refusals.
+func podSecurityHint(message string) string {
+	if !strings.Contains(message, "PodSecurity") {
+		return ""
+	}
+	return "the agent needs hostPID (or, as an ephemeral container, to share the pod) and the capabilities NET_ADMIN, SYS_ADMIN and SYS_PTRACE, " +
+		"which only the privileged Pod Security level allows: run the agent as a Job (not ephemeral) with agent.namespace set to a namespace labelled pod-security.kubernetes.io/enforce=privileged, " +
+		"or ask an administrator for an exemption (docs/kubernetes.md, Permissions)"
+}
+
+// watchPodCreation polls the Job's FailedCreate events (of this Job, by
+// UID: a replaced Job of the same name may have left some) until one
+// appears or ctx ends. Events it may not list leave the wait to the
+// timeout.
+func watchPodCreation(ctx context.Context, env *Env, ns string, job *batchv1.Job, fail context.CancelCauseFunc) {
+	selector := fields.Set{"involvedObject.uid": string(job.UID), "reason": "FailedCreate"}.AsSelector().String()
+	tick := time.NewTicker(500 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		evs, err := env.Client.CoreV1().Events(ns).List(ctx, metav1.ListOptions{FieldSelector: selector})
+		if err == nil && len(evs.Items) > 0 {
+			fail(&creationError{ns: ns, message: evs.Items[len(evs.Items)-1].Message})
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
 }

@@ -57,7 +57,7 @@ func ensureEphemeral(ctx context.Context, env *Env, r *Resolved, o AgentOptions,
 				return nil, apiError(err, "update", "pods/ephemeralcontainers", r.Namespace, pod.Name)
 			}
 		}
-		if _, err := waitAgentPod(ctx, env, r.Namespace, metav1.ListOptions{FieldSelector: "metadata.name=" + pod.Name}, name, o.StartupTimeout, progress); err != nil {
+		if _, err := waitAgentPod(ctx, env, r.Namespace, metav1.ListOptions{FieldSelector: "metadata.name=" + pod.Name}, name, nil, o.StartupTimeout, progress); err != nil {
 			return nil, err
 		}
 		return &Agent{Namespace: r.Namespace, Pod: pod.Name, Container: name, Port: AgentPort, Reused: pending != ""}, nil

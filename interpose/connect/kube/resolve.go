@@ -270,6 +270,9 @@ func apiError(err error, verb, resource, ns, name string) error {
 	switch {
 	case apierrors.IsNotFound(err):
 		return fmt.Errorf("%s %q not found in namespace %s", strings.SplitN(resource, ".", 2)[0], name, ns)
+	case apierrors.IsForbidden(err) && podSecurityHint(err.Error()) != "":
+		// Admission, not RBAC: the account may, the namespace refuses.
+		return fmt.Errorf("namespace %s refuses the agent: %v; %s", ns, err, podSecurityHint(err.Error()))
 	case apierrors.IsForbidden(err):
 		return fmt.Errorf("your Kubernetes account may not %s %s in namespace %s (%v); ask an administrator for that permission, e.g. the ClusterRole in docs/kubernetes.md", verb, resource, ns, err)
 	}

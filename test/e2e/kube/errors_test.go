@@ -103,3 +103,28 @@ roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: reader}
 	msg := f.failing("deployment/inventory")
 	mustContain(t, "error", msg, "create", "jobs.batch", f.ns, "docs/kubernetes.md")
 }
+
+// A namespace whose Pod Security level forbids what the agent needs
+// (hostPID, capabilities): the Job's pod is never created. remocal says
+// so at once, with the admission's reason and what to do, and leaves no
+// Job behind.
+func TestAgentForbiddenByPodSecurity(t *testing.T) {
+	f := newFixture(t)
+	f.deployInventory(1)
+	f.kubectl("label", "namespace", f.ns, "pod-security.kubernetes.io/enforce=baseline")
+	msg := f.failing("deployment/inventory")
+	mustContain(t, "error", msg, "PodSecurity", "baseline", "hostPID", "agent.namespace")
+	if strings.Contains(msg, "within 1m0s") {
+		t.Errorf("the refusal was reported only after the startup timeout:\n%s", msg)
+	}
+	f.noAgentJobs()
+
+	// As an ephemeral container the refusal comes from the API call; it
+	// is the namespace's, not a missing permission.
+	f.writeConfig(`{"agent": {"ephemeral": true}}`)
+	msg = f.failing("deployment/inventory")
+	mustContain(t, "ephemeral error", msg, "refuses the agent", "PodSecurity", "agent.namespace")
+	if strings.Contains(msg, "your Kubernetes account may not") {
+		t.Errorf("a Pod Security refusal was reported as missing RBAC:\n%s", msg)
+	}
+}
