@@ -70,6 +70,9 @@ func BuildKube(o Objects) []daemon.Target {
 
 	out := []daemon.Target{}
 	for _, p := range o.Pods {
+		if isAgent(&p.ObjectMeta) {
+			continue
+		}
 		t := newTarget(KindPod, &p.ObjectMeta, &p.Spec)
 		t.Status, t.Ready = podStatus(p)
 		out = append(out, t)
@@ -95,6 +98,9 @@ func BuildKube(o Objects) []daemon.Target {
 		out = append(out, t)
 	}
 	for _, j := range o.Jobs {
+		if isAgent(&j.ObjectMeta) {
+			continue
+		}
 		t := newTarget(KindJob, &j.ObjectMeta, &j.Spec.Template.Spec)
 		t.Status, t.Ready = jobStatus(j, podsByOwner[j.UID])
 		out = append(out, t)
@@ -111,6 +117,12 @@ func BuildKube(o Objects) []daemon.Target {
 		return cmp.Or(strings.Compare(a.Namespace, b.Namespace), strings.Compare(a.Ref, b.Ref))
 	})
 	return out
+}
+
+// isAgent tells remocal's own agents (their Jobs and pods) from the
+// workloads a session can target.
+func isAgent(m *metav1.ObjectMeta) bool {
+	return m.Labels[kube.LabelApp] == kube.AgentAppName
 }
 
 func newTarget(kind string, m *metav1.ObjectMeta, spec *corev1.PodSpec) daemon.Target {

@@ -97,6 +97,14 @@ func TestBuildKube(t *testing.T) {
 			// A sidecar that is not ready does not keep a session from the app.
 			tg("pod", "sidecar-unready", true, "Running, 1/2 ready", app, withSidecar),
 		}},
+		{name: "remocal's own agents are not targets", in: Objects{
+			Pods: []*corev1.Pod{
+				pod(objMeta("ns", "ok", 0), nil, corev1.PodRunning, false, running(true)),
+				pod(objMeta("ns", "remocal-agent-2ada-x", 0), map[string]string{"app.kubernetes.io/name": "remocal-agent"}, corev1.PodRunning, false, running(true)),
+			},
+			Jobs: []*batchv1.Job{{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "remocal-agent-2ada",
+				Labels: map[string]string{"app.kubernetes.io/name": "remocal-agent"}}, Spec: batchv1.JobSpec{Template: template(false)}}},
+		}, want: []daemon.Target{tg("pod", "ok", true, "Running", app, img)}},
 		{name: "workloads", in: Objects{
 			Deployments: []*appsv1.Deployment{
 				{ObjectMeta: objMeta("ns", "api", 0), Spec: appsv1.DeploymentSpec{Replicas: ptr(int32(3)), Template: template(true)},

@@ -20,8 +20,9 @@ import (
 // kubelet (which checks the user's pods/portforward permission) reaches it.
 const AgentPort = 47113
 
-// Labels on agent pods.
+// Labels on agent pods and Jobs: LabelApp is AgentAppName on every one.
 const (
+	AgentAppName  = "remocal-agent"
 	LabelApp      = "app.kubernetes.io/name"
 	LabelAgentFor = "remocal.dev/agent-for"
 	LabelTarget   = "remocal.dev/target-pod"

@@ -47,7 +47,7 @@ func agentSecurity() *corev1.SecurityContext {
 }
 
 func agentJob(r *Resolved, ns, key string, o AgentOptions) *batchv1.Job {
-	labels := map[string]string{LabelApp: "remocal-agent", LabelAgentFor: agentKey(key)}
+	labels := map[string]string{LabelApp: AgentAppName, LabelAgentFor: agentKey(key)}
 	for k, v := range o.Labels {
 		labels[k] = v
 	}
