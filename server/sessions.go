@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.lsp.dev/protocol"
@@ -168,10 +169,22 @@ func (m *sessions) start(ctx context.Context, c *client, p daemon.SessionStartPa
 	prog.begin("remocal", "starting a session on "+target)
 	prog.report("starting the agent and connecting to " + target)
 	transparent := p.Program != nil && p.Program.TransparentFirst
+	// What the host tells a terminal user ("remocal: starting the agent in
+	// the cluster", which pod it chose) reaches the IDE as progress while
+	// the session starts, and the daemon's log always.
+	var starting atomic.Bool
+	starting.Store(true)
+	logLine := func(line string) {
+		m.s.log.Debug("session host", "session", id, "line", line)
+		if msg, ok := strings.CutPrefix(line, "remocal: "); ok && starting.Load() {
+			prog.report(msg)
+		}
+	}
 	host, err := sessionhost.Start(ctx, m.s.opts.Self, sessionhost.Spec{
 		ID: id, Target: target, WorkDir: folder, ClientName: se.info.Owner, Socket: se.socket,
-		Config: cfg, Incoming: p.Incoming, TransparentFirst: transparent, Version: m.s.opts.Version,
+		Config: cfg, Incoming: p.Incoming, TransparentFirst: transparent, Version: m.s.opts.Version, Log: logLine,
 	}, func(ev sessionhost.Event) { m.event(se, ev) })
+	starting.Store(false)
 	if err != nil {
 		m.remove(id)
 		m.changed(se, daemon.StateEnded, "failed to start: "+err.Error())
@@ -182,6 +195,7 @@ func (m *sessions) start(ctx context.Context, c *client, p daemon.SessionStartPa
 	se.mu.Lock()
 	se.host = host
 	se.info.Incoming = ready.Incoming
+	se.info.Resolved, se.info.Note = ready.Resolved, ready.Note
 	se.mu.Unlock()
 	m.s.wg.Go(func() { m.watch(se) })
 	m.changed(se, daemon.StateActive, "")
@@ -192,7 +206,12 @@ func (m *sessions) start(ctx context.Context, c *client, p daemon.SessionStartPa
 		res.Wrapper = append(append(res.Wrapper, "--", p.Program.Path), p.Program.Args...)
 	}
 	prog.end("session " + id + " is active")
-	c.logMessage(protocol.MessageTypeInfo, fmt.Sprintf("session %s on %s is active (incoming: %s)", id, target, ready.Incoming))
+	c.logMessage(protocol.MessageTypeInfo, fmt.Sprintf("session %s on %s is active (incoming: %s)", id, ready.Resolved, ready.Incoming))
+	if ready.Note != "" {
+		// Which replica is in the session decides whose traffic the user
+		// sees: worth a message, not just a log line.
+		c.showMessage(protocol.MessageTypeInfo, fmt.Sprintf("remocal session %s: %s", id, ready.Note))
+	}
 	return res, nil
 }
 

@@ -205,6 +205,13 @@ type Session struct {
 	StartedAt time.Time    `json:"startedAt"`
 	// Incoming is the effective incoming mode: mirror, steal or off.
 	Incoming string `json:"incoming"`
+	// Resolved is what the target came to once the session started: for a
+	// Kubernetes target the pod and container it runs in
+	// ("deployment/api (pod shop/api-7d9c-x2x, container app)").
+	Resolved string `json:"resolved,omitzero"`
+	// Note explains a choice made for the user, such as which of several
+	// replicas the session uses and what that means for their traffic.
+	Note string `json:"note,omitzero"`
 }
 
 // SessionStartResult tells the client how to launch its program in the

@@ -29,7 +29,8 @@ var session = Session{ID: "s1", Target: "pid/4242", WorkspaceFolder: "/home/alic
 	State: StateActive, StartedAt: started, Incoming: "mirror"}
 
 var kubeSession = Session{ID: "s2", Target: "deployment/inventory", Namespace: "shop", WorkspaceFolder: "/home/alice/inventory", Owner: "alice@laptop via Visual Studio Code 1.139.1",
-	State: StateActive, StartedAt: started, Incoming: "steal"}
+	State: StateActive, StartedAt: started, Incoming: "steal", Resolved: "deployment/inventory (pod shop/inventory-7c9f8d5b6-2xk4q, container inventory)",
+	Note: "deployment/inventory has 2 running pods; this session uses inventory-7c9f8d5b6-2xk4q (the oldest), so only its traffic is mirrored or stolen; the other pods serve as before"}
 
 // vectors holds one example of every payload, named by method and role.
 // Every method and notification constant must appear.

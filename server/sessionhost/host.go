@@ -256,7 +256,11 @@ func (h *host) start(ctx context.Context, p startParams) (Ready, *hostError) {
 	env := sess.RemoteEnv()
 	env["LD_PRELOAD"] = lib
 	env[session.SocketEnv] = p.Socket
-	return Ready{Env: env, Incoming: string(cfg.Network.Incoming.Mode)}, nil
+	ready := Ready{Env: env, Incoming: string(cfg.Network.Incoming.Mode), Resolved: conn.Describe()}
+	if n, ok := conn.(interface{ Note() string }); ok { // Kubernetes: which pod of several, and why
+		ready.Note = n.Note()
+	}
+	return ready, nil
 }
 
 // onEvent turns what the supervisors report into events for the daemon.

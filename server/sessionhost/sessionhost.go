@@ -74,6 +74,9 @@ type Ready struct {
 	Warnings []string `json:"warnings"`
 	// Incoming is the effective incoming mode: mirror, steal or off.
 	Incoming string `json:"incoming"`
+	// Resolved and Note are daemon.Session's.
+	Resolved string `json:"resolved,omitzero"`
+	Note     string `json:"note,omitzero"`
 }
 
 // Event kinds.

@@ -49,6 +49,17 @@ func (k *Connector) Describe() string {
 	return k.Ref
 }
 
+// Note explains a choice made while resolving the target (which of
+// several running pods the session uses), or is empty.
+func (k *Connector) Note() string {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.resolved != nil {
+		return k.resolved.Note
+	}
+	return ""
+}
+
 func (k *Connector) progress(msg string) {
 	if k.Progress != nil {
 		k.Progress(msg)

@@ -202,6 +202,9 @@ func TestDaemonSessionOnDeployment(t *testing.T) {
 	if s := res.Session; s.State != daemon.StateActive || s.Namespace != f.ns || s.Target != "deploy/inventory" || s.Incoming != "steal" {
 		t.Errorf("started session %+v", s)
 	}
+	if want := fmt.Sprintf("deployment/inventory (pod %s/%s, container app)", f.ns, pod.name); res.Session.Resolved != want || res.Session.Note != "" {
+		t.Errorf("the session resolved to %q (note %q), want %q and no note for one replica", res.Session.Resolved, res.Session.Note, want)
+	}
 	if res.Env["GREETING"] != "hello from the cluster" {
 		t.Errorf("the session's environment lacks the pod's GREETING: %v", res.Env)
 	}
@@ -282,4 +285,23 @@ func TestDaemonSessionAgentPodDeleted(t *testing.T) {
 	// A session without its agent still stops.
 	d.stop(id)
 	d.waitSession(id, func(s daemon.Session) bool { return s.State == daemon.StateEnded })
+}
+
+// With several replicas the session says which pod it uses and what that
+// means, as remocal exec does on the terminal.
+func TestDaemonSessionNamesThePod(t *testing.T) {
+	f := newFixture(t)
+	f.deployInventory(2)
+	d := f.startDaemon()
+	res, _ := d.start("deploy/inventory", "hostname")
+	m := chosenPod.FindStringSubmatch(res.Session.Note)
+	if m == nil || !strings.Contains(res.Session.Note, "has 2 running pods") {
+		t.Fatalf("the session's note %q does not say which of the 2 pods it uses", res.Session.Note)
+	}
+	if want := fmt.Sprintf("deployment/inventory (pod %s/%s, container app)", f.ns, m[1]); res.Session.Resolved != want {
+		t.Errorf("resolved %q, want %q", res.Session.Resolved, want)
+	}
+	if got := d.list(); len(got) != 1 || got[0].Note != res.Session.Note {
+		t.Errorf("session/list %+v does not carry the note", got)
+	}
 }
