@@ -16,7 +16,7 @@ import (
 // documentedRole is the ClusterRole of docs/kubernetes.md ("Permissions"),
 // read from the document so that what users are told to grant is what
 // the tests grant.
-func documentedRole(t *testing.T) string {
+func documentedRole(t testing.TB) string {
 	t.Helper()
 	doc, err := os.ReadFile(filepath.Join(moduleRoot(t), "docs", "kubernetes.md"))
 	if err != nil {
@@ -29,16 +29,17 @@ func documentedRole(t *testing.T) string {
 	return string(m[1])
 }
 
-// The cluster, user and namespace are chosen as kubectl chooses them: the
-// --kubeconfig flag over $KUBECONFIG, --context over the current context,
-// the context's namespace when there is no -n, and credentials from an exec
-// plugin. The account has exactly the documented permissions.
-func TestKubeconfigLikeKubectl(t *testing.T) {
-	f := newFixture(t)
-	f.deployInventory(1)
-
-	role := "remocal-user-" + f.ns // ClusterRoles are cluster-wide; tests run in parallel namespaces
+// documentedAccount creates the service account "dev" in the test's
+// namespace, bound to the documented ClusterRole (changed by edit, if
+// given) under a name of the test's own, and returns its token.
+func (f *fixture) documentedAccount(name string, edit func(string) string) string {
+	t := f.t
+	t.Helper()
+	role := name + "-" + f.ns // ClusterRoles are cluster-wide; tests run in parallel namespaces
 	manifest := strings.Replace(documentedRole(t), "name: remocal-user}", "name: "+role+"}", 1)
+	if edit != nil {
+		manifest = edit(manifest)
+	}
 	if _, err := f.c.KubectlInput(f.ctx(), manifest, "apply", "-f", "-"); err != nil {
 		t.Fatal(err)
 	}
@@ -55,7 +56,18 @@ metadata: {name: dev}
 subjects: [{kind: ServiceAccount, name: dev}]
 roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: %s}
 `, role))
-	token := f.kubectl("create", "token", "dev")
+	return f.kubectl("create", "token", "dev")
+}
+
+// The cluster, user and namespace are chosen as kubectl chooses them: the
+// --kubeconfig flag over $KUBECONFIG, --context over the current context,
+// the context's namespace when there is no -n, and credentials from an exec
+// plugin. The account has exactly the documented permissions.
+func TestKubeconfigLikeKubectl(t *testing.T) {
+	f := newFixture(t)
+	f.deployInventory(1)
+
+	token := f.documentedAccount("remocal-user", nil)
 
 	// The exec plugin prints the token and leaves a mark that it ran.
 	dir := t.TempDir()
@@ -106,26 +118,10 @@ roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: %s}
 func TestPortForwardForbidden(t *testing.T) {
 	f := newFixture(t)
 	f.deployInventory(1)
-	role := "remocal-noforward-" + f.ns
-	manifest := strings.Replace(documentedRole(t), "name: remocal-user}", "name: "+role+"}", 1)
-	manifest = strings.Replace(manifest, "  resources: [pods/portforward]", "  resources: [pods/log]", 1)
-	if _, err := f.c.KubectlInput(f.ctx(), manifest, "apply", "-f", "-"); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_, _ = f.c.Kubectl(context.Background(), "delete", "clusterrole", role, "--wait=false")
+	token := f.documentedAccount("remocal-noforward", func(role string) string {
+		return strings.Replace(role, "  resources: [pods/portforward]", "  resources: [pods/log]", 1)
 	})
-	f.apply(fmt.Sprintf(`apiVersion: v1
-kind: ServiceAccount
-metadata: {name: dev}
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: RoleBinding
-metadata: {name: dev}
-subjects: [{kind: ServiceAccount, name: dev}]
-roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: %s}
-`, role))
-	f.kubeconfig = f.c.TokenKubeconfig(t, "dev", f.kubectl("create", "token", "dev"), f.ns)
+	f.kubeconfig = f.c.TokenKubeconfig(t, "dev", token, f.ns)
 	msg := f.failing("deployment/inventory")
 	mustContain(t, "error", msg, "may not create pods/portforward in namespace "+f.ns, "docs/kubernetes.md")
 	f.noAgentJobs()
