@@ -37,8 +37,9 @@ type Connector interface {
 
 // Redialer is a Connector whose connection can drop while its agent keeps
 // running (a Kubernetes port-forward): Redial connects to the same agent
-// again, trying for up to patience. It never starts another agent, whose
-// state (subscriptions, other clients) would differ.
+// again, trying for up to patience, or to the agent of the target's new
+// container when the target itself was replaced. The session subscribes
+// its ports again either way.
 type Redialer interface {
 	Redial(ctx context.Context, opts client.Options, patience time.Duration) (*client.Client, func(), error)
 }

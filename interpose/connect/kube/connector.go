@@ -179,17 +179,25 @@ func agentGone(ctx context.Context, env *Env, a *Agent) error {
 
 // Redial reconnects to the agent Connect reached, after the connection
 // dropped (a port-forward ends when the apiserver or kubelet restarts, or
-// after a network change). It never starts another agent: if the agent is
-// gone the error wraps ErrAgentGone and the session ends cleanly rather
-// than silently continuing against a different agent.
+// after a network change). If that agent is gone because its container
+// went away (a rollout, a restart), it follows the target to its new
+// container (follow.go); if the agent is gone while its container still
+// runs, the error wraps ErrAgentGone and no other agent is started.
 func (k *Connector) Redial(ctx context.Context, opts client.Options, patience time.Duration) (*client.Client, func(), error) {
+	deadline := time.Now().Add(patience)
 	k.mu.Lock()
-	env, a := k.env, k.agent
+	env, r, a := k.env, k.resolved, k.agent
 	k.mu.Unlock()
 	if a == nil {
 		return nil, nil, errors.New("redial before connect")
 	}
 	c, err := dialAgent(ctx, env, a, opts, patience)
+	if errors.Is(err, ErrAgentGone) && r != nil {
+		if why, moved := targetMoved(ctx, env, r); moved {
+			k.progress(why + "; following the target")
+			c, err = k.follow(ctx, env, r, opts, deadline)
+		}
+	}
 	if err != nil {
 		return nil, nil, err
 	}

@@ -44,8 +44,8 @@ func TestAgentPodDeleted(t *testing.T) {
 }
 
 // The target pod restarted (deleted, and replaced by its Deployment): the
-// running session reports that its agent ended with the target; the next
-// session runs in the new pod.
+// running session follows the target to the new pod, with a new agent
+// there, and its program reaches the cluster again.
 func TestTargetPodRestarted(t *testing.T) {
 	f := newFixture(t)
 	f.deployInventory(1)
@@ -54,15 +54,38 @@ func TestTargetPodRestarted(t *testing.T) {
 	r.Expect(r.Stdout, "hostname "+old.name)
 	r.Expect(r.Stdout, "waiting")
 	f.kubectl("delete", "pod", old.name, "--wait=true")
-	r.Expect(r.Stderr, "could not reconnect to the agent")
-	r.Stdin.Write([]byte("\n"))
-	r.Expect(r.Stdout, "get: ERROR") // no target, no cluster network
-	f.rollout("deployment/inventory")
-	res := f.exec("deployment/inventory", []string{"--no-incoming"}, f.probe(), "hostname")
+	r.Expect(r.Stderr, "the target pod "+f.ns+"/"+old.name+" was deleted; following the target")
+	line := r.Expect(r.Stderr, "now in deployment/inventory (pod "+f.ns+"/")
+	r.Expect(r.Stderr, "reconnected to the agent")
 	now := f.pods("app=inventory")[0]
-	if now.name == old.name || !strings.Contains(res.stdout, "hostname "+now.name) {
-		t.Errorf("the next session runs in %q, want the new pod %s", res.stdout, now.name)
+	if now.name == old.name || !strings.Contains(line, now.name) {
+		t.Errorf("the session followed the target to %q, want the new pod %s", line, now.name)
 	}
+	r.Stdin.Write([]byte("\n"))
+	r.Expect(r.Stdout, "get http://inventory/healthz: 200 ok")
+}
+
+// A rollout replaces the pod whose port a session steals: the session
+// follows it, and the new pod's traffic comes to the laptop.
+func TestStealFollowsRollout(t *testing.T) {
+	f := newFixture(t)
+	f.deployInventory(1)
+	old := f.pods("app=inventory")[0]
+	r := f.start("deployment/inventory", []string{"--steal"}, f.probe(), "serve-all=:8080")
+	r.Expect(r.Stderr, "stealing port 8080")
+	f.kubectl("rollout", "restart", "deployment/inventory")
+	r.Expect(r.Stderr, "following the target")
+	r.Expect(r.Stderr, "reconnected to the agent")
+	r.Expect(r.Stderr, "stealing port 8080")
+	f.rollout("deployment/inventory")
+	now := f.pods("app=inventory")[0]
+	if now.name == old.name {
+		t.Fatalf("the rollout kept pod %s", old.name)
+	}
+	if body := f.mustGet(appURL(now, "/after-rollout")); body != "local probe" {
+		t.Errorf("the new pod's port answered %q, want the laptop's", body)
+	}
+	r.Expect(r.Stdout, "request GET /after-rollout")
 }
 
 // A dropped port-forward (the connection to the apiserver cut) is made
