@@ -313,6 +313,11 @@ func (m *sessions) event(se *session, ev sessionhost.Event) {
 	case sessionhost.EventSubscribeFailed, sessionhost.EventAgentLost, sessionhost.EventAgentGone:
 		m.changed(se, daemon.StateDegraded, ev.Message)
 	case sessionhost.EventAgentReconnected:
+		if ev.Resolved != "" {
+			se.mu.Lock()
+			se.info.Resolved = ev.Resolved
+			se.mu.Unlock()
+		}
 		m.changed(se, daemon.StateActive, "")
 	}
 }

@@ -43,6 +43,7 @@ type host struct {
 	mu       sync.Mutex
 	id       string
 	target   string // the effective target, for conflicts
+	describe func() string
 	sess     *session.Session
 	ready    bool
 	warnings []string // before ready
@@ -221,7 +222,7 @@ func (h *host) start(ctx context.Context, p startParams) (Ready, *hostError) {
 		}
 	}
 	h.mu.Lock()
-	h.id, h.target = p.ID, conn.Describe()
+	h.id, h.target, h.describe = p.ID, conn.Describe(), conn.Describe
 	h.mu.Unlock()
 	sess, err := session.Start(ctx, session.Options{
 		Connector: conn, Config: cfg, ClientName: p.ClientName, Version: p.Version, Self: self,
@@ -278,6 +279,11 @@ func (h *host) onEvent(ev supervisor.Event) {
 		}
 	case supervisor.EventAgentLost, supervisor.EventAgentGone:
 	case supervisor.EventAgentReconnected:
+		// The target may have moved to a new pod meanwhile.
+		if h.describe != nil {
+			h.target = h.describe()
+			out.Resolved = h.target
+		}
 		h.events.push(out)
 		return
 	case supervisor.EventWarning:

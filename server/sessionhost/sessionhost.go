@@ -98,6 +98,9 @@ type Event struct {
 	Message string `json:"message"`
 	// Conflict is set for EventConflict: a port another client holds.
 	Conflict *daemon.Conflict `json:"conflict,omitzero"`
+	// Resolved is set for EventAgentReconnected: what the target resolves
+	// to now (a new pod after the old one went away).
+	Resolved string `json:"resolved,omitzero"`
 }
 
 // Detail is what the session is doing.

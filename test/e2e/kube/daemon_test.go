@@ -305,3 +305,26 @@ func TestDaemonSessionNamesThePod(t *testing.T) {
 		t.Errorf("session/list %+v does not carry the note", got)
 	}
 }
+
+// The target's pod deleted under a daemon session: the session follows
+// the target to the new pod and says so, active again with the new pod as
+// what it resolved to.
+func TestDaemonSessionFollowsTarget(t *testing.T) {
+	f := newFixture(t)
+	f.deployInventory(1)
+	old := f.pods("app=inventory")[0]
+	d := f.startDaemon()
+	res, _ := d.start("deploy/inventory", "serve-all=:8080")
+	id := res.Session.ID
+	d.waitSession(id, func(s daemon.Session) bool { return s.State == daemon.StateActive })
+	f.kubectl("delete", "pod", old.name, "--wait=true")
+	d.waitSession(id, func(s daemon.Session) bool { return s.State == daemon.StateDegraded })
+	moved := d.waitSession(id, func(s daemon.Session) bool {
+		return s.State == daemon.StateActive && !strings.Contains(s.Resolved, old.name)
+	})
+	now := f.pods("app=inventory")[0]
+	if want := fmt.Sprintf("deployment/inventory (pod %s/%s, container app)", f.ns, now.name); moved.Resolved != want {
+		t.Errorf("after the move the session resolves to %q, want %q", moved.Resolved, want)
+	}
+	d.detail(id, stealing(8080))
+}
