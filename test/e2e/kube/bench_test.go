@@ -83,3 +83,28 @@ func BenchmarkRequestLatency(b *testing.B) {
 		b.ReportMetric(m["p90"]/1e3, name+"-p90-µs")
 	}
 }
+
+// BenchmarkFollowTarget measures how long a running session is without its
+// target when the target's pod is deleted: from the delete request until
+// the session is connected to the agent of the replacement pod (which
+// includes the Deployment creating and starting that pod).
+func BenchmarkFollowTarget(b *testing.B) {
+	f := newFixture(b)
+	f.deployInventory(1)
+	r := f.start("deployment/inventory", []string{"--no-incoming"}, f.probe(), "wait")
+	r.Expect(r.Stdout, "waiting")
+	var durs []time.Duration
+	for b.Loop() {
+		pod := f.pods("app=inventory")[0]
+		start := time.Now()
+		f.kubectl("delete", "pod", pod.name, "--wait=false")
+		r.Expect(r.Stderr, "reconnected to the agent")
+		durs = append(durs, time.Since(start))
+	}
+	m, err := latency.Parse("follow-ns "+latency.Summary(durs), "follow-ns")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(m["p50"]/1e6, "p50-ms")
+	b.ReportMetric(m["max"]/1e6, "max-ms")
+}
