@@ -191,7 +191,7 @@ func TestDetail(t *testing.T) {
 	h := startHost(t, appSpec(t, env, "s1"))
 	probe := built(t, "probe")
 	p := start(t, programEnv(h.Ready()), joinArgv(t, h.spec.Socket, nil, probe, "read="+localenv.AppConfigPath, "serve=:8080")...)
-	p.expect("serving :8080")
+	p.Expect(p.Stdout, "serving :8080")
 	ev := h.events.wait(t, EventSubscribed)
 	if !strings.Contains(ev.Message, "mirroring port 8080 of the target to 127.0.0.1:8080") {
 		t.Errorf("subscribed event %+v", ev)
@@ -206,12 +206,12 @@ func TestDetail(t *testing.T) {
 	}
 	found := false
 	for _, proc := range d.Processes {
-		if proc.PID == p.cmd.Process.Pid && proc.Exe == probe {
+		if proc.PID == p.Cmd.Process.Pid && proc.Exe == probe {
 			found = true
 		}
 	}
 	if !found {
-		t.Errorf("processes %+v lack the probe (pid %d, %s)", d.Processes, p.cmd.Process.Pid, probe)
+		t.Errorf("processes %+v lack the probe (pid %d, %s)", d.Processes, p.Cmd.Process.Pid, probe)
 	}
 	if len(d.Errors) != 0 {
 		t.Errorf("errors %q, want none", d.Errors)
@@ -224,8 +224,8 @@ func TestDetail(t *testing.T) {
 	}
 	io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
-	p.expect("request GET /detail")
-	if code := p.wait(); code != 0 {
+	p.Expect(p.Stdout, "request GET /detail")
+	if code := p.Wait(); code != 0 {
 		t.Errorf("probe exit %d", code)
 	}
 	d = h.detail(t)
@@ -233,7 +233,7 @@ func TestDetail(t *testing.T) {
 		t.Errorf("subscriptions %+v, want one with one delivery", d.Subscriptions)
 	}
 	for _, proc := range d.Processes {
-		if proc.PID == p.cmd.Process.Pid {
+		if proc.PID == p.Cmd.Process.Pid {
 			t.Errorf("the probe has exited but is still listed: %+v", proc)
 		}
 	}
@@ -314,13 +314,13 @@ func TestConflictEvent(t *testing.T) {
 		t.Errorf("holder's subscription %q, want %q", c.Holder.Subscription, sub.ID())
 	}
 	mustContain(t, "conflict message", ev.Message, "cannot steal port 8080", "bob@desk")
-	p.expect("listening :8080") // the program goes on locally
+	p.Expect(p.Stdout, "listening :8080") // the program goes on locally
 	d := h.detail(t)
 	if len(d.Subscriptions) != 0 || len(d.Errors) != 1 || d.Errors[0] != ev.Message {
 		t.Errorf("detail: subscriptions %+v, errors %q; want none and the conflict", d.Subscriptions, d.Errors)
 	}
-	p.stdin.Close()
-	if code := p.wait(); code != 0 {
+	p.Stdin.Close()
+	if code := p.Wait(); code != 0 {
 		t.Errorf("probe exit %d", code)
 	}
 }
@@ -359,8 +359,8 @@ func TestKilledHost(t *testing.T) {
 	b := startHost(t, appSpec(t, env, "b"))
 	p := start(t, programEnv(a.Ready()), joinArgv(t, a.spec.Socket, nil, built(t, "probe"),
 		"read="+localenv.AppConfigPath, "wait", "stat=/etc/passwd", "hostname")...)
-	p.expect(`"environment": "remote"`)
-	p.expect("waiting")
+	p.Expect(p.Stdout, `"environment": "remote"`)
+	p.Expect(p.Stdout, "waiting")
 	var agents []int
 	kids := children(a.PID())
 	exits := map[int]<-chan struct{}{}
@@ -397,11 +397,11 @@ func TestKilledHost(t *testing.T) {
 	}
 
 	// The program goes on with this machine's files.
-	p.stdin.Write([]byte("\n"))
-	p.expect("stat /etc/passwd: size=")
+	p.Stdin.Write([]byte("\n"))
+	p.Expect(p.Stdout, "stat /etc/passwd: size=")
 	localHost, _ := os.Hostname()
-	p.expect("hostname " + localHost)
-	if code := p.wait(); code != 0 {
+	p.Expect(p.Stdout, "hostname "+localHost)
+	if code := p.Wait(); code != 0 {
 		t.Errorf("the program exited %d after its session host died, want 0", code)
 	}
 

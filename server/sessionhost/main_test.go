@@ -1,12 +1,10 @@
 package sessionhost
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -23,6 +21,7 @@ import (
 	"github.com/remocal/remocal/protocol/config"
 	"github.com/remocal/remocal/test/gobuild"
 	"github.com/remocal/remocal/test/localenv"
+	"github.com/remocal/remocal/test/procwatch"
 )
 
 // The tests start real session hosts (the remocal binary built from this
@@ -229,123 +228,13 @@ func run(t *testing.T, env []string, argv ...string) result {
 	return res
 }
 
-// running is a program in progress whose output is read line by line.
-type running struct {
-	t      *testing.T
-	cmd    *exec.Cmd
-	stdin  io.WriteCloser
-	stdout chan string
-	done   chan struct{}
-	code   int
-	mu     sync.Mutex
-	log    []string
-}
-
-func start(t *testing.T, env []string, argv ...string) *running {
+// start runs argv with env in a directory of its own, its output read
+// line by line (procwatch).
+func start(t *testing.T, env []string, argv ...string) *procwatch.Proc {
 	t.Helper()
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env, cmd.Dir = env, t.TempDir()
-	r := &running{t: t, cmd: cmd, stdout: make(chan string, 100), done: make(chan struct{})}
-	var err error
-	if r.stdin, err = cmd.StdinPipe(); err != nil {
-		t.Fatal(err)
-	}
-	// Plain pipes: a keeper may hold the write ends after the program
-	// exited, and the exit must not wait for it.
-	outR, outW, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	errR, errW, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stdout, cmd.Stderr = outW, errW
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	outW.Close()
-	errW.Close()
-	var readers sync.WaitGroup
-	readers.Add(2)
-	go func() {
-		defer readers.Done()
-		defer close(r.stdout)
-		defer outR.Close()
-		sc := bufio.NewScanner(outR)
-		for sc.Scan() {
-			r.record("stdout: " + sc.Text())
-			r.stdout <- sc.Text()
-		}
-	}()
-	go func() {
-		defer readers.Done()
-		defer errR.Close()
-		sc := bufio.NewScanner(errR)
-		for sc.Scan() {
-			r.record("stderr: " + sc.Text())
-		}
-	}()
-	go func() {
-		err := cmd.Wait()
-		var ee *exec.ExitError
-		if errors.As(err, &ee) {
-			r.code = ee.ExitCode()
-		} else if err != nil {
-			r.code = -1
-		}
-		close(r.done)
-	}()
-	t.Cleanup(func() {
-		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		<-r.done
-		// Drain stdout so the reader can finish.
-		for range r.stdout {
-		}
-		readers.Wait()
-		r.mu.Lock()
-		t.Logf("output of %v:\n%s", argv, strings.Join(r.log, "\n"))
-		r.mu.Unlock()
-	})
-	return r
-}
-
-func (r *running) record(line string) {
-	r.mu.Lock()
-	r.log = append(r.log, line)
-	r.mu.Unlock()
-}
-
-// expect waits for a stdout line containing want and returns it.
-func (r *running) expect(want string) string {
-	r.t.Helper()
-	timeout := time.After(30 * time.Second)
-	for {
-		select {
-		case line, ok := <-r.stdout:
-			if !ok {
-				r.t.Fatalf("output ended without %q", want)
-			}
-			if strings.Contains(line, want) {
-				return line
-			}
-		case <-timeout:
-			r.t.Fatalf("no line with %q within 30s", want)
-		}
-	}
-}
-
-// wait returns the exit status.
-func (r *running) wait() int {
-	r.t.Helper()
-	select {
-	case <-r.done:
-		return r.code
-	case <-time.After(30 * time.Second):
-		r.t.Fatal("the program did not exit")
-		return -1
-	}
+	return procwatch.Start(t, cmd)
 }
 
 func mustContain(t *testing.T, what, got string, wants ...string) {
