@@ -58,8 +58,8 @@ func TestDaemonWithoutKubeconfig(t *testing.T) {
 	}
 	// A kubeconfig asked for by flag must load.
 	r := runRemocal(t, t.TempDir(), cleanEnv(t), "daemon", "--socket", filepath.Join(t.TempDir(), "s"), "--kubeconfig", "/nonexistent/kubeconfig")
-	if r.code == 0 || !strings.Contains(r.stderr, "/nonexistent/kubeconfig") {
-		t.Errorf("a missing --kubeconfig: exit %d, %s", r.code, r.stderr)
+	if r.Code == 0 || !strings.Contains(r.Stderr, "/nonexistent/kubeconfig") {
+		t.Errorf("a missing --kubeconfig: exit %d, %s", r.Code, r.Stderr)
 	}
 }
 

@@ -1,9 +1,7 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
-	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +12,7 @@ import (
 
 	"github.com/remocal/remocal/protocol/daemon"
 	"github.com/remocal/remocal/test/cluster"
+	"github.com/remocal/remocal/test/procwatch"
 )
 
 const toolbox = "remocal.local/test/toolbox:v1"
@@ -52,26 +51,11 @@ spec:
 `, "NS", ns)
 }
 
-type run struct {
-	stdout, stderr string
-	code           int
-}
-
-func runRemocal(t *testing.T, dir string, env []string, args ...string) run {
+func runRemocal(t *testing.T, dir string, env []string, args ...string) procwatch.Result {
 	t.Helper()
 	cmd := exec.Command(remocal(t), args...)
 	cmd.Dir, cmd.Env = dir, env
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	r := run{stdout: out.String(), stderr: errb.String()}
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		r.code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatal(err)
-	}
-	return r
+	return procwatch.Run(t, cmd)
 }
 
 // fields splits a table into rows of columns.
@@ -94,8 +78,8 @@ func TestLsFlags(t *testing.T) {
 		{[]string{"ls"}, "no Kubernetes credentials found"},
 	} {
 		r := runRemocal(t, t.TempDir(), cleanEnv(t), tc.args...)
-		if r.code == 0 || !strings.Contains(r.stderr, tc.want) {
-			t.Errorf("remocal %v: exit %d, stderr %q; want %q", tc.args, r.code, r.stderr, tc.want)
+		if r.Code == 0 || !strings.Contains(r.Stderr, tc.want) {
+			t.Errorf("remocal %v: exit %d, stderr %q; want %q", tc.args, r.Code, r.Stderr, tc.want)
 		}
 	}
 }
@@ -119,10 +103,10 @@ func TestLs(t *testing.T) {
 	dir := t.TempDir()
 
 	r := runRemocal(t, dir, env, "ls", "-n", ns)
-	if r.code != 0 {
-		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	if r.Code != 0 {
+		t.Fatalf("exit %d: %s", r.Code, r.Stderr)
 	}
-	rows := fields(r.stdout)
+	rows := fields(r.Stdout)
 	if got := strings.Join(rows[0], " "); got != "TARGET READY STATUS CONTAINERS" {
 		t.Errorf("header %q", got)
 	}
@@ -145,8 +129,8 @@ func TestLs(t *testing.T) {
 	// JSON is the daemon's TargetsResult.
 	r = runRemocal(t, dir, env, "ls", "-n", ns, "-o", "json", "--kind", "deploy,svc")
 	var res daemon.TargetsResult
-	if err := json.Unmarshal([]byte(r.stdout), &res); err != nil || r.code != 0 {
-		t.Fatalf("-o json: %v, exit %d\n%s%s", err, r.code, r.stdout, r.stderr)
+	if err := json.Unmarshal([]byte(r.Stdout), &res); err != nil || r.Code != 0 {
+		t.Fatalf("-o json: %v, exit %d\n%s%s", err, r.Code, r.Stdout, r.Stderr)
 	}
 	if len(res.Targets) != 2 || res.Targets[0].Ref != "deployment/web" || res.Targets[1].Ref != "service/web" {
 		t.Fatalf("--kind deploy,svc: %+v", res.Targets)
@@ -159,10 +143,10 @@ func TestLs(t *testing.T) {
 
 	// -A: a namespace column, every namespace.
 	r = runRemocal(t, dir, env, "ls", "-A", "--kind", "deployment")
-	if r.code != 0 {
-		t.Fatalf("-A: exit %d: %s", r.code, r.stderr)
+	if r.Code != 0 {
+		t.Fatalf("-A: exit %d: %s", r.Code, r.Stderr)
 	}
-	table := fields(r.stdout)
+	table := fields(r.Stdout)
 	if strings.Join(table[0], " ") != "NAMESPACE TARGET READY STATUS CONTAINERS" {
 		t.Errorf("-A header %v", table[0])
 	}
@@ -174,7 +158,7 @@ func TestLs(t *testing.T) {
 		}
 	}
 	if !found[ns+" deployment/web"] || !found["kube-system deployment/coredns"] {
-		t.Errorf("-A lacks %s/web or kube-system/coredns:\n%s", ns, r.stdout)
+		t.Errorf("-A lacks %s/web or kube-system/coredns:\n%s", ns, r.Stdout)
 	}
 
 	// The configuration file's kubernetes section chooses the cluster and
@@ -185,27 +169,27 @@ func TestLs(t *testing.T) {
 		t.Fatal(err)
 	}
 	r = runRemocal(t, dir, cleanEnv(t), "ls", "--kind", "pod")
-	if r.code != 0 || !strings.Contains(r.stdout, "pod/solo") {
-		t.Errorf("with the configuration's kubernetes section: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	if r.Code != 0 || !strings.Contains(r.Stdout, "pod/solo") {
+		t.Errorf("with the configuration's kubernetes section: exit %d\n%s%s", r.Code, r.Stdout, r.Stderr)
 	}
 
 	// Errors: a namespace that does not exist, and one the account may
 	// not list.
 	r = runRemocal(t, dir, env, "ls", "-n", "nope-"+ns)
-	if r.code == 0 || !strings.Contains(r.stderr, `namespace "nope-`+ns+`" not found`) {
-		t.Errorf("unknown namespace: exit %d, %s", r.code, r.stderr)
+	if r.Code == 0 || !strings.Contains(r.Stderr, `namespace "nope-`+ns+`" not found`) {
+		t.Errorf("unknown namespace: exit %d, %s", r.Code, r.Stderr)
 	}
 	limited := c.ListerKubeconfig(t, ns, "pods")
 	r = runRemocal(t, t.TempDir(), cleanEnv(t), "ls", "--kubeconfig", limited, "-n", "kube-system", "--kind", "pod")
-	if r.code == 0 || !strings.Contains(r.stderr, "your Kubernetes account may not list pods in namespace kube-system; ask an administrator") {
-		t.Errorf("forbidden namespace: exit %d, %s", r.code, r.stderr)
+	if r.Code == 0 || !strings.Contains(r.Stderr, "your Kubernetes account may not list pods in namespace kube-system; ask an administrator") {
+		t.Errorf("forbidden namespace: exit %d, %s", r.Code, r.Stderr)
 	}
 	r = runRemocal(t, t.TempDir(), cleanEnv(t), "ls", "--kubeconfig", limited, "-A", "--kind", "pod")
-	if r.code == 0 || !strings.Contains(r.stderr, "may not list pods in all namespaces (cluster-wide)") || !strings.Contains(r.stderr, "-n NAMESPACE") {
-		t.Errorf("forbidden -A: exit %d, %s", r.code, r.stderr)
+	if r.Code == 0 || !strings.Contains(r.Stderr, "may not list pods in all namespaces (cluster-wide)") || !strings.Contains(r.Stderr, "-n NAMESPACE") {
+		t.Errorf("forbidden -A: exit %d, %s", r.Code, r.Stderr)
 	}
 	r = runRemocal(t, t.TempDir(), cleanEnv(t), "ls", "--kubeconfig", limited, "--kind", "po")
-	if r.code != 0 || !strings.Contains(r.stdout, "pod/solo") {
-		t.Errorf("the account's own namespace: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	if r.Code != 0 || !strings.Contains(r.Stdout, "pod/solo") {
+		t.Errorf("the account's own namespace: exit %d\n%s%s", r.Code, r.Stdout, r.Stderr)
 	}
 }

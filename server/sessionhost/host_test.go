@@ -72,10 +72,10 @@ func TestReadyEnvJoinsPrograms(t *testing.T) {
 	}
 
 	r := run(t, programEnv(ready), debianPython(t), "-c", joinScript)
-	if r.code != 0 || r.stderr != "" {
-		t.Fatalf("python: exit %d, stderr %q", r.code, r.stderr)
+	if r.Code != 0 || r.Stderr != "" {
+		t.Fatalf("python: exit %d, stderr %q", r.Code, r.Stderr)
 	}
-	mustContain(t, "python output", r.stdout, "env "+localenv.AppAPIToken, "file remote", "resolve "+localenv.RedisIP.String())
+	mustContain(t, "python output", r.Stdout, "env "+localenv.AppAPIToken, "file remote", "resolve "+localenv.RedisIP.String())
 	d := h.detail(t)
 	if d.Supervised != 1 || d.Counters["open"] == 0 || d.Counters["connect"] == 0 {
 		t.Errorf("detail: %d programs joined, counters %v; want 1, and remote opens and connects", d.Supervised, d.Counters)
@@ -90,13 +90,13 @@ func TestWrapperJoinsStaticPrograms(t *testing.T) {
 	probe := built(t, "probe")
 	r := run(t, programEnv(h.Ready()), joinArgv(t, h.spec.Socket, nil, probe,
 		"env=API_TOKEN", "read="+localenv.AppConfigPath, "resolve=redis", "hostname")...)
-	if r.code != 0 {
-		t.Fatalf("exit %d", r.code)
+	if r.Code != 0 {
+		t.Fatalf("exit %d", r.Code)
 	}
-	mustContain(t, "probe output", r.stdout, "env API_TOKEN="+localenv.AppAPIToken, `"environment": "remote"`,
+	mustContain(t, "probe output", r.Stdout, "env API_TOKEN="+localenv.AppAPIToken, `"environment": "remote"`,
 		"resolve redis: "+localenv.RedisIP.String(), "hostname "+env.App.Hostname)
-	if r.stderr != "" {
-		t.Errorf("stderr %q, want nothing", r.stderr)
+	if r.Stderr != "" {
+		t.Errorf("stderr %q, want nothing", r.Stderr)
 	}
 	if d := h.detail(t); d.Supervised != 1 {
 		t.Errorf("%d programs joined, want 1", d.Supervised)
@@ -111,10 +111,10 @@ func TestWrapperJoinsStaticPrograms(t *testing.T) {
 		}
 	}
 	r = run(t, plain, joinArgv(t, h.spec.Socket, nil, probe, "read="+localenv.AppConfigPath, "hostname")...)
-	if r.code != 0 {
-		t.Fatalf("without LD_PRELOAD: exit %d", r.code)
+	if r.Code != 0 {
+		t.Fatalf("without LD_PRELOAD: exit %d", r.Code)
 	}
-	mustContain(t, "probe output", r.stdout, `"environment": "remote"`, "hostname "+env.App.Hostname)
+	mustContain(t, "probe output", r.Stdout, `"environment": "remote"`, "hostname "+env.App.Hostname)
 	if d := h.detail(t); d.Supervised != 2 {
 		t.Errorf("%d programs joined, want 2", d.Supervised)
 	}
@@ -123,16 +123,16 @@ func TestWrapperJoinsStaticPrograms(t *testing.T) {
 func TestWrapperFailures(t *testing.T) {
 	missing := filepath.Join(t.TempDir(), "gone.sock")
 	r := run(t, os.Environ(), joinArgv(t, missing, nil, "true")...)
-	if r.code != 1 || !strings.Contains(r.stderr, "no remocal session at "+missing) || !strings.Contains(r.stderr, "start the session first") {
-		t.Errorf("unreachable session: exit %d, stderr %q; want 1 and a hint", r.code, r.stderr)
+	if r.Code != 1 || !strings.Contains(r.Stderr, "no remocal session at "+missing) || !strings.Contains(r.Stderr, "start the session first") {
+		t.Errorf("unreachable session: exit %d, stderr %q; want 1 and a hint", r.Code, r.Stderr)
 	}
 	r = run(t, os.Environ(), joinArgv(t, missing, nil, "no-such-program-anywhere")...)
-	if r.code != 127 || !strings.Contains(r.stderr, `"no-such-program-anywhere" is not in PATH`) {
-		t.Errorf("unknown program: exit %d, stderr %q; want 127", r.code, r.stderr)
+	if r.Code != 127 || !strings.Contains(r.Stderr, `"no-such-program-anywhere" is not in PATH`) {
+		t.Errorf("unknown program: exit %d, stderr %q; want 127", r.Code, r.Stderr)
 	}
 	r = run(t, os.Environ(), joinArgv(t, missing, []string{"--steal"}, "true")...)
-	if r.code != 1 || !strings.Contains(r.stderr, "--steal cannot be combined") {
-		t.Errorf("--join --steal: exit %d, stderr %q; want 1 and a refusal", r.code, r.stderr)
+	if r.Code != 1 || !strings.Contains(r.Stderr, "--steal cannot be combined") {
+		t.Errorf("--join --steal: exit %d, stderr %q; want 1 and a refusal", r.Code, r.Stderr)
 	}
 }
 
@@ -170,12 +170,12 @@ func TestTransparentFirst(t *testing.T) {
 			}
 			argv := joinArgv(t, h.spec.Socket, []string{"--transparent-first"}, debugger, "hostname", "run="+built(t, "probe")+"+hostname")
 			r := run(t, progEnv, argv...)
-			if want := "hostname " + local + "\nhostname " + env.App.Hostname + "\n"; r.code != 0 || r.stdout != want {
-				t.Errorf("exit %d, stdout %q, want %q: the debugger local, its child in the target", r.code, r.stdout, want)
+			if want := "hostname " + local + "\nhostname " + env.App.Hostname + "\n"; r.Code != 0 || r.Stdout != want {
+				t.Errorf("exit %d, stdout %q, want %q: the debugger local, its child in the target", r.Code, r.Stdout, want)
 			}
 			r = run(t, progEnv, argv...)
-			if want := "hostname " + env.App.Hostname + "\nhostname " + env.App.Hostname + "\n"; r.code != 0 || r.stdout != want {
-				t.Errorf("second program: exit %d, stdout %q, want %q: only the first is transparent", r.code, r.stdout, want)
+			if want := "hostname " + env.App.Hostname + "\nhostname " + env.App.Hostname + "\n"; r.Code != 0 || r.Stdout != want {
+				t.Errorf("second program: exit %d, stdout %q, want %q: only the first is transparent", r.Code, r.Stdout, want)
 			}
 			if d := h.detail(t); d.Supervised != 2 {
 				t.Errorf("%d programs joined, want 2", d.Supervised)
@@ -407,10 +407,10 @@ func TestKilledHost(t *testing.T) {
 
 	// The other session runs on.
 	r := run(t, programEnv(b.Ready()), debianPython(t), "-c", joinScript)
-	if r.code != 0 {
-		t.Fatalf("python in session b: exit %d", r.code)
+	if r.Code != 0 {
+		t.Fatalf("python in session b: exit %d", r.Code)
 	}
-	mustContain(t, "python output", r.stdout, "file remote", "resolve "+localenv.RedisIP.String())
+	mustContain(t, "python output", r.Stdout, "file remote", "resolve "+localenv.RedisIP.String())
 	if d := b.detail(t); d.Supervised != 1 || b.Err() != nil {
 		t.Errorf("session b: %d programs, Err %v", d.Supervised, b.Err())
 	}
@@ -421,8 +421,8 @@ func TestStop(t *testing.T) {
 	env := localenv.New(t)
 	h := startHost(t, appSpec(t, env, "s1"))
 	r := run(t, programEnv(h.Ready()), joinArgv(t, h.spec.Socket, nil, built(t, "probe"), "read="+localenv.AppConfigPath)...)
-	if r.code != 0 {
-		t.Fatalf("probe exit %d", r.code)
+	if r.Code != 0 {
+		t.Fatalf("probe exit %d", r.Code)
 	}
 	kids := children(h.PID()) // the agent and the program's keeper
 	exits := map[int]<-chan struct{}{}
@@ -529,8 +529,8 @@ func TestStartErrors(t *testing.T) {
 // not get alone.
 func TestHostByHand(t *testing.T) {
 	r := run(t, os.Environ(), built(t, "remocal"), Arg)
-	if r.code != 2 || !strings.Contains(r.stderr, "started by the remocal daemon") {
-		t.Errorf("exit %d, stderr %q; want 2 and an explanation", r.code, r.stderr)
+	if r.Code != 2 || !strings.Contains(r.Stderr, "started by the remocal daemon") {
+		t.Errorf("exit %d, stderr %q; want 2 and an explanation", r.Code, r.Stderr)
 	}
 }
 

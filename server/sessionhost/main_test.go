@@ -11,7 +11,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -195,37 +194,12 @@ func joinArgv(t *testing.T, socket string, flags []string, argv ...string) []str
 	return append(append(out, "--"), argv...)
 }
 
-type result struct {
-	code           int
-	stdout, stderr string
-}
-
-// run runs argv with env and waits; the program and its children are in
-// a process group of their own, killed if the test gives up on them.
-func run(t *testing.T, env []string, argv ...string) result {
+// run runs argv with env in a directory of its own and waits.
+func run(t *testing.T, env []string, argv ...string) procwatch.Result {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env, cmd.Dir = env, t.TempDir()
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	cmd.WaitDelay = 5 * time.Second
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	res := result{stdout: out.String(), stderr: errb.String()}
-	var ee *exec.ExitError
-	switch {
-	case ctx.Err() != nil:
-		t.Fatalf("%v did not finish within 60s\nstdout:\n%s\nstderr:\n%s", argv, res.stdout, res.stderr)
-	case errors.As(err, &ee):
-		res.code = ee.ExitCode()
-	case err != nil:
-		t.Fatalf("run %v: %v", argv, err)
-	}
-	t.Logf("%v: exit %d\nstdout:\n%s\nstderr:\n%s", argv, res.code, res.stdout, res.stderr)
-	return res
+	return procwatch.Run(t, cmd)
 }
 
 // start runs argv with env in a directory of its own, its output read

@@ -14,10 +14,10 @@ func TestStaticGoBinarySeesTheTarget(t *testing.T) {
 		"env=API_TOKEN", "hostname", "read="+localenv.AppConfigPath, "stat="+localenv.AppConfigPath,
 		"resolve=redis", "resolve="+localenv.HostsOnlyName,
 		fmt.Sprintf("redis=%s:%d", localenv.RedisDNSName, localenv.RedisPort))
-	if r.code != 0 {
-		t.Fatalf("exit %d", r.code)
+	if r.Code != 0 {
+		t.Fatalf("exit %d", r.Code)
 	}
-	mustContain(t, "stdout", r.stdout,
+	mustContain(t, "stdout", r.Stdout,
 		"env API_TOKEN="+localenv.AppAPIToken,
 		"hostname "+env.App.Hostname,
 		`"environment": "remote"`,

@@ -3,7 +3,6 @@ package e2e
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -11,7 +10,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -22,6 +20,7 @@ import (
 	"github.com/remocal/remocal/interpose/session"
 	"github.com/remocal/remocal/protocol/config"
 	"github.com/remocal/remocal/test/localenv"
+	"github.com/remocal/remocal/test/procwatch"
 )
 
 // The LD_PRELOAD bootstrap end to end: programs started without `remocal
@@ -127,30 +126,11 @@ func withoutBootstrapVars(env []string) []string {
 // runPlain runs argv without remocal exec, in dir, with exactly env, and
 // waits. The program and anything it starts run in a process group of
 // their own that is killed if the test gives up on them.
-func runPlain(t *testing.T, env []string, dir string, argv ...string) result {
+func runPlain(t *testing.T, env []string, dir string, argv ...string) procwatch.Result {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env, cmd.Dir = env, dir
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	cmd.WaitDelay = 5 * time.Second
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	res := result{stdout: out.String(), stderr: errb.String()}
-	var ee *exec.ExitError
-	switch {
-	case ctx.Err() != nil:
-		t.Fatalf("%v did not finish within 60s\nstdout:\n%s\nstderr:\n%s", argv, res.stdout, res.stderr)
-	case errors.As(err, &ee):
-		res.code = ee.ExitCode()
-	case err != nil:
-		t.Fatalf("run %v: %v", argv, err)
-	}
-	t.Logf("%v: exit %d\nstdout:\n%s\nstderr:\n%s", argv, res.code, res.stdout, res.stderr)
-	return res
+	return procwatch.Run(t, cmd)
 }
 
 // debianPython is Debian's python3 (dynamically linked against glibc), or
@@ -190,12 +170,12 @@ func TestBootstrapPythonSeesTheTarget(t *testing.T) {
 	py := debianPython(t)
 	b := startBootstrapSession(t, env)
 	r := runPlain(t, b.env, b.dir, py, "-c", bootstrapScript)
-	if r.code != 0 {
-		t.Fatalf("python exit %d", r.code)
+	if r.Code != 0 {
+		t.Fatalf("python exit %d", r.Code)
 	}
-	bootstrapScriptSawTheTarget(t, env, r.stdout)
-	if r.stderr != "" {
-		t.Errorf("stderr %q, want nothing: the library is silent when it works", r.stderr)
+	bootstrapScriptSawTheTarget(t, env, r.Stdout)
+	if r.Stderr != "" {
+		t.Errorf("stderr %q, want nothing: the library is silent when it works", r.Stderr)
 	}
 	b.joined(t)
 }
@@ -207,13 +187,13 @@ func TestBootstrapChildrenInheritTheFilter(t *testing.T) {
 	// cat and python3 load the library too; they find the inherited
 	// filter and do not connect again.
 	r := runPlain(t, b.env, b.dir, "sh", "-c", `cat /etc/inventory/config.json && "$0" -c "$1"; exit $?`, py, bootstrapScript)
-	if r.code != 0 {
-		t.Fatalf("exit %d", r.code)
+	if r.Code != 0 {
+		t.Fatalf("exit %d", r.Code)
 	}
-	mustContain(t, "cat output", r.stdout, `"environment": "remote"`)
-	bootstrapScriptSawTheTarget(t, env, r.stdout)
-	if r.stderr != "" {
-		t.Errorf("stderr %q, want nothing", r.stderr)
+	mustContain(t, "cat output", r.Stdout, `"environment": "remote"`)
+	bootstrapScriptSawTheTarget(t, env, r.Stdout)
+	if r.Stderr != "" {
+		t.Errorf("stderr %q, want nothing", r.Stderr)
 	}
 	b.joined(t) // the children did not connect again
 }
@@ -223,10 +203,10 @@ func TestBootstrapCoversStaticChildren(t *testing.T) {
 	probe := built(t, "probe") // static Go: LD_PRELOAD means nothing to it
 	b := startBootstrapSession(t, env)
 	r := runPlain(t, b.env, b.dir, "sh", "-c", `"$0" read=`+localenv.AppConfigPath+` hostname resolve=redis; exit $?`, probe)
-	if r.code != 0 {
-		t.Fatalf("exit %d", r.code)
+	if r.Code != 0 {
+		t.Fatalf("exit %d", r.Code)
 	}
-	mustContain(t, "probe output", r.stdout, `"environment": "remote"`, "hostname "+env.App.Hostname,
+	mustContain(t, "probe output", r.Stdout, `"environment": "remote"`, "hostname "+env.App.Hostname,
 		"resolve redis: "+localenv.RedisIP.String())
 	b.joined(t)
 }
@@ -239,12 +219,12 @@ func TestBootstrapUnreachableSessionWarnsOnce(t *testing.T) {
 	missing := filepath.Join(t.TempDir(), "gone.sock")
 	env := append(withoutBootstrapVars(os.Environ()), "LD_PRELOAD="+lib, session.SocketEnv+"="+missing)
 	r := runPlain(t, env, t.TempDir(), "sh", "-c", "true; sh -c true")
-	if r.code != 0 {
-		t.Errorf("exit %d, want 0: the program runs without remocal", r.code)
+	if r.Code != 0 {
+		t.Errorf("exit %d, want 0: the program runs without remocal", r.Code)
 	}
 	want := "remocal: cannot reach the session at " + missing + " (No such file or directory); sh runs without remocal\n"
-	if r.stderr != want {
-		t.Errorf("stderr %q, want the warning exactly once: %q", r.stderr, want)
+	if r.Stderr != want {
+		t.Errorf("stderr %q, want the warning exactly once: %q", r.Stderr, want)
 	}
 }
 
@@ -333,10 +313,10 @@ libc = ctypes.CDLL(None, use_errno=True)
 print("probe", libc.prctl(0x524d434c, 0, 0, 0, 0), errno.errorcode[ctypes.get_errno()])
 print([l.strip() for l in open("/proc/self/status") if l.startswith("Seccomp:")][0])
 `)
-	if r.code != 0 || r.stderr != "" {
-		t.Errorf("exit %d, stderr %q; want a normal run and nothing on stderr", r.code, r.stderr)
+	if r.Code != 0 || r.Stderr != "" {
+		t.Errorf("exit %d, stderr %q; want a normal run and nothing on stderr", r.Code, r.Stderr)
 	}
-	if want := "probe -1 EINVAL\n" + mode + "\n"; r.stdout != want {
-		t.Errorf("stdout %q, want %q: no filter installed", r.stdout, want)
+	if want := "probe -1 EINVAL\n" + mode + "\n"; r.Stdout != want {
+		t.Errorf("stdout %q, want %q: no filter installed", r.Stdout, want)
 	}
 }

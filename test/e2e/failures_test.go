@@ -25,8 +25,8 @@ func TestUnreachableTarget(t *testing.T) {
 		{[]string{"exec", "--target", "deploy/api", "--kubeconfig", "/nonexistent/kubeconfig", "--", "true"}, `/nonexistent/kubeconfig`},
 	} {
 		r := runRemocal(t, c.args...)
-		if r.code != 1 || !strings.Contains(r.stderr, c.want) {
-			t.Errorf("remocal %v: exit %d, stderr %q; want exit 1 and %q", c.args, r.code, r.stderr, c.want)
+		if r.Code != 1 || !strings.Contains(r.Stderr, c.want) {
+			t.Errorf("remocal %v: exit %d, stderr %q; want exit 1 and %q", c.args, r.Code, r.Stderr, c.want)
 		}
 	}
 }
@@ -34,18 +34,18 @@ func TestUnreachableTarget(t *testing.T) {
 func TestCommandNotFound(t *testing.T) {
 	env := localenv.New(t)
 	r := execIn(t, env, nil, "no-such-program-anywhere")
-	if r.code != 127 || !strings.Contains(r.stderr, `"no-such-program-anywhere" is not in PATH`) {
-		t.Errorf("exit %d, stderr %q; want 127 and a not-found message", r.code, r.stderr)
+	if r.Code != 127 || !strings.Contains(r.Stderr, `"no-such-program-anywhere" is not in PATH`) {
+		t.Errorf("exit %d, stderr %q; want 127 and a not-found message", r.Code, r.Stderr)
 	}
 }
 
 func TestExitStatusIsTheProgramsOwn(t *testing.T) {
 	env := localenv.New(t)
-	if r := execIn(t, env, []string{"--no-incoming"}, "sh", "-c", "exit 42"); r.code != 42 || r.stderr != "" {
-		t.Errorf("exit %d stderr %q, want 42 and nothing from remocal", r.code, r.stderr)
+	if r := execIn(t, env, []string{"--no-incoming"}, "sh", "-c", "exit 42"); r.Code != 42 || r.Stderr != "" {
+		t.Errorf("exit %d stderr %q, want 42 and nothing from remocal", r.Code, r.Stderr)
 	}
-	if r := execIn(t, env, []string{"--no-incoming"}, "sh", "-c", "kill -TERM $$"); r.code != 128+int(syscall.SIGTERM) {
-		t.Errorf("killed by SIGTERM: exit %d, want %d", r.code, 128+int(syscall.SIGTERM))
+	if r := execIn(t, env, []string{"--no-incoming"}, "sh", "-c", "kill -TERM $$"); r.Code != 128+int(syscall.SIGTERM) {
+		t.Errorf("killed by SIGTERM: exit %d, want %d", r.Code, 128+int(syscall.SIGTERM))
 	}
 }
 
@@ -57,10 +57,10 @@ func TestBadConfig(t *testing.T) {
   "fs": {"mdoe": "read"}
 }`), 0o644)
 	r := execIn(t, env, []string{"-f", cfg}, "true")
-	if r.code != 1 {
-		t.Errorf("exit %d, want 1", r.code)
+	if r.Code != 1 {
+		t.Errorf("exit %d, want 1", r.Code)
 	}
-	mustContain(t, "stderr", r.stderr, "$.network.incoming.mode", `"mirror"`, "$.fs", "mdoe")
+	mustContain(t, "stderr", r.Stderr, "$.network.incoming.mode", `"mirror"`, "$.fs", "mdoe")
 }
 
 // agentOf finds the agent process remocal exec started.

@@ -113,10 +113,10 @@ func TestGDBRunsTheProgramUnderTheLauncher(t *testing.T) {
 	gdb := requireTool(t, "gdb")
 	r := execIn(t, env, []string{"--no-incoming"}, gdb, "-batch", "-nx", "-ex", "run", "--args",
 		built(t, "probe"), "env=API_TOKEN", "read="+localenv.AppConfigPath, "resolve=redis")
-	if r.code != 0 {
-		t.Fatalf("gdb exit %d", r.code)
+	if r.Code != 0 {
+		t.Fatalf("gdb exit %d", r.Code)
 	}
-	mustContain(t, "gdb output", r.stdout, "env API_TOKEN="+localenv.AppAPIToken, `"environment": "remote"`,
+	mustContain(t, "gdb output", r.Stdout, "env API_TOKEN="+localenv.AppAPIToken, `"environment": "remote"`,
 		"resolve redis: "+localenv.RedisIP.String(), "exited normally")
 }
 

@@ -6,9 +6,7 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -37,29 +35,10 @@ func built(t testing.TB, name string) string {
 	return gobuild.Program(t, pkg, gobuild.Options{Static: true})
 }
 
-// result is what a remocal exec run produced.
-type result struct {
-	code           int
-	stdout, stderr string
-}
-
 // execIn runs `remocal exec --target pid/<app> [flags] -- argv` and waits.
-func execIn(t *testing.T, env *localenv.Env, flags []string, argv ...string) result {
+func execIn(t *testing.T, env *localenv.Env, flags []string, argv ...string) procwatch.Result {
 	t.Helper()
-	cmd := remocalCmd(t, env, flags, argv...)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	res := result{stdout: out.String(), stderr: errb.String()}
-	var ee *exec.ExitError
-	switch {
-	case errors.As(err, &ee):
-		res.code = ee.ExitCode()
-	case err != nil:
-		t.Fatalf("run remocal exec: %v", err)
-	}
-	t.Logf("remocal exec %v -- %v: exit %d\nstdout:\n%s\nstderr:\n%s", flags, argv, res.code, res.stdout, res.stderr)
-	return res
+	return procwatch.Run(t, remocalCmd(t, env, flags, argv...))
 }
 
 func remocalCmd(t *testing.T, env *localenv.Env, flags []string, argv ...string) *exec.Cmd {
@@ -117,19 +96,9 @@ func startExec(t *testing.T, env *localenv.Env, flags []string, argv ...string) 
 }
 
 // runRemocal runs the remocal binary with args and no environment.
-func runRemocal(t *testing.T, args ...string) result {
+func runRemocal(t *testing.T, args ...string) procwatch.Result {
 	t.Helper()
 	cmd := exec.Command(built(t, "remocal"), args...)
 	cmd.Dir = t.TempDir()
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	res := result{stdout: out.String(), stderr: errb.String()}
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		res.code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatal(err)
-	}
-	return res
+	return procwatch.Run(t, cmd)
 }

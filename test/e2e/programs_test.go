@@ -21,10 +21,10 @@ func TestCurl(t *testing.T) {
 	r := execIn(t, env, []string{"--no-incoming"}, curl, "-sS", "--max-time", "20",
 		fmt.Sprintf("http://inventory:%d/", localenv.AppPort),
 		"file://"+localenv.AppConfigPath)
-	if r.code != 0 {
-		t.Fatalf("curl exit %d", r.code)
+	if r.Code != 0 {
+		t.Fatalf("curl exit %d", r.Code)
 	}
-	mustContain(t, "curl output", r.stdout, localenv.AppGreeting, env.App.Hostname, `"environment": "remote"`)
+	mustContain(t, "curl output", r.Stdout, localenv.AppGreeting, env.App.Hostname, `"environment": "remote"`)
 }
 
 const pythonScript = `
@@ -45,10 +45,10 @@ func TestPython(t *testing.T) {
 	env := localenv.New(t)
 	py := requireTool(t, "python3")
 	r := execIn(t, env, []string{"--no-incoming"}, py, "-c", pythonScript)
-	if r.code != 0 {
-		t.Fatalf("python exit %d", r.code)
+	if r.Code != 0 {
+		t.Fatalf("python exit %d", r.Code)
 	}
-	mustContain(t, "python output", r.stdout,
+	mustContain(t, "python output", r.Stdout,
 		"env "+localenv.AppAPIToken,
 		"hostname "+env.App.Hostname,
 		"file remote",
@@ -76,10 +76,10 @@ func TestNode(t *testing.T) {
 	env := localenv.New(t)
 	node := requireTool(t, "node")
 	r := execIn(t, env, []string{"--no-incoming"}, node, "-e", nodeScript)
-	if r.code != 0 {
-		t.Fatalf("node exit %d", r.code)
+	if r.Code != 0 {
+		t.Fatalf("node exit %d", r.Code)
 	}
-	mustContain(t, "node output", r.stdout,
+	mustContain(t, "node output", r.Stdout,
 		"env "+localenv.AppAPIToken, "hostname "+env.App.Hostname, "file true",
 		"resolve "+localenv.RedisIP.String(), "redis +PONG "+localenv.RedisIP.String())
 }
@@ -107,11 +107,11 @@ func TestOutgoingUDP(t *testing.T) {
 		}
 	}()
 	r := execIn(t, env, []string{"--no-incoming"}, built(t, "probe"), "udp="+localenv.PeerIP.String()+":7007")
-	if r.code != 0 {
-		t.Fatalf("exit %d", r.code)
+	if r.Code != 0 {
+		t.Fatalf("exit %d", r.Code)
 	}
 	// The peer saw the datagram come from the target's address.
-	mustContain(t, "probe output", r.stdout, "echo from "+localenv.AppIP.String()+": hello")
+	mustContain(t, "probe output", r.Stdout, "echo from "+localenv.AppIP.String()+": hello")
 }
 
 func TestChildrenAreIntercepted(t *testing.T) {
@@ -119,10 +119,10 @@ func TestChildrenAreIntercepted(t *testing.T) {
 	probe := built(t, "probe")
 	r := execIn(t, env, []string{"--no-incoming"}, "sh", "-c",
 		probe+" run="+probe+"+env=GREETING+read="+localenv.AppConfigPath+" && "+probe+" resolve=redis")
-	if r.code != 0 {
-		t.Fatalf("exit %d", r.code)
+	if r.Code != 0 {
+		t.Fatalf("exit %d", r.Code)
 	}
-	mustContain(t, "output", r.stdout, "env GREETING="+localenv.AppGreeting, `"environment": "remote"`,
+	mustContain(t, "output", r.Stdout, "env GREETING="+localenv.AppGreeting, `"environment": "remote"`,
 		"resolve redis: "+localenv.RedisIP.String())
 }
 
@@ -132,10 +132,10 @@ func TestRemoteDirectoryListing(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := execIn(t, env, []string{"--no-incoming"}, built(t, "probe"), "ls=/etc/inventory")
-	if r.code != 0 {
-		t.Fatalf("exit %d", r.code)
+	if r.Code != 0 {
+		t.Fatalf("exit %d", r.Code)
 	}
-	mustContain(t, "output", r.stdout, "ls /etc/inventory: config.json,extra.json")
+	mustContain(t, "output", r.Stdout, "ls /etc/inventory: config.json,extra.json")
 }
 
 // TestOutgoingFilterKeepsListedDestinationsLocal: a destination on the
@@ -147,9 +147,9 @@ func TestOutgoingFilterKeepsListedDestinationsLocal(t *testing.T) {
 	os.WriteFile(cfg, []byte(`{"network": {"outgoing": {"filter": {"local": ["`+localenv.RedisIP.String()+`/32"]}}, "incoming": {"mode": "off"}}}`), 0o644)
 	probe := built(t, "probe")
 	r := execIn(t, env, []string{"-f", cfg}, probe, "resolve=redis")
-	mustContain(t, "output", r.stdout, "resolve redis: "+localenv.RedisIP.String())
+	mustContain(t, "output", r.Stdout, "resolve redis: "+localenv.RedisIP.String())
 	r = execIn(t, env, []string{"-f", cfg}, probe, fmt.Sprintf("redis=%s:%d", localenv.RedisIP, localenv.RedisPort))
-	if r.code == 0 || !strings.Contains(r.stdout, "network is unreachable") {
-		t.Errorf("a local destination must be dialled locally (unreachable here): exit %d, %s", r.code, r.stdout)
+	if r.Code == 0 || !strings.Contains(r.Stdout, "network is unreachable") {
+		t.Errorf("a local destination must be dialled locally (unreachable here): exit %d, %s", r.Code, r.Stdout)
 	}
 }

@@ -6,12 +6,14 @@ package procwatch
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"io"
 	"os"
 	"os/exec"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -148,4 +150,47 @@ func (p *Proc) Lines() []string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return append([]string(nil), p.log...)
+}
+
+// Result is how a command that ran to completion ended.
+type Result struct {
+	Code           int
+	Stdout, Stderr string
+}
+
+// Run runs cmd to completion in a process group of its own and logs its
+// output. A command still running after Patience has its group killed and
+// fails the test; so does one that cannot start. Children it leaves
+// behind holding its output (a keeper) delay the result by at most five
+// seconds.
+func Run(t testing.TB, cmd *exec.Cmd) Result {
+	t.Helper()
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if cmd.SysProcAttr == nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{}
+	}
+	cmd.SysProcAttr.Setpgid = true
+	cmd.WaitDelay = 5 * time.Second
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start %v: %v", cmd.Args, err)
+	}
+	var overran atomic.Bool
+	timer := time.AfterFunc(Patience, func() {
+		overran.Store(true)
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	})
+	err := cmd.Wait()
+	timer.Stop()
+	r := Result{Code: cmd.ProcessState.ExitCode(), Stdout: out.String(), Stderr: errb.String()}
+	var ee *exec.ExitError
+	switch {
+	case overran.Load():
+		t.Fatalf("%v did not finish within %v\nstdout:\n%s\nstderr:\n%s", cmd.Args, Patience, r.Stdout, r.Stderr)
+	case err == nil, errors.As(err, &ee), errors.Is(err, exec.ErrWaitDelay):
+	default:
+		t.Fatalf("run %v: %v", cmd.Args, err)
+	}
+	t.Logf("%v: exit %d\nstdout:\n%s\nstderr:\n%s", cmd.Args, r.Code, r.Stdout, r.Stderr)
+	return r
 }

@@ -24,11 +24,11 @@ func TestAgentConfiguration(t *testing.T) {
 	}}`, agents))
 	f.deployInventory(1)
 	r := f.exec("deploy/inventory", []string{"--no-incoming"}, f.probe(), "env=GREETING")
-	if r.code != 0 {
-		t.Fatalf("exit %d", r.code)
+	if r.Code != 0 {
+		t.Fatalf("exit %d", r.Code)
 	}
-	mustContain(t, "stdout", r.stdout, "env GREETING=hello from the cluster")
-	mustContain(t, "stderr", r.stderr, "started in", agents+"/remocal-agent-")
+	mustContain(t, "stdout", r.Stdout, "env GREETING=hello from the cluster")
+	mustContain(t, "stderr", r.Stderr, "started in", agents+"/remocal-agent-")
 
 	got, err := f.c.Kubectl(f.ctx(), "-n", agents, "get", "pods", "-l", "app.kubernetes.io/name=remocal-agent", "-o",
 		`jsonpath={range .items[*]}{.spec.imagePullSecrets[0].name} {.metadata.labels.team} {.metadata.annotations.cost-center} {.spec.containers[0].resources.requests.cpu} {.spec.containers[0].resources.requests.memory}{end}`)

@@ -38,15 +38,15 @@ func TestExecOnDeployment(t *testing.T) {
 	r := f.exec("deploy/inventory", []string{"--no-incoming"}, f.probe(),
 		"env=GREETING", "read=/etc/inventory/config.json", "hostname",
 		"resolve=inventory", "resolve="+fqdn, "get=http://inventory/healthz", "get=http://"+fqdn+"/healthz")
-	if r.code != 0 {
-		t.Fatalf("exit %d", r.code)
+	if r.Code != 0 {
+		t.Fatalf("exit %d", r.Code)
 	}
-	m := chosenPod.FindStringSubmatch(r.stderr)
+	m := chosenPod.FindStringSubmatch(r.Stderr)
 	if m == nil {
-		t.Fatalf("with 2 replicas remocal must say which pod it uses:\n%s", r.stderr)
+		t.Fatalf("with 2 replicas remocal must say which pod it uses:\n%s", r.Stderr)
 	}
-	mustContain(t, "stderr", r.stderr, "deployment/inventory has 2 running pods", "(the oldest)", "the other pods serve as before")
-	mustContain(t, "stdout", r.stdout,
+	mustContain(t, "stderr", r.Stderr, "deployment/inventory has 2 running pods", "(the oldest)", "the other pods serve as before")
+	mustContain(t, "stdout", r.Stdout,
 		"env GREETING=hello from the cluster",
 		`read /etc/inventory/config.json: {`,
 		"hostname "+m[1],
@@ -64,9 +64,9 @@ func TestExecOnDeployment(t *testing.T) {
 		}
 	}
 	r = f.exec("deploy/inventory", []string{"--no-incoming"}, f.probe(), "get=http://"+other.ip+":8080/healthz")
-	mustContain(t, "stdout", r.stdout, "get http://"+other.ip+":8080/healthz: 200 ok")
+	mustContain(t, "stdout", r.Stdout, "get http://"+other.ip+":8080/healthz: 200 ok")
 	// The second session found the first one's agent.
-	mustContain(t, "stderr", r.stderr, "using the running agent")
+	mustContain(t, "stderr", r.Stderr, "using the running agent")
 }
 
 // Without remocal, the laptop reaches nothing of the cluster: what the
@@ -88,10 +88,10 @@ func TestTargetless(t *testing.T) {
 	f := newFixture(t)
 	f.deployInventory(1)
 	r := f.exec("targetless", nil, f.probe(), "env=GREETING", "get=http://inventory/healthz", "read=/etc/resolv.conf")
-	if r.code != 0 {
-		t.Fatalf("exit %d", r.code)
+	if r.Code != 0 {
+		t.Fatalf("exit %d", r.Code)
 	}
-	mustContain(t, "stdout", r.stdout, "env GREETING=\n", "get http://inventory/healthz: 200 ok", "search "+f.ns+".svc.cluster.local")
+	mustContain(t, "stdout", r.Stdout, "env GREETING=\n", "get http://inventory/healthz: 200 ok", "search "+f.ns+".svc.cluster.local")
 }
 
 // A target running as an unprivileged user (most hardened images): the
@@ -136,10 +136,10 @@ spec:
 	f.rollout("deployment/nonroot")
 	r := f.exec("deploy/nonroot", []string{"--no-incoming"}, f.probe(),
 		"env=GREETING", "read=/etc/inventory/config.json", "read=/etc/private/key")
-	if r.code != 1 { // the probe stops at the unreadable file
-		t.Fatalf("exit %d, want the probe's 1 for the unreadable Secret", r.code)
+	if r.Code != 1 { // the probe stops at the unreadable file
+		t.Fatalf("exit %d, want the probe's 1 for the unreadable Secret", r.Code)
 	}
-	mustContain(t, "stdout", r.stdout,
+	mustContain(t, "stdout", r.Stdout,
 		"env GREETING=hello as uid 1000",
 		`read /etc/inventory/config.json: {"region": "nonroot"}`,
 		"read: ERROR open /etc/private/key: permission denied",

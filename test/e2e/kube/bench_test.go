@@ -71,10 +71,10 @@ func BenchmarkRequestLatency(b *testing.B) {
 		b.Fatal(err)
 	}
 	r := f.exec("deployment/inventory", []string{"--no-incoming"}, f.probe(), "bench-get="+n+"+"+url)
-	if r.code != 0 {
-		b.Fatalf("exit %d", r.code)
+	if r.Code != 0 {
+		b.Fatalf("exit %d", r.Code)
 	}
-	for name, out := range map[string]string{"direct": direct, "remocal": r.stdout} {
+	for name, out := range map[string]string{"direct": direct, "remocal": r.Stdout} {
 		m, err := latency.Parse(out, "get-ns")
 		if err != nil {
 			b.Fatal(err)

@@ -10,10 +10,10 @@ import (
 func (f *fixture) failing(target string, flags ...string) string {
 	f.t.Helper()
 	r := f.exec(target, append([]string{"--no-incoming"}, flags...), f.probe(), "hostname")
-	if r.code == 0 || strings.Contains(r.stdout, "hostname") {
-		f.t.Fatalf("the session started (exit %d)", r.code)
+	if r.Code == 0 || strings.Contains(r.Stdout, "hostname") {
+		f.t.Fatalf("the session started (exit %d)", r.Code)
 	}
-	return r.stderr
+	return r.Stderr
 }
 
 // noAgentJobs checks a failed start left no agent behind.

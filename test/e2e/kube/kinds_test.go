@@ -95,8 +95,8 @@ spec:
 	} {
 		t.Run(strings.ReplaceAll(target, "/", "_"), func(t *testing.T) {
 			r := f.exec(target, []string{"--no-incoming"}, f.probe(), "env=WHO")
-			if !strings.Contains(r.stdout, "env WHO="+want+"\n") {
-				t.Errorf("%s reached %q, want the %s container", target, r.stdout, want)
+			if !strings.Contains(r.Stdout, "env WHO="+want+"\n") {
+				t.Errorf("%s reached %q, want the %s container", target, r.Stdout, want)
 			}
 		})
 	}

@@ -95,10 +95,10 @@ func TestKubeconfigLikeKubectl(t *testing.T) {
 
 	r := f.run("exec", "--kubeconfig", p, "--context", "dev", "--target", "deploy/inventory", "--no-incoming", "--",
 		f.probe(), "env=GREETING", "read=/var/run/secrets/kubernetes.io/serviceaccount/namespace")
-	if r.code != 0 {
-		t.Fatalf("exit %d:\n%s", r.code, r.stderr)
+	if r.Code != 0 {
+		t.Fatalf("exit %d:\n%s", r.Code, r.Stderr)
 	}
-	mustContain(t, "stdout", r.stdout, "env GREETING=hello from the cluster", "read /var/run/secrets/kubernetes.io/serviceaccount/namespace: "+f.ns)
+	mustContain(t, "stdout", r.Stdout, "env GREETING=hello from the cluster", "read /var/run/secrets/kubernetes.io/serviceaccount/namespace: "+f.ns)
 	if b, err := os.ReadFile(mark); err != nil || !strings.Contains(string(b), "ran") {
 		t.Errorf("the exec credential plugin did not run (%v)", err)
 	}
@@ -106,10 +106,10 @@ func TestKubeconfigLikeKubectl(t *testing.T) {
 	// Without --context, the current context's namespace is the one used,
 	// and the error says so.
 	r = f.run("exec", "--kubeconfig", p, "--target", "deploy/inventory", "--no-incoming", "--", f.probe(), "hostname")
-	if r.code == 0 {
+	if r.Code == 0 {
 		t.Fatal("the current context's missing namespace did not matter")
 	}
-	mustContain(t, "stderr", r.stderr, "no-such-namespace")
+	mustContain(t, "stderr", r.Stderr, "no-such-namespace")
 }
 
 // An account with every documented permission but pods/portforward can

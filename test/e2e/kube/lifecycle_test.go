@@ -187,7 +187,7 @@ func TestEphemeralAgent(t *testing.T) {
 	}
 	// A second session uses the same ephemeral agent.
 	res := f.exec("deployment/inventory", []string{"--no-incoming"}, f.probe(), "hostname")
-	mustContain(t, "second session", res.stderr, "using the running agent")
+	mustContain(t, "second session", res.Stderr, "using the running agent")
 	if jobs := f.kubectl("get", "jobs", "-o", "name"); jobs != "" {
 		t.Errorf("ephemeral mode created Jobs: %s", jobs)
 	}
@@ -202,8 +202,8 @@ func TestAgentExitsWhenIdle(t *testing.T) {
 	f.deployInventory(1)
 	pod := f.pods("app=inventory")[0]
 	r := f.exec("deployment/inventory", []string{"--steal"}, f.probe(), "hostname")
-	if r.code != 0 {
-		t.Fatalf("exit %d", r.code)
+	if r.Code != 0 {
+		t.Fatalf("exit %d", r.Code)
 	}
 	err := cluster.Poll(f.ctx(), 60*time.Second, func() error {
 		out := f.kubectl("get", "jobs", "-l", "app.kubernetes.io/name=remocal-agent",
@@ -220,10 +220,10 @@ func TestAgentExitsWhenIdle(t *testing.T) {
 		t.Errorf("rules left in the pod's network namespace by the exited agent: %v", left)
 	}
 	r = f.exec("deployment/inventory", []string{"--no-incoming"}, f.probe(), "hostname")
-	if r.code != 0 {
-		t.Fatalf("exit %d", r.code)
+	if r.Code != 0 {
+		t.Fatalf("exit %d", r.Code)
 	}
-	mustContain(t, "stderr", r.stderr, "starting the agent in the cluster")
+	mustContain(t, "stderr", r.Stderr, "starting the agent in the cluster")
 }
 
 // Ctrl-C while the agent starts: remocal stops at once and removes the Job

@@ -14,9 +14,7 @@
 package kube
 
 import (
-	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -180,37 +178,16 @@ func (f *fixture) execArgs(target string, flags []string, argv []string) []strin
 	return append(append(args, "--"), argv...)
 }
 
-// result is a finished remocal run.
-type result struct {
-	code           int
-	stdout, stderr string
-}
-
 // exec runs `remocal exec` to completion.
-func (f *fixture) exec(target string, flags []string, argv ...string) result {
+func (f *fixture) exec(target string, flags []string, argv ...string) procwatch.Result {
 	f.t.Helper()
 	return f.run(f.execArgs(target, flags, argv)...)
 }
 
 // run runs remocal with args to completion.
-func (f *fixture) run(args ...string) result {
+func (f *fixture) run(args ...string) procwatch.Result {
 	f.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), procwatch.Patience)
-	defer cancel()
-	cmd := f.remocalCmd(ctx, args...)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	r := result{stdout: out.String(), stderr: errb.String()}
-	var ee *exec.ExitError
-	switch {
-	case errors.As(err, &ee):
-		r.code = ee.ExitCode()
-	case err != nil:
-		f.t.Fatalf("remocal %v: %v", args, err)
-	}
-	f.t.Logf("remocal %s: exit %d\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), r.code, r.stdout, r.stderr)
-	return r
+	return procwatch.Run(f.t, f.remocalCmd(context.Background(), args...))
 }
 
 // start starts `remocal exec` and returns it running.

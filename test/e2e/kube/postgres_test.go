@@ -7,6 +7,8 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+
+	"github.com/remocal/remocal/test/procwatch"
 )
 
 // psqlBin is Debian's psql as a developer runs it: postgresql-common's
@@ -41,15 +43,15 @@ func TestPostgresWithLocalPsql(t *testing.T) {
 	client := f.pods("app=orders")[0]
 
 	// -X: no ~/.psqlrc of whoever runs the test; -At: bare rows.
-	psql := func(commands ...string) result {
+	psql := func(commands ...string) procwatch.Result {
 		t.Helper()
 		argv := []string{psqlBin, "-X", "-At", "-v", "ON_ERROR_STOP=1"}
 		for _, c := range commands {
 			argv = append(argv, "-c", c)
 		}
 		r := f.exec("deploy/orders", []string{"--no-incoming"}, argv...)
-		if r.code != 0 {
-			t.Fatalf("psql %q under remocal: exit %d", commands, r.code)
+		if r.Code != 0 {
+			t.Fatalf("psql %q under remocal: exit %d", commands, r.Code)
 		}
 		return r
 	}
@@ -58,7 +60,7 @@ func TestPostgresWithLocalPsql(t *testing.T) {
 	r := psql("select id || ':' || item from orders order by id",
 		"select host(inet_server_addr()) || ' ' || host(inet_client_addr()) || ' ' || current_user",
 		`\conninfo`)
-	mustContain(t, "psql's output", r.stdout,
+	mustContain(t, "psql's output", r.Stdout,
 		"1:widget\n2:gadget\n",
 		server.ip+" "+client.ip+" postgres\n",
 		`as user "postgres" on host "postgres" (address "`+clusterIP+`") at port "5432"`,
