@@ -86,15 +86,13 @@ func New(cfg Config) (*Agent, error) {
 	if err != nil {
 		log.Warn("cannot read the target's hostname; clients will keep their own", "err", err)
 	}
-	in := incoming.New(cfg.Target.NetNS(), log)
 	gws, err := cfg.Target.Gateways()
 	if err != nil {
 		log.Warn("cannot read the target's routes; kubelet probes are recognised by the node's addresses only", "err", err)
 	}
-	in.SetNodeAddrs(append(slices.Clone(cfg.NodeAddrs), gws...))
 	return &Agent{
 		cfg: cfg, proc: cfg.Target, log: log, hostname: host,
-		incoming: in,
+		incoming: incoming.New(cfg.Target.NetNS(), log, append(slices.Clone(cfg.NodeAddrs), gws...)),
 		sessions: map[*session]struct{}{},
 		idle:     make(chan struct{}, 1),
 	}, nil

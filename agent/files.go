@@ -175,15 +175,21 @@ func appendDirents(entries []wire.DirEntry, buf []byte) []wire.DirEntry {
 // agent opens files as root, and a Secret mounted 0400 for root must stay
 // unreadable to a program that runs as the pod's unprivileged user.
 func (f files) mayRead(path string, st *unix.Stat_t) error {
+	return f.check("open", path, &wire.FileInfo{Mode: st.Mode, UID: st.Uid, GID: st.Gid}, unix.R_OK)
+}
+
+// check judges access want (R_OK, W_OK, X_OK bits) to a file for the
+// target's credentials, as the kernel would for the target's process.
+func (f files) check(op, path string, info *wire.FileInfo, want uint32) error {
 	creds, err := f.proc.Credentials()
 	if err != nil {
-		return wire.FromErrno(wire.CodeUnavailable, err, "read %s", path)
+		return wire.FromErrno(wire.CodeUnavailable, err, "%s %s", op, path)
 	}
-	if permitted(&wire.FileInfo{Mode: st.Mode, UID: st.Uid, GID: st.Gid}, creds, unix.R_OK) {
+	if permitted(info, creds, want) {
 		return nil
 	}
 	return &wire.Error{Code: wire.CodePermissionDenied, Errno: int(unix.EACCES),
-		Message: fmt.Sprintf("open %s: mode %#o denies reading to the target's uid %d", path, st.Mode&0o7777, creds.UID)}
+		Message: fmt.Sprintf("%s %s: mode %#o denies %#o to the target's uid %d", op, path, info.Mode&0o7777, want, creds.UID)}
 }
 
 // access answers access(2) as the target's real IDs would be answered. The
@@ -197,15 +203,7 @@ func (f files) access(req *wire.FileAccess) error {
 	if req.Mode == 0 {
 		return nil
 	}
-	creds, err := f.proc.Credentials()
-	if err != nil {
-		return wire.FromErrno(wire.CodeUnavailable, err, "access %s", req.Path)
-	}
-	if permitted(info, creds, req.Mode) {
-		return nil
-	}
-	return &wire.Error{Code: wire.CodePermissionDenied, Errno: int(unix.EACCES),
-		Message: fmt.Sprintf("access %s: mode %#o denies %#o to uid %d", req.Path, info.Mode&0o7777, req.Mode, creds.UID)}
+	return f.check("access", req.Path, info, req.Mode)
 }
 
 // permitted applies the kernel's generic_permission rules for access(2).

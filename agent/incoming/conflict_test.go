@@ -98,7 +98,7 @@ func TestConflictErrorNamesHolder(t *testing.T) {
 }
 
 func TestRequestRoutePrecedence(t *testing.T) {
-	m := New(nil, nil)
+	m := New(nil, nil, nil)
 	pathOnly := sub(t, wire.ModeSteal, &wire.HTTPFilter{Path: "/api/.*"})
 	pathOnly.id = "path"
 	alice := sub(t, wire.ModeSteal, headers("x-user", "alice"))

@@ -41,6 +41,9 @@ type Client interface {
 type Manager struct {
 	ns  *netns.NS
 	log *slog.Logger
+	// nodeAddrs are the node's addresses as the target sees them: where
+	// kubelet probes come from (probes.go). Set once, by New.
+	nodeAddrs []netip.Addr
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -54,9 +57,6 @@ type Manager struct {
 	subs     map[string]*subscription
 	byPort   map[uint16][]*subscription // in subscription order
 	conns    map[net.Conn]struct{}
-	// nodeAddrs are the node's addresses as the target sees them: where
-	// kubelet probes come from (probes.go).
-	nodeAddrs []netip.Addr
 
 	nextSub  atomic.Uint64
 	nextConn atomic.Uint64
@@ -87,11 +87,12 @@ func (s *subscription) holder() *wire.Holder {
 func (s *subscription) hasHeaders() bool { return len(s.spec.Headers) > 0 }
 
 // New returns a manager for the namespace. Nothing is created in it until the
-// first subscription.
-func New(ns *netns.NS, log *slog.Logger) *Manager {
+// first subscription. HTTP requests from nodeAddrs (the node, as the
+// target sees it) that are kubelet probes are never stolen.
+func New(ns *netns.NS, log *slog.Logger, nodeAddrs []netip.Addr) *Manager {
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Manager{
-		ns: ns, log: log, ctx: ctx, cancel: cancel,
+		ns: ns, log: log, nodeAddrs: unmappedAddrs(nodeAddrs), ctx: ctx, cancel: cancel,
 		subs: map[string]*subscription{}, byPort: map[uint16][]*subscription{}, conns: map[net.Conn]struct{}{},
 	}
 }

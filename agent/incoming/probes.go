@@ -1,6 +1,7 @@
 package incoming
 
 import (
+	"bufio"
 	"bytes"
 	"net/http"
 	"net/netip"
@@ -39,23 +40,22 @@ const probeWait = 250 * time.Millisecond
 // the end of the request head; kubelet probes send a few hundred bytes.
 const probeHeadLimit = 8 << 10
 
-// SetNodeAddrs sets the node's addresses as the target sees them; requests
-// from them that are kubelet probes are never stolen.
-func (m *Manager) SetNodeAddrs(addrs []netip.Addr) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.nodeAddrs = nil
+// unmappedAddrs is addrs as connection sources compare with them (IPv4
+// unmapped, as serveConn records sources), without invalid ones or repeats.
+func unmappedAddrs(addrs []netip.Addr) []netip.Addr {
+	var out []netip.Addr
 	for _, a := range addrs {
-		if a.IsValid() && !slices.Contains(m.nodeAddrs, a.Unmap()) {
-			m.nodeAddrs = append(m.nodeAddrs, a.Unmap())
+		if a.IsValid() && !slices.Contains(out, a.Unmap()) {
+			out = append(out, a.Unmap())
 		}
 	}
+	return out
 }
 
+// fromNode reports whether a connection's (unmapped) source is the node.
+// nodeAddrs never change after New: no lock on this per-connection path.
 func (m *Manager) fromNode(a netip.Addr) bool {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return slices.Contains(m.nodeAddrs, a.Unmap())
+	return slices.Contains(m.nodeAddrs, a)
 }
 
 // isProbeRequest reports whether a parsed request is a kubelet probe.
@@ -80,7 +80,7 @@ func startsWithProbe(c *http1.Conn) bool {
 		// short request until the deadline.
 		head, _ := c.R.Peek(c.R.Buffered())
 		if end := bytes.Index(head, []byte("\r\n\r\n")); end >= 0 {
-			return headHasProbeAgent(head[:end])
+			return headIsProbe(head[:end+4])
 		}
 		if len(head) >= probeHeadLimit {
 			return false
@@ -91,13 +91,9 @@ func startsWithProbe(c *http1.Conn) bool {
 	}
 }
 
-// headHasProbeAgent scans the header lines of a request head.
-func headHasProbeAgent(head []byte) bool {
-	for _, line := range bytes.Split(head, []byte("\r\n"))[1:] {
-		name, value, ok := bytes.Cut(line, []byte(":"))
-		if ok && strings.EqualFold(string(name), "User-Agent") {
-			return bytes.HasPrefix(bytes.TrimSpace(value), []byte(probeUserAgent))
-		}
-	}
-	return false
+// headIsProbe parses a complete request head (ending in an empty line)
+// as the HTTP router would, and asks isProbeRequest.
+func headIsProbe(head []byte) bool {
+	req, err := http.ReadRequest(bufio.NewReader(bytes.NewReader(head)))
+	return err == nil && isProbeRequest(req)
 }

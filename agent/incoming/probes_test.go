@@ -2,7 +2,7 @@ package incoming
 
 import "testing"
 
-func TestHeadHasProbeAgent(t *testing.T) {
+func TestHeadIsProbe(t *testing.T) {
 	for head, want := range map[string]bool{
 		"GET /healthz HTTP/1.1\r\nHost: 10.0.0.5:8080\r\nUser-Agent: kube-probe/1.34\r\nAccept: */*": true,
 		"GET /healthz HTTP/1.1\r\nuser-agent:kube-probe/1.29":                                        true,
@@ -11,7 +11,7 @@ func TestHeadHasProbeAgent(t *testing.T) {
 		"GET /healthz HTTP/1.1\r\nUser-Agent: Mozilla/5.0 kube-probe/1.34":                           false,
 		"GET /healthz HTTP/1.1": false,
 	} {
-		if got := headHasProbeAgent([]byte(head)); got != want {
+		if got := headIsProbe([]byte(head + "\r\n\r\n")); got != want {
 			t.Errorf("%q: %v, want %v", head, got, want)
 		}
 	}

@@ -108,12 +108,12 @@ func parseKinds(kinds []string) ([]string, error) {
 	var out []string
 	for _, k := range kinds {
 		k = strings.ToLower(strings.TrimSpace(k))
-		t, err := config.ParseTarget(k + "/x")
-		if err != nil || !slices.Contains(targets.KubeKinds, string(t.Kind)) {
+		kind, ok := config.ParseKind(k)
+		if !ok {
 			return nil, fmt.Errorf("--kind %q: use one or more of %s (comma-separated)", k, strings.Join(targets.KubeKinds, ", "))
 		}
-		if !slices.Contains(out, string(t.Kind)) {
-			out = append(out, string(t.Kind))
+		if !slices.Contains(out, string(kind)) {
+			out = append(out, string(kind))
 		}
 	}
 	return out, nil

@@ -50,14 +50,14 @@ type Options struct {
 	Self string
 	// AgentAddress connects to a running agent instead of starting one.
 	AgentAddress string
-	IdleTTL      time.Duration
 	// Stderr receives the agent's warnings and, for Kubernetes targets,
 	// progress (which pod was chosen, the agent starting).
 	Stderr io.Writer
 
 	// Kube selects the cluster for Kubernetes targets, like kubectl's
-	// flags; Agent describes the agent's pod; Version picks the default
-	// agent image (the client's own version).
+	// flags; Agent is the configuration's agent section with its defaults
+	// applied (config.WithDefaults); Version picks the default agent image
+	// (the client's own version).
 	Kube    kube.Flags
 	Agent   config.Agent
 	Version string
@@ -77,7 +77,7 @@ func For(target string, o Options) (Connector, error) {
 		if err != nil || pid <= 0 {
 			return nil, fmt.Errorf("target %q: expected pid/<process id>, for example pid/1234", target)
 		}
-		return &LocalPID{PID: pid, Self: o.Self, IdleTTL: o.IdleTTL, Stderr: o.Stderr}, nil
+		return &LocalPID{PID: pid, Self: o.Self, IdleTTL: time.Duration(o.Agent.IdleTTL), Stderr: o.Stderr}, nil
 	}
 	t, err := config.ParseTarget(target)
 	if err != nil {
@@ -100,17 +100,10 @@ func kubeAgent(o Options) kube.AgentOptions {
 		}
 		image = kube.DefaultImageRepo + ":" + version
 	}
-	ttl := time.Duration(a.IdleTTL)
-	if ttl <= 0 {
-		ttl = o.IdleTTL
-	}
-	if ttl <= 0 {
-		ttl = time.Duration(config.DefaultIdleTTL)
-	}
 	return kube.AgentOptions{
 		Image: image, Namespace: a.Namespace, PullPolicy: corev1.PullPolicy(a.ImagePullPolicy), PullSecrets: a.ImagePullSecrets,
 		Tolerations: a.Tolerations, Resources: a.Resources, Labels: a.Labels, Annotations: a.Annotations,
-		StartupTimeout: time.Duration(a.StartupTimeout), IdleTTL: ttl, Ephemeral: a.Ephemeral,
+		StartupTimeout: time.Duration(a.StartupTimeout), IdleTTL: time.Duration(a.IdleTTL), Ephemeral: a.Ephemeral,
 	}
 }
 

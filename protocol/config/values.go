@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"path"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -35,7 +36,19 @@ const (
 	TargetSelector TargetKind = "selector"
 )
 
-var workloadKinds = []TargetKind{TargetPod, TargetDeployment, TargetStatefulSet, TargetReplicaSet, TargetJob, TargetCronJob, TargetService}
+// WorkloadKinds are the Kubernetes kinds a target names by "<kind>/<name>",
+// in the order remocal lists them.
+var WorkloadKinds = []TargetKind{TargetPod, TargetDeployment, TargetStatefulSet, TargetReplicaSet, TargetJob, TargetCronJob, TargetService}
+
+// ParseKind returns the workload kind s names, as a target spells it or by
+// one of kubectl's short and plural names ("deploy", "svc", "pods").
+func ParseKind(s string) (TargetKind, bool) {
+	kind := TargetKind(s)
+	if alias, ok := kindAliases[s]; ok {
+		kind = alias
+	}
+	return kind, slices.Contains(WorkloadKinds, kind)
+}
 
 // kindAliases are kubectl's short and plural names for the kinds, so that
 // `-t deploy/api` works as it does for kubectl.
@@ -99,10 +112,7 @@ func ParseTarget(s string) (Target, error) {
 		return t, nil
 	}
 	parts := strings.Split(s, "/")
-	kind := TargetKind(parts[0])
-	if alias, ok := kindAliases[parts[0]]; ok {
-		kind = alias
-	}
+	kind, _ := ParseKind(parts[0])
 	if kind == TargetPID {
 		if len(parts) != 2 {
 			if len(parts) > 2 {
@@ -116,13 +126,7 @@ func ParseTarget(s string) (Target, error) {
 		}
 		return Target{Kind: TargetPID, PID: pid}, nil
 	}
-	known := false
-	for _, k := range workloadKinds {
-		if k == kind {
-			known = true
-		}
-	}
-	if !known {
+	if !slices.Contains(WorkloadKinds, kind) {
 		if len(parts) == 1 {
 			return bad("expected %s", targetForms)
 		}

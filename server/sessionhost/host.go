@@ -40,9 +40,10 @@ type host struct {
 	stop  chan struct{}
 	once  sync.Once
 
-	mu       sync.Mutex
-	id       string
-	target   string // the effective target, for conflicts
+	mu sync.Mutex
+	id string
+	// describe names what the target resolves to now (conflicts,
+	// reconnections): a Kubernetes session may follow it to a new pod.
 	describe func() string
 	sess     *session.Session
 	ready    bool
@@ -211,7 +212,7 @@ func (h *host) start(ctx context.Context, p startParams) (Ready, *hostError) {
 		return fail(daemon.CodeInternal, "find the remocal binary: %v", err)
 	}
 	conn, err := connect.For(cfg.Target, connect.Options{Self: self, AgentAddress: cfg.Agent.Address,
-		IdleTTL: time.Duration(cfg.Agent.IdleTTL), Stderr: h.out, Agent: cfg.Agent, Version: p.Version,
+		Stderr: h.out, Agent: cfg.Agent, Version: p.Version,
 		Kube: cfg.Kubernetes})
 	if err != nil {
 		return fail(daemon.CodeInvalidConfig, "%v", err)
@@ -222,7 +223,7 @@ func (h *host) start(ctx context.Context, p startParams) (Ready, *hostError) {
 		}
 	}
 	h.mu.Lock()
-	h.id, h.target, h.describe = p.ID, conn.Describe(), conn.Describe
+	h.id, h.describe = p.ID, conn.Describe
 	h.mu.Unlock()
 	sess, err := session.Start(ctx, session.Options{
 		Connector: conn, Config: cfg, ClientName: p.ClientName, Version: p.Version, Self: self,
@@ -274,16 +275,13 @@ func (h *host) onEvent(ev supervisor.Event) {
 	case supervisor.EventSubscribeFailed:
 		if ev.Holder != nil {
 			out.Kind = EventConflict
-			out.Conflict = &daemon.Conflict{SessionID: h.id, Target: h.target, Port: ev.RemotePort,
+			out.Conflict = &daemon.Conflict{SessionID: h.id, Target: h.describe(), Port: ev.RemotePort,
 				Mode: ev.Mode, Holder: ev.Holder, Message: ev.Message}
 		}
 	case supervisor.EventAgentLost, supervisor.EventAgentGone:
 	case supervisor.EventAgentReconnected:
 		// The target may have moved to a new pod meanwhile.
-		if h.describe != nil {
-			h.target = h.describe()
-			out.Resolved = h.target
-		}
+		out.Resolved = h.describe()
 		h.events.push(out)
 		return
 	case supervisor.EventWarning:

@@ -14,26 +14,34 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/remocal/remocal/interpose/connect/kube"
+	"github.com/remocal/remocal/protocol/config"
 	"github.com/remocal/remocal/protocol/daemon"
 )
 
 // KubeProvider names the Kubernetes provider in targets and notifications.
 const KubeProvider = "kubernetes"
 
-// Kinds of Kubernetes targets, as in their refs ("deployment/api").
+// Kinds of Kubernetes targets, as in their refs ("deployment/api"):
+// protocol/config's.
 const (
-	KindPod         = "pod"
-	KindDeployment  = "deployment"
-	KindStatefulSet = "statefulset"
-	KindReplicaSet  = "replicaset"
-	KindJob         = "job"
-	KindCronJob     = "cronjob"
-	KindService     = "service"
+	KindPod         = string(config.TargetPod)
+	KindDeployment  = string(config.TargetDeployment)
+	KindStatefulSet = string(config.TargetStatefulSet)
+	KindReplicaSet  = string(config.TargetReplicaSet)
+	KindJob         = string(config.TargetJob)
+	KindCronJob     = string(config.TargetCronJob)
+	KindService     = string(config.TargetService)
 )
 
 // KubeKinds lists the Kubernetes kinds in the order `remocal ls` documents
 // them.
-var KubeKinds = []string{KindPod, KindDeployment, KindStatefulSet, KindReplicaSet, KindJob, KindCronJob, KindService}
+var KubeKinds = func() []string {
+	var out []string
+	for _, k := range config.WorkloadKinds {
+		out = append(out, string(k))
+	}
+	return out
+}()
 
 // Objects are the Kubernetes objects targets are built from, of one
 // namespace or of several. Pointers, because that is what listers return.
@@ -128,23 +136,10 @@ func isAgent(m *metav1.ObjectMeta) bool {
 func newTarget(kind string, m *metav1.ObjectMeta, spec *corev1.PodSpec) daemon.Target {
 	t := daemon.Target{Ref: kind + "/" + m.Name, Kind: kind, Name: m.Name, Namespace: m.Namespace, Provider: KubeProvider}
 	if spec != nil {
-		t.Containers = appContainers(spec)
+		t.Containers = kube.AppContainers(spec)
 		t.Description = images(spec)
 	}
 	return t
-}
-
-// appContainers are the containers a session may pick, in the pod's order
-// (the first is the default), without known sidecars. Init containers,
-// native sidecars among them, never run the application.
-func appContainers(spec *corev1.PodSpec) []string {
-	var out []string
-	for _, c := range spec.Containers {
-		if !slices.Contains(kube.KnownSidecars, c.Name) {
-			out = append(out, c.Name)
-		}
-	}
-	return out
 }
 
 // images describes a pod by what it runs, sidecars included.
@@ -220,7 +215,7 @@ func podStatus(p *corev1.Pod) (string, bool) {
 			}
 		}
 	}
-	if len(appContainers(&p.Spec)) == 0 {
+	if len(kube.AppContainers(&p.Spec)) == 0 {
 		appReady = false // only sidecars: nothing to run beside by default
 	}
 	switch {
@@ -359,6 +354,6 @@ func serviceTarget(s *corev1.Service, nsPods []*corev1.Pod) daemon.Target {
 	oldest := slices.MinFunc(pick, func(a, b *corev1.Pod) int {
 		return cmp.Or(a.CreationTimestamp.Compare(b.CreationTimestamp.Time), strings.Compare(a.Name, b.Name))
 	})
-	t.Containers = appContainers(&oldest.Spec)
+	t.Containers = kube.AppContainers(&oldest.Spec)
 	return t
 }

@@ -3,11 +3,12 @@ package kube
 import (
 	"fmt"
 
-	"github.com/remocal/remocal/protocol/config"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/remocal/remocal/protocol/config"
 )
 
 // AgentCommand is how an agent image is started: remocal's binary at
@@ -15,12 +16,19 @@ import (
 // that path.
 var AgentCommand = []string{"/remocal", "agent"}
 
-func agentArgs(r *Resolved, o AgentOptions) []string {
-	args := []string{"--listen", fmt.Sprintf("tcp:127.0.0.1:%d", AgentPort), "--idle-ttl", o.IdleTTL.String()}
+// agentArgs are the agent's flags: where it listens and how long it idles,
+// then how it finds its target.
+func agentArgs(o AgentOptions, target ...string) []string {
+	return append([]string{"--listen", fmt.Sprintf("tcp:127.0.0.1:%d", AgentPort), "--idle-ttl", o.IdleTTL.String()}, target...)
+}
+
+// jobTarget is how a Job's agent finds its target: by container ID, as a
+// host process (hostPID), or none.
+func jobTarget(r *Resolved) []string {
 	if r == nil {
-		return append(args, "--targetless")
+		return []string{"--targetless"}
 	}
-	return append(args, "--container-id", r.ContainerID, "--target-name", r.Ref, nodeIPArg)
+	return []string{"--container-id", r.ContainerID, "--target-name", r.Ref, nodeIPArg}
 }
 
 // The node's IP reaches the agent through the downward API: kubelet probes
@@ -60,7 +68,7 @@ func agentJob(r *Resolved, ns, key string, o AgentOptions) *batchv1.Job {
 		AutomountServiceAccountToken:  ptr(false),
 		Containers: []corev1.Container{{
 			Name: "agent", Image: o.Image, ImagePullPolicy: o.PullPolicy,
-			Command: AgentCommand, Args: agentArgs(r, o), Env: nodeIPFromStatus, SecurityContext: agentSecurity(), Resources: resources(o.Resources),
+			Command: AgentCommand, Args: agentArgs(o, jobTarget(r)...), Env: nodeIPFromStatus, SecurityContext: agentSecurity(), Resources: resources(o.Resources),
 		}},
 	}
 	if r != nil {
@@ -68,7 +76,6 @@ func agentJob(r *Resolved, ns, key string, o AgentOptions) *batchv1.Job {
 		spec.NodeName = r.Pod.Spec.NodeName
 		spec.HostPID = true
 		labels[LabelTarget] = r.Pod.Name
-		spec.Containers[0].SecurityContext = agentSecurity()
 	}
 	return &batchv1.Job{
 		ObjectMeta: metav1.ObjectMeta{Name: "remocal-agent-" + agentKey(key)[:16], Namespace: ns, Labels: labels, Annotations: o.Annotations},

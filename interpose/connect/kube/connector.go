@@ -83,28 +83,41 @@ func (k *Connector) Connect(ctx context.Context, opts client.Options) (*client.C
 			k.progress(r.Note)
 		}
 	}
+	k.mu.Lock()
+	k.env = env
+	k.mu.Unlock()
+	c, err := k.attach(ctx, env, r, ns, opts, agentListenTimeout)
+	if err != nil {
+		return nil, nil, err
+	}
+	return c, func() { c.Close() }, nil
+}
+
+// attach ensures the agent of r's container (or the namespace's targetless
+// agent) runs, connects to it, and makes it the connector's.
+func (k *Connector) attach(ctx context.Context, env *Env, r *Resolved, ns string, opts client.Options, patience time.Duration) (*client.Client, error) {
 	start := time.Now()
 	a, err := EnsureAgent(ctx, env, r, ns, k.Agent, k.progress)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	if a.Reused {
 		k.progress(fmt.Sprintf("using the running agent %s/%s", a.Namespace, a.Pod))
 	} else {
 		k.progress(fmt.Sprintf("agent %s/%s started in %v", a.Namespace, a.Pod, time.Since(start).Round(10*time.Millisecond)))
 	}
-	c, err := dialAgent(ctx, env, a, opts, agentListenTimeout)
+	c, err := dialAgent(ctx, env, a, opts, patience)
 	if err != nil {
 		if a.job != nil {
 			// An agent nobody can reach must not stay behind.
 			removeJob(context.WithoutCancel(ctx), env, a.Namespace, a.job)
 		}
-		return nil, nil, err
+		return nil, err
 	}
 	k.mu.Lock()
-	k.env, k.resolved, k.agent = env, r, a
+	k.resolved, k.agent = r, a
 	k.mu.Unlock()
-	return c, func() { c.Close() }, nil
+	return c, nil
 }
 
 // agentListenTimeout bounds the wait between the agent's container running

@@ -46,7 +46,7 @@ func ensureEphemeral(ctx context.Context, env *Env, r *Resolved, o AgentOptions,
 				EphemeralContainerCommon: corev1.EphemeralContainerCommon{
 					Name: name, Image: o.Image, ImagePullPolicy: o.PullPolicy, SecurityContext: agentSecurity(),
 					Command: AgentCommand, Env: nodeIPFromStatus,
-					Args: []string{"--target-pid", "1", "--target-name", r.Ref, "--listen", fmt.Sprintf("tcp:127.0.0.1:%d", AgentPort), "--idle-ttl", o.IdleTTL.String(), nodeIPArg},
+					Args: agentArgs(o, "--target-pid", "1", "--target-name", r.Ref, nodeIPArg),
 				},
 			})
 			_, err := pods.UpdateEphemeralContainers(ctx, pod.Name, updated, metav1.UpdateOptions{})

@@ -57,20 +57,10 @@ func (k *Connector) follow(ctx context.Context, env *Env, gone *Resolved, opts c
 			err = errors.New("the old container is still listed as running")
 		}
 		if err == nil {
-			a, err := EnsureAgent(ctx, env, r, r.Namespace, k.Agent, k.progress)
+			c, err := k.attach(ctx, env, r, r.Namespace, opts, time.Until(deadline))
 			if err != nil {
 				return nil, err
 			}
-			c, err := dialAgent(ctx, env, a, opts, time.Until(deadline))
-			if err != nil {
-				if a.job != nil {
-					removeJob(context.WithoutCancel(ctx), env, a.Namespace, a.job)
-				}
-				return nil, err
-			}
-			k.mu.Lock()
-			k.resolved, k.agent = r, a
-			k.mu.Unlock()
 			k.progress("now in " + r.Describe() + "; its environment and hostname stay those the session started with")
 			return c, nil
 		}

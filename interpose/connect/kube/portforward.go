@@ -53,7 +53,7 @@ func DialPod(env *Env, namespace, pod string, port int) (io.ReadWriteCloser, err
 		conn.Close()
 		return nil, fmt.Errorf("port-forward to pod %s/%s: %w", namespace, pod, err)
 	}
-	s := &pfStream{conn: conn, data: data, failed: make(chan struct{})}
+	s := &pfStream{conn: conn, data: data}
 	go s.watchErrors(errStream)
 	return s, nil
 }
@@ -64,12 +64,11 @@ var requestID atomic.Int64
 // listener on the port) on a separate error stream; they surface as the
 // data stream's read error.
 type pfStream struct {
-	conn   httpstream.Connection
-	data   httpstream.Stream
-	failed chan struct{}
-	errMu  sync.Mutex
-	err    error
-	once   sync.Once
+	conn  httpstream.Connection
+	data  httpstream.Stream
+	errMu sync.Mutex
+	err   error
+	once  sync.Once
 }
 
 func (s *pfStream) watchErrors(errStream httpstream.Stream) {
@@ -81,7 +80,6 @@ func (s *pfStream) watchErrors(errStream httpstream.Stream) {
 		s.errMu.Lock()
 		s.err = fmt.Errorf("port-forward: %w", err)
 		s.errMu.Unlock()
-		close(s.failed)
 		s.data.Reset()
 	}
 }

@@ -176,9 +176,6 @@ func pick(ref, ns string, pods []corev1.Pod, container, what string) (*Resolved,
 			why = append(why, fmt.Sprintf("%s is %s%s", p.Name, p.Status.Phase, podReason(&p)))
 		}
 	}
-	if len(pods) == 0 {
-		return nil, fmt.Errorf("target %s has no pods (scaled to zero, or its selector matches nothing); a session needs a running container", orRef(what, ref))
-	}
 	if len(ready) == 0 {
 		return nil, fmt.Errorf("target %s is not running: %s; a session needs a running container, so wait until it runs (kubectl -n %s get pods) or pick another target",
 			orRef(what, ref), strings.Join(why, "; "), ns)
@@ -221,6 +218,19 @@ func orRef(what, ref string) string {
 	return ref
 }
 
+// AppContainers are the containers a session may pick, in the pod's order
+// (the first is the default), without known sidecars. Init containers,
+// native sidecars among them, never run the application.
+func AppContainers(spec *corev1.PodSpec) []string {
+	var out []string
+	for _, c := range spec.Containers {
+		if !slices.Contains(KnownSidecars, c.Name) {
+			out = append(out, c.Name)
+		}
+	}
+	return out
+}
+
 func chooseContainer(pod *corev1.Pod, want string) (string, error) {
 	var names []string
 	for _, c := range pod.Spec.Containers {
@@ -232,10 +242,8 @@ func chooseContainer(pod *corev1.Pod, want string) (string, error) {
 		}
 		return "", fmt.Errorf("pod %s has no container %q; its containers are %s", pod.Name, want, strings.Join(names, ", "))
 	}
-	for _, n := range names {
-		if !slices.Contains(KnownSidecars, n) {
-			return n, nil
-		}
+	if apps := AppContainers(&pod.Spec); len(apps) > 0 {
+		return apps[0], nil
 	}
 	return "", fmt.Errorf("pod %s has only sidecar containers (%s); name one with /container/NAME", pod.Name, strings.Join(names, ", "))
 }
