@@ -83,7 +83,7 @@ spec:
     metadata: {labels: {app: api}}
     spec:
       terminationGracePeriodSeconds: 1
-      containers: [{name: api, image: `+toolbox+`, imagePullPolicy: Never, args: [serve]}]
+      containers: [{name: api, image: `+cluster.ToolboxImage+`, imagePullPolicy: Never, args: [serve]}]
 `, "NS", ns)); err != nil {
 		t.Fatal(err)
 	}

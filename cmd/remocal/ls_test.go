@@ -15,8 +15,6 @@ import (
 	"github.com/remocal/remocal/test/procwatch"
 )
 
-const toolbox = "remocal.local/test/toolbox:v1"
-
 // lsWorkloads: a Deployment of 2 pods with a known sidecar, its Service,
 // and a bare pod.
 func lsWorkloads(ns string) string {
@@ -32,8 +30,8 @@ spec:
     spec:
       terminationGracePeriodSeconds: 1
       containers:
-      - {name: app, image: `+toolbox+`, imagePullPolicy: Never, args: [serve]}
-      - {name: istio-proxy, image: `+toolbox+`, imagePullPolicy: Never}
+      - {name: app, image: `+cluster.ToolboxImage+`, imagePullPolicy: Never, args: [serve]}
+      - {name: istio-proxy, image: `+cluster.ToolboxImage+`, imagePullPolicy: Never}
 ---
 apiVersion: v1
 kind: Service
@@ -47,7 +45,7 @@ kind: Pod
 metadata: {namespace: NS, name: solo}
 spec:
   terminationGracePeriodSeconds: 1
-  containers: [{name: main, image: `+toolbox+`, imagePullPolicy: Never}]
+  containers: [{name: main, image: `+cluster.ToolboxImage+`, imagePullPolicy: Never}]
 `, "NS", ns)
 }
 
@@ -137,7 +135,7 @@ func TestLs(t *testing.T) {
 	}
 	d := res.Targets[0]
 	if d.Kind != "deployment" || d.Name != "web" || d.Namespace != ns || d.Provider != "kubernetes" || !d.Ready ||
-		d.Status != "2/2 ready" || strings.Join(d.Containers, ",") != "app" || d.Description != toolbox {
+		d.Status != "2/2 ready" || strings.Join(d.Containers, ",") != "app" || d.Description != cluster.ToolboxImage {
 		t.Errorf("deployment %+v", d)
 	}
 

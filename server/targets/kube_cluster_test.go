@@ -18,8 +18,6 @@ import (
 	"github.com/remocal/remocal/test/cluster"
 )
 
-const toolbox = "remocal.local/test/toolbox:v1"
-
 // workloads is one of each kind: a Deployment of 2 pods whose pods carry a
 // known sidecar, its Service, a bare pod, a running Job, and a CronJob that
 // has not run.
@@ -35,8 +33,8 @@ spec:
     spec:
       terminationGracePeriodSeconds: 1
       containers:
-      - {name: app, image: ` + toolbox + `, imagePullPolicy: Never, args: [serve]}
-      - {name: istio-proxy, image: ` + toolbox + `, imagePullPolicy: Never}
+      - {name: app, image: ` + cluster.ToolboxImage + `, imagePullPolicy: Never, args: [serve]}
+      - {name: istio-proxy, image: ` + cluster.ToolboxImage + `, imagePullPolicy: Never}
 ---
 apiVersion: v1
 kind: Service
@@ -50,7 +48,7 @@ kind: Pod
 metadata: {name: solo}
 spec:
   terminationGracePeriodSeconds: 1
-  containers: [{name: main, image: ` + toolbox + `, imagePullPolicy: Never}]
+  containers: [{name: main, image: ` + cluster.ToolboxImage + `, imagePullPolicy: Never}]
 ---
 apiVersion: batch/v1
 kind: Job
@@ -61,7 +59,7 @@ spec:
     spec:
       restartPolicy: Never
       terminationGracePeriodSeconds: 1
-      containers: [{name: worker, image: ` + toolbox + `, imagePullPolicy: Never}]
+      containers: [{name: worker, image: ` + cluster.ToolboxImage + `, imagePullPolicy: Never}]
 ---
 apiVersion: batch/v1
 kind: CronJob
@@ -73,7 +71,7 @@ spec:
       template:
         spec:
           restartPolicy: Never
-          containers: [{name: report, image: ` + toolbox + `, imagePullPolicy: Never}]
+          containers: [{name: report, image: ` + cluster.ToolboxImage + `, imagePullPolicy: Never}]
 `
 
 // seen is what the tests compare of a target; generated names (the
@@ -214,7 +212,7 @@ func TestKubeProviderClusterWide(t *testing.T) {
 	// The description shows images; the sidecar is left out of the
 	// containers but its image is still what runs.
 	for _, tg := range k.Targets() {
-		if tg.Ref == "deployment/web" && tg.Namespace == ns && tg.Description != toolbox {
+		if tg.Ref == "deployment/web" && tg.Namespace == ns && tg.Description != cluster.ToolboxImage {
 			t.Errorf("description = %q", tg.Description)
 		}
 	}

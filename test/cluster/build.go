@@ -457,7 +457,7 @@ func buildLocal(ctx context.Context, b *builder) (map[string]string, error) {
 		p := filepath.Join(out, name)
 		cmd := exec.CommandContext(ctx, b.goBin, "build", "-trimpath", "-ldflags", "-s -w", "-o", p, pkg)
 		cmd.Env = append(b.baseEnv(), "CGO_ENABLED=0", "GOTOOLCHAIN=local", "GOFLAGS=-buildvcs=false", "GOOS=linux", "GOARCH=amd64")
-		if dir, err := moduleRoot(); err == nil {
+		if dir, err := ModuleRoot(); err == nil {
 			cmd.Dir = dir
 		}
 		if outb, err := cmd.CombinedOutput(); err != nil {
@@ -468,9 +468,9 @@ func buildLocal(ctx context.Context, b *builder) (map[string]string, error) {
 	return bins, nil
 }
 
-// moduleRoot finds the checkout (the directory of remocal's go.mod) from the
-// working directory up.
-func moduleRoot() (string, error) {
+// ModuleRoot finds the checkout (the directory of remocal's go.mod) from
+// the working directory up.
+func ModuleRoot() (string, error) {
 	d, err := os.Getwd()
 	if err != nil {
 		return "", err

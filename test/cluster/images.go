@@ -54,7 +54,7 @@ func importClusterImages(ctx context.Context, bins *binaries, logf Logf) error {
 // importUserImages imports the checkout's bin/images/*.tar (make images), if
 // there are any.
 func importUserImages(ctx context.Context, logf Logf) error {
-	root, err := moduleRoot()
+	root, err := ModuleRoot()
 	if err != nil {
 		return nil
 	}
@@ -107,7 +107,7 @@ func BuildImages(ctx context.Context, o ImageOptions, logf Logf) ([]BuiltImage, 
 	if logf == nil {
 		logf = func(string, ...any) {}
 	}
-	root, err := moduleRoot()
+	root, err := ModuleRoot()
 	if err != nil {
 		return nil, err
 	}

@@ -59,6 +59,14 @@ func (c *Cluster) ImportImage(ctx context.Context, tarPath string) error {
 	return nil
 }
 
+// RemoveImage removes an image a test imported from the node's containerd.
+func (c *Cluster) RemoveImage(ctx context.Context, name string) error {
+	if _, err := ctr(ctx, "images", "rm", name); err != nil {
+		return fmt.Errorf("removing image %s: %w", name, err)
+	}
+	return nil
+}
+
 // Images lists the image names in the node's containerd.
 func (c *Cluster) Images(ctx context.Context) ([]string, error) {
 	out, err := ctr(ctx, "images", "list", "-q")

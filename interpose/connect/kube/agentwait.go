@@ -129,7 +129,7 @@ func tail(s string) string {
 
 func timeoutError(ctx context.Context, env *Env, ns string, pod *corev1.Pod, timeout time.Duration) error {
 	if pod == nil {
-		return fmt.Errorf("no agent pod appeared in namespace %s within %v (check the Job's events: kubectl -n %s describe jobs -l %s=remocal-agent)", ns, timeout, ns, LabelApp)
+		return fmt.Errorf("no agent pod appeared in namespace %s within %v (check the Job's events: kubectl -n %s describe jobs -l %s=remocal-agent); raise agent.startupTimeout if the cluster is just slow", ns, timeout, ns, LabelApp)
 	}
 	evs, err := env.Client.CoreV1().Events(ns).List(context.WithoutCancel(ctx), metav1.ListOptions{FieldSelector: "involvedObject.name=" + pod.Name})
 	var lines []string

@@ -14,6 +14,7 @@ import (
 	"github.com/remocal/remocal/protocol/daemon"
 	"github.com/remocal/remocal/protocol/wire"
 	"github.com/remocal/remocal/server/daemonclient"
+	"github.com/remocal/remocal/test/cluster"
 	"github.com/remocal/remocal/test/procwatch"
 )
 
@@ -124,32 +125,21 @@ func (d *laptopDaemon) waitSession(id string, ok func(daemon.Session) bool) daem
 func (d *laptopDaemon) detail(id string, ok func(daemon.SessionDetail) bool) daemon.SessionDetail {
 	d.f.t.Helper()
 	var det daemon.SessionDetail
-	waitFor(d.f.t, func() (bool, string) {
+	ctx := d.f.ctx()
+	err := cluster.Poll(ctx, procwatch.Patience, func() error {
 		det = daemon.SessionDetail{}
-		if err := d.client.Call(d.f.ctx(), daemon.MethodSessionDetail, daemon.SessionParams{ID: id}, &det); err != nil {
+		if err := d.client.Call(ctx, daemon.MethodSessionDetail, daemon.SessionParams{ID: id}, &det); err != nil {
 			d.f.t.Fatalf("session/detail %s: %v", id, err)
 		}
-		return ok(det), fmt.Sprintf("session %s: detail %+v", id, det)
+		if !ok(det) {
+			return fmt.Errorf("session %s: detail %+v", id, det)
+		}
+		return nil
 	})
-	return det
-}
-
-// waitFor polls cond, which also says what it saw, until it holds.
-func waitFor(t testing.TB, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(procwatch.Patience)
-	tick := time.NewTicker(100 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		ok, saw := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("still %s after %v", saw, procwatch.Patience)
-		}
-		<-tick.C
+	if err != nil {
+		d.f.t.Fatal(err)
 	}
+	return det
 }
 
 func (d *laptopDaemon) list() []daemon.Session {
@@ -180,10 +170,15 @@ func stealing(port uint16) func(daemon.SessionDetail) bool {
 // are gone.
 func waitNoTables(t *testing.T, pod podInfo) {
 	t.Helper()
-	waitFor(t, func() (bool, string) {
-		left := remocalTables(t, pod.containerID)
-		return len(left) == 0, fmt.Sprintf("tables %v in the pod's network namespace", left)
+	err := cluster.Poll(t.Context(), procwatch.Patience, func() error {
+		if left := remocalTables(t, pod.containerID); len(left) > 0 {
+			return fmt.Errorf("tables %v in the pod's network namespace", left)
+		}
+		return nil
 	})
+	if err != nil {
+		t.Fatal(err)
+	}
 }
 
 // A daemon session on a Deployment is what `remocal exec` gives: the pod's
@@ -269,7 +264,7 @@ func TestDaemonSessionAgentPodDeleted(t *testing.T) {
 	s := d.waitSession(id, func(s daemon.Session) bool {
 		return s.State == daemon.StateDegraded && strings.Contains(s.Reason, "could not reconnect to the agent")
 	})
-	if !strings.Contains(s.Reason, "was deleted") && !strings.Contains(s.Reason, "is being deleted") && !strings.Contains(s.Reason, "exited") {
+	if !agentGoneMessage(f, s.Reason) {
 		t.Errorf("the reason does not say the agent is gone: %s", s.Reason)
 	}
 	if sessions := d.list(); len(sessions) != 1 || sessions[0].State != daemon.StateDegraded || !strings.Contains(sessions[0].Reason, "agent") {
@@ -314,9 +309,10 @@ func TestDaemonSessionFollowsTarget(t *testing.T) {
 	f.deployInventory(1)
 	old := f.pods("app=inventory")[0]
 	d := f.startDaemon()
-	res, _ := d.start("deploy/inventory", "serve-all=:8080")
+	res, prog := d.start("deploy/inventory", "serve-all=:8080")
 	id := res.Session.ID
 	d.waitSession(id, func(s daemon.Session) bool { return s.State == daemon.StateActive })
+	prog.Expect(prog.Stdout, "serving :8080")
 	f.kubectl("delete", "pod", old.name, "--wait=true")
 	d.waitSession(id, func(s daemon.Session) bool { return s.State == daemon.StateDegraded })
 	moved := d.waitSession(id, func(s daemon.Session) bool {
@@ -327,4 +323,8 @@ func TestDaemonSessionFollowsTarget(t *testing.T) {
 		t.Errorf("after the move the session resolves to %q, want %q", moved.Resolved, want)
 	}
 	d.detail(id, stealing(8080))
+	if body := f.mustGet(appURL(now, "/moved")); body != "local probe" {
+		t.Errorf("the new pod's port answered %q, want the laptop's", body)
+	}
+	prog.Expect(prog.Stdout, "request GET /moved")
 }

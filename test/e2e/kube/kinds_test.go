@@ -94,6 +94,7 @@ spec:
 		"pod/meshed/container/istio-proxy": "sidecar",
 	} {
 		t.Run(strings.ReplaceAll(target, "/", "_"), func(t *testing.T) {
+			f := f.with(t)
 			r := f.exec(target, []string{"--no-incoming"}, f.probe(), "env=WHO")
 			if !strings.Contains(r.Stdout, "env WHO="+want+"\n") {
 				t.Errorf("%s reached %q, want the %s container", target, r.Stdout, want)

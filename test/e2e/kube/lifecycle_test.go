@@ -1,6 +1,7 @@
 package kube
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net"
@@ -32,7 +33,7 @@ func TestAgentPodDeleted(t *testing.T) {
 	}
 	f.kubectl("delete", "pods", "-l", "app.kubernetes.io/name=remocal-agent", "--wait=true")
 	line := r.Expect(r.Stderr, "could not reconnect to the agent")
-	if !strings.Contains(line, "was deleted") && !strings.Contains(line, "is being deleted") && !strings.Contains(line, "exited") {
+	if !agentGoneMessage(f, line) {
 		t.Errorf("the message does not say the agent is gone: %s", line)
 	}
 	if body := f.mustGet(appURL(pod, "/healthz")); body != "ok" {
@@ -41,6 +42,15 @@ func TestAgentPodDeleted(t *testing.T) {
 	if left := remocalTables(t, pod.containerID); len(left) > 0 {
 		t.Errorf("rules left in the pod's network namespace: %v", left)
 	}
+}
+
+// agentGoneMessage reports whether msg says the agent itself (not the
+// target) is gone: its pod deleted, being deleted, or its process exited.
+func agentGoneMessage(f *fixture, msg string) bool {
+	pod := "the agent pod " + f.ns + "/"
+	return strings.Contains(msg, "agent gone") &&
+		(strings.Contains(msg, pod) && (strings.Contains(msg, " was deleted") || strings.Contains(msg, " is being deleted")) ||
+			strings.Contains(msg, "the agent in pod "+f.ns+"/"))
 }
 
 // The target pod restarted (deleted, and replaced by its Deployment): the
@@ -201,9 +211,16 @@ func TestAgentExitsWhenIdle(t *testing.T) {
 	f.writeConfig(`{"agent": {"idleTTL": "1s"}}`)
 	f.deployInventory(1)
 	pod := f.pods("app=inventory")[0]
-	r := f.exec("deployment/inventory", []string{"--steal"}, f.probe(), "hostname")
-	if r.Code != 0 {
-		t.Fatalf("exit %d", r.Code)
+	p := f.start("deployment/inventory", []string{"--steal"}, f.probe(), "serve=:8080")
+	p.Expect(p.Stderr, "stealing port 8080")
+	if len(remocalTables(t, pod.containerID)) == 0 {
+		t.Fatal("no remocal table in the pod's namespace while stealing: the check below would prove nothing")
+	}
+	if body := f.mustGet(appURL(pod, "/last")); body != "local probe" {
+		t.Fatalf("got %q while stolen", body)
+	}
+	if code := p.Wait(); code != 0 { // serve exits after one request
+		t.Fatalf("exit %d", code)
 	}
 	err := cluster.Poll(f.ctx(), 60*time.Second, func() error {
 		out := f.kubectl("get", "jobs", "-l", "app.kubernetes.io/name=remocal-agent",
@@ -219,7 +236,7 @@ func TestAgentExitsWhenIdle(t *testing.T) {
 	if left := remocalTables(t, pod.containerID); len(left) > 0 {
 		t.Errorf("rules left in the pod's network namespace by the exited agent: %v", left)
 	}
-	r = f.exec("deployment/inventory", []string{"--no-incoming"}, f.probe(), "hostname")
+	r := f.exec("deployment/inventory", []string{"--no-incoming"}, f.probe(), "hostname")
 	if r.Code != 0 {
 		t.Fatalf("exit %d", r.Code)
 	}
@@ -242,6 +259,11 @@ func TestInterruptDuringAgentStart(t *testing.T) {
 	if err := f.c.ImportImage(f.ctx(), archive); err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() {
+		if err := f.c.RemoveImage(context.Background(), "remocal.local/agent:silent"); err != nil {
+			t.Error(err)
+		}
+	})
 	f.writeConfig(`{"agent": {"image": "remocal.local/agent:silent"}}`)
 	r := f.start("deployment/inventory", []string{"--no-incoming"}, f.probe(), "hostname")
 	r.Expect(r.Stderr, "started in") // the pod runs; remocal now waits for the agent to listen
@@ -252,8 +274,10 @@ func TestInterruptDuringAgentStart(t *testing.T) {
 		t.Error("an interrupted start exited 0")
 	}
 	for _, line := range r.Lines() {
-		if strings.HasPrefix(line, "hostname ") {
-			t.Errorf("the program ran after the interrupt: %s", line)
+		// Not cancelled, the start would have waited out the agent's
+		// listen timeout and said so.
+		if strings.Contains(line, "stdout: hostname ") || strings.Contains(line, "cannot reach the agent") {
+			t.Errorf("the start went on after the interrupt: %s", line)
 		}
 	}
 	f.noAgentJobs()

@@ -75,16 +75,24 @@ type fixture struct {
 	// kubeconfig is what remocal uses; tests may point it elsewhere.
 	kubeconfig string
 
-	toolboxOnce sync.Once
+	toolboxOnce *sync.Once // shared with the fixture's copies (with)
 }
 
 func newFixture(t testing.TB) *fixture {
 	t.Helper()
 	c := cluster.Require(t)
 	buildImages(t)
-	f := &fixture{t: t, c: c, ns: c.Namespace(t), local: c.LocalSide(t), project: t.TempDir(), kubeconfig: c.Kubeconfig}
+	f := &fixture{t: t, c: c, ns: c.Namespace(t), local: c.LocalSide(t), project: t.TempDir(), kubeconfig: c.Kubeconfig, toolboxOnce: new(sync.Once)}
 	f.writeConfig(`{}`)
 	return f
+}
+
+// with is the fixture for a subtest: the same namespace and laptop, with
+// failures and logs going to t.
+func (f *fixture) with(t testing.TB) *fixture {
+	g := *f
+	g.t = t
+	return &g
 }
 
 // writeConfig replaces the project's .remocal/config.json.
@@ -133,7 +141,10 @@ func (f *fixture) applyExample(name string) {
 // kubectl runs kubectl in the test's namespace.
 func (f *fixture) kubectl(args ...string) string {
 	f.t.Helper()
-	out, err := f.c.Kubectl(f.ctx(), append([]string{"-n", f.ns}, args...)...)
+	// A context of its own, released at once: kubectl runs in poll loops.
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	out, err := f.c.Kubectl(ctx, append([]string{"-n", f.ns}, args...)...)
 	if err != nil {
 		f.t.Fatalf("kubectl %s: %v", strings.Join(args, " "), err)
 	}
@@ -291,11 +302,11 @@ func remocalTables(t *testing.T, containerID string) []string {
 
 func moduleRoot(t testing.TB) string {
 	t.Helper()
-	out, err := exec.Command("go", "env", "GOMOD").Output()
+	root, err := cluster.ModuleRoot()
 	if err != nil {
 		t.Fatal(err)
 	}
-	return filepath.Dir(strings.TrimSpace(string(out)))
+	return root
 }
 
 func mustContain(t *testing.T, what, got string, wants ...string) {

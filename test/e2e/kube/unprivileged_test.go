@@ -1,12 +1,14 @@
 package kube
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/remocal/remocal/test/gobuild"
+	"github.com/remocal/remocal/test/procwatch"
 )
 
 // A developer's laptop runs remocal as an ordinary user: for a Kubernetes
@@ -55,17 +57,27 @@ func TestExecAsUnprivilegedUser(t *testing.T) {
 	probe := own(f.probe(), "probe", 0o755)
 	kubeconfig := own(f.kubeconfig, "kubeconfig", 0o600)
 
-	cmd := f.local.Command(f.ctx(), "setpriv", "--reuid", "1000", "--regid", "1000", "--clear-groups", "--inh-caps=-all", "--bounding-set=-all",
+	cmd := f.local.Command(context.Background(), "setpriv", "--reuid", "1000", "--regid", "1000", "--clear-groups", "--inh-caps=-all", "--bounding-set=-all",
 		"--", "env", "-i", "HOME="+home, "PATH=/usr/bin:/bin", "KUBECONFIG="+kubeconfig, "XDG_RUNTIME_DIR="+filepath.Join(home, "run"),
-		remocal, "exec", "-n", f.ns, "-t", "deploy/inventory", "--steal", "--", probe, "env=GREETING", "hostname", "get=http://inventory/healthz", "read=/etc/hostname")
+		remocal, "exec", "-n", f.ns, "-t", "deploy/inventory", "--steal", "--",
+		probe, "env=GREETING", "hostname", "get=http://inventory/healthz", "read=/etc/hostname", "serve=:8080")
 	cmd.Dir = project
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("remocal exec as uid %d: %v\n%s", uid, err, out)
-	}
+	p := procwatch.Start(t, cmd)
 	pod := f.pods("app=inventory")[0]
-	mustContain(t, "output", string(out), "env GREETING=hello from the cluster", "hostname "+pod.name, "get http://inventory/healthz: 200 ok", "read /etc/hostname: "+pod.name)
-	if strings.Contains(string(out), "permission denied") {
-		t.Errorf("something needed privileges:\n%s", out)
+	for _, want := range []string{"env GREETING=hello from the cluster", "hostname " + pod.name, "get http://inventory/healthz: 200 ok", "read /etc/hostname: " + pod.name} {
+		p.Expect(p.Stdout, want)
+	}
+	// Incoming too: its listen is caught and the pod's port stolen.
+	p.Expect(p.Stderr, "stealing port 8080")
+	if body := f.mustGet(appURL(pod, "/as-user")); body != "local probe" {
+		t.Errorf("the pod's port answered %q, want the unprivileged laptop's", body)
+	}
+	if code := p.Wait(); code != 0 { // serve exits after one request
+		t.Errorf("remocal exec as uid %d: exit %d", uid, code)
+	}
+	for _, line := range p.Lines() {
+		if strings.Contains(line, "permission denied") {
+			t.Errorf("something needed privileges: %s", line)
+		}
 	}
 }
