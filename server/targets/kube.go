@@ -73,8 +73,9 @@ type Kube struct {
 	readers []func(ns string, o *Objects)
 
 	// Counters for tests: objects a resync delivered again unchanged,
-	// rebuilds of a namespace, and those that found nothing changed.
-	resyncs, rebuilds, unchanged atomic.Int64
+	// rebuilds of a namespace, those that found nothing changed, and
+	// namespaces announced after a rebuild.
+	resyncs, rebuilds, unchanged, announced atomic.Int64
 }
 
 // NewKube starts the provider and returns at once: reaching the cluster,
@@ -261,6 +262,7 @@ func (k *Kube) loop(outbox []daemon.TargetsChanged) {
 			first = time.Time{}
 			for _, ns := range k.rebuildPending() {
 				c := daemon.TargetsChanged{Provider: KubeProvider, Namespace: ns}
+				k.announced.Add(1)
 				if !slices.Contains(outbox, c) {
 					outbox = append(outbox, c)
 				}

@@ -272,9 +272,10 @@ func TestKubeProviderNamespaceOnly(t *testing.T) {
 	}
 
 	// Resyncs deliver every object again; none of them may notify.
-	// Wait for several rounds of them (counted as they are skipped) and
-	// for the loop to be idle, then see that nothing is waiting on Changed.
-	r0, n0 := k.resyncs.Load(), k.rebuilds.Load()
+	// Wait for several rounds of them (counted as they are skipped), then
+	// a label change that rebuilds the namespace and finds nothing new:
+	// no announcement may come of either.
+	r0, n0, a0 := k.resyncs.Load(), k.rebuilds.Load(), k.announced.Load()
 	objects := int64(len(want))
 	if err := cluster.Poll(ctx, 30*time.Second, func() error {
 		if got := k.resyncs.Load() - r0; got < 3*objects {
@@ -296,6 +297,9 @@ func TestKubeProviderNamespaceOnly(t *testing.T) {
 		return nil
 	}); err != nil {
 		t.Fatal(err)
+	}
+	if n := k.announced.Load() - a0; n != 0 {
+		t.Errorf("%d announcements for resyncs and a label change that alter no target", n)
 	}
 	if _, err := c.Kubectl(ctx, "-n", ns, "delete", "pod", "solo", "--wait=false"); err != nil {
 		t.Fatal(err)
