@@ -34,8 +34,12 @@ type session struct {
 	resumes string
 	log     *slog.Logger
 
-	mux *yamux.Session
-	wg  conc.WaitGroup
+	// mux is set once the handshake is done; close (from the agent's
+	// shutdown or a superseding connection) may race with that.
+	muxMu  sync.Mutex
+	mux    *yamux.Session
+	closed bool
+	wg     conc.WaitGroup
 
 	writeMu sync.Mutex // serialises frames on the control stream
 	control net.Conn
@@ -55,7 +59,10 @@ func (s *session) Name() string { return s.name }
 
 // OpenStream opens an agent-initiated stream to the client.
 func (s *session) OpenStream(ctx context.Context) (net.Conn, error) {
-	if s.mux == nil {
+	s.muxMu.Lock()
+	mux := s.mux
+	s.muxMu.Unlock()
+	if mux == nil {
 		return nil, errors.New("client session not established")
 	}
 	type result struct {
@@ -64,7 +71,7 @@ func (s *session) OpenStream(ctx context.Context) (net.Conn, error) {
 	}
 	ch := make(chan result, 1)
 	go func() {
-		st, err := s.mux.OpenStream()
+		st, err := mux.OpenStream()
 		ch <- result{st, err}
 	}()
 	select {
@@ -82,8 +89,12 @@ func (s *session) OpenStream(ctx context.Context) (net.Conn, error) {
 
 func (s *session) close() {
 	s.closeOnce.Do(func() {
-		if s.mux != nil {
-			s.mux.Close()
+		s.muxMu.Lock()
+		s.closed = true
+		mux := s.mux
+		s.muxMu.Unlock()
+		if mux != nil {
+			mux.Close()
 		}
 		s.conn.Close()
 	})
@@ -107,7 +118,16 @@ func (s *session) serve(ctx context.Context) {
 		s.log.Error("start stream multiplexer", "err", err)
 		return
 	}
-	s.mux = mux
+	s.muxMu.Lock()
+	closed := s.closed
+	if !closed {
+		s.mux = mux
+	}
+	s.muxMu.Unlock()
+	if closed { // closed during the handshake: the client is gone already
+		mux.Close()
+		return
+	}
 	stop := context.AfterFunc(ctx, s.close)
 	defer stop()
 	defer s.wg.Wait()
