@@ -64,7 +64,12 @@ func TestTargetPodRestarted(t *testing.T) {
 	r.Expect(r.Stdout, "hostname "+old.name)
 	r.Expect(r.Stdout, "waiting")
 	f.kubectl("delete", "pod", old.name, "--wait=true")
-	r.Expect(r.Stderr, "the target pod "+f.ns+"/"+old.name+" was deleted; following the target")
+	// Deleted or still being deleted when the session looks: either way
+	// it is gone for the session.
+	moved := r.Expect(r.Stderr, "the target pod "+f.ns+"/"+old.name+" ")
+	if !strings.HasSuffix(moved, " was deleted; following the target") && !strings.HasSuffix(moved, " is being deleted; following the target") {
+		t.Errorf("the session does not say the target pod went away: %s", moved)
+	}
 	line := r.Expect(r.Stderr, "now in deployment/inventory (pod "+f.ns+"/")
 	r.Expect(r.Stderr, "reconnected to the agent")
 	now := f.pods("app=inventory")[0]
