@@ -23,7 +23,7 @@ import (
 
 	"github.com/sourcegraph/conc"
 
-	"github.com/remocal/remocal/agent/incoming"
+	"github.com/remocal/remocal/agent/internal/incoming"
 	"github.com/remocal/remocal/agent/target"
 	"github.com/remocal/remocal/protocol/wire"
 )

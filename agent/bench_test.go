@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/remocal/remocal/agent/client"
+	"github.com/remocal/remocal/internal/agentclient"
 	"github.com/remocal/remocal/protocol/wire"
 	"github.com/remocal/remocal/test/localenv"
 )
@@ -58,10 +58,10 @@ func peerServer(b *testing.B, env *localenv.Env, port int, fn func(net.Conn)) st
 
 type dialFunc func(ctx context.Context, network, addr string) (net.Conn, error)
 
-func benchSetup(b *testing.B) (*localenv.Env, *client.Client, dialFunc) {
+func benchSetup(b *testing.B) (*localenv.Env, *agentclient.Client, dialFunc) {
 	env := localenv.New(b)
 	ta := startAgent(b, env.App, agentOptions{})
-	c, err := client.Dial(context.Background(), ta.addr, client.Options{Name: "bench"})
+	c, err := agentclient.Dial(context.Background(), ta.addr, agentclient.Options{Name: "bench"})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -218,7 +218,7 @@ func BenchmarkStolenRequestLatency(b *testing.B) {
 			if filtered {
 				spec.Filter = &wire.HTTPFilter{Headers: map[string]string{"X-Remocal-User": "bench"}}
 			}
-			fwd := client.ForwardTo(strings.TrimPrefix(local.URL, "http://"))
+			fwd := agentclient.ForwardTo(strings.TrimPrefix(local.URL, "http://"))
 			sub, err := c.Subscribe(context.Background(), spec, fwd)
 			if err != nil {
 				b.Fatal(err)

@@ -9,7 +9,7 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/remocal/remocal/agent/client"
+	"github.com/remocal/remocal/internal/agentclient"
 	"github.com/remocal/remocal/protocol/wire"
 	"github.com/remocal/remocal/test/localenv"
 )
@@ -103,7 +103,7 @@ func TestFilesComeFromTargetRoot(t *testing.T) {
 	}
 
 	_, err = c.ReadFile(ctx, "/etc/inventory/missing.json")
-	if !client.IsNotExist(err) || !strings.Contains(err.Error(), "missing.json") {
+	if !agentclient.IsNotExist(err) || !strings.Contains(err.Error(), "missing.json") {
 		t.Errorf("missing file: want not_found naming the path, got %v", err)
 	}
 	var we *wire.Error
@@ -173,7 +173,7 @@ func TestReadDirAndAccess(t *testing.T) {
 	if err := c.Access(ctx, localenv.AppConfigPath, 4); err != nil {
 		t.Errorf("R_OK on the config: %v", err)
 	}
-	if err := c.Access(ctx, "/etc/inventory/nope", 0); !client.IsNotExist(err) {
+	if err := c.Access(ctx, "/etc/inventory/nope", 0); !agentclient.IsNotExist(err) {
 		t.Errorf("F_OK on a missing file: want not_found, got %v", err)
 	}
 	// The target runs as root: execute is still denied without any x bit.

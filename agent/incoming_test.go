@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/remocal/remocal/agent/client"
+	"github.com/remocal/remocal/internal/agentclient"
 	"github.com/remocal/remocal/protocol/wire"
 	"github.com/remocal/remocal/test/localenv"
 )
@@ -40,8 +40,8 @@ func newLocalServer(t testing.TB, name string) *localServer {
 	return ls
 }
 
-func (ls *localServer) forwarder() *client.Forwarder {
-	return client.ForwardTo(strings.TrimPrefix(ls.URL, "http://"))
+func (ls *localServer) forwarder() *agentclient.Forwarder {
+	return agentclient.ForwardTo(strings.TrimPrefix(ls.URL, "http://"))
 }
 
 // next waits for the next request the local server receives.
@@ -65,7 +65,7 @@ func (ls *localServer) none(t *testing.T) {
 	}
 }
 
-func subscribe(t *testing.T, c *client.Client, spec wire.Subscribe, h client.Handler) *client.Subscription {
+func subscribe(t *testing.T, c *agentclient.Client, spec wire.Subscribe, h agentclient.Handler) *agentclient.Subscription {
 	t.Helper()
 	s, err := c.Subscribe(testCtx(t), spec, h)
 	if err != nil {
@@ -107,8 +107,8 @@ func TestMirrorCopiesBothDirections(t *testing.T) {
 		fromPeer, back bytes.Buffer
 	}
 	copies := make(chan *copyOfConn, 1)
-	subscribe(t, c, wire.Subscribe{Port: localenv.AppPort, Mode: wire.ModeMirror}, client.HandlerFunc(
-		func(ctx context.Context, in *client.Incoming) {
+	subscribe(t, c, wire.Subscribe{Port: localenv.AppPort, Mode: wire.ModeMirror}, agentclient.HandlerFunc(
+		func(ctx context.Context, in *agentclient.Incoming) {
 			defer in.Stream.Close()
 			cc := &copyOfConn{header: in.Connection}
 			for {
@@ -360,8 +360,8 @@ func TestStolenRequestWithLocalProcessDown(t *testing.T) {
 func TestReconnectingSessionReplacesItsConnection(t *testing.T) {
 	env := localenv.New(t)
 	addr := startAgent(t, env.App, agentOptions{}).addr
-	dial := func(session string) *client.Client {
-		c, err := client.Dial(testCtx(t), addr, client.Options{Name: "alice@laptop", Version: "test", Session: session, Logger: testLogger(t)})
+	dial := func(session string) *agentclient.Client {
+		c, err := agentclient.Dial(testCtx(t), addr, agentclient.Options{Name: "alice@laptop", Version: "test", Session: session, Logger: testLogger(t)})
 		if err != nil {
 			t.Fatal(err)
 		}

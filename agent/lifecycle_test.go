@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/remocal/remocal/agent"
-	"github.com/remocal/remocal/agent/redirect"
+	"github.com/remocal/remocal/agent/internal/redirect"
 	"github.com/remocal/remocal/protocol/wire"
 	"github.com/remocal/remocal/test/localenv"
 )

@@ -14,8 +14,8 @@ import (
 	"time"
 
 	"github.com/remocal/remocal/agent"
-	"github.com/remocal/remocal/agent/client"
 	"github.com/remocal/remocal/agent/target"
+	"github.com/remocal/remocal/internal/agentclient"
 	"github.com/remocal/remocal/test/gobuild"
 	"github.com/remocal/remocal/test/localenv"
 )
@@ -83,11 +83,11 @@ func (ta *testAgent) wait(t testing.TB) error {
 	}
 }
 
-func connect(t *testing.T, addr, name string) *client.Client {
+func connect(t *testing.T, addr, name string) *agentclient.Client {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	c, err := client.Dial(ctx, addr, client.Options{Name: name, Version: "test", Logger: testLogger(t)})
+	c, err := agentclient.Dial(ctx, addr, agentclient.Options{Name: name, Version: "test", Logger: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

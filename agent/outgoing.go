@@ -8,7 +8,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/remocal/remocal/agent/relay"
+	"github.com/remocal/remocal/internal/relay"
 	"github.com/remocal/remocal/protocol/wire"
 )
 

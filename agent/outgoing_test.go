@@ -11,7 +11,7 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/remocal/remocal/agent/client"
+	"github.com/remocal/remocal/internal/agentclient"
 	"github.com/remocal/remocal/protocol/wire"
 	"github.com/remocal/remocal/test/localenv"
 )
@@ -128,7 +128,7 @@ func TestDNSThroughTarget(t *testing.T) {
 				t.Errorf("tcp=%v: LookupHost(%q) = %v, %v; want %v", tcp, name, addrs, err, want)
 			}
 		}
-		if _, err := res.LookupHost(ctx, "nosuch.demo.svc.cluster.local."); !errors.Is(err, client.ErrNotFound) {
+		if _, err := res.LookupHost(ctx, "nosuch.demo.svc.cluster.local."); !errors.Is(err, agentclient.ErrNotFound) {
 			t.Errorf("tcp=%v: unknown cluster name: want ErrNotFound, got %v", tcp, err)
 		}
 		// Outside its zone dnsmasq refuses rather than denies; either way

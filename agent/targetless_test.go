@@ -9,8 +9,8 @@ import (
 	"testing"
 
 	"github.com/remocal/remocal/agent"
-	"github.com/remocal/remocal/agent/client"
 	"github.com/remocal/remocal/agent/target"
+	"github.com/remocal/remocal/internal/agentclient"
 	"github.com/remocal/remocal/protocol/wire"
 )
 
@@ -56,7 +56,7 @@ func TestTargetlessAgent(t *testing.T) {
 	if err != nil || len(vars) != 0 {
 		t.Errorf("Env = %v, %v; want no variables", vars, err)
 	}
-	_, err = c.Subscribe(testCtx(t), wire.Subscribe{Port: 8080, Mode: wire.ModeMirror}, client.ForwardTo("127.0.0.1:1"))
+	_, err = c.Subscribe(testCtx(t), wire.Subscribe{Port: 8080, Mode: wire.ModeMirror}, agentclient.ForwardTo("127.0.0.1:1"))
 	if wire.CodeOf(err) != wire.CodeUnsupported {
 		t.Errorf("Subscribe error = %v, want code %s", err, wire.CodeUnsupported)
 	}

@@ -294,25 +294,25 @@ func (m *sessions) remove(id string) {
 // event turns what a host reports into state changes and notifications.
 func (m *sessions) event(se *session, ev sessionhost.Event) {
 	se.mu.Lock()
-	if ev.Kind != sessionhost.EventSubscribed {
+	if ev.Kind != daemon.EventSubscribed {
 		se.errors = append(se.errors, ev.Message)
 		if len(se.errors) > 100 {
 			se.errors = se.errors[1:]
 		}
 	}
 	se.mu.Unlock()
-	if ev.Kind != sessionhost.EventSubscribed {
+	if ev.Kind != daemon.EventSubscribed {
 		se.starter.showMessage(protocol.MessageTypeWarning, fmt.Sprintf("remocal session %s: %s", se.info.ID, ev.Message))
 	}
 	switch ev.Kind {
-	case sessionhost.EventConflict:
+	case daemon.EventConflict:
 		if ev.Conflict != nil {
 			m.s.broadcast(daemon.NotifyConflict, *ev.Conflict)
 		}
 		m.changed(se, daemon.StateDegraded, ev.Message)
-	case sessionhost.EventSubscribeFailed, sessionhost.EventAgentLost, sessionhost.EventAgentGone:
+	case daemon.EventSubscribeFailed, daemon.EventAgentLost, daemon.EventAgentGone:
 		m.changed(se, daemon.StateDegraded, ev.Message)
-	case sessionhost.EventAgentReconnected:
+	case daemon.EventAgentReconnected:
 		if ev.Resolved != "" {
 			se.mu.Lock()
 			se.info.Resolved = ev.Resolved

@@ -18,7 +18,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/remocal/remocal/agent/netns"
+	"github.com/remocal/remocal/internal/netns"
 )
 
 // Locator finds a target's process.

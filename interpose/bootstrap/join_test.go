@@ -18,8 +18,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/remocal/remocal/interpose/handoff"
-	"github.com/remocal/remocal/interpose/seccomp"
+	"github.com/remocal/remocal/interpose/internal/handoff"
+	"github.com/remocal/remocal/interpose/internal/seccomp"
 )
 
 // These tests load the library into real programs (/bin/sh, dynamically

@@ -21,7 +21,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
-	"github.com/remocal/remocal/agent/client"
+	"github.com/remocal/remocal/internal/agentclient"
 	"github.com/remocal/remocal/interpose/connect/kube"
 	"github.com/remocal/remocal/protocol/config"
 )
@@ -31,7 +31,7 @@ type Connector interface {
 	// Connect returns a client of the agent, and a function that releases
 	// what Connect set up (an agent it started). Describe names the target
 	// for messages.
-	Connect(ctx context.Context, opts client.Options) (*client.Client, func(), error)
+	Connect(ctx context.Context, opts agentclient.Options) (*agentclient.Client, func(), error)
 	Describe() string
 }
 
@@ -41,7 +41,7 @@ type Connector interface {
 // container when the target itself was replaced. The session subscribes
 // its ports again either way.
 type Redialer interface {
-	Redial(ctx context.Context, opts client.Options, patience time.Duration) (*client.Client, func(), error)
+	Redial(ctx context.Context, opts agentclient.Options, patience time.Duration) (*agentclient.Client, func(), error)
 }
 
 // Options for For.
@@ -121,8 +121,8 @@ func (a Address) Describe() string {
 }
 
 // Connect dials the agent.
-func (a Address) Connect(ctx context.Context, opts client.Options) (*client.Client, func(), error) {
-	c, err := client.Dial(ctx, a.Addr, opts)
+func (a Address) Connect(ctx context.Context, opts agentclient.Options) (*agentclient.Client, func(), error) {
+	c, err := agentclient.Dial(ctx, a.Addr, opts)
 	if err != nil {
 		return nil, nil, fmt.Errorf("cannot reach the agent at %s: %w", a.Addr, err)
 	}
@@ -148,7 +148,7 @@ func (l *LocalPID) Describe() string { return fmt.Sprintf("pid/%d", l.PID) }
 const agentStartTimeout = 15 * time.Second
 
 // Connect connects to the process's agent, starting it if none runs.
-func (l *LocalPID) Connect(ctx context.Context, opts client.Options) (*client.Client, func(), error) {
+func (l *LocalPID) Connect(ctx context.Context, opts agentclient.Options) (*agentclient.Client, func(), error) {
 	start, err := processStart(l.PID)
 	if err != nil {
 		return nil, nil, fmt.Errorf("target pid/%d: no such process", l.PID)
@@ -169,13 +169,13 @@ func (l *LocalPID) Connect(ctx context.Context, opts client.Options) (*client.Cl
 		return nil, nil, err
 	}
 	defer unlock()
-	if c, err := client.Dial(ctx, "unix:"+sock, opts); err == nil {
+	if c, err := agentclient.Dial(ctx, "unix:"+sock, opts); err == nil {
 		return c, func() { c.Close() }, nil
 	}
 	if err := l.startAgent(ctx, sock, base+".log"); err != nil {
 		return nil, nil, err
 	}
-	c, err := client.Dial(ctx, "unix:"+sock, opts)
+	c, err := agentclient.Dial(ctx, "unix:"+sock, opts)
 	if err != nil {
 		return nil, nil, fmt.Errorf("connect to the agent for pid/%d: %w", l.PID, err)
 	}

@@ -18,7 +18,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/remocal/remocal/interpose/seccomp"
+	"github.com/remocal/remocal/interpose/internal/seccomp"
 )
 
 // Arg selects keeper mode in os.Args[1].

@@ -15,8 +15,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/remocal/remocal/interpose/handoff"
-	"github.com/remocal/remocal/interpose/seccomp"
+	"github.com/remocal/remocal/interpose/internal/handoff"
+	"github.com/remocal/remocal/interpose/internal/seccomp"
 )
 
 // Arg selects launcher mode in os.Args[1].

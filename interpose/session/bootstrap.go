@@ -6,9 +6,10 @@ import (
 	"net"
 	"os"
 
-	"github.com/remocal/remocal/interpose/handoff"
-	"github.com/remocal/remocal/interpose/seccomp"
-	"github.com/remocal/remocal/interpose/supervisor"
+	"github.com/remocal/remocal/interpose/internal/handoff"
+	"github.com/remocal/remocal/interpose/internal/seccomp"
+	"github.com/remocal/remocal/interpose/internal/supervisor"
+	"github.com/remocal/remocal/protocol/daemon"
 )
 
 // SocketEnv names the session socket for the bootstrap library, which a
@@ -46,7 +47,7 @@ func (s *Session) ServeBootstrap(path string) error {
 					msg := fmt.Sprintf("a program could not join the session: %v", err)
 					fmt.Fprintf(s.opts.Stderr, "remocal: %s\n", msg)
 					if s.opts.OnEvent != nil {
-						s.opts.OnEvent(supervisor.Event{Kind: supervisor.EventWarning, Message: msg, Err: err})
+						s.opts.OnEvent(supervisor.Event{Kind: daemon.EventWarning, Message: msg, Err: err})
 					}
 				}
 			})

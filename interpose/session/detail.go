@@ -3,7 +3,7 @@ package session
 import (
 	"sort"
 
-	"github.com/remocal/remocal/interpose/supervisor"
+	"github.com/remocal/remocal/interpose/internal/supervisor"
 )
 
 // Detail is what the session's supervisors report, added up.

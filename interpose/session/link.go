@@ -5,7 +5,8 @@ import (
 	"time"
 
 	"github.com/remocal/remocal/interpose/connect"
-	"github.com/remocal/remocal/interpose/supervisor"
+	"github.com/remocal/remocal/interpose/internal/supervisor"
+	"github.com/remocal/remocal/protocol/daemon"
 )
 
 // reconnectPatience is how long a dropped connection is tried again before
@@ -38,11 +39,11 @@ func (s *Session) link() {
 		}
 		effect := "remote files now fail with EIO and connections through the target with ENETUNREACH"
 		if !canRedial {
-			s.report(supervisor.Event{Kind: supervisor.EventAgentLost, Err: c.Err(), Message: fmt.Sprintf(
+			s.report(supervisor.Event{Kind: daemon.EventAgentLost, Err: c.Err(), Message: fmt.Sprintf(
 				"lost the connection to the agent (%v); programs keep running, but %s", c.Err(), effect)})
 			return
 		}
-		s.report(supervisor.Event{Kind: supervisor.EventAgentLost, Err: c.Err(), Message: fmt.Sprintf(
+		s.report(supervisor.Event{Kind: daemon.EventAgentLost, Err: c.Err(), Message: fmt.Sprintf(
 			"lost the connection to the agent (%v); reconnecting, and until then %s", c.Err(), effect)})
 		started := time.Now()
 		next, release, err := redialer.Redial(s.ctx, s.clientOpts, reconnectPatience)
@@ -53,7 +54,7 @@ func (s *Session) link() {
 			return
 		}
 		if err != nil {
-			s.report(supervisor.Event{Kind: supervisor.EventAgentGone, Err: err, Message: fmt.Sprintf(
+			s.report(supervisor.Event{Kind: daemon.EventAgentGone, Err: err, Message: fmt.Sprintf(
 				"could not reconnect to the agent: %v; programs keep running without the target (restart the session for a new agent)", err)})
 			return
 		}
@@ -66,7 +67,7 @@ func (s *Session) link() {
 		for _, sup := range sups {
 			sup.Reconnected(next)
 		}
-		s.report(supervisor.Event{Kind: supervisor.EventAgentReconnected, Message: fmt.Sprintf(
+		s.report(supervisor.Event{Kind: daemon.EventAgentReconnected, Message: fmt.Sprintf(
 			"reconnected to the agent after %v", time.Since(started).Round(10*time.Millisecond))})
 	}
 }

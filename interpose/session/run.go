@@ -14,10 +14,10 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/remocal/remocal/interpose/handoff"
+	"github.com/remocal/remocal/interpose/internal/handoff"
+	"github.com/remocal/remocal/interpose/internal/seccomp"
 	"github.com/remocal/remocal/interpose/keeper"
 	"github.com/remocal/remocal/interpose/launcher"
-	"github.com/remocal/remocal/interpose/seccomp"
 )
 
 // Stdio are a program's standard streams.

@@ -23,15 +23,19 @@ import (
 
 	"github.com/sourcegraph/conc"
 
-	"github.com/remocal/remocal/agent/client"
+	"github.com/remocal/remocal/internal/agentclient"
 	"github.com/remocal/remocal/interpose/connect"
-	"github.com/remocal/remocal/interpose/rules"
-	"github.com/remocal/remocal/interpose/seccomp"
-	"github.com/remocal/remocal/interpose/supervisor"
+	"github.com/remocal/remocal/interpose/internal/rules"
+	"github.com/remocal/remocal/interpose/internal/seccomp"
+	"github.com/remocal/remocal/interpose/internal/supervisor"
 	"github.com/remocal/remocal/protocol/config"
 	"github.com/remocal/remocal/protocol/glob"
 	"github.com/remocal/remocal/protocol/wire"
 )
+
+// Event is what a session's supervisors and its agent connection report
+// (their messages on Stderr, as data) to OnEvent.
+type Event = supervisor.Event
 
 // Options configure a session.
 type Options struct {
@@ -56,7 +60,7 @@ type Options struct {
 	// events (EventAgentLost, EventAgentReconnected, EventAgentGone) and
 	// EventWarning for
 	// programs that could not join. It must return quickly.
-	OnEvent func(supervisor.Event)
+	OnEvent func(Event)
 	Logger  *slog.Logger
 }
 
@@ -65,7 +69,7 @@ type Options struct {
 type Session struct {
 	opts       Options
 	cfg        *config.Config
-	clientOpts client.Options
+	clientOpts agentclient.Options
 	// ctx ends when Close begins: the link stops watching.
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -78,7 +82,7 @@ type Session struct {
 
 	mu sync.Mutex
 	// client and release change when a dropped connection is made again.
-	client      *client.Client
+	client      *agentclient.Client
 	release     func()
 	supervisors []*supervisor.Supervisor
 	// keepers release each keeper; only after the supervisors stopped, or
@@ -109,7 +113,7 @@ func Start(ctx context.Context, opts Options) (*Session, error) {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	cfg := opts.Config.WithDefaults()
-	copts := client.Options{Name: opts.ClientName, Version: opts.Version, Logger: opts.Logger, Session: newSessionID()}
+	copts := agentclient.Options{Name: opts.ClientName, Version: opts.Version, Logger: opts.Logger, Session: newSessionID()}
 	c, release, err := opts.Connector.Connect(ctx, copts)
 	if err != nil {
 		return nil, err
@@ -169,7 +173,7 @@ func (s *Session) prepare(ctx context.Context) error {
 }
 
 // Client is the current agent connection.
-func (s *Session) Client() *client.Client {
+func (s *Session) Client() *agentclient.Client {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.client

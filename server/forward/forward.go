@@ -18,7 +18,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/remocal/remocal/agent/relay"
+	"github.com/remocal/remocal/internal/relay"
 	"github.com/remocal/remocal/protocol/daemon"
 	"github.com/remocal/remocal/server/daemonclient"
 )

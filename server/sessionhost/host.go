@@ -20,7 +20,6 @@ import (
 	"github.com/remocal/remocal/interpose/bootstrap"
 	"github.com/remocal/remocal/interpose/connect"
 	"github.com/remocal/remocal/interpose/session"
-	"github.com/remocal/remocal/interpose/supervisor"
 	"github.com/remocal/remocal/protocol/config"
 	"github.com/remocal/remocal/protocol/daemon"
 )
@@ -266,33 +265,33 @@ func (h *host) start(ctx context.Context, p startParams) (Ready, *hostError) {
 }
 
 // onEvent turns what the supervisors report into events for the daemon.
-func (h *host) onEvent(ev supervisor.Event) {
+func (h *host) onEvent(ev session.Event) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	out := Event{Kind: string(ev.Kind), Message: ev.Message}
+	out := Event{Kind: ev.Kind, Message: ev.Message}
 	switch ev.Kind {
-	case supervisor.EventSubscribed:
-	case supervisor.EventSubscribeFailed:
+	case daemon.EventSubscribed:
+	case daemon.EventSubscribeFailed:
 		if ev.Holder != nil {
-			out.Kind = EventConflict
+			out.Kind = daemon.EventConflict
 			out.Conflict = &daemon.Conflict{SessionID: h.id, Target: h.describe(), Port: ev.RemotePort,
 				Mode: ev.Mode, Holder: ev.Holder, Message: ev.Message}
 		}
-	case supervisor.EventAgentLost, supervisor.EventAgentGone:
-	case supervisor.EventAgentReconnected:
+	case daemon.EventAgentLost, daemon.EventAgentGone:
+	case daemon.EventAgentReconnected:
 		// The target may have moved to a new pod meanwhile.
 		out.Resolved = h.describe()
 		h.events.push(out)
 		return
-	case supervisor.EventWarning:
+	case daemon.EventWarning:
 		if !h.ready {
 			h.warnings = append(h.warnings, ev.Message)
 			return
 		}
 	default:
-		out.Kind = EventWarning
+		out.Kind = daemon.EventWarning
 	}
-	if out.Kind != EventSubscribed {
+	if out.Kind != daemon.EventSubscribed {
 		h.errs = append(h.errs, ev.Message)
 		if len(h.errs) > maxErrors {
 			h.errs = h.errs[len(h.errs)-maxErrors:]

@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/remocal/remocal/agent/client"
+	"github.com/remocal/remocal/internal/agentclient"
 	"github.com/remocal/remocal/interpose/session"
 	"github.com/remocal/remocal/protocol/config"
 	"github.com/remocal/remocal/protocol/daemon"
@@ -192,7 +192,7 @@ func TestDetail(t *testing.T) {
 	probe := built(t, "probe")
 	p := start(t, programEnv(h.Ready()), joinArgv(t, h.spec.Socket, nil, probe, "read="+localenv.AppConfigPath, "serve=:8080")...)
 	p.Expect(p.Stdout, "serving :8080")
-	ev := h.events.wait(t, EventSubscribed)
+	ev := h.events.wait(t, daemon.EventSubscribed)
 	if !strings.Contains(ev.Message, "mirroring port 8080 of the target to 127.0.0.1:8080") {
 		t.Errorf("subscribed event %+v", ev)
 	}
@@ -284,13 +284,13 @@ func TestConflictEvent(t *testing.T) {
 	addr, _ := startAgent(t, env)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	bob, err := client.Dial(ctx, addr, client.Options{Name: "bob@desk"})
+	bob, err := agentclient.Dial(ctx, addr, agentclient.Options{Name: "bob@desk"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer bob.Close()
 	sub, err := bob.Subscribe(ctx, wire.Subscribe{Port: localenv.AppPort, Mode: wire.ModeSteal},
-		client.HandlerFunc(func(_ context.Context, in *client.Incoming) { in.Stream.Close() }))
+		agentclient.HandlerFunc(func(_ context.Context, in *agentclient.Incoming) { in.Stream.Close() }))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -304,7 +304,7 @@ func TestConflictEvent(t *testing.T) {
 		t.Errorf("effective incoming %q, want steal", h.Ready().Incoming)
 	}
 	p := start(t, programEnv(h.Ready()), joinArgv(t, h.spec.Socket, nil, built(t, "probe"), "listen=:8080", "wait")...)
-	ev := h.events.wait(t, EventConflict)
+	ev := h.events.wait(t, daemon.EventConflict)
 	c := ev.Conflict
 	if c == nil || c.Holder == nil || c.Holder.Client != "bob@desk" || c.Port != localenv.AppPort || c.Mode != wire.ModeSteal ||
 		c.SessionID != "s1" || c.Target != spec.Target {
@@ -336,7 +336,7 @@ func TestAgentLost(t *testing.T) {
 	if err := agent.Process.Kill(); err != nil {
 		t.Fatal(err)
 	}
-	ev := h.events.wait(t, EventAgentLost)
+	ev := h.events.wait(t, daemon.EventAgentLost)
 	mustContain(t, "agent_lost message", ev.Message, "lost the connection to the agent")
 	d := h.detail(t)
 	if len(d.Errors) != 1 || d.Errors[0] != ev.Message {

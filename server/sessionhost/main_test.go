@@ -18,6 +18,7 @@ import (
 
 	"github.com/remocal/remocal/interpose/session"
 	"github.com/remocal/remocal/protocol/config"
+	"github.com/remocal/remocal/protocol/daemon"
 	"github.com/remocal/remocal/test/gobuild"
 	"github.com/remocal/remocal/test/localenv"
 	"github.com/remocal/remocal/test/procwatch"
@@ -79,7 +80,7 @@ func (r *recorder) add(ev Event) {
 }
 
 // wait returns the first event of kind, waiting up to 30s for it.
-func (r *recorder) wait(t *testing.T, kind string) Event {
+func (r *recorder) wait(t *testing.T, kind daemon.EventKind) Event {
 	t.Helper()
 	timeout := time.After(30 * time.Second)
 	for {

@@ -79,23 +79,10 @@ type Ready struct {
 	Note     string `json:"note,omitzero"`
 }
 
-// Event kinds.
-const (
-	EventSubscribed      = "subscribed"
-	EventConflict        = "conflict"
-	EventSubscribeFailed = "subscribe_failed"
-	EventAgentLost       = "agent_lost"
-	// EventAgentReconnected ends the degradation of an EventAgentLost.
-	EventAgentReconnected = "agent_reconnected"
-	EventAgentGone        = "agent_gone"
-	EventWarning          = "warning"
-)
-
 // Event is something that happened in a running session.
 type Event struct {
-	// Kind is one of the Event* constants.
-	Kind    string `json:"kind"`
-	Message string `json:"message"`
+	Kind    daemon.EventKind `json:"kind"`
+	Message string           `json:"message"`
 	// Conflict is set for EventConflict: a port another client holds.
 	Conflict *daemon.Conflict `json:"conflict,omitzero"`
 	// Resolved is set for EventAgentReconnected: what the target resolves

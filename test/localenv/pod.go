@@ -16,7 +16,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/remocal/remocal/agent/netns"
+	"github.com/remocal/remocal/internal/netns"
 )
 
 // Pod is one network namespace on the bridge, with at most one main process.

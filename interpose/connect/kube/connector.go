@@ -11,7 +11,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/remocal/remocal/agent/client"
+	"github.com/remocal/remocal/internal/agentclient"
 )
 
 // DefaultImageRepo is the agent image `make images` builds; the tag is the
@@ -67,7 +67,7 @@ func (k *Connector) progress(msg string) {
 }
 
 // Connect resolves the target, ensures its agent runs and connects.
-func (k *Connector) Connect(ctx context.Context, opts client.Options) (*client.Client, func(), error) {
+func (k *Connector) Connect(ctx context.Context, opts agentclient.Options) (*agentclient.Client, func(), error) {
 	env, err := Load(k.Flags)
 	if err != nil {
 		return nil, nil, err
@@ -95,7 +95,7 @@ func (k *Connector) Connect(ctx context.Context, opts client.Options) (*client.C
 
 // attach ensures the agent of r's container (or the namespace's targetless
 // agent) runs, connects to it, and makes it the connector's.
-func (k *Connector) attach(ctx context.Context, env *Env, r *Resolved, ns string, opts client.Options, patience time.Duration) (*client.Client, error) {
+func (k *Connector) attach(ctx context.Context, env *Env, r *Resolved, ns string, opts agentclient.Options, patience time.Duration) (*agentclient.Client, error) {
 	start := time.Now()
 	a, err := EnsureAgent(ctx, env, r, ns, k.Agent, k.progress)
 	if err != nil {
@@ -127,7 +127,7 @@ const agentListenTimeout = 20 * time.Second
 
 // dialAgent port-forwards to the agent and shakes hands, retrying while the
 // agent is not listening yet.
-func dialAgent(ctx context.Context, env *Env, a *Agent, opts client.Options, patience time.Duration) (*client.Client, error) {
+func dialAgent(ctx context.Context, env *Env, a *Agent, opts agentclient.Options, patience time.Duration) (*agentclient.Client, error) {
 	deadline := time.Now().Add(patience)
 	backoff := 50 * time.Millisecond
 	for {
@@ -137,8 +137,8 @@ func dialAgent(ctx context.Context, env *Env, a *Agent, opts client.Options, pat
 			return nil, apiError(err, "create", "pods/portforward", a.Namespace, a.Pod)
 		}
 		if err == nil {
-			var c *client.Client
-			if c, err = client.New(ctx, conn, opts); err == nil {
+			var c *agentclient.Client
+			if c, err = agentclient.New(ctx, conn, opts); err == nil {
 				return c, nil
 			}
 			conn.Close()
@@ -196,7 +196,7 @@ func agentGone(ctx context.Context, env *Env, a *Agent) error {
 // went away (a rollout, a restart), it follows the target to its new
 // container (follow.go); if the agent is gone while its container still
 // runs, the error wraps ErrAgentGone and no other agent is started.
-func (k *Connector) Redial(ctx context.Context, opts client.Options, patience time.Duration) (*client.Client, func(), error) {
+func (k *Connector) Redial(ctx context.Context, opts agentclient.Options, patience time.Duration) (*agentclient.Client, func(), error) {
 	deadline := time.Now().Add(patience)
 	k.mu.Lock()
 	env, r, a := k.env, k.resolved, k.agent

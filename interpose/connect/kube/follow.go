@@ -9,7 +9,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/remocal/remocal/agent/client"
+	"github.com/remocal/remocal/internal/agentclient"
 )
 
 // A target's container does not live forever: a rollout replaces its pod,
@@ -49,7 +49,7 @@ func targetMoved(ctx context.Context, env *Env, r *Resolved) (string, bool) {
 // follow resolves the reference again until it names a running container
 // other than the one that went away, starts or joins that container's
 // agent and connects to it, until deadline.
-func (k *Connector) follow(ctx context.Context, env *Env, gone *Resolved, opts client.Options, deadline time.Time) (*client.Client, error) {
+func (k *Connector) follow(ctx context.Context, env *Env, gone *Resolved, opts agentclient.Options, deadline time.Time) (*agentclient.Client, error) {
 	var lastErr error
 	for {
 		r, err := Resolve(ctx, env, k.Ref)

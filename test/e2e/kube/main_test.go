@@ -24,7 +24,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/remocal/remocal/agent/redirect"
+	"github.com/remocal/remocal/agent"
 	"github.com/remocal/remocal/agent/target"
 	"github.com/remocal/remocal/test/cluster"
 	"github.com/remocal/remocal/test/gobuild"
@@ -287,15 +287,9 @@ func remocalTables(t *testing.T, containerID string) []string {
 		t.Fatalf("find the pod's container on the node: %v", err)
 	}
 	defer proc.Close()
-	tables, err := redirect.Tables(proc.NetNS())
+	ours, err := agent.RedirectTables(proc.NetNS())
 	if err != nil {
 		t.Fatal(err)
-	}
-	var ours []string
-	for _, name := range tables {
-		if strings.Contains(name, "remocal") {
-			ours = append(ours, name)
-		}
 	}
 	return ours
 }

@@ -1,0 +1,290 @@
+// Package client speaks the agent wire protocol from the client side: the
+// handshake, concurrent control requests, outgoing dials through the target
+// and incoming traffic delivered by the agent. The interposition layer, the
+// daemon and the demo all reach agents through it.
+package agentclient
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/yamux"
+	"github.com/sourcegraph/conc"
+
+	"github.com/remocal/remocal/protocol/wire"
+)
+
+// Options configure a client.
+type Options struct {
+	// Name tells the agent and other users who is connecting, for example
+	// "alice@laptop". Required.
+	Name    string
+	Version string
+	// Session identifies a remocal session across reconnections: the
+	// agent replaces an earlier connection with the same Session (whose
+	// loss it may not have noticed yet), releasing its ports. Empty for
+	// connections that never reconnect.
+	Session string
+	Logger  *slog.Logger
+	// HandshakeTimeout bounds the handshake; default 10s.
+	HandshakeTimeout time.Duration
+}
+
+// Client is a connection to one agent. It is safe for concurrent use.
+type Client struct {
+	opts    Options
+	log     *slog.Logger
+	conn    io.ReadWriteCloser
+	mux     *yamux.Session
+	welcome wire.Welcome
+	wg      conc.WaitGroup
+
+	control net.Conn
+	writeMu sync.Mutex
+	nextID  atomic.Uint64
+
+	mu          sync.Mutex
+	pending     map[uint64]chan *wire.Envelope
+	subs        map[string]*Subscription
+	subsChanged chan struct{} // closed and replaced whenever subs gains one
+	err         error         // why the client stopped
+
+	done      chan struct{}
+	closeOnce sync.Once
+}
+
+// Dial connects to an agent at address: "unix:/path/to.sock", "tcp:host:port"
+// or plain "host:port".
+func Dial(ctx context.Context, address string, opts Options) (*Client, error) {
+	network, addr := "tcp", address
+	switch {
+	case strings.HasPrefix(address, "unix:"):
+		network, addr = "unix", strings.TrimPrefix(address, "unix:")
+	case strings.HasPrefix(address, "tcp:"):
+		addr = strings.TrimPrefix(address, "tcp:")
+	}
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, network, addr)
+	if err != nil {
+		return nil, fmt.Errorf("connect to agent at %s: %w", address, err)
+	}
+	c, err := New(ctx, conn, opts)
+	if err != nil {
+		conn.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// New runs the handshake over conn and starts the client. On error conn is
+// left open for the caller to close.
+func New(ctx context.Context, conn io.ReadWriteCloser, opts Options) (*Client, error) {
+	if opts.Name == "" {
+		return nil, errors.New("client name is required: agents show it to other users in conflicts")
+	}
+	if opts.HandshakeTimeout == 0 {
+		opts.HandshakeTimeout = 10 * time.Second
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	c := &Client{
+		opts: opts, log: log, conn: conn,
+		pending: map[uint64]chan *wire.Envelope{}, subs: map[string]*Subscription{}, subsChanged: make(chan struct{}),
+		done: make(chan struct{}),
+	}
+	if err := c.handshake(ctx); err != nil {
+		return nil, err
+	}
+	mux, err := yamux.Client(conn, wire.MuxConfig())
+	if err != nil {
+		return nil, fmt.Errorf("start stream multiplexer: %w", err)
+	}
+	c.mux = mux
+	control, err := mux.OpenStream()
+	if err != nil {
+		mux.Close()
+		return nil, fmt.Errorf("open control stream: %w", err)
+	}
+	c.control = control
+	c.wg.Go(c.readControl)
+	c.wg.Go(c.acceptStreams)
+	c.wg.Go(func() {
+		<-mux.CloseChan()
+		c.fail(errors.New("connection to the agent closed"))
+	})
+	return c, nil
+}
+
+func (c *Client) handshake(ctx context.Context) error {
+	deadline := time.Now().Add(c.opts.HandshakeTimeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	if dc, ok := c.conn.(interface{ SetDeadline(time.Time) error }); ok {
+		dc.SetDeadline(deadline)
+		defer dc.SetDeadline(time.Time{})
+	}
+	hello := &wire.Hello{
+		Protocol:     wire.Current,
+		Client:       wire.ClientInfo{Name: c.opts.Name, Version: c.opts.Version, Session: c.opts.Session},
+		Capabilities: wire.AllCapabilities,
+	}
+	if err := wire.WritePreamble(c.conn); err != nil {
+		return fmt.Errorf("handshake with agent: %w", err)
+	}
+	if err := wire.WriteMessage(c.conn, 0, hello); err != nil {
+		return fmt.Errorf("handshake with agent: %w", err)
+	}
+	if err := wire.ReadPreamble(c.conn); err != nil {
+		return fmt.Errorf("handshake with agent: %w", err)
+	}
+	w, err := wire.ReadMessage[*wire.Welcome](c.conn, wire.MaxHandshakeFrameSize)
+	if err != nil {
+		return fmt.Errorf("agent refused the connection: %w", err)
+	}
+	if !wire.Current.CompatibleWith(w.Protocol) {
+		return wire.Errorf(wire.CodeIncompatibleVersion,
+			"agent speaks remocal protocol %s (agent version %s) but this client speaks %s; use a client and agent of the same major version",
+			w.Protocol, w.Agent.Version, wire.Current)
+	}
+	c.welcome = *w
+	return nil
+}
+
+// Welcome returns what the agent said about itself and its target.
+func (c *Client) Welcome() wire.Welcome { return c.welcome }
+
+// Done is closed when the connection to the agent ends.
+func (c *Client) Done() <-chan struct{} { return c.done }
+
+// Err says why the client stopped, once Done is closed.
+func (c *Client) Err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err
+}
+
+// Close ends the connection and waits for the client's goroutines, including
+// handlers of incoming traffic.
+func (c *Client) Close() error {
+	c.fail(errors.New("client closed"))
+	c.wg.Wait()
+	c.mu.Lock()
+	subs := c.subs
+	c.subs = map[string]*Subscription{}
+	c.mu.Unlock()
+	for _, s := range subs {
+		closeHandler(s.handler)
+	}
+	return nil
+}
+
+func (c *Client) fail(err error) {
+	c.closeOnce.Do(func() {
+		c.mu.Lock()
+		c.err = err
+		pending := c.pending
+		c.pending = nil
+		c.mu.Unlock()
+		for _, ch := range pending {
+			close(ch)
+		}
+		if c.mux != nil {
+			c.mux.Close()
+		}
+		c.conn.Close()
+		close(c.done)
+	})
+}
+
+func (c *Client) readControl() {
+	for {
+		env, err := wire.ReadEnvelope(c.control, wire.MaxFrameSize)
+		if err != nil {
+			if !errors.Is(err, io.EOF) {
+				c.log.Debug("control stream ended", "err", err)
+			}
+			c.fail(fmt.Errorf("agent connection lost: %w", err))
+			return
+		}
+		c.mu.Lock()
+		ch, ok := c.pending[env.ID]
+		delete(c.pending, env.ID)
+		c.mu.Unlock()
+		if !ok {
+			c.log.Warn("response to no pending request", "id", env.ID, "type", env.Type)
+			continue
+		}
+		ch <- env
+	}
+}
+
+// call sends a request and waits for its response.
+func call[T wire.Message](ctx context.Context, c *Client, req wire.Message) (T, error) {
+	var zero T
+	id := c.nextID.Add(1)
+	ch := make(chan *wire.Envelope, 1)
+	c.mu.Lock()
+	if c.pending == nil {
+		err := c.err
+		c.mu.Unlock()
+		return zero, fmt.Errorf("agent connection is closed: %w", err)
+	}
+	c.pending[id] = ch
+	c.mu.Unlock()
+	forget := func() {
+		c.mu.Lock()
+		if c.pending != nil {
+			delete(c.pending, id)
+		}
+		c.mu.Unlock()
+	}
+	env, err := wire.NewEnvelope(id, req)
+	if err != nil {
+		forget()
+		return zero, err
+	}
+	c.writeMu.Lock()
+	err = wire.WriteEnvelope(c.control, env)
+	c.writeMu.Unlock()
+	if err != nil {
+		forget()
+		return zero, fmt.Errorf("send %s: %w", req.MessageType(), err)
+	}
+	select {
+	case resp, ok := <-ch:
+		if !ok {
+			return zero, fmt.Errorf("%s: agent connection lost: %w", req.MessageType(), c.Err())
+		}
+		return wire.DecodeAs[T](resp)
+	case <-ctx.Done():
+		forget()
+		return zero, ctx.Err()
+	}
+}
+
+// Ping measures a round trip on the control stream.
+func (c *Client) Ping(ctx context.Context) error {
+	_, err := call[*wire.PingResult](ctx, c, &wire.Ping{})
+	return err
+}
+
+// Env returns the target's environment variables selected by include and
+// exclude globs (see protocol/glob).
+func (c *Client) Env(ctx context.Context, include, exclude []string) (map[string]string, error) {
+	res, err := call[*wire.EnvGetResult](ctx, c, &wire.EnvGet{Include: include, Exclude: exclude})
+	if err != nil {
+		return nil, err
+	}
+	return res.Vars, nil
+}

@@ -1,0 +1,187 @@
+package agentclient
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/remocal/remocal/internal/http1"
+	"github.com/remocal/remocal/internal/relay"
+	"github.com/remocal/remocal/protocol/wire"
+)
+
+// Forwarder is the standard Handler: it delivers incoming traffic to a
+// local server as if that server were the target application. Stolen
+// traffic is answered by the local server; mirrored traffic reaches it too,
+// but its answers are dropped, since the target already answered.
+type Forwarder struct {
+	addr   string
+	dialer net.Dialer
+
+	mu     sync.Mutex
+	idle   []*http1.Conn // keep-alive connections to the local server
+	closed bool
+}
+
+// maxIdle bounds the pooled keep-alive connections to the local server.
+const maxIdle = 16
+
+// ForwardTo returns a Forwarder to a local TCP address such as
+// "127.0.0.1:8080".
+func ForwardTo(addr string) *Forwarder {
+	return &Forwarder{addr: addr}
+}
+
+// Close releases idle connections to the local server.
+func (f *Forwarder) Close() error {
+	f.mu.Lock()
+	idle := f.idle
+	f.idle, f.closed = nil, true
+	f.mu.Unlock()
+	for _, c := range idle {
+		c.Close()
+	}
+	return nil
+}
+
+// ServeIncoming implements Handler.
+func (f *Forwarder) ServeIncoming(ctx context.Context, in *Incoming) {
+	defer in.Stream.Close()
+	switch {
+	case in.Connection != nil && in.Connection.Mode == wire.ModeSteal:
+		f.stealConnection(ctx, in.Stream)
+	case in.Connection != nil:
+		f.mirrorConnection(ctx, in.Stream)
+	default:
+		f.forwardRequest(ctx, in.Stream, in.Request.Mode == wire.ModeSteal)
+	}
+}
+
+func (f *Forwarder) stealConnection(ctx context.Context, stream net.Conn) {
+	local, err := f.dialer.DialContext(ctx, "tcp", f.addr)
+	if err != nil {
+		// Closing the stream without a byte makes the agent close the
+		// peer's connection, which is what a refused connect looks like
+		// from the peer's side once it was already accepted.
+		relay.Abort(stream)
+		return
+	}
+	defer local.Close()
+	relay.Conns(stream, local)
+}
+
+// mirrorConnection replays the peer's bytes to the local server and drains
+// whatever it answers.
+func (f *Forwarder) mirrorConnection(ctx context.Context, stream net.Conn) {
+	local, err := f.dialer.DialContext(ctx, "tcp", f.addr)
+	if err != nil {
+		io.Copy(io.Discard, stream) // keep the agent's queue moving
+		return
+	}
+	defer local.Close()
+	drained := make(chan struct{})
+	go func() {
+		defer close(drained)
+		io.Copy(io.Discard, local)
+	}()
+	for {
+		chunk, err := wire.ReadChunk(stream)
+		if err != nil {
+			break
+		}
+		if chunk.Dir != wire.FromPeer {
+			continue
+		}
+		if _, err := local.Write(chunk.Data); err != nil {
+			io.Copy(io.Discard, stream)
+			break
+		}
+	}
+	relay.CloseWrite(local)
+	select {
+	case <-drained:
+	case <-ctx.Done():
+	case <-time.After(5 * time.Second):
+		// The local server kept the connection open after the peer was
+		// done; the target's own connection is long closed.
+	}
+	local.Close()
+	<-drained
+}
+
+// forwardRequest sends one HTTP request from the stream to the local server
+// and, for steals, relays the response back.
+func (f *Forwarder) forwardRequest(ctx context.Context, stream net.Conn, steal bool) {
+	in := http1.NewConn(stream)
+	req, err := http.ReadRequest(in.R)
+	if err != nil {
+		return
+	}
+	back := in
+	if !steal {
+		back = http1.NewConn(nil)
+	}
+	local, reused, err := f.get(ctx)
+	if err != nil {
+		if steal {
+			http1.WriteError(in, http.StatusBadGateway, fmt.Sprintf("remocal: the local process is not answering on %s: %v", f.addr, err))
+		}
+		return
+	}
+	res, err := http1.Exchange(back, local, req)
+	if reused && http1.IsNoResponse(err) && http1.Replayable(req) {
+		local.Close()
+		if local, err = f.dial(ctx); err == nil {
+			res, err = http1.Exchange(back, local, req)
+		}
+	}
+	if err != nil && local == nil {
+		err = &http1.NoResponseError{Err: err}
+	}
+	if http1.IsNoResponse(err) && steal {
+		http1.WriteError(in, http.StatusBadGateway, fmt.Sprintf("remocal: the local process on %s gave no response: %v", f.addr, err))
+	}
+	switch {
+	case local == nil:
+	case res.UpReusable:
+		f.put(local)
+	default:
+		local.Close()
+	}
+}
+
+// get returns a pooled connection to the local server, or a new one.
+func (f *Forwarder) get(ctx context.Context) (c *http1.Conn, reused bool, err error) {
+	f.mu.Lock()
+	if n := len(f.idle); n > 0 {
+		c := f.idle[n-1]
+		f.idle = f.idle[:n-1]
+		f.mu.Unlock()
+		return c, true, nil
+	}
+	f.mu.Unlock()
+	c, err = f.dial(ctx)
+	return c, false, err
+}
+
+func (f *Forwarder) dial(ctx context.Context) (*http1.Conn, error) {
+	c, err := f.dialer.DialContext(ctx, "tcp", f.addr)
+	if err != nil {
+		return nil, err
+	}
+	return http1.NewConn(c), nil
+}
+
+func (f *Forwarder) put(c *http1.Conn) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.closed || len(f.idle) >= maxIdle {
+		c.Close()
+		return
+	}
+	f.idle = append(f.idle, c)
+}

@@ -1,0 +1,156 @@
+package supervisor
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"net/netip"
+	"slices"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/remocal/remocal/internal/agentclient"
+	"github.com/remocal/remocal/interpose/internal/seccomp"
+	"github.com/remocal/remocal/protocol/daemon"
+	"github.com/remocal/remocal/protocol/wire"
+)
+
+const subscribeTimeout = 15 * time.Second
+
+// incoming subscribes the target's port when the program starts listening,
+// and forwards what the agent delivers to the program's listener.
+type incoming struct {
+	s *Supervisor
+
+	mu   sync.Mutex
+	subs map[uint16]*agentclient.Subscription // by local port
+	// wanted is every port the program listens on that is to receive the
+	// target's traffic, subscribed or not: what a new agent connection is
+	// asked for again.
+	wanted map[uint16]wantedPort
+}
+
+type wantedPort struct {
+	remote  uint16
+	forward netip.AddrPort
+}
+
+func newIncoming(s *Supervisor) *incoming {
+	return &incoming{s: s, subs: map[uint16]*agentclient.Subscription{}, wanted: map[uint16]wantedPort{}}
+}
+
+// listen makes the socket listen itself, then subscribes, then completes
+// the program's listen(2): when the program proceeds, its socket accepts
+// and the target's traffic is on its way, with no window in which the
+// target's traffic arrives at a port that is not listening yet.
+func (in *incoming) listen(c *call) {
+	opts := in.s.cfg.Incoming
+	if opts.Mode == "" {
+		c.cont()
+		return
+	}
+	fd, err := seccomp.GetFD(c.tid, int(c.arg(0)))
+	if err != nil {
+		c.cont()
+		return
+	}
+	typ, _ := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TYPE)
+	v6only, _ := unix.GetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY)
+	sa, err := unix.Getsockname(fd)
+	bound, ok := addrPortOf(sa)
+	port := bound.Port()
+	in.mu.Lock()
+	_, done := in.wanted[port]
+	in.mu.Unlock()
+	if err != nil || !ok || typ != unix.SOCK_STREAM || port == 0 || done ||
+		slices.Contains(opts.IgnorePorts, port) || (len(opts.Ports) > 0 && !slices.Contains(opts.Ports, port)) {
+		unix.Close(fd)
+		c.cont()
+		return
+	}
+	// The descriptor shares the program's socket: listening on it is the
+	// program's listen.
+	if err := unix.Listen(fd, int(int32(c.arg(1)))); err != nil {
+		unix.Close(fd)
+		c.fail(errnoOf(err, unix.EINVAL))
+		return
+	}
+	unix.Close(fd)
+	forward := bound
+	if bound.Addr().IsUnspecified() {
+		if bound.Addr().Is6() && v6only == 1 {
+			forward = netip.AddrPortFrom(netip.IPv6Loopback(), port)
+		} else {
+			forward = netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), port)
+		}
+	}
+	remotePort := port
+	if p, ok := opts.PortMapping[port]; ok {
+		remotePort = p
+	}
+	in.mu.Lock()
+	in.wanted[port] = wantedPort{remote: remotePort, forward: forward}
+	in.mu.Unlock()
+	c.async(func(c *call) {
+		in.subscribe(port, remotePort, forward)
+		c.ret(0)
+	})
+}
+
+func (in *incoming) subscribe(local, remote uint16, forward netip.AddrPort) {
+	opts := in.s.cfg.Incoming
+	ctx, cancel := context.WithTimeout(in.s.ctx, subscribeTimeout)
+	defer cancel()
+	spec := wire.Subscribe{Port: remote, Mode: opts.Mode, Filter: opts.Filter}
+	sub, err := in.s.agent().Subscribe(ctx, spec, agentclient.ForwardTo(forward.String()))
+	if err != nil {
+		msg := fmt.Sprintf("cannot %s port %d of the target for the program's port %d: %v", opts.Mode, remote, local, err)
+		in.s.warnf("%s", msg)
+		in.s.emit(Event{Kind: daemon.EventSubscribeFailed, Message: msg, LocalPort: local, RemotePort: remote,
+			Mode: opts.Mode, Filter: opts.Filter, Err: err, Holder: holderOf(err)})
+		return
+	}
+	in.mu.Lock()
+	in.subs[local] = sub
+	in.mu.Unlock()
+	what := "mirroring"
+	if opts.Mode == wire.ModeSteal {
+		what = "stealing"
+	}
+	filter := ""
+	if opts.Filter != nil {
+		filter = " where " + opts.Filter.String()
+	}
+	msg := fmt.Sprintf("%s port %d of the target%s to %s", what, remote, filter, forward)
+	in.s.warnf("%s", msg)
+	in.s.stats.remote("listen")
+	in.s.emit(Event{Kind: daemon.EventSubscribed, Message: msg, LocalPort: local, RemotePort: remote, Mode: opts.Mode, Filter: opts.Filter})
+}
+
+// resubscribe asks a new agent connection for every wanted port; the old
+// connection's subscriptions ended with it.
+func (in *incoming) resubscribe() {
+	in.mu.Lock()
+	wanted := maps.Clone(in.wanted)
+	in.subs = map[uint16]*agentclient.Subscription{}
+	in.mu.Unlock()
+	for local, w := range wanted {
+		in.subscribe(local, w.remote, w.forward)
+	}
+}
+
+// close unsubscribes everything; the client may already be gone.
+func (in *incoming) close() {
+	in.mu.Lock()
+	subs := in.subs
+	in.subs = map[uint16]*agentclient.Subscription{}
+	in.wanted = map[uint16]wantedPort{}
+	in.mu.Unlock()
+	for _, sub := range subs {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		sub.Close(ctx)
+		cancel()
+	}
+}

@@ -1,0 +1,427 @@
+package supervisor
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/remocal/remocal/internal/relay"
+	"github.com/remocal/remocal/interpose/internal/rules"
+	"github.com/remocal/remocal/interpose/internal/seccomp"
+	"github.com/remocal/remocal/protocol/wire"
+)
+
+// How outgoing connections reach the target: the supervisor dials the
+// destination through the agent first (so the program's connect fails with
+// the target's own error), then binds the program's socket to a loopback
+// port, records port → agent connection, and connects the socket to the
+// local proxy, which pairs the accepted connection with the recorded one.
+// getpeername is answered with the original destination.
+
+const (
+	outgoingDialTimeout = 15 * time.Second
+	udpIdle             = 2 * time.Minute
+)
+
+// pendingTCP is an agent connection waiting for the program's socket to
+// reach the proxy; inode identifies that socket for getpeername.
+type pendingTCP struct {
+	conn  net.Conn
+	inode uint64
+	dns   bool // split DNS queries by name instead of relaying bytes
+}
+
+type flowKey struct {
+	v6   bool
+	port uint16
+}
+
+type proxy struct {
+	s *Supervisor
+
+	tcp  map[bool]*net.TCPListener // by v6
+	udp  map[bool]*net.UDPConn
+	mu   sync.Mutex
+	tcpQ map[flowKey]pendingTCP // agent connections waiting for the program's connection
+	udpF map[flowKey]*udpFlow
+	// peers maps a socket's inode to the destination the program asked
+	// for, for getpeername.
+	peers map[uint64]netip.AddrPort
+	// active are the relays' program-side connections, closed when the
+	// supervisor stops: programs that outlive the session keep their
+	// sockets, but remocal must not wait for them to hang up.
+	active map[net.Conn]struct{}
+	closed bool
+}
+
+func newProxy(s *Supervisor) (*proxy, error) {
+	p := &proxy{s: s, tcp: map[bool]*net.TCPListener{}, udp: map[bool]*net.UDPConn{},
+		tcpQ: map[flowKey]pendingTCP{}, udpF: map[flowKey]*udpFlow{}, peers: map[uint64]netip.AddrPort{},
+		active: map[net.Conn]struct{}{}}
+	for _, v6 := range []bool{false, true} {
+		ip := net.IPv4(127, 0, 0, 1)
+		if v6 {
+			ip = net.IPv6loopback
+		}
+		tl, err := net.ListenTCP("tcp", &net.TCPAddr{IP: ip})
+		if err != nil {
+			if v6 {
+				continue // no IPv6 loopback: IPv6 sockets use IPv4-mapped addresses
+			}
+			return nil, err
+		}
+		ul, err := net.ListenUDP("udp", &net.UDPAddr{IP: ip})
+		if err != nil {
+			tl.Close()
+			if v6 {
+				continue
+			}
+			return nil, err
+		}
+		p.tcp[v6], p.udp[v6] = tl, ul
+		s.wg.Go(func() { p.acceptTCP(tl, v6) })
+		s.wg.Go(func() { p.readUDP(ul, v6) })
+	}
+	return p, nil
+}
+
+func (p *proxy) close() {
+	for _, l := range p.tcp {
+		l.Close()
+	}
+	for _, u := range p.udp {
+		u.Close()
+	}
+	p.mu.Lock()
+	p.closed = true
+	for c := range p.active {
+		c.Close()
+	}
+	for k, pt := range p.tcpQ {
+		pt.conn.Close()
+		delete(p.tcpQ, k)
+	}
+	for _, f := range p.udpF {
+		f.close()
+	}
+	p.mu.Unlock()
+}
+
+// connect decides on a connect(2) and, for remote destinations, hands the
+// work to a goroutine: it waits on the network.
+func (p *proxy) connect(c *call) {
+	length := c.arg(2)
+	if length < 2 || length > 128 {
+		c.cont()
+		return
+	}
+	buf := make([]byte, length)
+	if seccomp.ReadMemory(c.tid, c.arg(1), buf) != nil {
+		c.cont()
+		return
+	}
+	dest, ok := parseSockaddr(buf)
+	if !ok || (p.s.cfg.Outgoing.Where("tcp", dest) == rules.Local && p.s.cfg.Outgoing.Where("udp", dest) == rules.Local) {
+		c.cont()
+		return
+	}
+	fd, err := seccomp.GetFD(c.tid, int(c.arg(0)))
+	if err != nil {
+		c.cont()
+		return
+	}
+	network := socketNetwork(fd)
+	if network == "" || p.s.cfg.Outgoing.Where(network, dest) == rules.Local || !c.valid() {
+		unix.Close(fd)
+		c.cont()
+		return
+	}
+	dest = netip.AddrPortFrom(dest.Addr().Unmap(), dest.Port())
+	c.async(func(c *call) {
+		defer unix.Close(fd)
+		if network == "tcp" {
+			p.connectTCP(c, fd, dest)
+		} else {
+			p.connectUDP(c, fd, dest)
+		}
+	})
+}
+
+func socketNetwork(fd int) string {
+	typ, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TYPE)
+	if err != nil {
+		return ""
+	}
+	switch typ {
+	case unix.SOCK_STREAM:
+		return "tcp"
+	case unix.SOCK_DGRAM:
+		return "udp"
+	}
+	return ""
+}
+
+func (p *proxy) connectTCP(c *call, fd int, dest netip.AddrPort) {
+	ctx, cancel := context.WithTimeout(p.s.ctx, outgoingDialTimeout)
+	conn, err := p.s.agent().DialContext(ctx, "tcp", dest.String())
+	cancel()
+	if err != nil {
+		p.s.log.Debug("outgoing connection refused by the target", "dest", dest, "err", err)
+		c.fail(errnoOf(err, unix.ENETUNREACH))
+		return
+	}
+	key, proxyAddr, err := p.bindLoopback(fd, p.tcp)
+	if err != nil {
+		conn.Close()
+		c.fail(unix.EADDRNOTAVAIL)
+		return
+	}
+	ino := inode(fd)
+	p.mu.Lock()
+	p.tcpQ[key] = pendingTCP{conn: conn, inode: ino, dns: p.s.splitsDNS(dest)}
+	p.peers[ino] = dest
+	p.mu.Unlock()
+	err = unix.Connect(fd, sockaddrOf(proxyAddr))
+	switch {
+	case err == nil:
+		c.ret(0)
+	case errors.Is(err, unix.EINPROGRESS):
+		c.fail(unix.EINPROGRESS)
+	default:
+		p.mu.Lock()
+		delete(p.tcpQ, key)
+		delete(p.peers, ino)
+		p.mu.Unlock()
+		conn.Close()
+		c.fail(errnoOf(err, unix.ECONNREFUSED))
+		return
+	}
+	p.s.stats.remote("connect")
+}
+
+// bindLoopback binds the program's socket to a loopback port of its family
+// (unless it is bound already) and returns its key and the proxy address to
+// connect to.
+func (p *proxy) bindLoopback(fd int, listeners any) (flowKey, netip.AddrPort, error) {
+	family, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_DOMAIN)
+	if err != nil {
+		return flowKey{}, netip.AddrPort{}, err
+	}
+	v6 := family == unix.AF_INET6
+	var loop netip.Addr
+	switch {
+	case !v6:
+		loop = netip.MustParseAddr("127.0.0.1")
+	case p.tcp[true] != nil:
+		loop = netip.IPv6Loopback()
+	default:
+		loop = netip.MustParseAddr("::ffff:127.0.0.1")
+	}
+	if err := unix.Bind(fd, sockaddrOf(netip.AddrPortFrom(loop, 0))); err != nil && !errors.Is(err, unix.EINVAL) {
+		return flowKey{}, netip.AddrPort{}, err
+	}
+	sa, err := unix.Getsockname(fd)
+	if err != nil {
+		return flowKey{}, netip.AddrPort{}, err
+	}
+	local, _ := addrPortOf(sa)
+	useV6 := v6 && p.tcp[true] != nil
+	var proxyPort uint16
+	switch l := listeners.(type) {
+	case map[bool]*net.TCPListener:
+		proxyPort = uint16(l[useV6].Addr().(*net.TCPAddr).Port)
+	case map[bool]*net.UDPConn:
+		proxyPort = uint16(l[useV6].LocalAddr().(*net.UDPAddr).Port)
+	}
+	return flowKey{v6: useV6, port: local.Port()}, netip.AddrPortFrom(loop, proxyPort), nil
+}
+
+func inode(fd int) uint64 {
+	var st unix.Stat_t
+	if unix.Fstat(fd, &st) != nil {
+		return 0
+	}
+	return st.Ino
+}
+
+func (p *proxy) acceptTCP(l *net.TCPListener, v6 bool) {
+	for {
+		conn, err := l.AcceptTCP()
+		if err != nil {
+			return
+		}
+		key := flowKey{v6: v6, port: uint16(conn.RemoteAddr().(*net.TCPAddr).Port)}
+		p.mu.Lock()
+		pt, ok := p.tcpQ[key]
+		delete(p.tcpQ, key)
+		if ok && !p.closed {
+			p.active[conn] = struct{}{}
+		}
+		p.mu.Unlock()
+		if !ok {
+			conn.Close() // nobody we redirected: a stray local connection
+			continue
+		}
+		p.s.wg.Go(func() {
+			defer conn.Close()
+			defer pt.conn.Close()
+			if pt.dns {
+				p.s.splitDNSOverTCP(conn, pt.conn)
+			} else {
+				relay.Conns(conn, pt.conn)
+			}
+			p.mu.Lock()
+			delete(p.peers, pt.inode)
+			delete(p.active, conn)
+			p.mu.Unlock()
+		})
+	}
+}
+
+// getpeername answers for sockets the supervisor redirected.
+func (p *proxy) getpeername(c *call) {
+	fd, err := seccomp.GetFD(c.tid, int(c.arg(0)))
+	if err != nil {
+		c.cont()
+		return
+	}
+	ino := inode(fd)
+	family, ferr := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_DOMAIN)
+	unix.Close(fd)
+	p.mu.Lock()
+	dest, ok := p.peers[ino]
+	p.mu.Unlock()
+	if !ok || ferr != nil {
+		c.cont()
+		return
+	}
+	size, err := seccomp.ReadUint32(c.tid, c.arg(2))
+	if err != nil {
+		c.fail(unix.EFAULT)
+		return
+	}
+	sa := encodeSockaddr(family, dest)
+	out := sa
+	if uint32(len(out)) > size {
+		out = out[:size]
+	}
+	if !c.valid() {
+		return
+	}
+	if seccomp.WriteMemory(c.tid, c.arg(1), out) != nil ||
+		seccomp.WriteMemory(c.tid, c.arg(2), binary.LittleEndian.AppendUint32(nil, uint32(len(sa)))) != nil {
+		c.fail(unix.EFAULT)
+		return
+	}
+	c.ret(0)
+}
+
+// udpFlow carries one connected UDP socket's datagrams through the agent.
+type udpFlow struct {
+	p    *proxy
+	key  flowKey
+	dest netip.AddrPort
+	src  netip.AddrPort // the program's socket, where replies go
+
+	mu   sync.Mutex
+	conn net.Conn
+}
+
+func (p *proxy) connectUDP(c *call, fd int, dest netip.AddrPort) {
+	key, proxyAddr, err := p.bindLoopback(fd, p.udp)
+	if err != nil {
+		c.fail(unix.EADDRNOTAVAIL)
+		return
+	}
+	sa, _ := unix.Getsockname(fd)
+	src, _ := addrPortOf(sa)
+	f := &udpFlow{p: p, key: key, dest: dest, src: src}
+	ino := inode(fd)
+	p.mu.Lock()
+	if old := p.udpF[key]; old != nil {
+		old.close()
+	}
+	p.udpF[key] = f
+	p.peers[ino] = dest
+	p.mu.Unlock()
+	if err := unix.Connect(fd, sockaddrOf(proxyAddr)); err != nil {
+		c.fail(errnoOf(err, unix.ENETUNREACH))
+		return
+	}
+	p.s.stats.remote("connect-udp")
+	c.ret(0)
+}
+
+func (p *proxy) readUDP(u *net.UDPConn, v6 bool) {
+	buf := make([]byte, wire.MaxDatagramSize)
+	for {
+		n, from, err := u.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			return
+		}
+		p.mu.Lock()
+		f := p.udpF[flowKey{v6: v6, port: from.Port()}]
+		p.mu.Unlock()
+		if f != nil {
+			f.send(u, buf[:n])
+		}
+	}
+}
+
+// send forwards a datagram, dialling (again) through the agent when the
+// flow has no live stream: the agent ends idle UDP streams, but the
+// program's socket stays connected.
+func (f *udpFlow) send(u *net.UDPConn, data []byte) {
+	if f.p.s.splitsDNS(f.dest) && f.p.s.isLocalQuery(data) {
+		if resp, err := f.p.s.localAnswer(data); err == nil {
+			u.WriteToUDPAddrPort(resp, f.src)
+		}
+		return
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.conn == nil {
+		ctx, cancel := context.WithTimeout(f.p.s.ctx, outgoingDialTimeout)
+		conn, err := f.p.s.agent().DialContext(ctx, "udp", f.dest.String())
+		cancel()
+		if err != nil {
+			return // like a datagram lost on the way
+		}
+		f.conn = conn
+		f.p.s.wg.Go(func() { f.replies(u, conn) })
+	}
+	f.conn.Write(data)
+}
+
+func (f *udpFlow) replies(u *net.UDPConn, conn net.Conn) {
+	buf := make([]byte, wire.MaxDatagramSize)
+	for {
+		conn.SetReadDeadline(time.Now().Add(udpIdle))
+		n, err := conn.Read(buf)
+		if err != nil {
+			break
+		}
+		u.WriteToUDPAddrPort(buf[:n], f.src)
+	}
+	conn.Close()
+	f.mu.Lock()
+	if f.conn == conn {
+		f.conn = nil
+	}
+	f.mu.Unlock()
+}
+
+func (f *udpFlow) close() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.conn != nil {
+		f.conn.Close()
+		f.conn = nil
+	}
+}
