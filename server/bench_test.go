@@ -7,7 +7,7 @@ import (
 
 	"github.com/remocal/remocal/protocol/daemon"
 	"github.com/remocal/remocal/server/daemonclient"
-	"github.com/remocal/remocal/server/targets"
+	"github.com/remocal/remocal/server/internal/targets"
 )
 
 // BenchmarkTargetsList measures remocal/targets end to end over the socket

@@ -17,7 +17,7 @@ import (
 	"github.com/remocal/remocal/protocol/config"
 	"github.com/remocal/remocal/server"
 	"github.com/remocal/remocal/server/daemonclient"
-	"github.com/remocal/remocal/server/targets"
+	"github.com/remocal/remocal/server/internal/targets"
 	"github.com/remocal/remocal/test/gobuild"
 	"github.com/remocal/remocal/test/localenv"
 )

@@ -24,7 +24,7 @@ import (
 
 	"github.com/remocal/remocal/protocol/config"
 	"github.com/remocal/remocal/protocol/daemon"
-	"github.com/remocal/remocal/server/targets"
+	"github.com/remocal/remocal/server/internal/targets"
 )
 
 // Options configure a daemon.

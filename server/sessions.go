@@ -99,9 +99,7 @@ func (m *sessions) start(ctx context.Context, c *client, p daemon.SessionStartPa
 	if err != nil {
 		return res, daemon.Errorf(daemon.CodeInvalidParams, "workspaceFolder: %v", err)
 	}
-	switch p.Incoming {
-	case "", "mirror", "steal", "off":
-	default:
+	if p.Incoming != "" && !p.Incoming.Valid() {
 		return res, daemon.Errorf(daemon.CodeInvalidParams, "incoming %q is not mirror, steal or off", p.Incoming)
 	}
 	file, cfg, problems, err := load(daemon.ConfigParams{WorkspaceFolder: folder, File: p.ConfigFile})
@@ -189,7 +187,7 @@ func (m *sessions) start(ctx context.Context, c *client, p daemon.SessionStartPa
 		m.remove(id)
 		m.changed(se, daemon.StateEnded, "failed to start: "+err.Error())
 		prog.end("failed: " + err.Error())
-		return res, classifyStartError(err)
+		return res, startError(err)
 	}
 	ready := host.Ready()
 	se.mu.Lock()
@@ -251,22 +249,16 @@ func isStatic(path string) bool {
 	return true
 }
 
-// classifyStartError gives host start failures the codes clients act on.
-func classifyStartError(err error) error {
+// startError gives a failed start the code clients act on. The session
+// host reports why the session could not start as a *daemon.Error whose
+// code it took from the error's type; anything else means the host itself
+// could not be run or died, which is the daemon's fault.
+func startError(err error) error {
 	var de *daemon.Error
 	if errors.As(err, &de) {
 		return de
 	}
-	msg := err.Error()
-	switch {
-	case strings.Contains(msg, "no such process"), strings.Contains(msg, "does not exist"):
-		return daemon.Errorf(daemon.CodeTargetNotFound, "%v", err)
-	case strings.Contains(msg, "needs Linux"), strings.Contains(msg, "seccomp"), strings.Contains(msg, "x86_64 Linux only"):
-		return daemon.Errorf(daemon.CodeUnsupported, "%v", err)
-	case strings.Contains(msg, "config"):
-		return daemon.Errorf(daemon.CodeInvalidConfig, "%v", err)
-	}
-	return daemon.Errorf(daemon.CodeAgent, "%v", err)
+	return daemon.Errorf(daemon.CodeInternal, "%v", err)
 }
 
 // watch ends the session when its host exits, for whatever reason.

@@ -8,7 +8,7 @@ import (
 
 	"github.com/remocal/remocal/protocol/daemon"
 	"github.com/remocal/remocal/server/daemonclient"
-	"github.com/remocal/remocal/server/targets"
+	"github.com/remocal/remocal/server/internal/targets"
 )
 
 func TestTargetsFromTheLocalProvider(t *testing.T) {

@@ -15,13 +15,11 @@ import (
 
 	"github.com/spf13/cobra"
 
-	kubeconn "github.com/remocal/remocal/interpose/connect/kube"
 	"github.com/remocal/remocal/protocol/config"
 	"github.com/remocal/remocal/protocol/daemon"
 	"github.com/remocal/remocal/server"
 	"github.com/remocal/remocal/server/daemonclient"
 	"github.com/remocal/remocal/server/forward"
-	"github.com/remocal/remocal/server/targets"
 )
 
 func newDaemonCmd() *cobra.Command {
@@ -103,16 +101,11 @@ func serveDaemon(ctx context.Context, socket, self string, idle time.Duration, k
 	}
 	os.Chmod(socket, 0o600)
 	defer os.Remove(socket)
-	kp, err := kubeProvider(kube, lg)
+	set, err := server.NewTargets(kube, lg)
 	if err != nil {
 		l.Close()
 		return err
 	}
-	providers := []targets.Provider{targets.NewLocal(2 * time.Second)}
-	if kp != nil {
-		providers = append(providers, kp)
-	}
-	set := targets.NewSet(providers...)
 	srv, err := server.New(server.Options{Version: version, Socket: socket, Self: self, IdleTimeout: idle,
 		Targets: set, Kubernetes: kube, Logger: lg})
 	if err != nil {
@@ -127,22 +120,6 @@ func serveDaemon(ctx context.Context, socket, self string, idle time.Duration, k
 		return nil
 	}
 	return err
-}
-
-// kubeProvider lists a cluster's targets when credentials load. Without
-// any kubeconfig the daemon serves local targets only; a kubeconfig or
-// context asked for by flag that does not load is an error.
-func kubeProvider(k config.Kubernetes, lg *slog.Logger) (targets.Provider, error) {
-	env, err := kubeconn.Load(k)
-	if err != nil {
-		if k.Kubeconfig != "" || k.Context != "" {
-			return nil, err
-		}
-		lg.Info("no Kubernetes targets: no usable kubeconfig; serving local targets only", "reason", err)
-		return nil, nil
-	}
-	lg.Info("Kubernetes credentials loaded; listing the cluster's targets", "context", env.Context, "server", env.Config.Host)
-	return targets.NewKube(env, targets.KubeOptions{Logger: lg}), nil
 }
 
 // dialDaemon connects a command-line client, starting the daemon if needed.

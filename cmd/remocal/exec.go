@@ -9,8 +9,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/remocal/remocal/interpose/connect"
 	"github.com/remocal/remocal/interpose/session"
+	"github.com/remocal/remocal/kube"
 	"github.com/remocal/remocal/protocol/config"
 )
 
@@ -21,7 +21,7 @@ func newExecCmd() *cobra.Command {
 		transparentFirst              bool
 		logLevel                      string
 		join                          string
-		kube                          kubeFlags
+		kf                            kubeFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "exec [--target T] [-f CONFIG] [--steal] -- CMD [ARGS...]",
@@ -54,42 +54,24 @@ an IDE) instead of starting one: that session's settings apply.`,
 			if err != nil {
 				return err
 			}
-			if target != "" {
-				cfg.Target = target
-			}
-			if agentAddr != "" {
-				cfg.Agent.Address = agentAddr
-			}
-			kube.apply(&cfg.Kubernetes)
+			over := session.Overrides{Target: target, AgentAddress: agentAddr, Kubernetes: kf.Kubernetes}
 			switch {
 			case steal:
-				cfg.Network.Incoming.Mode = config.IncomingSteal
+				over.Incoming = config.IncomingSteal
 			case mirror:
-				cfg.Network.Incoming.Mode = config.IncomingMirror
+				over.Incoming = config.IncomingMirror
 			case noIncoming:
-				cfg.Network.Incoming.Mode = config.IncomingOff
-			}
-			if err := cfg.Validate(); err != nil {
-				return err
+				over.Incoming = config.IncomingOff
 			}
 			log, err := newLogger(logLevel)
 			if err != nil {
 				return err
 			}
-			self, err := os.Executable()
-			if err != nil {
-				return err
-			}
-			cfg = cfg.WithDefaults()
-			conn, err := connect.For(cfg.Target, connect.Options{Self: self, AgentAddress: cfg.Agent.Address,
-				Stderr: os.Stderr, Kube: cfg.Kubernetes, Agent: cfg.Agent, Version: version})
-			if err != nil {
-				return err
-			}
 			wd, _ := os.Getwd()
-			sess, err := session.Start(cmd.Context(), session.Options{
-				Connector: conn, Config: cfg, ClientName: clientName(), Version: version, Self: self,
-				WorkDir: wd, TransparentFirst: transparentFirst, Stderr: os.Stderr, Logger: log,
+			sess, _, err := session.Open(cmd.Context(), session.OpenOptions{
+				Options: session.Options{Config: cfg, ClientName: clientName(), Version: version, WorkDir: wd,
+					TransparentFirst: transparentFirst, Stderr: os.Stderr, Logger: log},
+				Overrides: over, Cluster: kube.NewConnector,
 			})
 			if err != nil {
 				return err
@@ -118,7 +100,7 @@ an IDE) instead of starting one: that session's settings apply.`,
 	f.BoolVar(&noIncoming, "no-incoming", false, "leave the target's incoming traffic alone")
 	f.BoolVar(&transparentFirst, "transparent-first", false, "do not intercept CMD itself, only the programs it starts (for debuggers such as dlv that launch the program)")
 	f.StringVar(&logLevel, "log-level", "warn", "debug, info, warn or error")
-	kube.register(f)
+	kf.register(f)
 	f.StringVar(&join, "join", "", "join the running session serving this socket instead of starting one (how IDEs run static programs and debuggers)")
 	return cmd
 }

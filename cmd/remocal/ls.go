@@ -12,10 +12,9 @@ import (
 
 	"github.com/spf13/cobra"
 
-	kubeconn "github.com/remocal/remocal/interpose/connect/kube"
+	"github.com/remocal/remocal/kube"
 	"github.com/remocal/remocal/protocol/config"
 	"github.com/remocal/remocal/protocol/daemon"
-	"github.com/remocal/remocal/server/targets"
 )
 
 // lsTimeout bounds a listing: an unreachable cluster should fail, not hang.
@@ -23,7 +22,7 @@ const lsTimeout = 30 * time.Second
 
 func newLsCmd() *cobra.Command {
 	var (
-		kube          kubeFlags
+		kf            kubeFlags
 		configFile    string
 		allNamespaces bool
 		output        string
@@ -49,7 +48,7 @@ remocal/targets (see docs/daemon-protocol.md).`,
 			if output != "table" && output != "json" {
 				return fmt.Errorf("-o %q: use table or json", output)
 			}
-			if allNamespaces && kube.Namespace != "" {
+			if allNamespaces && kf.Namespace != "" {
 				return errors.New("-A lists every namespace and -n one of them; pass only one")
 			}
 			wanted, err := parseKinds(kinds)
@@ -60,14 +59,14 @@ remocal/targets (see docs/daemon-protocol.md).`,
 			if err != nil {
 				return err
 			}
-			kube.apply(&cfg.Kubernetes)
-			env, err := kubeconn.Load(cfg.Kubernetes)
+			kf.apply(&cfg.Kubernetes)
+			env, err := kube.Load(cfg.Kubernetes)
 			if err != nil {
 				return err
 			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), lsTimeout)
 			defer cancel()
-			list, err := targets.List(ctx, env, "", allNamespaces, wanted...)
+			list, err := kube.List(ctx, env, "", allNamespaces, wanted...)
 			if errors.Is(err, context.DeadlineExceeded) {
 				return fmt.Errorf("the Kubernetes API (context %s) did not answer within %s; is the cluster reachable (kubectl cluster-info)? %w", env.Context, lsTimeout, err)
 			}
@@ -93,27 +92,27 @@ remocal/targets (see docs/daemon-protocol.md).`,
 		},
 	}
 	f := cmd.Flags()
-	kube.register(f)
+	kf.register(f)
 	f.Lookup("namespace").Usage = "namespace to list (default: the configuration's kubernetes.namespace, else the context's)"
 	f.BoolVarP(&allNamespaces, "all-namespaces", "A", false, "list every namespace")
 	f.StringVarP(&output, "output", "o", "table", "table or json")
-	f.StringSliceVar(&kinds, "kind", nil, "list only these kinds: "+strings.Join(targets.KubeKinds, ", ")+" (kubectl's short names work too)")
+	f.StringSliceVar(&kinds, "kind", nil, "list only these kinds: "+kube.KindNames()+" (kubectl's short names work too)")
 	f.StringVarP(&configFile, "config", "f", "", "configuration file for its kubernetes section (default: .remocal/config.json from the working directory upward)")
 	return cmd
 }
 
 // parseKinds accepts the kinds as target refs spell them, and kubectl's
 // short and plural names (deploy, svc, pods ...).
-func parseKinds(kinds []string) ([]string, error) {
-	var out []string
+func parseKinds(kinds []string) ([]config.TargetKind, error) {
+	var out []config.TargetKind
 	for _, k := range kinds {
 		k = strings.ToLower(strings.TrimSpace(k))
 		kind, ok := config.ParseKind(k)
 		if !ok {
-			return nil, fmt.Errorf("--kind %q: use one or more of %s (comma-separated)", k, strings.Join(targets.KubeKinds, ", "))
+			return nil, fmt.Errorf("--kind %q: use one or more of %s (comma-separated)", k, kube.KindNames())
 		}
-		if !slices.Contains(out, string(kind)) {
-			out = append(out, string(kind))
+		if !slices.Contains(out, kind) {
+			out = append(out, kind)
 		}
 	}
 	return out, nil

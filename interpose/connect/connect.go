@@ -1,7 +1,9 @@
 // Package connect reaches the agent that serves a target. Each kind of
 // target brings its own way there: a local process gets an agent started on
 // this machine; an address names an agent that already runs. Kubernetes
-// targets add a port-forward to an agent in the cluster.
+// targets are reached by the Kubernetes package (kube.NewConnector), which
+// callers hand to For as Options.Cluster, so that interposition never
+// depends on a cluster client.
 package connect
 
 import (
@@ -19,10 +21,7 @@ import (
 	"syscall"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
-
 	"github.com/remocal/remocal/internal/agentclient"
-	"github.com/remocal/remocal/interpose/connect/kube"
 	"github.com/remocal/remocal/protocol/config"
 )
 
@@ -58,10 +57,29 @@ type Options struct {
 	// flags; Agent is the configuration's agent section with its defaults
 	// applied (config.WithDefaults); Version picks the default agent image
 	// (the client's own version).
-	Kube    kube.Flags
+	Kube    config.Kubernetes
 	Agent   config.Agent
 	Version string
+
+	// Cluster makes the connector of a Kubernetes target (ref as
+	// config.Target.String spells it); nil refuses Kubernetes targets.
+	Cluster func(ref string, o Options) (Connector, error)
 }
+
+// ErrTargetNotFound is the category of errors saying that the target does
+// not exist or runs nothing a session could use (no such process, no such
+// pod, no running container). errors.Is finds it in errors marked by
+// TargetNotFound.
+var ErrTargetNotFound = errors.New("target not found")
+
+// TargetNotFound marks err as ErrTargetNotFound, keeping its message.
+func TargetNotFound(err error) error { return &notFound{err} }
+
+type notFound struct{ err error }
+
+func (e *notFound) Error() string        { return e.err.Error() }
+func (e *notFound) Unwrap() error        { return e.err }
+func (e *notFound) Is(target error) bool { return target == ErrTargetNotFound }
 
 // For returns the connector for a target reference.
 func For(target string, o Options) (Connector, error) {
@@ -71,7 +89,9 @@ func For(target string, o Options) (Connector, error) {
 	kind, rest, _ := strings.Cut(target, "/")
 	switch kind {
 	case "":
-		return nil, errors.New("no target: pass --target pid/PID (or set \"target\" in .remocal/config.json)")
+		// A missing setting: the configuration's category.
+		return nil, &config.Error{Problems: []config.Problem{{Path: "$.target",
+			Message: "no target: pass --target pid/PID (or set \"target\" in .remocal/config.json)"}}}
 	case "pid":
 		pid, err := strconv.Atoi(rest)
 		if err != nil || pid <= 0 {
@@ -83,28 +103,10 @@ func For(target string, o Options) (Connector, error) {
 	if err != nil {
 		return nil, fmt.Errorf("target %v", err)
 	}
-	return &kube.Connector{Ref: t.String(), Flags: o.Kube, Agent: kubeAgent(o), Progress: func(msg string) {
-		if o.Stderr != nil {
-			fmt.Fprintf(o.Stderr, "remocal: %s\n", msg)
-		}
-	}}, nil
-}
-
-func kubeAgent(o Options) kube.AgentOptions {
-	a := o.Agent
-	image := a.Image
-	if image == "" {
-		version := o.Version
-		if version == "" {
-			version = "dev"
-		}
-		image = kube.DefaultImageRepo + ":" + version
+	if o.Cluster == nil {
+		return nil, fmt.Errorf("target %s is a Kubernetes target, which this program cannot reach", target)
 	}
-	return kube.AgentOptions{
-		Image: image, Namespace: a.Namespace, PullPolicy: corev1.PullPolicy(a.ImagePullPolicy), PullSecrets: a.ImagePullSecrets,
-		Tolerations: a.Tolerations, Resources: a.Resources, Labels: a.Labels, Annotations: a.Annotations,
-		StartupTimeout: time.Duration(a.StartupTimeout), IdleTTL: time.Duration(a.IdleTTL), Ephemeral: a.Ephemeral,
-	}
+	return o.Cluster(t.String(), o)
 }
 
 // Address is an agent already listening somewhere.
@@ -151,7 +153,7 @@ const agentStartTimeout = 15 * time.Second
 func (l *LocalPID) Connect(ctx context.Context, opts agentclient.Options) (*agentclient.Client, func(), error) {
 	start, err := processStart(l.PID)
 	if err != nil {
-		return nil, nil, fmt.Errorf("target pid/%d: no such process", l.PID)
+		return nil, nil, TargetNotFound(fmt.Errorf("target pid/%d: no such process", l.PID))
 	}
 	dir, err := RuntimeDir()
 	if err != nil {

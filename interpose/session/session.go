@@ -182,6 +182,9 @@ func (s *Session) Client() *agentclient.Client {
 // Target names the target.
 func (s *Session) Target() string { return s.opts.Connector.Describe() }
 
+// Config is the session's configuration, with its defaults applied.
+func (s *Session) Config() *config.Config { return s.cfg }
+
 // localOnlyEnv are variables that describe this machine and the user's
 // shell rather than the application; the target's values would break the
 // local program (PATH, HOME) or the terminal.

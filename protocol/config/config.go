@@ -137,6 +137,12 @@ const (
 	IncomingOff IncomingMode = "off"
 )
 
+// Valid reports whether m is one of the modes; "" (the default, mirror)
+// is not one.
+func (m IncomingMode) Valid() bool {
+	return m == IncomingMirror || m == IncomingSteal || m == IncomingOff
+}
+
 // Incoming configures traffic the target receives.
 type Incoming struct {
 	Mode       IncomingMode     `json:"mode,omitempty"`
@@ -363,9 +369,7 @@ func (in *Incoming) problems(at string, inFile bool) []Problem {
 	add := func(path, format string, args ...any) {
 		ps = append(ps, Problem{Path: path, Message: fmt.Sprintf(format, args...)})
 	}
-	switch in.Mode {
-	case "", IncomingMirror, IncomingSteal, IncomingOff:
-	default:
+	if in.Mode != "" && !in.Mode.Valid() {
 		add(at+".mode", `got %q, expected one of "mirror", "steal", "off"`, in.Mode)
 	}
 	if f := in.HTTPFilter; f != nil {

@@ -14,6 +14,7 @@ package daemon
 import (
 	"time"
 
+	"github.com/remocal/remocal/protocol/config"
 	"github.com/remocal/remocal/protocol/wire"
 )
 
@@ -170,10 +171,10 @@ type SessionStartParams struct {
 	// Namespace is the Kubernetes namespace of the target, overriding the
 	// configuration's kubernetes.namespace; empty: the configuration's,
 	// else the kubeconfig context's.
-	Namespace  string   `json:"namespace,omitzero"`
-	ConfigFile string   `json:"configFile,omitzero"`
-	Incoming   string   `json:"incoming,omitzero"`
-	Program    *Program `json:"program,omitzero"`
+	Namespace  string              `json:"namespace,omitzero"`
+	ConfigFile string              `json:"configFile,omitzero"`
+	Incoming   config.IncomingMode `json:"incoming,omitzero"`
+	Program    *Program            `json:"program,omitzero"`
 	// WorkDoneToken, if set, receives $/progress while the session starts.
 	WorkDoneToken any `json:"workDoneToken,omitzero"`
 }
@@ -204,7 +205,7 @@ type Session struct {
 	Reason    string       `json:"reason,omitzero"`
 	StartedAt time.Time    `json:"startedAt"`
 	// Incoming is the effective incoming mode: mirror, steal or off.
-	Incoming string `json:"incoming"`
+	Incoming config.IncomingMode `json:"incoming"`
 	// Resolved is what the target came to once the session started: for a
 	// Kubernetes target the pod and container it runs in
 	// ("deployment/api (pod shop/api-7d9c-x2x, container app)").

@@ -9,7 +9,6 @@ import (
 	"net"
 	"os"
 	"os/signal"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -20,6 +19,7 @@ import (
 	"github.com/remocal/remocal/interpose/bootstrap"
 	"github.com/remocal/remocal/interpose/connect"
 	"github.com/remocal/remocal/interpose/session"
+	"github.com/remocal/remocal/kube"
 	"github.com/remocal/remocal/protocol/config"
 	"github.com/remocal/remocal/protocol/daemon"
 )
@@ -192,49 +192,27 @@ func (h *host) start(ctx context.Context, p startParams) (Ready, *hostError) {
 			return fail(daemon.CodeInvalidConfig, "invalid configuration: %v", err)
 		}
 	}
-	if p.Target != "" {
-		cfg.Target = p.Target
-	}
-	switch p.Incoming {
-	case "":
-	case "mirror", "steal", "off":
-		cfg.Network.Incoming.Mode = config.IncomingMode(p.Incoming)
-	default:
+	if p.Incoming != "" && !p.Incoming.Valid() {
 		return fail(daemon.CodeInvalidConfig, "invalid configuration: incoming %q is not mirror, steal or off", p.Incoming)
 	}
-	if err := cfg.Validate(); err != nil {
-		return fail(daemon.CodeInvalidConfig, "invalid configuration: %v", err)
-	}
-	cfg = cfg.WithDefaults()
-	self, err := os.Executable()
-	if err != nil {
-		return fail(daemon.CodeInternal, "find the remocal binary: %v", err)
-	}
-	conn, err := connect.For(cfg.Target, connect.Options{Self: self, AgentAddress: cfg.Agent.Address,
-		Stderr: h.out, Agent: cfg.Agent, Version: p.Version,
-		Kube: cfg.Kubernetes})
-	if err != nil {
-		return fail(daemon.CodeInvalidConfig, "%v", err)
-	}
-	if lp, ok := conn.(*connect.LocalPID); ok {
-		if err := syscall.Kill(lp.PID, 0); errors.Is(err, syscall.ESRCH) {
-			return fail(daemon.CodeTargetNotFound, "target pid/%d: no such process", lp.PID)
-		}
-	}
-	h.mu.Lock()
-	h.id, h.describe = p.ID, conn.Describe
-	h.mu.Unlock()
-	sess, err := session.Start(ctx, session.Options{
-		Connector: conn, Config: cfg, ClientName: p.ClientName, Version: p.Version, Self: self,
-		WorkDir: p.WorkDir, TransparentFirst: p.TransparentFirst, Stderr: h.out, OnEvent: h.onEvent,
+	sess, conn, err := session.Open(ctx, session.OpenOptions{
+		Options: session.Options{Config: cfg, ClientName: p.ClientName, Version: p.Version, WorkDir: p.WorkDir,
+			TransparentFirst: p.TransparentFirst, Stderr: h.out, OnEvent: h.onEvent},
+		Overrides: session.Overrides{Target: p.Target, Incoming: p.Incoming},
+		Cluster:   kube.NewConnector,
+		// Conflicts and reconnections name the target as it resolves
+		// once connected (a Kubernetes session may follow it to a new
+		// pod), so the connector is known before the session starts.
+		OnConnector: func(c connect.Connector) {
+			h.mu.Lock()
+			h.id, h.describe = p.ID, c.Describe
+			h.mu.Unlock()
+		},
 	})
 	if err != nil {
-		code := daemon.CodeAgent
-		switch {
-		case errors.Is(err, session.ErrUnsupported):
-			code = daemon.CodeUnsupported
-		case strings.Contains(err.Error(), "no such process"):
-			code = daemon.CodeTargetNotFound // the target exited meanwhile
+		code := startErrorCode(err)
+		if code == daemon.CodeInvalidConfig {
+			return fail(code, "invalid configuration: %v", err)
 		}
 		return fail(code, "%v", err)
 	}
@@ -257,7 +235,7 @@ func (h *host) start(ctx context.Context, p startParams) (Ready, *hostError) {
 	env := sess.RemoteEnv()
 	env["LD_PRELOAD"] = lib
 	env[session.SocketEnv] = p.Socket
-	ready := Ready{Env: env, Incoming: string(cfg.Network.Incoming.Mode), Resolved: conn.Describe()}
+	ready := Ready{Env: env, Incoming: sess.Config().Network.Incoming.Mode, Resolved: conn.Describe()}
 	if n, ok := conn.(interface{ Note() string }); ok { // Kubernetes: which pod of several, and why
 		ready.Note = n.Note()
 	}

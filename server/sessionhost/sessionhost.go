@@ -50,7 +50,7 @@ type Spec struct {
 	Config *config.Config
 	// Incoming, if set ("mirror", "steal", "off"), overrides
 	// Config.Network.Incoming.Mode.
-	Incoming string
+	Incoming config.IncomingMode
 	// TransparentFirst: the first program that joins (a debugger) is not
 	// intercepted itself; its descendants are.
 	TransparentFirst bool
@@ -73,7 +73,7 @@ type Ready struct {
 	// Warnings are what went wrong while starting without stopping it.
 	Warnings []string `json:"warnings"`
 	// Incoming is the effective incoming mode: mirror, steal or off.
-	Incoming string `json:"incoming"`
+	Incoming config.IncomingMode `json:"incoming"`
 	// Resolved and Note are daemon.Session's.
 	Resolved string `json:"resolved,omitzero"`
 	Note     string `json:"note,omitzero"`
@@ -118,16 +118,16 @@ const (
 // startParams is Spec on the wire. The configuration travels as
 // encoding/json writes it (the format of config files).
 type startParams struct {
-	ID               string          `json:"id"`
-	Target           string          `json:"target"`
-	WorkDir          string          `json:"workDir"`
-	ClientName       string          `json:"clientName"`
-	Socket           string          `json:"socket"`
-	Config           json.RawMessage `json:"config"`
-	Incoming         string          `json:"incoming"`
-	TransparentFirst bool            `json:"transparentFirst"`
-	Version          string          `json:"version"`
-	LibraryDir       string          `json:"libraryDir"`
+	ID               string              `json:"id"`
+	Target           string              `json:"target"`
+	WorkDir          string              `json:"workDir"`
+	ClientName       string              `json:"clientName"`
+	Socket           string              `json:"socket"`
+	Config           json.RawMessage     `json:"config"`
+	Incoming         config.IncomingMode `json:"incoming"`
+	TransparentFirst bool                `json:"transparentFirst"`
+	Version          string              `json:"version"`
+	LibraryDir       string              `json:"libraryDir"`
 }
 
 // readyParams carries Ready, or Error when the session could not start.

@@ -15,7 +15,7 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
 
-	"github.com/remocal/remocal/interpose/connect/kube"
+	"github.com/remocal/remocal/kube"
 	"github.com/remocal/remocal/protocol/daemon"
 	"github.com/remocal/remocal/test/cluster"
 )
@@ -57,10 +57,10 @@ func TestKubeCoalescesAndIgnoresNoChange(t *testing.T) {
 		}
 		return daemon.TargetsChanged{}
 	}
-	if c := next(); c != (daemon.TargetsChanged{Provider: KubeProvider}) {
+	if c := next(); c != (daemon.TargetsChanged{Provider: kube.Provider}) {
 		t.Fatalf("first notification %+v, want one for all namespaces", c)
 	}
-	for range len(KubeKinds) + 1 {
+	for range len(kube.Workloads) + 1 {
 		select {
 		case <-watches:
 		case <-time.After(30 * time.Second):
@@ -70,7 +70,7 @@ func TestKubeCoalescesAndIgnoresNoChange(t *testing.T) {
 	ctx := context.Background()
 	newPod := func(ns, name string) {
 		t.Helper()
-		p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}, Spec: spec(false),
+		p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}, Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "example/app:1"}}},
 			Status: corev1.PodStatus{Phase: corev1.PodRunning, ContainerStatuses: []corev1.ContainerStatus{{Name: "app", Ready: true,
 				State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{}}}}}}
 		if _, err := cs.CoreV1().Pods(ns).Create(ctx, p, metav1.CreateOptions{}); err != nil {
@@ -83,7 +83,7 @@ func TestKubeCoalescesAndIgnoresNoChange(t *testing.T) {
 	for i := range 20 {
 		newPod("a", fmt.Sprintf("p%02d", i))
 	}
-	if c := next(); c != (daemon.TargetsChanged{Provider: KubeProvider, Namespace: "a"}) {
+	if c := next(); c != (daemon.TargetsChanged{Provider: kube.Provider, Namespace: "a"}) {
 		t.Fatalf("notification %+v, want namespace a", c)
 	}
 	if n := len(summary(k.Targets(), "a")); n != 20 {
@@ -127,7 +127,7 @@ func TestKubeCoalescesAndIgnoresNoChange(t *testing.T) {
 	if c := next(); c.Namespace != "c" {
 		t.Fatalf("notification %+v, want namespace c", c)
 	}
-	if !slices.Contains(k.Namespaces(), daemon.Namespace{Name: "c", Provider: KubeProvider}) {
+	if !slices.Contains(k.Namespaces(), daemon.Namespace{Name: "c", Provider: kube.Provider}) {
 		t.Errorf("namespaces %v lack c", k.Namespaces())
 	}
 

@@ -1,4 +1,4 @@
-package targets
+package kube
 
 import (
 	"cmp"
@@ -13,35 +13,13 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 
-	"github.com/remocal/remocal/interpose/connect/kube"
 	"github.com/remocal/remocal/protocol/config"
 	"github.com/remocal/remocal/protocol/daemon"
 )
 
-// KubeProvider names the Kubernetes provider in targets and notifications.
-const KubeProvider = "kubernetes"
-
-// Kinds of Kubernetes targets, as in their refs ("deployment/api"):
-// protocol/config's.
-const (
-	KindPod         = string(config.TargetPod)
-	KindDeployment  = string(config.TargetDeployment)
-	KindStatefulSet = string(config.TargetStatefulSet)
-	KindReplicaSet  = string(config.TargetReplicaSet)
-	KindJob         = string(config.TargetJob)
-	KindCronJob     = string(config.TargetCronJob)
-	KindService     = string(config.TargetService)
-)
-
-// KubeKinds lists the Kubernetes kinds in the order `remocal ls` documents
-// them.
-var KubeKinds = func() []string {
-	var out []string
-	for _, k := range config.WorkloadKinds {
-		out = append(out, string(k))
-	}
-	return out
-}()
+// Provider names Kubernetes as the provider of targets in the daemon's
+// protocol.
+const Provider = "kubernetes"
 
 // Objects are the Kubernetes objects targets are built from, of one
 // namespace or of several. Pointers, because that is what listers return.
@@ -55,71 +33,39 @@ type Objects struct {
 	Services     []*corev1.Service
 }
 
-// BuildKube turns listed objects into targets, sorted by namespace then
-// ref. It only reads its input, so the provider can hand it lister
-// results, which must not be modified.
-func BuildKube(o Objects) []daemon.Target {
-	// Jobs, cronjobs and services are judged by their pods, found by owner
-	// or by label in the same namespace.
-	podsByOwner := map[types.UID][]*corev1.Pod{}
-	podsByNS := map[string][]*corev1.Pod{}
+// index finds the pods and jobs that decide another object's readiness:
+// by owner, or by label in the same namespace.
+type index struct {
+	podsByOwner map[types.UID][]*corev1.Pod
+	podsByNS    map[string][]*corev1.Pod
+	jobsByOwner map[types.UID][]*batchv1.Job
+}
+
+func newIndex(o *Objects) *index {
+	ix := &index{podsByOwner: map[types.UID][]*corev1.Pod{}, podsByNS: map[string][]*corev1.Pod{},
+		jobsByOwner: map[types.UID][]*batchv1.Job{}}
 	for _, p := range o.Pods {
-		podsByNS[p.Namespace] = append(podsByNS[p.Namespace], p)
+		ix.podsByNS[p.Namespace] = append(ix.podsByNS[p.Namespace], p)
 		if c := metav1.GetControllerOf(p); c != nil {
-			podsByOwner[c.UID] = append(podsByOwner[c.UID], p)
+			ix.podsByOwner[c.UID] = append(ix.podsByOwner[c.UID], p)
 		}
 	}
-	jobsByOwner := map[types.UID][]*batchv1.Job{}
 	for _, j := range o.Jobs {
 		if c := metav1.GetControllerOf(j); c != nil {
-			jobsByOwner[c.UID] = append(jobsByOwner[c.UID], j)
+			ix.jobsByOwner[c.UID] = append(ix.jobsByOwner[c.UID], j)
 		}
 	}
+	return ix
+}
 
+// BuildTargets turns listed objects into targets, sorted by namespace then
+// ref. It only reads its input, so the daemon can hand it lister results,
+// which must not be modified.
+func BuildTargets(o Objects) []daemon.Target {
+	ix := newIndex(&o)
 	out := []daemon.Target{}
-	for _, p := range o.Pods {
-		if isAgent(&p.ObjectMeta) {
-			continue
-		}
-		t := newTarget(KindPod, &p.ObjectMeta, &p.Spec)
-		t.Status, t.Ready = podStatus(p)
-		out = append(out, t)
-	}
-	for _, d := range o.Deployments {
-		t := newTarget(KindDeployment, &d.ObjectMeta, &d.Spec.Template.Spec)
-		t.Status, t.Ready = replicas(d.Spec.Replicas, d.Status.ReadyReplicas)
-		out = append(out, t)
-	}
-	for _, s := range o.StatefulSets {
-		t := newTarget(KindStatefulSet, &s.ObjectMeta, &s.Spec.Template.Spec)
-		t.Status, t.Ready = replicas(s.Spec.Replicas, s.Status.ReadyReplicas)
-		out = append(out, t)
-	}
-	for _, r := range o.ReplicaSets {
-		// A Deployment keeps its old revisions as ReplicaSets scaled to
-		// zero: they are history, not targets.
-		if c := metav1.GetControllerOf(r); c != nil && c.Kind == "Deployment" && r.Spec.Replicas != nil && *r.Spec.Replicas == 0 {
-			continue
-		}
-		t := newTarget(KindReplicaSet, &r.ObjectMeta, &r.Spec.Template.Spec)
-		t.Status, t.Ready = replicas(r.Spec.Replicas, r.Status.ReadyReplicas)
-		out = append(out, t)
-	}
-	for _, j := range o.Jobs {
-		if isAgent(&j.ObjectMeta) {
-			continue
-		}
-		t := newTarget(KindJob, &j.ObjectMeta, &j.Spec.Template.Spec)
-		t.Status, t.Ready = jobStatus(j, podsByOwner[j.UID])
-		out = append(out, t)
-	}
-	for _, c := range o.CronJobs {
-		t := newTarget(KindCronJob, &c.ObjectMeta, &c.Spec.JobTemplate.Spec.Template.Spec)
-		t.Status, t.Ready = cronJobStatus(c, jobsByOwner[c.UID], podsByOwner)
-		out = append(out, t)
-	}
-	for _, s := range o.Services {
-		out = append(out, serviceTarget(s, podsByNS[s.Namespace]))
+	for _, w := range Workloads {
+		out = append(out, w.build(&o, ix)...)
 	}
 	slices.SortFunc(out, func(a, b daemon.Target) int {
 		return cmp.Or(strings.Compare(a.Namespace, b.Namespace), strings.Compare(a.Ref, b.Ref))
@@ -127,16 +73,95 @@ func BuildKube(o Objects) []daemon.Target {
 	return out
 }
 
+func buildPods(o *Objects, _ *index) []daemon.Target {
+	var out []daemon.Target
+	for _, p := range o.Pods {
+		if isAgent(&p.ObjectMeta) {
+			continue
+		}
+		t := newTarget(config.TargetPod, &p.ObjectMeta, &p.Spec)
+		t.Status, t.Ready = podStatus(p)
+		out = append(out, t)
+	}
+	return out
+}
+
+func buildDeployments(o *Objects, _ *index) []daemon.Target {
+	var out []daemon.Target
+	for _, d := range o.Deployments {
+		t := newTarget(config.TargetDeployment, &d.ObjectMeta, &d.Spec.Template.Spec)
+		t.Status, t.Ready = replicas(d.Spec.Replicas, d.Status.ReadyReplicas)
+		out = append(out, t)
+	}
+	return out
+}
+
+func buildStatefulSets(o *Objects, _ *index) []daemon.Target {
+	var out []daemon.Target
+	for _, s := range o.StatefulSets {
+		t := newTarget(config.TargetStatefulSet, &s.ObjectMeta, &s.Spec.Template.Spec)
+		t.Status, t.Ready = replicas(s.Spec.Replicas, s.Status.ReadyReplicas)
+		out = append(out, t)
+	}
+	return out
+}
+
+func buildReplicaSets(o *Objects, _ *index) []daemon.Target {
+	var out []daemon.Target
+	for _, r := range o.ReplicaSets {
+		// A Deployment keeps its old revisions as ReplicaSets scaled to
+		// zero: they are history, not targets.
+		if c := metav1.GetControllerOf(r); c != nil && c.Kind == "Deployment" && r.Spec.Replicas != nil && *r.Spec.Replicas == 0 {
+			continue
+		}
+		t := newTarget(config.TargetReplicaSet, &r.ObjectMeta, &r.Spec.Template.Spec)
+		t.Status, t.Ready = replicas(r.Spec.Replicas, r.Status.ReadyReplicas)
+		out = append(out, t)
+	}
+	return out
+}
+
+func buildJobs(o *Objects, ix *index) []daemon.Target {
+	var out []daemon.Target
+	for _, j := range o.Jobs {
+		if isAgent(&j.ObjectMeta) {
+			continue
+		}
+		t := newTarget(config.TargetJob, &j.ObjectMeta, &j.Spec.Template.Spec)
+		t.Status, t.Ready = jobStatus(j, ix.podsByOwner[j.UID])
+		out = append(out, t)
+	}
+	return out
+}
+
+func buildCronJobs(o *Objects, ix *index) []daemon.Target {
+	var out []daemon.Target
+	for _, c := range o.CronJobs {
+		t := newTarget(config.TargetCronJob, &c.ObjectMeta, &c.Spec.JobTemplate.Spec.Template.Spec)
+		t.Status, t.Ready = cronJobStatus(c, ix.jobsByOwner[c.UID], ix.podsByOwner)
+		out = append(out, t)
+	}
+	return out
+}
+
+func buildServices(o *Objects, ix *index) []daemon.Target {
+	var out []daemon.Target
+	for _, s := range o.Services {
+		out = append(out, serviceTarget(s, ix.podsByNS[s.Namespace]))
+	}
+	return out
+}
+
 // isAgent tells remocal's own agents (their Jobs and pods) from the
 // workloads a session can target.
 func isAgent(m *metav1.ObjectMeta) bool {
-	return m.Labels[kube.LabelApp] == kube.AgentAppName
+	return m.Labels[LabelApp] == AgentAppName
 }
 
-func newTarget(kind string, m *metav1.ObjectMeta, spec *corev1.PodSpec) daemon.Target {
-	t := daemon.Target{Ref: kind + "/" + m.Name, Kind: kind, Name: m.Name, Namespace: m.Namespace, Provider: KubeProvider}
+func newTarget(kind config.TargetKind, m *metav1.ObjectMeta, spec *corev1.PodSpec) daemon.Target {
+	t := daemon.Target{Ref: string(kind) + "/" + m.Name, Kind: string(kind), Name: m.Name, Namespace: m.Namespace, Provider: Provider}
 	if spec != nil {
-		t.Containers = kube.AppContainers(spec)
+		t.Containers = AppContainers(spec)
 		t.Description = images(spec)
 	}
 	return t
@@ -203,7 +228,7 @@ func podStatus(p *corev1.Pod) (string, bool) {
 		if ok {
 			readyN++
 		}
-		if !slices.Contains(kube.KnownSidecars, c.Name) && !ok {
+		if !slices.Contains(KnownSidecars, c.Name) && !ok {
 			appReady = false
 		}
 		if cs != nil && problem == "" {
@@ -215,7 +240,7 @@ func podStatus(p *corev1.Pod) (string, bool) {
 			}
 		}
 	}
-	if len(kube.AppContainers(&p.Spec)) == 0 {
+	if len(AppContainers(&p.Spec)) == 0 {
 		appReady = false // only sidecars: nothing to run beside by default
 	}
 	switch {
@@ -311,7 +336,7 @@ func cronJobStatus(c *batchv1.CronJob, jobs []*batchv1.Job, podsByOwner map[type
 // start beside; it offers that pod's containers (the oldest such pod, the
 // one a session picks).
 func serviceTarget(s *corev1.Service, nsPods []*corev1.Pod) daemon.Target {
-	t := newTarget(KindService, &s.ObjectMeta, nil)
+	t := newTarget(config.TargetService, &s.ObjectMeta, nil)
 	var ports []string
 	for _, p := range s.Spec.Ports {
 		port := fmt.Sprintf("%d", p.Port)
@@ -354,6 +379,6 @@ func serviceTarget(s *corev1.Service, nsPods []*corev1.Pod) daemon.Target {
 	oldest := slices.MinFunc(pick, func(a, b *corev1.Pod) int {
 		return cmp.Or(a.CreationTimestamp.Compare(b.CreationTimestamp.Time), strings.Compare(a.Name, b.Name))
 	})
-	t.Containers = kube.AppContainers(&oldest.Spec)
+	t.Containers = AppContainers(&oldest.Spec)
 	return t
 }

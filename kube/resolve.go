@@ -11,6 +11,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 
+	"github.com/remocal/remocal/interpose/connect"
 	"github.com/remocal/remocal/protocol/config"
 )
 
@@ -45,87 +46,25 @@ func Resolve(ctx context.Context, env *Env, ref string) (*Resolved, error) {
 	if err != nil {
 		return nil, fmt.Errorf("target %s", err)
 	}
-	cs := env.Client
-	ns := env.Namespace
+	cs, ns := env.Client, env.Namespace
 	var selector labels.Selector
 	var what string
-	switch t.Kind {
-	case config.TargetPod:
-		pod, err := cs.CoreV1().Pods(ns).Get(ctx, t.Name, metav1.GetOptions{})
-		if err != nil {
-			return nil, apiError(err, "get", "pods", ns, t.Name)
-		}
-		return pick(ref, ns, []corev1.Pod{*pod}, t.Container, "")
-	case config.TargetDeployment:
-		d, err := cs.AppsV1().Deployments(ns).Get(ctx, t.Name, metav1.GetOptions{})
-		if err != nil {
-			return nil, apiError(err, "get", "deployments.apps", ns, t.Name)
-		}
-		selector, err = metav1.LabelSelectorAsSelector(d.Spec.Selector)
-		what = "deployment/" + t.Name
+	switch w, ok := WorkloadOf(t.Kind); {
+	case t.Kind == config.TargetPod:
+		pods, err := podsOf(ctx, cs, ns, t.Name)
 		if err != nil {
 			return nil, err
 		}
-	case config.TargetStatefulSet:
-		s, err := cs.AppsV1().StatefulSets(ns).Get(ctx, t.Name, metav1.GetOptions{})
-		if err != nil {
-			return nil, apiError(err, "get", "statefulsets.apps", ns, t.Name)
-		}
-		selector, err = metav1.LabelSelectorAsSelector(s.Spec.Selector)
-		what = "statefulset/" + t.Name
-		if err != nil {
-			return nil, err
-		}
-	case config.TargetReplicaSet:
-		r, err := cs.AppsV1().ReplicaSets(ns).Get(ctx, t.Name, metav1.GetOptions{})
-		if err != nil {
-			return nil, apiError(err, "get", "replicasets.apps", ns, t.Name)
-		}
-		selector, err = metav1.LabelSelectorAsSelector(r.Spec.Selector)
-		what = "replicaset/" + t.Name
-		if err != nil {
-			return nil, err
-		}
-	case config.TargetJob:
-		j, err := cs.BatchV1().Jobs(ns).Get(ctx, t.Name, metav1.GetOptions{})
-		if err != nil {
-			return nil, apiError(err, "get", "jobs.batch", ns, t.Name)
-		}
-		selector, err = metav1.LabelSelectorAsSelector(j.Spec.Selector)
-		what = "job/" + t.Name
-		if err != nil {
-			return nil, err
-		}
-	case config.TargetCronJob:
-		jobName, err := latestJob(ctx, env, ns, t.Name)
-		if err != nil {
-			return nil, err
-		}
-		j, err := cs.BatchV1().Jobs(ns).Get(ctx, jobName, metav1.GetOptions{})
-		if err != nil {
-			return nil, apiError(err, "get", "jobs.batch", ns, jobName)
-		}
-		selector, err = metav1.LabelSelectorAsSelector(j.Spec.Selector)
-		what = fmt.Sprintf("cronjob/%s (its latest job %s)", t.Name, jobName)
-		if err != nil {
-			return nil, err
-		}
-	case config.TargetService:
-		s, err := cs.CoreV1().Services(ns).Get(ctx, t.Name, metav1.GetOptions{})
-		if err != nil {
-			return nil, apiError(err, "get", "services", ns, t.Name)
-		}
-		if len(s.Spec.Selector) == 0 {
-			return nil, fmt.Errorf("service/%s has no pod selector; target its pods or workload instead", t.Name)
-		}
-		selector = labels.SelectorFromSet(s.Spec.Selector)
-		what = "service/" + t.Name
-	case config.TargetSelector:
-		selector, err = labels.Parse(t.Name)
-		if err != nil {
+		return pick(ref, ns, pods, t.Container, "")
+	case t.Kind == config.TargetSelector:
+		if selector, err = labels.Parse(t.Name); err != nil {
 			return nil, fmt.Errorf("target %q: bad label selector: %v", ref, err)
 		}
 		what = "pods matching " + t.Name
+	case ok:
+		if selector, what, err = w.pods(ctx, cs, ns, t.Name); err != nil {
+			return nil, err
+		}
 	default:
 		return nil, fmt.Errorf("target %q is not a Kubernetes workload", ref)
 	}
@@ -134,33 +73,9 @@ func Resolve(ctx context.Context, env *Env, ref string) (*Resolved, error) {
 		return nil, apiError(err, "list", "pods", ns, "")
 	}
 	if len(pods.Items) == 0 {
-		return nil, fmt.Errorf("%s in namespace %s has no pods (selector %s); is it scaled to zero?", what, ns, selector)
+		return nil, connect.TargetNotFound(fmt.Errorf("%s in namespace %s has no pods (selector %s); is it scaled to zero?", what, ns, selector))
 	}
 	return pick(ref, ns, pods.Items, t.Container, what)
-}
-
-// latestJob finds the newest job a cronjob created.
-func latestJob(ctx context.Context, env *Env, ns, cronjob string) (string, error) {
-	if _, err := env.Client.BatchV1().CronJobs(ns).Get(ctx, cronjob, metav1.GetOptions{}); err != nil {
-		return "", apiError(err, "get", "cronjobs.batch", ns, cronjob)
-	}
-	jobs, err := env.Client.BatchV1().Jobs(ns).List(ctx, metav1.ListOptions{})
-	if err != nil {
-		return "", apiError(err, "list", "jobs.batch", ns, "")
-	}
-	latest := ""
-	var at metav1.Time
-	for _, j := range jobs.Items {
-		for _, o := range j.OwnerReferences {
-			if o.Kind == "CronJob" && o.Name == cronjob && (latest == "" || at.Before(&j.CreationTimestamp)) {
-				latest, at = j.Name, j.CreationTimestamp
-			}
-		}
-	}
-	if latest == "" {
-		return "", fmt.Errorf("cronjob/%s has not run yet: there is no job to target (trigger one with kubectl create job --from=cronjob/%s)", cronjob, cronjob)
-	}
-	return latest, nil
 }
 
 // pick chooses the pod and container. With several pods it takes the
@@ -177,8 +92,8 @@ func pick(ref, ns string, pods []corev1.Pod, container, what string) (*Resolved,
 		}
 	}
 	if len(ready) == 0 {
-		return nil, fmt.Errorf("target %s is not running: %s; a session needs a running container, so wait until it runs (kubectl -n %s get pods) or pick another target",
-			orRef(what, ref), strings.Join(why, "; "), ns)
+		return nil, connect.TargetNotFound(fmt.Errorf("target %s is not running: %s; a session needs a running container, so wait until it runs (kubectl -n %s get pods) or pick another target",
+			orRef(what, ref), strings.Join(why, "; "), ns))
 	}
 	slices.SortFunc(ready, func(a, b corev1.Pod) int {
 		if c := a.CreationTimestamp.Compare(b.CreationTimestamp.Time); c != 0 {
@@ -195,7 +110,7 @@ func pick(ref, ns string, pods []corev1.Pod, container, what string) (*Resolved,
 	for _, cs := range pod.Status.ContainerStatuses {
 		if cs.Name == name {
 			if cs.State.Running == nil {
-				return nil, fmt.Errorf("container %s of pod %s is not running%s", name, pod.Name, containerReason(cs))
+				return nil, connect.TargetNotFound(fmt.Errorf("container %s of pod %s is not running%s", name, pod.Name, containerReason(cs)))
 			}
 			id = cs.ContainerID
 		}
@@ -240,7 +155,7 @@ func chooseContainer(pod *corev1.Pod, want string) (string, error) {
 		if slices.Contains(names, want) {
 			return want, nil
 		}
-		return "", fmt.Errorf("pod %s has no container %q; its containers are %s", pod.Name, want, strings.Join(names, ", "))
+		return "", connect.TargetNotFound(fmt.Errorf("pod %s has no container %q; its containers are %s", pod.Name, want, strings.Join(names, ", ")))
 	}
 	if apps := AppContainers(&pod.Spec); len(apps) > 0 {
 		return apps[0], nil
@@ -277,7 +192,7 @@ func containerReason(cs corev1.ContainerStatus) string {
 func apiError(err error, verb, resource, ns, name string) error {
 	switch {
 	case apierrors.IsNotFound(err):
-		return fmt.Errorf("%s %q not found in namespace %s", strings.SplitN(resource, ".", 2)[0], name, ns)
+		return connect.TargetNotFound(fmt.Errorf("%s %q not found in namespace %s", strings.SplitN(resource, ".", 2)[0], name, ns))
 	case apierrors.IsForbidden(err) && podSecurityHint(err.Error()) != "":
 		// Admission, not RBAC: the account may, the namespace refuses.
 		return fmt.Errorf("namespace %s refuses the agent: %v; %s", ns, err, podSecurityHint(err.Error()))

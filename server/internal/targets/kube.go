@@ -20,7 +20,7 @@ import (
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
 
-	"github.com/remocal/remocal/interpose/connect/kube"
+	"github.com/remocal/remocal/kube"
 	"github.com/remocal/remocal/protocol/daemon"
 )
 
@@ -70,7 +70,7 @@ type Kube struct {
 	nsLister corelisters.NamespaceLister
 	// readers read one namespace's objects from the listers, one per
 	// kind the account may list.
-	readers []func(ns string, o *Objects)
+	readers []func(ns string, o *kube.Objects)
 
 	// Counters for tests: objects a resync delivered again unchanged,
 	// rebuilds of a namespace, those that found nothing changed, and
@@ -93,14 +93,14 @@ func NewKube(env *kube.Env, o KubeOptions) *Kube {
 		o.MaxDelay = max(time.Second, o.Quiet)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	k := &Kube{env: env, log: o.Logger.With("provider", KubeProvider, "context", env.Context), opts: o,
+	k := &Kube{env: env, log: o.Logger.With("provider", kube.Provider, "context", env.Context), opts: o,
 		changed: make(chan daemon.TargetsChanged), ctx: ctx, cancel: cancel, kick: make(chan struct{}, 1),
 		pending: map[string]bool{}, byNS: map[string][]daemon.Target{}}
 	k.wg.Go(k.run)
 	return k
 }
 
-func (k *Kube) Name() string { return KubeProvider }
+func (k *Kube) Name() string { return kube.Provider }
 
 // Namespaces lists the cluster's namespaces, or the one watched when the
 // account may not list them all.
@@ -123,7 +123,7 @@ func (k *Kube) Namespaces() []daemon.Namespace {
 	slices.Sort(names)
 	out := make([]daemon.Namespace, 0, len(names))
 	for _, n := range names {
-		out = append(out, daemon.Namespace{Name: n, Provider: KubeProvider})
+		out = append(out, daemon.Namespace{Name: n, Provider: kube.Provider})
 	}
 	return out
 }
@@ -159,36 +159,12 @@ func (k *Kube) run() {
 		informers.WithNamespace(scope), informers.WithTransform(slim))
 	// Shutdown waits for the informers' goroutines, which end with ctx.
 	defer factory.Shutdown()
-	var readers []func(string, *Objects)
+	var readers []func(string, *kube.Objects)
 	var informersToSync []cache.SharedIndexInformer
-	add := func(inf cache.SharedIndexInformer, read func(string, *Objects)) {
+	for _, w := range allowed {
+		inf, read := w.Watch(factory)
 		informersToSync = append(informersToSync, inf)
 		readers = append(readers, read)
-	}
-	for _, kind := range allowed {
-		switch kind {
-		case KindPod:
-			f := factory.Core().V1().Pods()
-			add(f.Informer(), func(ns string, o *Objects) { o.Pods, _ = f.Lister().Pods(ns).List(labels.Everything()) })
-		case KindDeployment:
-			f := factory.Apps().V1().Deployments()
-			add(f.Informer(), func(ns string, o *Objects) { o.Deployments, _ = f.Lister().Deployments(ns).List(labels.Everything()) })
-		case KindStatefulSet:
-			f := factory.Apps().V1().StatefulSets()
-			add(f.Informer(), func(ns string, o *Objects) { o.StatefulSets, _ = f.Lister().StatefulSets(ns).List(labels.Everything()) })
-		case KindReplicaSet:
-			f := factory.Apps().V1().ReplicaSets()
-			add(f.Informer(), func(ns string, o *Objects) { o.ReplicaSets, _ = f.Lister().ReplicaSets(ns).List(labels.Everything()) })
-		case KindJob:
-			f := factory.Batch().V1().Jobs()
-			add(f.Informer(), func(ns string, o *Objects) { o.Jobs, _ = f.Lister().Jobs(ns).List(labels.Everything()) })
-		case KindCronJob:
-			f := factory.Batch().V1().CronJobs()
-			add(f.Informer(), func(ns string, o *Objects) { o.CronJobs, _ = f.Lister().CronJobs(ns).List(labels.Everything()) })
-		case KindService:
-			f := factory.Core().V1().Services()
-			add(f.Informer(), func(ns string, o *Objects) { o.Services, _ = f.Lister().Services(ns).List(labels.Everything()) })
-		}
 	}
 	var synced []cache.InformerSynced
 	for _, inf := range informersToSync {
@@ -229,8 +205,8 @@ func (k *Kube) run() {
 	// The first listing is announced once, for all namespaces, rather than
 	// namespace by namespace.
 	k.rebuildPending()
-	k.log.Info("listing Kubernetes targets", "namespaces", orAll(scope), "kinds", strings.Join(allowed, ","))
-	k.loop([]daemon.TargetsChanged{{Provider: KubeProvider}})
+	k.log.Info("listing Kubernetes targets", "namespaces", orAll(scope), "kinds", kindList(allowed))
+	k.loop([]daemon.TargetsChanged{{Provider: kube.Provider}})
 }
 
 // loop gathers changes per namespace and announces them: a namespace is
@@ -261,7 +237,7 @@ func (k *Kube) loop(outbox []daemon.TargetsChanged) {
 		case <-timer.C:
 			first = time.Time{}
 			for _, ns := range k.rebuildPending() {
-				c := daemon.TargetsChanged{Provider: KubeProvider, Namespace: ns}
+				c := daemon.TargetsChanged{Provider: kube.Provider, Namespace: ns}
 				k.announced.Add(1)
 				if !slices.Contains(outbox, c) {
 					outbox = append(outbox, c)
@@ -283,11 +259,11 @@ func (k *Kube) rebuildPending() []string {
 	k.mu.Unlock()
 	var changed []string
 	for _, ns := range slices.Sorted(maps.Keys(pending)) {
-		var o Objects
+		var o kube.Objects
 		for _, read := range readers {
 			read(ns, &o)
 		}
-		next := BuildKube(o)
+		next := kube.BuildTargets(o)
 		k.rebuilds.Add(1)
 		k.mu.Lock()
 		same := reflect.DeepEqual(k.byNS[ns], next) || len(next) == 0 && len(k.byNS[ns]) == 0
@@ -360,7 +336,7 @@ func slim(obj any) (any, error) {
 
 // probeUntilDone decides what to watch, retrying while the cluster cannot
 // be reached; ok is false when the provider closed first.
-func (k *Kube) probeUntilDone() (scope string, kinds []string, namespaces bool, ok bool) {
+func (k *Kube) probeUntilDone() (scope string, kinds []kube.Workload, namespaces bool, ok bool) {
 	wait := time.Second
 	for attempt := 0; ; attempt++ {
 		ctx, cancel := context.WithTimeout(k.ctx, 30*time.Second)
@@ -392,8 +368,8 @@ func (k *Kube) probeUntilDone() (scope string, kinds []string, namespaces bool, 
 // else in the context's namespace, where kinds it may not list are left
 // out. It lists one object of each kind, which is what the informers will
 // do.
-func (k *Kube) probe(ctx context.Context) (scope string, kinds []string, namespaces bool, err error) {
-	forbidden, err := k.forbiddenKinds(ctx, metav1.NamespaceAll)
+func (k *Kube) probe(ctx context.Context) (scope string, kinds []kube.Workload, namespaces bool, err error) {
+	allowed, forbidden, err := k.mayList(ctx, metav1.NamespaceAll)
 	if err != nil {
 		return "", nil, false, err
 	}
@@ -401,47 +377,50 @@ func (k *Kube) probe(ctx context.Context) (scope string, kinds []string, namespa
 		_, err := k.env.Client.CoreV1().Namespaces().List(ctx, metav1.ListOptions{Limit: 1})
 		switch {
 		case err == nil:
-			return metav1.NamespaceAll, KubeKinds, true, nil
+			return metav1.NamespaceAll, allowed, true, nil
 		case !apierrors.IsForbidden(err):
 			return "", nil, false, fmt.Errorf("list namespaces: %w", err)
 		}
 		k.log.Info("your Kubernetes account may not list namespaces; namespaces are those holding targets")
-		return metav1.NamespaceAll, KubeKinds, false, nil
+		return metav1.NamespaceAll, allowed, false, nil
 	}
 	ns := k.env.Namespace
 	k.log.Info("listing Kubernetes targets in the context's namespace only: your account may not list them in all namespaces",
-		"namespace", ns, "forbidden_cluster_wide", strings.Join(forbidden, ","))
-	forbidden, err = k.forbiddenKinds(ctx, ns)
+		"namespace", ns, "forbidden_cluster_wide", kindList(forbidden))
+	allowed, forbidden, err = k.mayList(ctx, ns)
 	if err != nil {
 		return "", nil, false, err
 	}
-	for _, kind := range KubeKinds {
-		if !slices.Contains(forbidden, kind) {
-			kinds = append(kinds, kind)
-		}
-	}
 	if len(forbidden) > 0 {
 		k.log.Warn("your Kubernetes account may not list some kinds in its namespace; they are not listed",
-			"namespace", ns, "forbidden", strings.Join(forbidden, ","))
+			"namespace", ns, "forbidden", kindList(forbidden))
 	}
-	return ns, kinds, false, nil
+	return ns, allowed, false, nil
 }
 
-// forbiddenKinds returns the kinds (as RBAC resources) the account may not
-// list in ns, or an error when the cluster did not answer.
-func (k *Kube) forbiddenKinds(ctx context.Context, ns string) ([]string, error) {
-	var forbidden []string
-	for _, r := range kubeResources {
-		_, err := r.list(ctx, k.env.Client, ns, metav1.ListOptions{Limit: 1})
+// mayList splits the kinds into those the account may list in ns and those
+// it may not, or returns an error when the cluster did not answer.
+func (k *Kube) mayList(ctx context.Context, ns string) (allowed, forbidden []kube.Workload, err error) {
+	for _, w := range kube.Workloads {
+		ok, err := w.MayList(ctx, k.env.Client, ns)
 		switch {
-		case err == nil:
-		case apierrors.IsForbidden(err):
-			forbidden = append(forbidden, r.kind)
+		case err != nil:
+			return nil, nil, err
+		case ok:
+			allowed = append(allowed, w)
 		default:
-			return nil, listError(err, r.resource, ns)
+			forbidden = append(forbidden, w)
 		}
 	}
-	return forbidden, nil
+	return allowed, forbidden, nil
+}
+
+func kindList(ws []kube.Workload) string {
+	var names []string
+	for _, w := range ws {
+		names = append(names, string(w.Kind))
+	}
+	return strings.Join(names, ",")
 }
 
 func orAll(ns string) string {

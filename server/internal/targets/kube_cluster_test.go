@@ -13,7 +13,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"go.uber.org/goleak"
 
-	"github.com/remocal/remocal/interpose/connect/kube"
+	"github.com/remocal/remocal/kube"
+	"github.com/remocal/remocal/protocol/config"
 	"github.com/remocal/remocal/protocol/daemon"
 	"github.com/remocal/remocal/test/cluster"
 )
@@ -155,7 +156,7 @@ func waitTargets(t *testing.T, k *Kube, ns string, timeout time.Duration, want f
 			if !ok {
 				t.Fatal("Changed closed before the provider was")
 			}
-			if c.Provider != KubeProvider {
+			if c.Provider != kube.Provider {
 				t.Fatalf("notification from provider %q", c.Provider)
 			}
 			if c.Namespace == ns || c.Namespace == "" {
@@ -206,7 +207,7 @@ func TestKubeProviderClusterWide(t *testing.T) {
 	if n := waitTargets(t, k, ns, 90*time.Second, equal(settled(2))); n == 0 {
 		t.Error("the targets changed without a notification")
 	}
-	if !slices.Contains(k.Namespaces(), daemon.Namespace{Name: ns, Provider: KubeProvider}) {
+	if !slices.Contains(k.Namespaces(), daemon.Namespace{Name: ns, Provider: kube.Provider}) {
 		t.Errorf("namespaces %v lack %s", k.Namespaces(), ns)
 	}
 	// The description shows images; the sidecar is left out of the
@@ -262,7 +263,7 @@ func TestKubeProviderNamespaceOnly(t *testing.T) {
 	// No statefulsets here; cronjobs exist but may not be listed.
 	want := slices.DeleteFunc(settled(2), func(s seen) bool { return s.Ref == "cronjob/nightly" })
 	waitTargets(t, k, ns, 90*time.Second, equal(want))
-	if got := k.Namespaces(); !slices.Equal(got, []daemon.Namespace{{Name: ns, Provider: KubeProvider}}) {
+	if got := k.Namespaces(); !slices.Equal(got, []daemon.Namespace{{Name: ns, Provider: kube.Provider}}) {
 		t.Errorf("namespaces = %v, want only %s", got, ns)
 	}
 	for _, line := range []string{"in the context's namespace only", "forbidden=statefulset,cronjob"} {
@@ -308,7 +309,7 @@ func TestKubeProviderNamespaceOnly(t *testing.T) {
 	defer timeout.Stop()
 	select {
 	case ch := <-k.Changed():
-		if ch != (daemon.TargetsChanged{Provider: KubeProvider, Namespace: ns}) {
+		if ch != (daemon.TargetsChanged{Provider: kube.Provider, Namespace: ns}) {
 			t.Errorf("notification %+v", ch)
 		}
 		if !slices.ContainsFunc(summary(k.Targets(), ns), func(s seen) bool { return s.Ref == "pod/solo" && s.Status == "Terminating" }) {
@@ -328,7 +329,7 @@ func TestListOnce(t *testing.T) {
 	}
 	env := loadEnv(t, c.Kubeconfig)
 	if err := cluster.Poll(ctx, 90*time.Second, func() error {
-		ts, err := List(ctx, env, ns, false)
+		ts, err := kube.List(ctx, env, ns, false)
 		if err != nil {
 			return err
 		}
@@ -336,7 +337,7 @@ func TestListOnce(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	all, err := List(ctx, env, "", true, KindDeployment)
+	all, err := kube.List(ctx, env, "", true, config.TargetDeployment)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -344,11 +345,11 @@ func TestListOnce(t *testing.T) {
 		!slices.ContainsFunc(all, func(t daemon.Target) bool { return t.Namespace == "kube-system" && t.Ref == "deployment/coredns" }) {
 		t.Errorf("all namespaces' deployments lack web or coredns: %v", all)
 	}
-	if slices.ContainsFunc(all, func(t daemon.Target) bool { return t.Kind != KindDeployment }) {
+	if slices.ContainsFunc(all, func(t daemon.Target) bool { return t.Kind != string(config.TargetDeployment) }) {
 		t.Errorf("only deployments were asked for: %v", all)
 	}
 	// Services are judged by their pods, listed for them though not shown.
-	svc, err := List(ctx, env, ns, false, KindService)
+	svc, err := kube.List(ctx, env, ns, false, config.TargetService)
 	if err != nil || len(svc) != 1 || !svc[0].Ready {
 		t.Errorf("services = %v, %v", svc, err)
 	}
@@ -357,26 +358,26 @@ func TestListOnce(t *testing.T) {
 	for _, tc := range []struct {
 		ns    string
 		all   bool
-		kinds []string
+		kinds []config.TargetKind
 		want  string
 	}{
 		{all: true, want: "your Kubernetes account may not list pods, deployments.apps, statefulsets.apps, replicasets.apps, jobs.batch, cronjobs.batch, services " +
 			"in all namespaces (cluster-wide); ask an administrator for that permission (verbs list and watch), or list one namespace with -n NAMESPACE"},
 		{ns: ns, want: "may not list deployments.apps, statefulsets.apps, replicasets.apps, jobs.batch, cronjobs.batch, services in namespace " + ns + "; ask"},
-		{ns: ns, kinds: []string{KindCronJob}, want: "may not list jobs.batch, cronjobs.batch in namespace " + ns},
-		{ns: "kube-system", kinds: []string{KindPod}, want: "may not list pods in namespace kube-system"},
-		{ns: ns, kinds: []string{"deploy"}, want: `unknown kind "deploy"; use one of pod, deployment, statefulset, replicaset, job, cronjob, service`},
+		{ns: ns, kinds: []config.TargetKind{config.TargetCronJob}, want: "may not list jobs.batch, cronjobs.batch in namespace " + ns},
+		{ns: "kube-system", kinds: []config.TargetKind{config.TargetPod}, want: "may not list pods in namespace kube-system"},
+		{ns: ns, kinds: []config.TargetKind{"deploy"}, want: `unknown kind "deploy"; use one of pod, deployment, statefulset, replicaset, job, cronjob, service`},
 	} {
-		_, err := List(ctx, limited, tc.ns, tc.all, tc.kinds...)
+		_, err := kube.List(ctx, limited, tc.ns, tc.all, tc.kinds...)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("List(%q, all=%v, %v) = %v, want %q", tc.ns, tc.all, tc.kinds, err, tc.want)
 		}
 	}
-	pods, err := List(ctx, limited, "", false, KindPod)
+	pods, err := kube.List(ctx, limited, "", false, config.TargetPod)
 	if err != nil || len(pods) != 4 {
 		t.Errorf("the account's own namespace (from its context): %v, %v", pods, err)
 	}
-	if _, err := List(ctx, env, "no-such-namespace-"+ns, false); err == nil || !strings.Contains(err.Error(), `namespace "no-such-namespace-`+ns+`" not found`) {
+	if _, err := kube.List(ctx, env, "no-such-namespace-"+ns, false); err == nil || !strings.Contains(err.Error(), `namespace "no-such-namespace-`+ns+`" not found`) {
 		t.Errorf("unknown namespace: %v", err)
 	}
 }

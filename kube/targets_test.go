@@ -1,4 +1,4 @@
-package targets
+package kube
 
 import (
 	"testing"
@@ -55,20 +55,19 @@ func pod(m metav1.ObjectMeta, labels map[string]string, phase corev1.PodPhase, s
 	return p
 }
 
-func ptr[T any](v T) *T { return &v }
 
 func template(sidecar bool) corev1.PodTemplateSpec {
 	return corev1.PodTemplateSpec{Spec: spec(sidecar)}
 }
 
-func TestBuildKube(t *testing.T) {
+func TestBuildTargets(t *testing.T) {
 	deleting := objMeta("ns", "old", 0)
 	deleting.DeletionTimestamp = ptr(metav1.NewTime(t0))
 	app := []string{"app"}
 	img := "example/app:1"
 	withSidecar := "example/app:1, istio/proxyv2:1.24"
 	tg := func(kind, name string, ready bool, status string, containers []string, desc string) daemon.Target {
-		return daemon.Target{Ref: kind + "/" + name, Kind: kind, Name: name, Namespace: "ns", Provider: KubeProvider,
+		return daemon.Target{Ref: kind + "/" + name, Kind: kind, Name: name, Namespace: "ns", Provider: Provider,
 			Ready: ready, Status: status, Containers: containers, Description: desc}
 	}
 	for _, tc := range []struct {
@@ -201,7 +200,7 @@ func TestBuildKube(t *testing.T) {
 			tg("service", "external", false, "no selector", nil, "ports 5432/TCP"),
 			// The oldest ready pod (web-b) is what a session uses.
 			tg("service", "web", true, "2/3 pods ready", app, "selects app=web; ports 80→8080/TCP"),
-			{Ref: "service/web", Kind: "service", Name: "web", Namespace: "other", Provider: KubeProvider, Status: "no pods", Description: "selects app=web"},
+			{Ref: "service/web", Kind: "service", Name: "web", Namespace: "other", Provider: Provider, Status: "no pods", Description: "selects app=web"},
 		}},
 		{name: "only sidecars", in: Objects{Pods: []*corev1.Pod{{
 			ObjectMeta: objMeta("ns", "mesh", 0),
@@ -213,7 +212,7 @@ func TestBuildKube(t *testing.T) {
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if diff := cmp.Diff(tc.want, BuildKube(tc.in)); diff != "" {
+			if diff := cmp.Diff(tc.want, BuildTargets(tc.in)); diff != "" {
 				t.Errorf("targets (-want +got):\n%s", diff)
 			}
 		})
