@@ -14,8 +14,9 @@ import (
 	"time"
 
 	"github.com/remocal/remocal/internal/agentclient"
+	"github.com/remocal/remocal/internal/localenv"
 	"github.com/remocal/remocal/protocol/wire"
-	"github.com/remocal/remocal/test/localenv"
+	"github.com/remocal/remocal/test/envtest"
 )
 
 // Benchmarks compare remocal with the direct path inside the same run, and
@@ -59,7 +60,7 @@ func peerServer(b *testing.B, env *localenv.Env, port int, fn func(net.Conn)) st
 type dialFunc func(ctx context.Context, network, addr string) (net.Conn, error)
 
 func benchSetup(b *testing.B) (*localenv.Env, *agentclient.Client, dialFunc) {
-	env := localenv.New(b)
+	env := envtest.New(b)
 	ta := startAgent(b, env.App, agentOptions{})
 	c, err := agentclient.Dial(context.Background(), ta.addr, agentclient.Options{Name: "bench"})
 	if err != nil {

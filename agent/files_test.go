@@ -10,12 +10,13 @@ import (
 	"testing"
 
 	"github.com/remocal/remocal/internal/agentclient"
+	"github.com/remocal/remocal/internal/localenv"
 	"github.com/remocal/remocal/protocol/wire"
-	"github.com/remocal/remocal/test/localenv"
+	"github.com/remocal/remocal/test/envtest"
 )
 
 func TestWelcomeDescribesTarget(t *testing.T) {
-	env := localenv.New(t)
+	env := envtest.New(t)
 	c := connect(t, startAgent(t, env.App, agentOptions{}).addr, "alice@laptop")
 	w := c.Welcome()
 	if w.Target.PID != env.App.PID || w.Target.Name != fmt.Sprintf("pid/%d", env.App.PID) {
@@ -30,7 +31,7 @@ func TestWelcomeDescribesTarget(t *testing.T) {
 }
 
 func TestEnvComesFromTarget(t *testing.T) {
-	env := localenv.New(t)
+	env := envtest.New(t)
 	c := connect(t, startAgent(t, env.App, agentOptions{}).addr, "alice@laptop")
 	ctx := testCtx(t)
 
@@ -71,7 +72,7 @@ func writeInTarget(t *testing.T, pod *localenv.Pod, path string, data []byte) st
 }
 
 func TestFilesComeFromTargetRoot(t *testing.T) {
-	env := localenv.New(t)
+	env := envtest.New(t)
 	c := connect(t, startAgent(t, env.App, agentOptions{}).addr, "alice@laptop")
 	ctx := testCtx(t)
 
@@ -116,7 +117,7 @@ func TestFilesComeFromTargetRoot(t *testing.T) {
 }
 
 func TestSymlinksResolveInsideTargetRoot(t *testing.T) {
-	env := localenv.New(t)
+	env := envtest.New(t)
 	c := connect(t, startAgent(t, env.App, agentOptions{}).addr, "alice@laptop")
 	ctx := testCtx(t)
 
@@ -151,7 +152,7 @@ func TestSymlinksResolveInsideTargetRoot(t *testing.T) {
 }
 
 func TestReadDirAndAccess(t *testing.T) {
-	env := localenv.New(t)
+	env := envtest.New(t)
 	c := connect(t, startAgent(t, env.App, agentOptions{}).addr, "alice@laptop")
 	ctx := testCtx(t)
 
@@ -183,7 +184,7 @@ func TestReadDirAndAccess(t *testing.T) {
 }
 
 func TestLargeFileIsReadInRanges(t *testing.T) {
-	env := localenv.New(t)
+	env := envtest.New(t)
 	c := connect(t, startAgent(t, env.App, agentOptions{}).addr, "alice@laptop")
 	ctx := testCtx(t)
 

@@ -14,8 +14,9 @@ import (
 	"time"
 
 	"github.com/remocal/remocal/internal/agentclient"
+	"github.com/remocal/remocal/internal/localenv"
 	"github.com/remocal/remocal/protocol/wire"
-	"github.com/remocal/remocal/test/localenv"
+	"github.com/remocal/remocal/test/envtest"
 )
 
 // localServer stands for the developer's local process: it answers
@@ -99,7 +100,7 @@ func assertFromLocal(t *testing.T, env *localenv.Env, path string, header http.H
 }
 
 func TestMirrorCopiesBothDirections(t *testing.T) {
-	env := localenv.New(t)
+	env := envtest.New(t)
 	c := connect(t, startAgent(t, env.App, agentOptions{}).addr, "alice@laptop")
 
 	type copyOfConn struct {
@@ -140,7 +141,7 @@ func TestMirrorCopiesBothDirections(t *testing.T) {
 }
 
 func TestMirrorReachesLocalServer(t *testing.T) {
-	env := localenv.New(t)
+	env := envtest.New(t)
 	c := connect(t, startAgent(t, env.App, agentOptions{}).addr, "alice@laptop")
 	local := newLocalServer(t, "alice")
 	subscribe(t, c, wire.Subscribe{Port: localenv.AppPort, Mode: wire.ModeMirror}, local.forwarder())
@@ -152,7 +153,7 @@ func TestMirrorReachesLocalServer(t *testing.T) {
 }
 
 func TestStealWholeConnections(t *testing.T) {
-	env := localenv.New(t)
+	env := envtest.New(t)
 	c := connect(t, startAgent(t, env.App, agentOptions{}).addr, "alice@laptop")
 	local := newLocalServer(t, "alice")
 	sub := subscribe(t, c, wire.Subscribe{Port: localenv.AppPort, Mode: wire.ModeSteal}, local.forwarder())
@@ -168,7 +169,7 @@ func TestStealWholeConnections(t *testing.T) {
 }
 
 func TestHeaderFilteredSteal(t *testing.T) {
-	env := localenv.New(t)
+	env := envtest.New(t)
 	c := connect(t, startAgent(t, env.App, agentOptions{}).addr, "alice@laptop")
 	local := newLocalServer(t, "alice")
 	subscribe(t, c, wire.Subscribe{Port: localenv.AppPort, Mode: wire.ModeSteal,
@@ -185,7 +186,7 @@ func TestHeaderFilteredSteal(t *testing.T) {
 // TestFilterDecidesPerRequestOnKeepAlive sends several requests over one
 // connection: each is routed on its own.
 func TestFilterDecidesPerRequestOnKeepAlive(t *testing.T) {
-	env := localenv.New(t)
+	env := envtest.New(t)
 	c := connect(t, startAgent(t, env.App, agentOptions{}).addr, "alice@laptop")
 	local := newLocalServer(t, "alice")
 	subscribe(t, c, wire.Subscribe{Port: localenv.AppPort, Mode: wire.ModeSteal,
@@ -222,7 +223,7 @@ func TestFilterDecidesPerRequestOnKeepAlive(t *testing.T) {
 }
 
 func TestPathFilterAndHeaderPrecedence(t *testing.T) {
-	env := localenv.New(t)
+	env := envtest.New(t)
 	addr := startAgent(t, env.App, agentOptions{}).addr
 	alice := connect(t, addr, "alice@laptop")
 	bob := connect(t, addr, "bob@desk")
@@ -240,7 +241,7 @@ func TestPathFilterAndHeaderPrecedence(t *testing.T) {
 }
 
 func TestFilteredMirror(t *testing.T) {
-	env := localenv.New(t)
+	env := envtest.New(t)
 	c := connect(t, startAgent(t, env.App, agentOptions{}).addr, "alice@laptop")
 	local := newLocalServer(t, "alice")
 	subscribe(t, c, wire.Subscribe{Port: localenv.AppPort, Mode: wire.ModeMirror,
@@ -256,7 +257,7 @@ func TestFilteredMirror(t *testing.T) {
 }
 
 func TestConflictsNameTheHolder(t *testing.T) {
-	env := localenv.New(t)
+	env := envtest.New(t)
 	addr := startAgent(t, env.App, agentOptions{}).addr
 	alice := connect(t, addr, "alice@laptop")
 	bob := connect(t, addr, "bob@desk")
@@ -292,7 +293,7 @@ func TestConflictsNameTheHolder(t *testing.T) {
 }
 
 func TestDisconnectReleasesPorts(t *testing.T) {
-	env := localenv.New(t)
+	env := envtest.New(t)
 	addr := startAgent(t, env.App, agentOptions{}).addr
 	alice := connect(t, addr, "alice@laptop")
 	local := newLocalServer(t, "alice")
@@ -318,7 +319,7 @@ func TestDisconnectReleasesPorts(t *testing.T) {
 }
 
 func TestSeveralClientsAtOnce(t *testing.T) {
-	env := localenv.New(t)
+	env := envtest.New(t)
 	addr := startAgent(t, env.App, agentOptions{}).addr
 	var locals []*localServer
 	for _, name := range []string{"alice", "bob", "carol"} {
@@ -339,7 +340,7 @@ func TestSeveralClientsAtOnce(t *testing.T) {
 }
 
 func TestStolenRequestWithLocalProcessDown(t *testing.T) {
-	env := localenv.New(t)
+	env := envtest.New(t)
 	c := connect(t, startAgent(t, env.App, agentOptions{}).addr, "alice@laptop")
 	local := newLocalServer(t, "alice")
 	local.Close() // the developer's process is not running
@@ -358,7 +359,7 @@ func TestStolenRequestWithLocalProcessDown(t *testing.T) {
 // still sees that connection alive: the port-forward carrying it may have
 // dropped anywhere between the laptop and the agent.
 func TestReconnectingSessionReplacesItsConnection(t *testing.T) {
-	env := localenv.New(t)
+	env := envtest.New(t)
 	addr := startAgent(t, env.App, agentOptions{}).addr
 	dial := func(session string) *agentclient.Client {
 		c, err := agentclient.Dial(testCtx(t), addr, agentclient.Options{Name: "alice@laptop", Version: "test", Session: session, Logger: testLogger(t)})
@@ -412,7 +413,7 @@ func probeFrom(t *testing.T, env *localenv.Env, pod *localenv.Pod, path, userAge
 func TestKubeletProbesAreNotStolen(t *testing.T) {
 	for _, filter := range []*wire.HTTPFilter{nil, {Path: "/.*"}} {
 		t.Run(fmt.Sprintf("filter=%v", filter), func(t *testing.T) {
-			env := localenv.New(t)
+			env := envtest.New(t)
 			c := connect(t, startAgent(t, env.App, agentOptions{nodeAddrs: []netip.Addr{localenv.PeerIP}}).addr, "alice@laptop")
 			local := newLocalServer(t, "alice")
 			subscribe(t, c, wire.Subscribe{Port: localenv.AppPort, Mode: wire.ModeSteal, Filter: filter}, local.forwarder())

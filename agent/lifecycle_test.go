@@ -14,8 +14,9 @@ import (
 
 	"github.com/remocal/remocal/agent"
 	"github.com/remocal/remocal/agent/internal/redirect"
+	"github.com/remocal/remocal/internal/localenv"
 	"github.com/remocal/remocal/protocol/wire"
-	"github.com/remocal/remocal/test/localenv"
+	"github.com/remocal/remocal/test/envtest"
 )
 
 // agentProcess runs `remocal agent` as its own process and returns the
@@ -72,7 +73,7 @@ func remocalTables(t *testing.T, pod *localenv.Pod) []string {
 // TestKilledAgentGivesTrafficBack: SIGKILL leaves no chance to clean up, yet
 // the owned nftables table dies with the agent's netlink socket.
 func TestKilledAgentGivesTrafficBack(t *testing.T) {
-	env := localenv.New(t)
+	env := envtest.New(t)
 	cmd, addr := agentProcess(t, env.App.PID)
 	c := connect(t, addr, "alice@laptop")
 	local := newLocalServer(t, "alice")
@@ -104,7 +105,7 @@ func TestKilledAgentGivesTrafficBack(t *testing.T) {
 }
 
 func TestAgentExitsWhenTargetExits(t *testing.T) {
-	env := localenv.New(t)
+	env := envtest.New(t)
 	pod, err := env.StartApp(testCtx(t), "short-lived", netip.MustParseAddr("10.77.0.11"), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -141,7 +142,7 @@ func TestAgentRefusesMissingTarget(t *testing.T) {
 }
 
 func TestIdleAgentExits(t *testing.T) {
-	env := localenv.New(t)
+	env := envtest.New(t)
 	ta := startAgent(t, env.App, agentOptions{idleTTL: 200 * time.Millisecond})
 	c := connect(t, ta.addr, "alice@laptop")
 	if err := c.Ping(testCtx(t)); err != nil {
@@ -157,7 +158,7 @@ func TestIdleAgentExits(t *testing.T) {
 }
 
 func TestServeStopsOnContext(t *testing.T) {
-	env := localenv.New(t)
+	env := envtest.New(t)
 	ta := startAgent(t, env.App, agentOptions{})
 	c := connect(t, ta.addr, "alice@laptop")
 	subscribe(t, c, wire.Subscribe{Port: localenv.AppPort, Mode: wire.ModeSteal}, newLocalServer(t, "alice").forwarder())

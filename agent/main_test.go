@@ -16,8 +16,9 @@ import (
 	"github.com/remocal/remocal/agent"
 	"github.com/remocal/remocal/agent/target"
 	"github.com/remocal/remocal/internal/agentclient"
+	"github.com/remocal/remocal/internal/localenv"
+	"github.com/remocal/remocal/test/envtest"
 	"github.com/remocal/remocal/test/gobuild"
-	"github.com/remocal/remocal/test/localenv"
 )
 
 // The integration tests run against a real environment of network
@@ -25,7 +26,7 @@ import (
 // loopback-only namespace, so anything not sent through the agent or a pod's
 // namespace cannot reach the pods at all.
 func TestMain(m *testing.M) {
-	localenv.Main(m, gobuild.Cleanup)
+	envtest.Main(m, gobuild.Cleanup)
 }
 
 type testAgent struct {

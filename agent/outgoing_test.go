@@ -12,8 +12,9 @@ import (
 	"testing"
 
 	"github.com/remocal/remocal/internal/agentclient"
+	"github.com/remocal/remocal/internal/localenv"
 	"github.com/remocal/remocal/protocol/wire"
-	"github.com/remocal/remocal/test/localenv"
+	"github.com/remocal/remocal/test/envtest"
 )
 
 // redisCommand sends one inline command and reads one reply line.
@@ -33,7 +34,7 @@ func redisCommand(t *testing.T, conn net.Conn, r *bufio.Reader, cmd string) stri
 }
 
 func TestOutgoingTCPLeavesFromTarget(t *testing.T) {
-	env := localenv.New(t)
+	env := envtest.New(t)
 	c := connect(t, startAgent(t, env.App, agentOptions{}).addr, "alice@laptop")
 	ctx := testCtx(t)
 	redisAddr := netip.AddrPortFrom(localenv.RedisIP, localenv.RedisPort).String()
@@ -79,7 +80,7 @@ func TestOutgoingTCPLeavesFromTarget(t *testing.T) {
 }
 
 func TestDialErrorsCarryErrno(t *testing.T) {
-	env := localenv.New(t)
+	env := envtest.New(t)
 	c := connect(t, startAgent(t, env.App, agentOptions{}).addr, "alice@laptop")
 	ctx := testCtx(t)
 
@@ -103,7 +104,7 @@ func TestDialErrorsCarryErrno(t *testing.T) {
 }
 
 func TestDNSThroughTarget(t *testing.T) {
-	env := localenv.New(t)
+	env := envtest.New(t)
 	c := connect(t, startAgent(t, env.App, agentOptions{}).addr, "alice@laptop")
 	ctx := testCtx(t)
 
@@ -140,7 +141,7 @@ func TestDNSThroughTarget(t *testing.T) {
 }
 
 func TestOutgoingUDP(t *testing.T) {
-	env := localenv.New(t)
+	env := envtest.New(t)
 	c := connect(t, startAgent(t, env.App, agentOptions{}).addr, "alice@laptop")
 	ctx, cancel := context.WithCancel(testCtx(t))
 	defer cancel()

@@ -11,7 +11,7 @@ import (
 	"github.com/hashicorp/yamux"
 
 	"github.com/remocal/remocal/protocol/wire"
-	"github.com/remocal/remocal/test/localenv"
+	"github.com/remocal/remocal/test/envtest"
 )
 
 func rawDial(t *testing.T, addr string) net.Conn {
@@ -40,7 +40,7 @@ func readRejection(t *testing.T, conn net.Conn) *wire.Error {
 }
 
 func TestHandshakeRejections(t *testing.T) {
-	env := localenv.New(t)
+	env := envtest.New(t)
 	addr := startAgent(t, env.App, agentOptions{}).addr
 
 	t.Run("not remocal", func(t *testing.T) {
@@ -113,7 +113,7 @@ func frame(payload string) []byte {
 }
 
 func TestMalformedFramesGetErrorsAndOthersKeepBeingServed(t *testing.T) {
-	env := localenv.New(t)
+	env := envtest.New(t)
 	addr := startAgent(t, env.App, agentOptions{}).addr
 	good := connect(t, addr, "alice@laptop")
 	mux, control := rawSession(t, addr)
@@ -168,7 +168,7 @@ func TestMalformedFramesGetErrorsAndOthersKeepBeingServed(t *testing.T) {
 }
 
 func TestOversizedControlFrame(t *testing.T) {
-	env := localenv.New(t)
+	env := envtest.New(t)
 	addr := startAgent(t, env.App, agentOptions{}).addr
 	mux, control := rawSession(t, addr)
 	control.Write(binary.BigEndian.AppendUint32(nil, wire.MaxFrameSize+1))

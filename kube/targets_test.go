@@ -55,7 +55,6 @@ func pod(m metav1.ObjectMeta, labels map[string]string, phase corev1.PodPhase, s
 	return p
 }
 
-
 func template(sidecar bool) corev1.PodTemplateSpec {
 	return corev1.PodTemplateSpec{Spec: spec(sidecar)}
 }

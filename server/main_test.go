@@ -18,8 +18,8 @@ import (
 	"github.com/remocal/remocal/server"
 	"github.com/remocal/remocal/server/daemonclient"
 	"github.com/remocal/remocal/server/internal/targets"
+	"github.com/remocal/remocal/test/envtest"
 	"github.com/remocal/remocal/test/gobuild"
-	"github.com/remocal/remocal/test/localenv"
 )
 
 // The daemon's integration tests drive a real daemon over its real socket
@@ -27,7 +27,7 @@ import (
 // local "remote" environment. Everything runs inside localenv's
 // loopback-only network namespace.
 func TestMain(m *testing.M) {
-	localenv.Main(m, gobuild.Cleanup)
+	envtest.Main(m, gobuild.Cleanup)
 }
 
 // binary returns cmd/remocal with ver stamped in (a second version for

@@ -11,11 +11,12 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/remocal/remocal/internal/localenv"
 	"github.com/remocal/remocal/protocol/config"
 	"github.com/remocal/remocal/protocol/daemon"
 	"github.com/remocal/remocal/server/daemonclient"
+	"github.com/remocal/remocal/test/envtest"
 	"github.com/remocal/remocal/test/gobuild"
-	"github.com/remocal/remocal/test/localenv"
 )
 
 // project is a workspace folder whose configuration reads the example
@@ -73,7 +74,7 @@ func runIn(t *testing.T, res daemon.SessionStartResult, argv ...string) string {
 }
 
 func TestSessionSharedBetweenClients(t *testing.T) {
-	env := localenv.New(t)
+	env := envtest.New(t)
 	d := startDaemon(t, daemonOpts{})
 	folder := project(t, "")
 	alice := connect(t, d.socket, daemonclient.Options{Name: "alice-ide", Folders: []string{folder}, WorkDoneProgress: true})
@@ -123,7 +124,7 @@ func TestSessionSharedBetweenClients(t *testing.T) {
 }
 
 func TestStaticProgramGetsAWrapper(t *testing.T) {
-	env := localenv.New(t)
+	env := envtest.New(t)
 	d := startDaemon(t, daemonOpts{})
 	c := connect(t, d.socket, daemonclient.Options{})
 	// remocal itself is a static Go binary here: use its verify-config as
@@ -142,7 +143,7 @@ func TestStaticProgramGetsAWrapper(t *testing.T) {
 }
 
 func TestSessionStartErrors(t *testing.T) {
-	env := localenv.New(t)
+	env := envtest.New(t)
 	d := startDaemon(t, daemonOpts{})
 	c := connect(t, d.socket, daemonclient.Options{})
 	ctx := testCtx(t)
@@ -209,7 +210,7 @@ func hostPIDs(t *testing.T) []int {
 }
 
 func TestKilledSessionIsReportedAndOthersSurvive(t *testing.T) {
-	env := localenv.New(t)
+	env := envtest.New(t)
 	d := startDaemon(t, daemonOpts{})
 	c := connect(t, d.socket, daemonclient.Options{})
 	target := fmt.Sprintf("pid/%d", env.App.PID)
@@ -301,7 +302,7 @@ func TestCancelSlowSessionStart(t *testing.T) {
 // another session already steals reports the conflict to every client and
 // shows it to the user who started it.
 func TestConflictIsAnnounced(t *testing.T) {
-	env := localenv.New(t)
+	env := envtest.New(t)
 	d := startDaemon(t, daemonOpts{})
 	alice := connect(t, d.socket, daemonclient.Options{Name: "alice-ide"})
 	watcher := connect(t, d.socket, daemonclient.Options{Name: "watcher"})

@@ -8,18 +8,18 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/remocal/remocal/test/envtest"
 	"github.com/remocal/remocal/test/gobuild"
-	"github.com/remocal/remocal/test/localenv"
 )
 
-func TestMain(m *testing.M) { localenv.Main(m, gobuild.Cleanup) }
+func TestMain(m *testing.M) { envtest.Main(m, gobuild.Cleanup) }
 
 // TestPythonScriptDrivesTheDaemon runs the example end to end: the script
 // starts the daemon through `remocal daemon --stdio`, starts a session on
 // the local environment's app, runs python3 in it, reads the details and
 // stops it.
 func TestPythonScriptDrivesTheDaemon(t *testing.T) {
-	env := localenv.New(t)
+	env := envtest.New(t)
 	dir := t.TempDir()
 	remocal := gobuild.Program(t, gobuild.Remocal, gobuild.Options{})
 	runtime, err := os.MkdirTemp("", "rmcx") // short: the daemon's socket lives here

@@ -23,7 +23,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/remocal/remocal/test/localenv"
+	"github.com/remocal/remocal/internal/localenv"
 )
 
 func main() { os.Exit(localenv.RunIsolated(run)) }

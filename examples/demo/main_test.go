@@ -5,14 +5,14 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/remocal/remocal/test/envtest"
 	"github.com/remocal/remocal/test/gobuild"
-	"github.com/remocal/remocal/test/localenv"
 )
 
 // TestDemoRunsEndToEnd keeps `make demo` working: it runs the demo against
 // freshly built binaries and checks each section showed the pod's side.
 func TestDemoRunsEndToEnd(t *testing.T) {
-	localenv.RequireRoot(t)
+	envtest.RequireRoot(t)
 	static := gobuild.Options{Static: true}
 	defer gobuild.Cleanup()
 	demo := gobuild.Program(t, "github.com/remocal/remocal/examples/demo", static)

@@ -10,11 +10,12 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/remocal/remocal/internal/localenv"
 	"github.com/remocal/remocal/internal/netns"
-	"github.com/remocal/remocal/test/localenv"
+	"github.com/remocal/remocal/test/envtest"
 )
 
-func TestMain(m *testing.M) { localenv.Main(m) }
+func TestMain(m *testing.M) { envtest.Main(m) }
 
 func currentNetNS(t *testing.T) uint64 {
 	t.Helper()
@@ -26,7 +27,7 @@ func currentNetNS(t *testing.T) uint64 {
 }
 
 func TestDoEntersAndLeaves(t *testing.T) {
-	env := localenv.New(t)
+	env := envtest.New(t)
 	ns, err := env.App.NS()
 	if err != nil {
 		t.Fatal(err)
@@ -58,7 +59,7 @@ func TestDoEntersAndLeaves(t *testing.T) {
 }
 
 func TestSocketsKeepTheirNamespace(t *testing.T) {
-	env := localenv.New(t)
+	env := envtest.New(t)
 	ns, err := env.Peer.NS()
 	if err != nil {
 		t.Fatal(err)

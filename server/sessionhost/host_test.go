@@ -16,11 +16,12 @@ import (
 	"time"
 
 	"github.com/remocal/remocal/internal/agentclient"
+	"github.com/remocal/remocal/internal/localenv"
 	"github.com/remocal/remocal/interpose/session"
 	"github.com/remocal/remocal/protocol/config"
 	"github.com/remocal/remocal/protocol/daemon"
 	"github.com/remocal/remocal/protocol/wire"
-	"github.com/remocal/remocal/test/localenv"
+	"github.com/remocal/remocal/test/envtest"
 )
 
 // debianPython is Debian's python3, dynamically linked against glibc.
@@ -47,7 +48,7 @@ print("resolve", socket.gethostbyname("redis"))
 // through the LD_PRELOAD bootstrap: it reads the target's file and resolves
 // with the target's DNS, which the environment alone cannot do.
 func TestReadyEnvJoinsPrograms(t *testing.T) {
-	env := localenv.New(t)
+	env := envtest.New(t)
 	h := startHost(t, appSpec(t, env, "s1"))
 	ready := h.Ready()
 	if got := ready.Env["API_TOKEN"]; got != localenv.AppAPIToken {
@@ -85,7 +86,7 @@ func TestReadyEnvJoinsPrograms(t *testing.T) {
 // The wrapper the daemon gives IDEs for static programs: `remocal exec
 // --join SOCKET -- PROGRAM` makes a static Go binary join.
 func TestWrapperJoinsStaticPrograms(t *testing.T) {
-	env := localenv.New(t)
+	env := envtest.New(t)
 	h := startHost(t, appSpec(t, env, "s1"))
 	probe := built(t, "probe")
 	r := run(t, programEnv(h.Ready()), joinArgv(t, h.spec.Socket, nil, probe,
@@ -142,7 +143,7 @@ func TestWrapperFailures(t *testing.T) {
 // bootstrap library when Ready.Env is in its environment (remocal is
 // dynamically linked here).
 func TestTransparentFirst(t *testing.T) {
-	env := localenv.New(t)
+	env := envtest.New(t)
 	// Not on the built-in list of local programs: only the session can
 	// make it transparent.
 	debugger := filepath.Join(t.TempDir(), "my-debugger")
@@ -187,7 +188,7 @@ func TestTransparentFirst(t *testing.T) {
 // Detail reports the subscription of a listening program, the remote
 // operations and the processes.
 func TestDetail(t *testing.T) {
-	env := localenv.New(t)
+	env := envtest.New(t)
 	h := startHost(t, appSpec(t, env, "s1"))
 	probe := built(t, "probe")
 	p := start(t, programEnv(h.Ready()), joinArgv(t, h.spec.Socket, nil, probe, "read="+localenv.AppConfigPath, "serve=:8080")...)
@@ -280,7 +281,7 @@ func (w lineWriter) Write(p []byte) (int, error) {
 // A port another user steals already: the session reports a conflict
 // naming them, and the program still listens locally.
 func TestConflictEvent(t *testing.T) {
-	env := localenv.New(t)
+	env := envtest.New(t)
 	addr, _ := startAgent(t, env)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -328,7 +329,7 @@ func TestConflictEvent(t *testing.T) {
 // The agent goes away: the session says so (no program has joined yet, so
 // no supervisor could), and goes on for the programs that run locally.
 func TestAgentLost(t *testing.T) {
-	env := localenv.New(t)
+	env := envtest.New(t)
 	addr, agent := startAgent(t, env)
 	spec := appSpec(t, env, "s1")
 	spec.Config.Agent.Address = addr
@@ -354,7 +355,7 @@ func TestAgentLost(t *testing.T) {
 // joined carry on under their keeper, the agent it started goes, and
 // another session is unaffected.
 func TestKilledHost(t *testing.T) {
-	env := localenv.New(t)
+	env := envtest.New(t)
 	a := startHost(t, appSpec(t, env, "a"))
 	b := startHost(t, appSpec(t, env, "b"))
 	p := start(t, programEnv(a.Ready()), joinArgv(t, a.spec.Socket, nil, built(t, "probe"),
@@ -418,7 +419,7 @@ func TestKilledHost(t *testing.T) {
 
 // Stop closes the session and leaves nothing behind.
 func TestStop(t *testing.T) {
-	env := localenv.New(t)
+	env := envtest.New(t)
 	h := startHost(t, appSpec(t, env, "s1"))
 	r := run(t, programEnv(h.Ready()), joinArgv(t, h.spec.Socket, nil, built(t, "probe"), "read="+localenv.AppConfigPath)...)
 	if r.Code != 0 {
@@ -456,7 +457,7 @@ func TestStop(t *testing.T) {
 
 // If the daemon goes away, the host closes its session and exits.
 func TestHostExitsWithoutDaemon(t *testing.T) {
-	env := localenv.New(t)
+	env := envtest.New(t)
 	h := startHost(t, appSpec(t, env, "s1"))
 	kids := children(h.PID())
 	exits := map[int]<-chan struct{}{}

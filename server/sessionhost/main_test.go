@@ -16,11 +16,12 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/remocal/remocal/internal/localenv"
 	"github.com/remocal/remocal/interpose/session"
 	"github.com/remocal/remocal/protocol/config"
 	"github.com/remocal/remocal/protocol/daemon"
+	"github.com/remocal/remocal/test/envtest"
 	"github.com/remocal/remocal/test/gobuild"
-	"github.com/remocal/remocal/test/localenv"
 	"github.com/remocal/remocal/test/procwatch"
 )
 
@@ -30,7 +31,7 @@ import (
 // LD_PRELOAD bootstrap) or through `remocal exec --join`. Everything runs in
 // localenv's loopback-only network namespace.
 func TestMain(m *testing.M) {
-	localenv.Main(m, gobuild.Cleanup)
+	envtest.Main(m, gobuild.Cleanup)
 }
 
 // built returns "remocal" as `make build` builds it (dynamically linked when

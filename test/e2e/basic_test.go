@@ -4,11 +4,12 @@ import (
 	"fmt"
 	"testing"
 
-	"github.com/remocal/remocal/test/localenv"
+	"github.com/remocal/remocal/internal/localenv"
+	"github.com/remocal/remocal/test/envtest"
 )
 
 func TestStaticGoBinarySeesTheTarget(t *testing.T) {
-	env := localenv.New(t)
+	env := envtest.New(t)
 	probe := built(t, "probe")
 	r := execIn(t, env, []string{"--no-incoming"}, probe,
 		"env=API_TOKEN", "hostname", "read="+localenv.AppConfigPath, "stat="+localenv.AppConfigPath,

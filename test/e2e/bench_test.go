@@ -10,8 +10,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/remocal/remocal/internal/localenv"
+	"github.com/remocal/remocal/test/envtest"
 	"github.com/remocal/remocal/test/latency"
-	"github.com/remocal/remocal/test/localenv"
 )
 
 // Benchmarks of `remocal exec`: each compares the supervised program with
@@ -49,7 +50,7 @@ func benchExec(b *testing.B, env *localenv.Env, argv ...string) *exec.Cmd {
 // filter sends it to the supervisor, which lets it continue: a stat of a
 // local path, timed inside a static Go program (goal: ≤ 10 µs added).
 func BenchmarkNotifiedSyscall(b *testing.B) {
-	env := localenv.New(b)
+	env := envtest.New(b)
 	probe := built(b, "probe")
 	n := fmt.Sprint(max(b.N, 20000))
 	b.ResetTimer()
@@ -66,7 +67,7 @@ func BenchmarkNotifiedSyscall(b *testing.B) {
 // supervised parent with the same programs started bare: python3 importing
 // json (hundreds of file system calls) and a static Go program.
 func BenchmarkStartup(b *testing.B) {
-	env := localenv.New(b)
+	env := envtest.New(b)
 	probe := built(b, "probe")
 	python := "python3"
 	if _, err := os.Stat("/usr/bin/python3"); err == nil {
@@ -96,7 +97,7 @@ func BenchmarkStartup(b *testing.B) {
 // by a supervised program (through the proxy and the agent) and by the same
 // program run inside the target's network namespace (nsenter).
 func BenchmarkOutgoingStream(b *testing.B) {
-	env := localenv.New(b)
+	env := envtest.New(b)
 	probe := built(b, "probe")
 	ns, err := env.Peer.NS()
 	if err != nil {

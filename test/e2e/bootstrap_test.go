@@ -15,11 +15,12 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/remocal/remocal/internal/localenv"
 	"github.com/remocal/remocal/interpose/bootstrap"
 	"github.com/remocal/remocal/interpose/connect"
 	"github.com/remocal/remocal/interpose/session"
 	"github.com/remocal/remocal/protocol/config"
-	"github.com/remocal/remocal/test/localenv"
+	"github.com/remocal/remocal/test/envtest"
 	"github.com/remocal/remocal/test/procwatch"
 )
 
@@ -166,7 +167,7 @@ func bootstrapScriptSawTheTarget(t *testing.T, env *localenv.Env, out string) {
 }
 
 func TestBootstrapPythonSeesTheTarget(t *testing.T) {
-	env := localenv.New(t)
+	env := envtest.New(t)
 	py := debianPython(t)
 	b := startBootstrapSession(t, env)
 	r := runPlain(t, b.env, b.dir, py, "-c", bootstrapScript)
@@ -181,7 +182,7 @@ func TestBootstrapPythonSeesTheTarget(t *testing.T) {
 }
 
 func TestBootstrapChildrenInheritTheFilter(t *testing.T) {
-	env := localenv.New(t)
+	env := envtest.New(t)
 	py := debianPython(t)
 	b := startBootstrapSession(t, env)
 	// cat and python3 load the library too; they find the inherited
@@ -199,7 +200,7 @@ func TestBootstrapChildrenInheritTheFilter(t *testing.T) {
 }
 
 func TestBootstrapCoversStaticChildren(t *testing.T) {
-	env := localenv.New(t)
+	env := envtest.New(t)
 	probe := built(t, "probe") // static Go: LD_PRELOAD means nothing to it
 	b := startBootstrapSession(t, env)
 	r := runPlain(t, b.env, b.dir, "sh", "-c", `"$0" read=`+localenv.AppConfigPath+` hostname resolve=redis; exit $?`, probe)
@@ -236,7 +237,7 @@ print("file", "remote" if '"remote"' in open("/etc/inventory/config.json").read(
 `
 
 func TestBootstrapUnderRemocalExecDoesNotStack(t *testing.T) {
-	env := localenv.New(t)
+	env := envtest.New(t)
 	py := debianPython(t)
 	lib, err := bootstrap.Install(t.TempDir())
 	if err != nil {

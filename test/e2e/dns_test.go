@@ -13,7 +13,8 @@ import (
 
 	"golang.org/x/net/dns/dnsmessage"
 
-	"github.com/remocal/remocal/test/localenv"
+	"github.com/remocal/remocal/internal/localenv"
+	"github.com/remocal/remocal/test/envtest"
 )
 
 // laptopDNS is a DNS server on this (isolated) machine's loopback that
@@ -98,7 +99,7 @@ func readDNSTCP(c net.Conn) ([]byte, error) {
 // the target's. "This machine" is simulated by running remocal in a mount
 // namespace whose /etc/resolv.conf points at laptopDNS.
 func TestDNSFilterResolvesListedNamesLocally(t *testing.T) {
-	env := localenv.New(t)
+	env := envtest.New(t)
 	laptopDNS(t)
 	dir := t.TempDir()
 	resolv := filepath.Join(dir, "resolv.conf")

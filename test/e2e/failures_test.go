@@ -10,7 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/remocal/remocal/test/localenv"
+	"github.com/remocal/remocal/internal/localenv"
+	"github.com/remocal/remocal/test/envtest"
 )
 
 func TestUnreachableTarget(t *testing.T) {
@@ -32,7 +33,7 @@ func TestUnreachableTarget(t *testing.T) {
 }
 
 func TestCommandNotFound(t *testing.T) {
-	env := localenv.New(t)
+	env := envtest.New(t)
 	r := execIn(t, env, nil, "no-such-program-anywhere")
 	if r.Code != 127 || !strings.Contains(r.Stderr, `"no-such-program-anywhere" is not in PATH`) {
 		t.Errorf("exit %d, stderr %q; want 127 and a not-found message", r.Code, r.Stderr)
@@ -40,7 +41,7 @@ func TestCommandNotFound(t *testing.T) {
 }
 
 func TestExitStatusIsTheProgramsOwn(t *testing.T) {
-	env := localenv.New(t)
+	env := envtest.New(t)
 	if r := execIn(t, env, []string{"--no-incoming"}, "sh", "-c", "exit 42"); r.Code != 42 || r.Stderr != "" {
 		t.Errorf("exit %d stderr %q, want 42 and nothing from remocal", r.Code, r.Stderr)
 	}
@@ -50,7 +51,7 @@ func TestExitStatusIsTheProgramsOwn(t *testing.T) {
 }
 
 func TestBadConfig(t *testing.T) {
-	env := localenv.New(t)
+	env := envtest.New(t)
 	cfg := filepath.Join(t.TempDir(), "bad.json")
 	os.WriteFile(cfg, []byte(`{
   "network": {"incoming": {"mode": "copy"}},
@@ -92,7 +93,7 @@ func agentOf(t *testing.T, remocalPID int) int {
 // TestAgentKilledMidSession: the program keeps running, remote operations
 // fail promptly with an error, and remocal says what happened.
 func TestAgentKilledMidSession(t *testing.T) {
-	env := localenv.New(t)
+	env := envtest.New(t)
 	r := startExec(t, env, []string{"--no-incoming"}, built(t, "probe"),
 		"read="+localenv.AppConfigPath, "wait", "read="+localenv.AppConfigPath)
 	r.Expect(r.Stdout, `"environment": "remote"`)
@@ -116,7 +117,7 @@ func TestAgentKilledMidSession(t *testing.T) {
 // goes on with this machine's files and network instead of failing every
 // intercepted call with ENOSYS.
 func TestSupervisorKilledKeeperTakesOver(t *testing.T) {
-	env := localenv.New(t)
+	env := envtest.New(t)
 	r := startExec(t, env, []string{"--no-incoming"}, built(t, "probe"),
 		"read="+localenv.AppConfigPath, "wait", "stat=/etc/passwd", "hostname")
 	r.Expect(r.Stdout, `"environment": "remote"`)
@@ -135,7 +136,7 @@ func TestSupervisorKilledKeeperTakesOver(t *testing.T) {
 // the program does, even if a child it left behind keeps a connection
 // through the target open; the child goes on under the keeper.
 func TestSessionEndsWhileABackgroundChildHoldsAConnection(t *testing.T) {
-	env := localenv.New(t)
+	env := envtest.New(t)
 	out := filepath.Join(t.TempDir(), "child.out")
 	// The child connects to Redis through the target, then waits for input
 	// that never comes, holding the connection; the shell waits until the

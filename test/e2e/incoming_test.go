@@ -9,7 +9,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/remocal/remocal/test/localenv"
+	"github.com/remocal/remocal/internal/localenv"
+	"github.com/remocal/remocal/test/envtest"
 )
 
 // peerGet sends a request from the peer pod to the target's port 8080.
@@ -32,7 +33,7 @@ func peerGet(t *testing.T, env *localenv.Env, path string, header http.Header) (
 }
 
 func TestMirroredTrafficReachesTheProgram(t *testing.T) {
-	env := localenv.New(t)
+	env := envtest.New(t)
 	r := startExec(t, env, nil, built(t, "probe"), "serve=:8080")
 	r.Expect(r.Stderr, "mirroring port 8080 of the target to 127.0.0.1:8080")
 	body, by := peerGet(t, env, "/", nil)
@@ -46,7 +47,7 @@ func TestMirroredTrafficReachesTheProgram(t *testing.T) {
 }
 
 func TestStolenTrafficIsAnsweredByTheProgram(t *testing.T) {
-	env := localenv.New(t)
+	env := envtest.New(t)
 	r := startExec(t, env, []string{"--steal"}, built(t, "probe"), "serve=:8080")
 	r.Expect(r.Stderr, "stealing port 8080 of the target")
 	body, by := peerGet(t, env, "/orders", nil)
@@ -62,7 +63,7 @@ func TestStolenTrafficIsAnsweredByTheProgram(t *testing.T) {
 }
 
 func TestHTTPFilteredSteal(t *testing.T) {
-	env := localenv.New(t)
+	env := envtest.New(t)
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "filtered.json")
 	os.WriteFile(cfg, []byte(`{
@@ -86,7 +87,7 @@ func TestHTTPFilteredSteal(t *testing.T) {
 // built-in list of local programs) listens on 2345 and starts the program
 // being debugged, which listens on 8080.
 func TestDebuggerPortsAreNotSubscribed(t *testing.T) {
-	env := localenv.New(t)
+	env := envtest.New(t)
 	dlv := filepath.Join(t.TempDir(), "dlv")
 	data, err := os.ReadFile(built(t, "probe"))
 	if err != nil {
@@ -109,7 +110,7 @@ func TestDebuggerPortsAreNotSubscribed(t *testing.T) {
 }
 
 func TestGDBRunsTheProgramUnderTheLauncher(t *testing.T) {
-	env := localenv.New(t)
+	env := envtest.New(t)
 	gdb := requireTool(t, "gdb")
 	r := execIn(t, env, []string{"--no-incoming"}, gdb, "-batch", "-nx", "-ex", "run", "--args",
 		built(t, "probe"), "env=API_TOKEN", "read="+localenv.AppConfigPath, "resolve=redis")
@@ -123,7 +124,7 @@ func TestGDBRunsTheProgramUnderTheLauncher(t *testing.T) {
 // TestPortMapping: the program listens on 9090, the target's port 8080 is
 // what gets stolen.
 func TestPortMapping(t *testing.T) {
-	env := localenv.New(t)
+	env := envtest.New(t)
 	cfg := filepath.Join(t.TempDir(), "mapping.json")
 	os.WriteFile(cfg, []byte(`{"network": {"incoming": {"mode": "steal", "portMapping": {"9090": 8080}}}}`), 0o644)
 	r := startExec(t, env, []string{"-f", cfg}, built(t, "probe"), "serve=:9090")

@@ -15,13 +15,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/remocal/remocal/internal/localenv"
+	"github.com/remocal/remocal/test/envtest"
 	"github.com/remocal/remocal/test/gobuild"
-	"github.com/remocal/remocal/test/localenv"
 	"github.com/remocal/remocal/test/procwatch"
 )
 
 func TestMain(m *testing.M) {
-	localenv.Main(m, gobuild.Cleanup)
+	envtest.Main(m, gobuild.Cleanup)
 }
 
 // built returns "remocal" or "probe" (the static test program in testdata),

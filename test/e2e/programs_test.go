@@ -9,14 +9,15 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/remocal/remocal/test/localenv"
+	"github.com/remocal/remocal/internal/localenv"
+	"github.com/remocal/remocal/test/envtest"
 )
 
 // Dynamically linked programs from Debian: glibc's resolver (nsswitch,
 // resolv.conf with use-vc), interpreters and their children.
 
 func TestCurl(t *testing.T) {
-	env := localenv.New(t)
+	env := envtest.New(t)
 	curl := requireTool(t, "curl")
 	r := execIn(t, env, []string{"--no-incoming"}, curl, "-sS", "--max-time", "20",
 		fmt.Sprintf("http://inventory:%d/", localenv.AppPort),
@@ -42,7 +43,7 @@ print("child", "remote" if '"remote"' in subprocess.run(["cat", "/etc/inventory/
 `
 
 func TestPython(t *testing.T) {
-	env := localenv.New(t)
+	env := envtest.New(t)
 	py := requireTool(t, "python3")
 	r := execIn(t, env, []string{"--no-incoming"}, py, "-c", pythonScript)
 	if r.Code != 0 {
@@ -73,7 +74,7 @@ dns.lookup("redis", (err, addr) => {
 `
 
 func TestNode(t *testing.T) {
-	env := localenv.New(t)
+	env := envtest.New(t)
 	node := requireTool(t, "node")
 	r := execIn(t, env, []string{"--no-incoming"}, node, "-e", nodeScript)
 	if r.Code != 0 {
@@ -85,7 +86,7 @@ func TestNode(t *testing.T) {
 }
 
 func TestOutgoingUDP(t *testing.T) {
-	env := localenv.New(t)
+	env := envtest.New(t)
 	ns, err := env.Peer.NS()
 	if err != nil {
 		t.Fatal(err)
@@ -115,7 +116,7 @@ func TestOutgoingUDP(t *testing.T) {
 }
 
 func TestChildrenAreIntercepted(t *testing.T) {
-	env := localenv.New(t)
+	env := envtest.New(t)
 	probe := built(t, "probe")
 	r := execIn(t, env, []string{"--no-incoming"}, "sh", "-c",
 		probe+" run="+probe+"+env=GREETING+read="+localenv.AppConfigPath+" && "+probe+" resolve=redis")
@@ -127,7 +128,7 @@ func TestChildrenAreIntercepted(t *testing.T) {
 }
 
 func TestRemoteDirectoryListing(t *testing.T) {
-	env := localenv.New(t)
+	env := envtest.New(t)
 	if err := os.WriteFile(fmt.Sprintf("/proc/%d/root/etc/inventory/extra.json", env.App.PID), []byte("{}"), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -142,7 +143,7 @@ func TestRemoteDirectoryListing(t *testing.T) {
 // local list is dialled from this machine, which (isolated here) cannot
 // reach it, while the rest still goes through the target.
 func TestOutgoingFilterKeepsListedDestinationsLocal(t *testing.T) {
-	env := localenv.New(t)
+	env := envtest.New(t)
 	cfg := filepath.Join(t.TempDir(), "outgoing.json")
 	os.WriteFile(cfg, []byte(`{"network": {"outgoing": {"filter": {"local": ["`+localenv.RedisIP.String()+`/32"]}}, "incoming": {"mode": "off"}}}`), 0o644)
 	probe := built(t, "probe")

@@ -20,10 +20,11 @@ import (
 
 	"golang.org/x/net/dns/dnsmessage"
 
-	"github.com/remocal/remocal/test/localenv"
+	"github.com/remocal/remocal/internal/localenv"
+	"github.com/remocal/remocal/test/envtest"
 )
 
-func TestMain(m *testing.M) { localenv.Main(m) }
+func TestMain(m *testing.M) { envtest.Main(m) }
 
 func ctxFor(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
@@ -109,7 +110,7 @@ func netnsList(t *testing.T) string {
 // TestEnv checks the shared environment from the outside, the way the agent
 // and the tests of other packages will use it.
 func TestEnv(t *testing.T) {
-	e := localenv.New(t)
+	e := envtest.New(t)
 	t.Logf("Start took %v", e.StartDuration)
 
 	t.Run("PeerGetsGreetingAndHostname", func(t *testing.T) {
@@ -384,7 +385,7 @@ func TestEnv(t *testing.T) {
 }
 
 func TestCloseRemovesEverything(t *testing.T) {
-	localenv.RequireRoot(t)
+	envtest.RequireRoot(t)
 	e, err := localenv.Start(ctxFor(t), localenv.Options{Logf: t.Logf})
 	if err != nil {
 		t.Fatal(err)
@@ -442,7 +443,7 @@ func TestCloseRemovesEverything(t *testing.T) {
 }
 
 func TestStartReapsLeftoversOfDeadProcesses(t *testing.T) {
-	localenv.RequireRoot(t)
+	envtest.RequireRoot(t)
 	leftover := func(n string) error {
 		if out, err := exec.Command("ip", "netns", "add", n).CombinedOutput(); err != nil {
 			return fmt.Errorf("ip netns add %s: %v: %s", n, err, out)
@@ -488,7 +489,7 @@ func TestStartReapsLeftoversOfDeadProcesses(t *testing.T) {
 		}
 	})
 
-	e := localenv.New(t)
+	e := envtest.New(t)
 	_ = e
 	list := netnsList(t)
 	if strings.Contains(list, stale) {
@@ -508,7 +509,7 @@ func TestStartReapsLeftoversOfDeadProcesses(t *testing.T) {
 }
 
 func TestFailedStartCleansUpAndExplains(t *testing.T) {
-	localenv.RequireRoot(t)
+	envtest.RequireRoot(t)
 	bad := filepath.Join(t.TempDir(), "broken-app")
 	if err := os.WriteFile(bad, []byte("#!/bin/sh\necho 'config is on fire' >&2\nexit 3\n"), 0o755); err != nil {
 		t.Fatal(err)

@@ -141,7 +141,7 @@ var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,40}$`)
 // created.
 func Start(ctx context.Context, opts Options) (_ *Env, err error) {
 	t0 := time.Now()
-	if reason := missingPrivileges(); reason != "" {
+	if reason := MissingPrivileges(); reason != "" {
 		return nil, errors.New("localenv: " + reason)
 	}
 	tl, err := findTools()

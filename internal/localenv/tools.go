@@ -64,9 +64,9 @@ func findTools() (tools, error) {
 	return t, nil
 }
 
-// missingPrivileges explains why this process cannot build an environment,
+// MissingPrivileges explains why this process cannot build an environment,
 // or returns "".
-func missingPrivileges() string {
+func MissingPrivileges() string {
 	if os.Geteuid() != 0 {
 		return "needs root: creating network namespaces, veth pairs and mounts requires CAP_SYS_ADMIN and CAP_NET_ADMIN (run the tests with sudo, or as root in a VM)"
 	}

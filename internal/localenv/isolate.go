@@ -7,9 +7,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"syscall"
-	"testing"
 
-	"go.uber.org/goleak"
 	"golang.org/x/sys/unix"
 )
 
@@ -34,7 +32,7 @@ func RunIsolated(run func() int) int {
 		}
 		return run()
 	}
-	if missingPrivileges() != "" {
+	if MissingPrivileges() != "" {
 		return run()
 	}
 	exe, err := os.Executable()
@@ -107,55 +105,4 @@ func loopbackUp() error {
 		return fmt.Errorf("bring lo up: %w", err)
 	}
 	return nil
-}
-
-// Main is the TestMain of packages with integration tests:
-//
-//	func TestMain(m *testing.M) { localenv.Main(m) }
-//
-// It runs the tests isolated from the machine's network (RunIsolated) and,
-// if they pass, fails the run when goroutines are left behind, since a leaked
-// goroutine here usually means a leaked connection, listener or process.
-// Each after function runs once the tests are done, before the leak check.
-func Main(m *testing.M, after ...func()) {
-	os.Exit(RunIsolated(func() int {
-		code := m.Run()
-		for _, f := range after {
-			f()
-		}
-		if code != 0 {
-			return code
-		}
-		if err := goleak.Find(); err != nil {
-			fmt.Fprintf(os.Stderr, "localenv: tests passed but leaked goroutines:\n%v\n", err)
-			return 1
-		}
-		return 0
-	}))
-}
-
-// New starts an environment for t and closes it when t ends. It skips t when
-// the process lacks the privileges namespaces need.
-func New(t testing.TB) *Env {
-	t.Helper()
-	RequireRoot(t)
-	e, err := Start(t.Context(), Options{Logf: t.Logf})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := e.Close(); err != nil {
-			t.Error(err)
-		}
-	})
-	return e
-}
-
-// RequireRoot skips t unless the process can create network namespaces
-// (root with CAP_SYS_ADMIN and CAP_NET_ADMIN).
-func RequireRoot(t testing.TB) {
-	t.Helper()
-	if reason := missingPrivileges(); reason != "" {
-		t.Skip("localenv " + reason)
-	}
 }
