@@ -493,6 +493,14 @@ func TestStartErrors(t *testing.T) {
 			"cannot reach the agent at unix:/nonexistent/agent.sock"},
 		{"bad incoming", func(s *Spec) { s.Incoming = "sideways" }, daemon.CodeInvalidConfig, `incoming "sideways" is not mirror, steal or off`},
 		{"bad config", func(s *Spec) { s.Config.FS.Mode = "write" }, daemon.CodeInvalidConfig, "$.fs.mode"},
+		// Messages that once fooled the daemon's word search: both say
+		// "config", neither is the configuration's fault.
+		{"kubeconfig that does not load", func(s *Spec) {
+			s.Target = "deployment/api"
+			s.Config.Kubernetes.Kubeconfig = "/nonexistent/kubeconfig"
+		}, daemon.CodeAgent, "/nonexistent/kubeconfig"},
+		{"unreachable agent under a config directory", func(s *Spec) { s.Config.Agent.Address = "unix:/nonexistent/config/agent.sock" },
+			daemon.CodeAgent, "cannot reach the agent at unix:/nonexistent/config/agent.sock"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			dir := t.TempDir()
