@@ -53,7 +53,7 @@ bootstrap-fresh:
 
 # The whole suite, as CI runs it (root: integration tests build network
 # namespaces). Integration tests isolate themselves in a loopback-only
-# network namespace; see test/localenv.
+# network namespace; see test/envtest.
 test: deps lint
 	go test -race $(GOFLAGS_TEST) ./...
 	$(MAKE) --no-print-directory fuzz-short
@@ -65,7 +65,7 @@ test: deps lint
 # machine it is built: minutes) and goes down afterwards if it was not
 # running before. Under plain go test these tests skip and say how to run
 # them.
-E2E_PKGS ?= ./test/cluster/ ./test/e2e/kube/ ./server/targets/ ./cmd/remocal/
+E2E_PKGS ?= ./test/cluster/ ./test/e2e/kube/ ./server/internal/targets/ ./cmd/remocal/
 e2e: deps
 	@test/setup/e2e.sh $(E2E_PKGS)
 

@@ -22,7 +22,7 @@ import (
 )
 
 // The integration tests run against a real environment of network
-// namespaces (test/localenv); the test process itself sits in a
+// namespaces (internal/localenv); the test process itself sits in a
 // loopback-only namespace, so anything not sent through the agent or a pod's
 // namespace cannot reach the pods at all.
 func TestMain(m *testing.M) {

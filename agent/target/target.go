@@ -1,9 +1,10 @@
 // Package target finds the process an agent serves and gives access to its
 // namespaces, root filesystem, environment and lifetime.
 //
-// Locating a target is pluggable: a local PID today, a Kubernetes container
-// (found by its container ID in /proc/*/cgroup) later. Whatever the locator,
-// the result is a Process, and everything the agent does goes through it.
+// Locating a target is pluggable: a local PID, a Kubernetes container (found
+// on its node by its container ID in /proc/*/cgroup), or no process at all
+// (targetless). Whatever the locator, the result is a Process, and
+// everything the agent does goes through it.
 package target
 
 import (

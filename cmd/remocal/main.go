@@ -1,6 +1,7 @@
 // Command remocal runs a local process as if it ran inside a remote target.
 // One binary holds every part: the CLI, the agent that runs beside a target,
-// and (in later versions) the daemon and operator.
+// the daemon that IDEs and scripts drive and its session hosts, and the
+// launcher and keeper that interposition re-executes.
 package main
 
 import (

@@ -1,6 +1,6 @@
 // Command demo is what `make demo` runs: your local copy of a service runs
 // under `remocal exec` as if it were inside a pod of a "remote" environment
-// built from network namespaces (test/localenv), and the demo shows, step
+// built from network namespaces (internal/localenv), and the demo shows, step
 // by step, that its environment, files, DNS, outgoing connections and
 // incoming traffic are the pod's. It removes everything it created on exit
 // and on Ctrl-C.

@@ -413,7 +413,7 @@ func ParseDuration(s string) (time.Duration, error) {
 	return d, nil
 }
 
-// checkAgentAddress accepts the addresses agent/client.Dial understands,
+// checkAgentAddress accepts the addresses agentclient.Dial understands,
 // restricted to the explicit forms so a typo cannot turn into a host name.
 func checkAgentAddress(s string) error {
 	switch {

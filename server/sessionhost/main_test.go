@@ -26,7 +26,7 @@ import (
 )
 
 // The tests start real session hosts (the remocal binary built from this
-// module) against the local "remote" environment of test/localenv, and run
+// module) against the local "remote" environment of internal/localenv, and run
 // real programs that join them, as an IDE would: with Ready.Env (the
 // LD_PRELOAD bootstrap) or through `remocal exec --join`. Everything runs in
 // localenv's loopback-only network namespace.

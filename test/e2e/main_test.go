@@ -1,6 +1,6 @@
 // Package e2e runs `remocal exec` end to end: real programs (curl, python3,
 // a static Go binary, ...) run under the real binary against the local
-// "remote" environment of test/localenv. The test binary, and so every
+// "remote" environment of internal/localenv. The test binary, and so every
 // program it runs, sits in a loopback-only network namespace: whatever the
 // programs reach of the environment, they reach through remocal.
 package e2e

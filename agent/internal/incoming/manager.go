@@ -1,5 +1,5 @@
 // Package incoming delivers a target's incoming TCP traffic to remocal
-// clients. Subscribed ports are redirected (agent/redirect) to one listener
+// clients. Subscribed ports are redirected (agent/internal/redirect) to one listener
 // the manager keeps inside the target's network namespace; each accepted
 // connection is then mirrored, stolen whole, routed request by request
 // (HTTP filters) or passed through to the application.
