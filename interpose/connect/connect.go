@@ -95,7 +95,8 @@ func For(target string, o Options) (Connector, error) {
 	case "pid":
 		pid, err := strconv.Atoi(rest)
 		if err != nil || pid <= 0 {
-			return nil, fmt.Errorf("target %q: expected pid/<process id>, for example pid/1234", target)
+			return nil, &config.Error{Problems: []config.Problem{{Path: "$.target",
+				Message: fmt.Sprintf("got %q, expected pid/<process id>, for example pid/1234", target)}}}
 		}
 		return &LocalPID{PID: pid, Self: o.Self, IdleTTL: time.Duration(o.Agent.IdleTTL), Stderr: o.Stderr}, nil
 	}
