@@ -16,7 +16,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/netip"
 	"os"
 	"runtime"
 	"sync"
@@ -387,6 +386,3 @@ func errnoOf(err error, fallback unix.Errno) unix.Errno {
 	}
 	return fallback
 }
-
-// addrPort helps handlers that log destinations.
-type addrPort = netip.AddrPort
