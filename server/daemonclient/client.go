@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"net"
 	"strings"
-	"sync"
 
 	"go.lsp.dev/jsonrpc2"
 	"go.lsp.dev/protocol"
@@ -26,7 +25,6 @@ type Client struct {
 	conn   jsonrpc2.Conn
 	Server protocol.ServerInfo
 
-	mu    sync.Mutex
 	notes chan Notification
 }
 
