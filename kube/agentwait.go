@@ -99,7 +99,7 @@ func waitAgentPod(ctx context.Context, env *Env, ns string, opts metav1.ListOpti
 		return "", ctx.Err()
 	case errors.As(context.Cause(wctx), &refused):
 		return "", refused
-	case errors.Is(err, wait.ErrWaitTimeout) || wctx.Err() != nil:
+	case wait.Interrupted(err) || wctx.Err() != nil:
 		return "", timeoutError(ctx, env, ns, last, timeout)
 	case err != nil:
 		var se *apierrors.StatusError
