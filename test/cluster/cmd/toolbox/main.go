@@ -50,7 +50,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fail(errors.New("usage: toolbox serve|sleep|lookup|get|dial|ps|addrs|netns ..."))
+		fail(errors.New("usage: toolbox serve|sleep|lookup|get|dial|ps|addrs|netns [ARGS]"))
 	}
 	args := os.Args[2:]
 	var err error
@@ -263,7 +263,7 @@ func netns(args []string) error {
 	_ = fs.Parse(args)
 	rest := fs.Args()
 	if len(rest) == 0 || (*pid == 0) == (*container == "") {
-		return errors.New("usage: toolbox netns (-pid PID | -container ID) -- SUBCOMMAND ARGS...")
+		return errors.New("usage: toolbox netns (-pid PID | -container ID) -- SUBCOMMAND [ARGS]")
 	}
 	if *container != "" {
 		p, err := pidOfContainer(strings.TrimPrefix(*container, "containerd://"))
