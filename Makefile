@@ -83,10 +83,13 @@ fuzz-short:
 bench: deps
 	go test -run '^$$' -bench . -benchmem $(BENCHFLAGS) ./...
 
+# gofmt, go vet, then staticcheck at the version go.mod's tool directive
+# pins (go tool fetches it from the module proxy on first use).
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 		if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	go vet ./...
+	go tool staticcheck ./...
 
 # The embedded default: a "remote" environment in network namespaces, and
 # your local copy of its service run under remocal exec, shown feature by
