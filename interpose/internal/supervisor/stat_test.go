@@ -63,3 +63,59 @@ func TestEncodersMatchKernelLayout(t *testing.T) {
 		t.Error("statx must not claim a birth time it does not have")
 	}
 }
+
+// Field by field, at the offsets of struct stat and struct statx on x86_64,
+// for values a real file seldom has (device numbers, large sizes, times
+// with nanoseconds).
+func TestEncodeStatFields(t *testing.T) {
+	const sec = int64(1_700_000_000)
+	fi := &wire.FileInfo{Mode: unix.S_IFCHR | 0o620, Size: 1 << 40, Ino: 0x1122334455667788, Dev: unix.Mkdev(259, 3),
+		Rdev: unix.Mkdev(136, 4), Nlink: 3, UID: 1000, GID: 5, Blksize: 4096, Blocks: 1 << 31,
+		Atime: sec*1e9 + 1, Mtime: sec*1e9 + 999_999_999, Ctime: 0}
+	st := *(*unix.Stat_t)(unsafe.Pointer(&encodeStat(fi)[0]))
+	stx := *(*unix.Statx_t)(unsafe.Pointer(&encodeStatx(fi)[0]))
+	for _, tc := range []struct {
+		field     string
+		got, want int64
+	}{
+		{"st_dev", int64(st.Dev), int64(unix.Mkdev(259, 3))},
+		{"st_ino", int64(st.Ino), 0x1122334455667788},
+		{"st_nlink", int64(st.Nlink), 3},
+		{"st_mode", int64(st.Mode), unix.S_IFCHR | 0o620},
+		{"st_uid", int64(st.Uid), 1000},
+		{"st_gid", int64(st.Gid), 5},
+		{"st_rdev", int64(st.Rdev), int64(unix.Mkdev(136, 4))},
+		{"st_size", st.Size, 1 << 40},
+		{"st_blksize", st.Blksize, 4096},
+		{"st_blocks", st.Blocks, 1 << 31},
+		{"st_atim.tv_sec", st.Atim.Sec, sec},
+		{"st_atim.tv_nsec", st.Atim.Nsec, 1},
+		{"st_mtim.tv_sec", st.Mtim.Sec, sec},
+		{"st_mtim.tv_nsec", st.Mtim.Nsec, 999_999_999},
+		{"st_ctim.tv_sec", st.Ctim.Sec, 0},
+		{"st_ctim.tv_nsec", st.Ctim.Nsec, 0},
+		{"stx_mask", int64(stx.Mask), unix.STATX_BASIC_STATS},
+		{"stx_blksize", int64(stx.Blksize), 4096},
+		{"stx_nlink", int64(stx.Nlink), 3},
+		{"stx_uid", int64(stx.Uid), 1000},
+		{"stx_gid", int64(stx.Gid), 5},
+		{"stx_mode", int64(stx.Mode), unix.S_IFCHR | 0o620},
+		{"stx_ino", int64(stx.Ino), 0x1122334455667788},
+		{"stx_size", int64(stx.Size), 1 << 40},
+		{"stx_blocks", int64(stx.Blocks), 1 << 31},
+		{"stx_atime.tv_sec", stx.Atime.Sec, sec},
+		{"stx_atime.tv_nsec", int64(stx.Atime.Nsec), 1},
+		{"stx_btime.tv_sec", stx.Btime.Sec, 0},
+		{"stx_ctime.tv_sec", stx.Ctime.Sec, 0},
+		{"stx_mtime.tv_sec", stx.Mtime.Sec, sec},
+		{"stx_mtime.tv_nsec", int64(stx.Mtime.Nsec), 999_999_999},
+		{"stx_rdev_major", int64(stx.Rdev_major), 136},
+		{"stx_rdev_minor", int64(stx.Rdev_minor), 4},
+		{"stx_dev_major", int64(stx.Dev_major), 259},
+		{"stx_dev_minor", int64(stx.Dev_minor), 3},
+	} {
+		if tc.got != tc.want {
+			t.Errorf("%s = %d, want %d", tc.field, tc.got, tc.want)
+		}
+	}
+}
