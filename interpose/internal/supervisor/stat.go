@@ -29,8 +29,20 @@ func encodeStat(fi *wire.FileInfo) []byte {
 }
 
 func putTimespec(b []byte, ns int64) {
-	binary.LittleEndian.PutUint64(b, uint64(ns/1e9))
-	binary.LittleEndian.PutUint64(b[8:], uint64(ns%1e9))
+	sec, nsec := splitNanos(ns)
+	binary.LittleEndian.PutUint64(b, uint64(sec))
+	binary.LittleEndian.PutUint64(b[8:], uint64(nsec))
+}
+
+// splitNanos splits a time in nanoseconds since 1970 as the kernel's
+// timespec does: the seconds rounded down, so that the nanoseconds are in
+// [0, 1e9) for times before 1970 too.
+func splitNanos(ns int64) (sec, nsec int64) {
+	sec, nsec = ns/1e9, ns%1e9
+	if nsec < 0 {
+		sec, nsec = sec-1, nsec+1e9
+	}
+	return sec, nsec
 }
 
 // encodeStatx lays out struct statx (256 bytes) with the basic fields, which
@@ -59,6 +71,7 @@ func encodeStatx(fi *wire.FileInfo) []byte {
 }
 
 func putStatxTime(b []byte, ns int64) {
-	binary.LittleEndian.PutUint64(b, uint64(ns/1e9))
-	binary.LittleEndian.PutUint32(b[8:], uint32(ns%1e9))
+	sec, nsec := splitNanos(ns)
+	binary.LittleEndian.PutUint64(b, uint64(sec))
+	binary.LittleEndian.PutUint32(b[8:], uint32(nsec))
 }

@@ -119,3 +119,35 @@ func TestEncodeStatFields(t *testing.T) {
 		}
 	}
 }
+
+// A time before 1970 (touch -d 1960-01-01) comes from the agent as
+// negative nanoseconds; the kernel's timespec keeps tv_nsec in
+// [0, 999999999] and puts the sign in tv_sec alone.
+func TestEncodeStatTimesBefore1970(t *testing.T) {
+	for _, tc := range []struct {
+		ns       int64
+		sec      int64
+		nsec     int64
+		kernelNs int64
+	}{
+		{0, 0, 0, 0},
+		{1, 0, 1, 1},
+		{-1, -1, 999_999_999, -1},
+		{-1_500_000_000, -2, 500_000_000, -1_500_000_000},
+		{-2_000_000_000, -2, 0, -2_000_000_000},
+		{-315_619_200_000_000_001, -315_619_201, 999_999_999, -315_619_200_000_000_001},
+	} {
+		fi := &wire.FileInfo{Atime: tc.ns, Mtime: tc.ns, Ctime: tc.ns}
+		st := *(*unix.Stat_t)(unsafe.Pointer(&encodeStat(fi)[0]))
+		if st.Mtim.Sec != tc.sec || st.Mtim.Nsec != tc.nsec {
+			t.Errorf("stat of %dns: tv_sec %d tv_nsec %d, want %d %d", tc.ns, st.Mtim.Sec, st.Mtim.Nsec, tc.sec, tc.nsec)
+		}
+		stx := *(*unix.Statx_t)(unsafe.Pointer(&encodeStatx(fi)[0]))
+		if stx.Mtime.Sec != tc.sec || int64(stx.Mtime.Nsec) != tc.nsec {
+			t.Errorf("statx of %dns: tv_sec %d tv_nsec %d, want %d %d", tc.ns, stx.Mtime.Sec, stx.Mtime.Nsec, tc.sec, tc.nsec)
+		}
+		if got := st.Mtim.Nano(); got != tc.kernelNs {
+			t.Errorf("stat of %dns reads back as %dns", tc.ns, got)
+		}
+	}
+}
