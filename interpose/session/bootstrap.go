@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"strings"
 
 	"github.com/remocal/remocal/interpose/internal/handoff"
 	"github.com/remocal/remocal/interpose/internal/seccomp"
@@ -96,14 +97,23 @@ func (s *Session) BootstrapEnv(local []string, library, socket string) ([]string
 	if library == "" || socket == "" {
 		return nil, errors.New("bootstrap needs the library path and the session socket")
 	}
-	env := s.Environ(local)
-	preload := library
-	for i, kv := range env {
-		if v, ok := cutPrefix(kv, "LD_PRELOAD="); ok && v != "" {
-			preload = library + ":" + v
-			env = append(env[:i], env[i+1:]...)
-			break
+	preload := []string{library}
+	var env []string
+	// One entry each: getenv reads the first of duplicates, so a socket
+	// left from another session (or an empty LD_PRELOAD) would win.
+	for _, kv := range s.Environ(local) {
+		if v, ok := cutPrefix(kv, "LD_PRELOAD="); ok {
+			for _, lib := range strings.Split(v, ":") {
+				if lib != "" && lib != library {
+					preload = append(preload, lib)
+				}
+			}
+			continue
 		}
+		if _, ok := cutPrefix(kv, SocketEnv+"="); ok {
+			continue
+		}
+		env = append(env, kv)
 	}
-	return append(env, "LD_PRELOAD="+preload, SocketEnv+"="+socket), nil
+	return append(env, "LD_PRELOAD="+strings.Join(preload, ":"), SocketEnv+"="+socket), nil
 }

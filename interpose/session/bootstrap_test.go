@@ -24,6 +24,16 @@ func TestBootstrapEnv(t *testing.T) {
 			[]string{"LD_PRELOAD=" + lib, "REMOCAL_SESSION_SOCKET=" + sock}},
 		{"overridden preload kept", []string{"LD_PRELOAD=/local.so"}, nil, map[string]string{"LD_PRELOAD": "/override.so"},
 			[]string{"LD_PRELOAD=" + lib + ":/override.so", "REMOCAL_SESSION_SOCKET=" + sock}},
+		// One entry each: getenv and the loader read the first of
+		// duplicates, the bootstrap library would join the session it names.
+		{"empty local preload", []string{"LD_PRELOAD=", "A=1"}, nil, nil,
+			[]string{"A=1", "LD_PRELOAD=" + lib, "REMOCAL_SESSION_SOCKET=" + sock}},
+		{"another session's socket", []string{"REMOCAL_SESSION_SOCKET=/run/old.sock", "A=1"}, nil, nil,
+			[]string{"A=1", "LD_PRELOAD=" + lib, "REMOCAL_SESSION_SOCKET=" + sock}},
+		{"a session's environment again", []string{"LD_PRELOAD=" + lib + ":/x.so", "REMOCAL_SESSION_SOCKET=/run/old.sock"}, nil, nil,
+			[]string{"LD_PRELOAD=" + lib + ":/x.so", "REMOCAL_SESSION_SOCKET=" + sock}},
+		{"target's socket variable", nil, map[string]string{"REMOCAL_SESSION_SOCKET": "/run/pod.sock"}, nil,
+			[]string{"LD_PRELOAD=" + lib, "REMOCAL_SESSION_SOCKET=" + sock}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := withEnv(tc.remote, tc.override).BootstrapEnv(tc.local, lib, sock)
