@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/remocal/remocal/test/cluster"
+	"github.com/remocal/remocal/test/poll"
 )
 
 // These tests prove the harness gives remocal what its agent needs. They
@@ -57,7 +58,7 @@ func runOnce(t *testing.T, c *cluster.Cluster, ns, name string, args ...string) 
 		t.Fatal(err)
 	}
 	var phase string
-	err := cluster.Poll(ctx, 60*time.Second, func() error {
+	err := poll.Until(ctx, 60*time.Second, func() error {
 		out, err := c.Kubectl(ctx, "-n", ns, "get", "pod", name, "-o", "jsonpath={.status.phase}")
 		if err != nil {
 			return err
@@ -180,7 +181,7 @@ func TestClusterIPService(t *testing.T) {
 	// each try a new pod with a new connection.
 	var out string
 	ctx := ctxFor(t, 120*time.Second)
-	err := cluster.Poll(ctx, 60*time.Second, func() error {
+	err := poll.Until(ctx, 60*time.Second, func() error {
 		name := fmt.Sprintf("client-%d", time.Now().UnixNano()%100000)
 		var err error
 		out, err = runOnce(t, c, ns, name, "get", "-timeout", "3s", "http://backend."+ns+"/")
@@ -194,7 +195,7 @@ func TestClusterIPService(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = cluster.Poll(ctx, 30*time.Second, func() error {
+	err = poll.Until(ctx, 30*time.Second, func() error {
 		cl := &http.Client{Timeout: 3 * time.Second, Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true}}
 		resp, err := cl.Get("http://" + ip + "/")
 		if err != nil {
@@ -263,7 +264,7 @@ func TestEphemeralContainerTargetsProcessNamespace(t *testing.T) {
 		"--target=main", "--container=dbg", "--profile=general", "--", "/toolbox", "ps"); err != nil {
 		t.Fatal(err)
 	}
-	err := cluster.Poll(ctx, 60*time.Second, func() error {
+	err := poll.Until(ctx, 60*time.Second, func() error {
 		out, err := c.Kubectl(ctx, "-n", ns, "get", "pod", "target", "-o", `jsonpath={.status.ephemeralContainerStatuses[?(@.name=="dbg")].state.terminated.exitCode}`)
 		if err != nil {
 			return err
@@ -575,7 +576,7 @@ spec:
 	if _, err := c.Kubectl(ctx, "wait", "crd/widgets."+group, "--for=condition=Established", "--timeout=30s"); err != nil {
 		t.Fatal(err)
 	}
-	err := cluster.Poll(ctx, 20*time.Second, func() error {
+	err := poll.Until(ctx, 20*time.Second, func() error {
 		_, err := c.KubectlInput(ctx, fmt.Sprintf("apiVersion: %s/v1\nkind: Widget\nmetadata: {name: w}\nspec: {size: 3}\n", group), "-n", ns, "apply", "-f", "-")
 		return err
 	})

@@ -13,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/remocal/remocal/test/poll"
 )
 
 // EnvVar selects how tests get a cluster:
@@ -97,7 +99,7 @@ func (c *Cluster) Namespace(tb testing.TB) string {
 		tb.Fatal(err)
 	}
 	// Pods need the namespace's default service account.
-	if err := poll(ctx, 30*time.Second, func() error {
+	if err := poll.Until(ctx, 30*time.Second, func() error {
 		_, err := c.Kubectl(ctx, "-n", name, "get", "serviceaccount", "default", "-o", "name")
 		return err
 	}); err != nil {
@@ -197,27 +199,4 @@ func (c *Cluster) PortForward(ctx context.Context, ns, target string, remotePort
 		stop()
 		return "", nil, fmt.Errorf("kubectl port-forward %s: not listening after 30s: %s", target, stderr.String())
 	}
-}
-
-// poll retries f until it succeeds or timeout passes.
-func poll(ctx context.Context, timeout time.Duration, f func() error) error {
-	deadline := time.Now().Add(timeout)
-	for {
-		err := f()
-		if err == nil {
-			return nil
-		}
-		if time.Now().After(deadline) || ctx.Err() != nil {
-			return fmt.Errorf("after %s: %w", timeout, err)
-		}
-		select {
-		case <-ctx.Done():
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
-}
-
-// Poll is poll for tests: retry f until it succeeds or timeout passes.
-func Poll(ctx context.Context, timeout time.Duration, f func() error) error {
-	return poll(ctx, timeout, f)
 }

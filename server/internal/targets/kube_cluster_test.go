@@ -17,6 +17,7 @@ import (
 	"github.com/remocal/remocal/protocol/config"
 	"github.com/remocal/remocal/protocol/daemon"
 	"github.com/remocal/remocal/test/cluster"
+	"github.com/remocal/remocal/test/poll"
 )
 
 // workloads is one of each kind: a Deployment of 2 pods whose pods carry a
@@ -278,7 +279,7 @@ func TestKubeProviderNamespaceOnly(t *testing.T) {
 	// no announcement may come of either.
 	r0, n0, a0 := k.resyncs.Load(), k.rebuilds.Load(), k.announced.Load()
 	objects := int64(len(want))
-	if err := cluster.Poll(ctx, 30*time.Second, func() error {
+	if err := poll.Until(ctx, 30*time.Second, func() error {
 		if got := k.resyncs.Load() - r0; got < 3*objects {
 			return fmt.Errorf("%d resynced objects", got)
 		}
@@ -291,7 +292,7 @@ func TestKubeProviderNamespaceOnly(t *testing.T) {
 	}
 	// The label changes the pod but not its target: a rebuild that finds
 	// nothing new, and no notification.
-	if err := cluster.Poll(ctx, 30*time.Second, func() error {
+	if err := poll.Until(ctx, 30*time.Second, func() error {
 		if k.rebuilds.Load() == n0 || k.unchanged.Load() == 0 {
 			return errors.New("no rebuild for the label yet")
 		}
@@ -328,7 +329,7 @@ func TestListOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	env := loadEnv(t, c.Kubeconfig)
-	if err := cluster.Poll(ctx, 90*time.Second, func() error {
+	if err := poll.Until(ctx, 90*time.Second, func() error {
 		ts, err := kube.List(ctx, env, ns, false)
 		if err != nil {
 			return err

@@ -17,7 +17,7 @@ import (
 
 	"github.com/remocal/remocal/kube"
 	"github.com/remocal/remocal/protocol/daemon"
-	"github.com/remocal/remocal/test/cluster"
+	"github.com/remocal/remocal/test/poll"
 )
 
 // The coalescing and resync rules, checked where their timing can be
@@ -107,7 +107,7 @@ func TestKubeCoalescesAndIgnoresNoChange(t *testing.T) {
 	if _, err := cs.CoreV1().Pods("a").Update(ctx, p, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if err := cluster.Poll(ctx, 30*time.Second, func() error {
+	if err := poll.Until(ctx, 30*time.Second, func() error {
 		if k.unchanged.Load() < 3 {
 			return fmt.Errorf("%d rebuilds found nothing changed", k.unchanged.Load())
 		}

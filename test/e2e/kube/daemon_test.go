@@ -14,7 +14,7 @@ import (
 	"github.com/remocal/remocal/protocol/daemon"
 	"github.com/remocal/remocal/protocol/wire"
 	"github.com/remocal/remocal/server/daemonclient"
-	"github.com/remocal/remocal/test/cluster"
+	"github.com/remocal/remocal/test/poll"
 	"github.com/remocal/remocal/test/procwatch"
 )
 
@@ -126,7 +126,7 @@ func (d *laptopDaemon) detail(id string, ok func(daemon.SessionDetail) bool) dae
 	d.f.t.Helper()
 	var det daemon.SessionDetail
 	ctx := d.f.ctx()
-	err := cluster.Poll(ctx, procwatch.Patience, func() error {
+	err := poll.Until(ctx, procwatch.Patience, func() error {
 		det = daemon.SessionDetail{}
 		if err := d.client.Call(ctx, daemon.MethodSessionDetail, daemon.SessionParams{ID: id}, &det); err != nil {
 			d.f.t.Fatalf("session/detail %s: %v", id, err)
@@ -170,7 +170,7 @@ func stealing(port uint16) func(daemon.SessionDetail) bool {
 // are gone.
 func waitNoTables(t *testing.T, pod podInfo) {
 	t.Helper()
-	err := cluster.Poll(t.Context(), procwatch.Patience, func() error {
+	err := poll.Until(t.Context(), procwatch.Patience, func() error {
 		if left := remocalTables(t, pod.containerID); len(left) > 0 {
 			return fmt.Errorf("tables %v in the pod's network namespace", left)
 		}

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/remocal/remocal/test/cluster"
+	"github.com/remocal/remocal/test/poll"
 )
 
 // appURL is the target pod's port 8080, as other pods reach it.
@@ -104,7 +104,7 @@ func TestStealLeavesKubeletProbesToThePod(t *testing.T) {
 
 	probes := func() int { return strings.Count(f.kubectl("logs", pod.name), "GET /healthz") }
 	before := probes()
-	err := cluster.Poll(f.ctx(), 30*time.Second, func() error {
+	err := poll.Until(f.ctx(), 30*time.Second, func() error {
 		if n := probes() - before; n < 2 {
 			return fmt.Errorf("%d kubelet probes reached the pod since the steal began", n)
 		}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/remocal/remocal/test/cluster"
 	"github.com/remocal/remocal/test/gobuild"
+	"github.com/remocal/remocal/test/poll"
 )
 
 // The agent pod deleted mid-session: the session says so plainly, the
@@ -227,7 +228,7 @@ func TestAgentExitsWhenIdle(t *testing.T) {
 	if code := p.Wait(); code != 0 { // serve exits after one request
 		t.Fatalf("exit %d", code)
 	}
-	err := cluster.Poll(f.ctx(), 60*time.Second, func() error {
+	err := poll.Until(f.ctx(), 60*time.Second, func() error {
 		out := f.kubectl("get", "jobs", "-l", "app.kubernetes.io/name=remocal-agent",
 			"-o", `jsonpath={range .items[*]}{.metadata.name} succeeded={.status.succeeded} ttl={.spec.ttlSecondsAfterFinished}{"\n"}{end}`)
 		if !strings.Contains(out, "succeeded=1 ttl=60") {
