@@ -17,6 +17,7 @@ import (
 	"github.com/remocal/remocal/internal/localenv"
 	"github.com/remocal/remocal/protocol/wire"
 	"github.com/remocal/remocal/test/envtest"
+	"github.com/remocal/remocal/test/poll"
 )
 
 // localServer stands for the developer's local process: it answers
@@ -304,16 +305,19 @@ func TestDisconnectReleasesPorts(t *testing.T) {
 	// The agent notices the disconnect asynchronously; once it has, another
 	// client may steal the port and direct traffic is back.
 	bob := connect(t, addr, "bob@desk")
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		s, err := bob.Subscribe(testCtx(t), wire.Subscribe{Port: localenv.AppPort, Mode: wire.ModeSteal}, local.forwarder())
+	ctx := testCtx(t)
+	if err := poll.Until(ctx, 5*time.Second, func() error {
+		s, err := bob.Subscribe(ctx, wire.Subscribe{Port: localenv.AppPort, Mode: wire.ModeSteal}, local.forwarder())
 		if err == nil {
-			s.Close(testCtx(t))
-			break
+			s.Close(ctx)
+			return nil
 		}
-		if wire.CodeOf(err) != wire.CodeConflict || time.Now().After(deadline) {
+		if wire.CodeOf(err) != wire.CodeConflict {
 			t.Fatalf("steal after the holder disconnected: %v", err)
 		}
+		return err
+	}); err != nil {
+		t.Fatalf("steal after the holder disconnected: %v", err)
 	}
 	assertFromApp(t, env, "/", nil)
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/remocal/remocal/protocol/daemon"
+	"github.com/remocal/remocal/test/poll"
 )
 
 // stdioClient drives `remocal daemon --stdio` the way an IDE does.
@@ -76,12 +77,14 @@ func (s *stdioClient) call(t *testing.T, id int, method, params string) string {
 
 func waitExit(t *testing.T, pid int, what string) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for syscall.Kill(pid, 0) == nil {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s (pid %d) did not exit", what, pid)
+	// Not our child: nothing to wait on but the pid going away.
+	if err := poll.Until(t.Context(), 20*time.Second, func() error {
+		if syscall.Kill(pid, 0) == nil {
+			return fmt.Errorf("%s (pid %d) did not exit", what, pid)
 		}
-		time.Sleep(10 * time.Millisecond) // polling a condition another process controls
+		return nil
+	}); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -160,16 +163,16 @@ func TestForwarderKeepsAnOlderDaemonWithSessions(t *testing.T) {
 
 func waitForSocket(t *testing.T, socket string) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		if c, err := netDialUnix(socket); err == nil {
-			c.Close()
-			return
+	// The other process starts on its own time and says nothing.
+	if err := poll.Until(t.Context(), 20*time.Second, func() error {
+		c, err := netDialUnix(socket)
+		if err != nil {
+			return fmt.Errorf("nothing listens on %s: %w", socket, err)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("nothing listens on %s", socket)
-		}
-		time.Sleep(10 * time.Millisecond) // the other process starts on its own time
+		c.Close()
+		return nil
+	}); err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"github.com/remocal/remocal/protocol/daemon"
 	"github.com/remocal/remocal/server/daemonclient"
 	"github.com/remocal/remocal/server/internal/targets"
+	"github.com/remocal/remocal/test/poll"
 )
 
 func TestTargetsFromTheLocalProvider(t *testing.T) {
@@ -29,27 +30,24 @@ func TestTargetsFromTheLocalProvider(t *testing.T) {
 	ref := fmt.Sprintf("pid/%d", sleeper.Process.Pid)
 	// The provider rescans in the background and tells clients.
 	waitNotification(t, c, daemon.NotifyTargetsChanged, nil)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	var listed daemon.Target
+	if err := poll.Until(ctx, 10*time.Second, func() error {
 		var res daemon.TargetsResult
 		if err := c.Call(ctx, daemon.MethodTargets, daemon.TargetsParams{Kinds: []string{"pid"}, Namespace: "local"}, &res); err != nil {
 			t.Fatal(err)
 		}
-		found := false
 		for _, tg := range res.Targets {
 			if tg.Ref == ref {
-				found = true
-				if tg.Name != "sleep" || tg.Description != "sleep 600" || !tg.Ready {
-					t.Errorf("target = %+v", tg)
-				}
+				listed = tg
+				return nil
 			}
 		}
-		if found {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s not listed", ref)
-		}
+		return fmt.Errorf("%s not among the %d targets listed", ref, len(res.Targets))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if listed.Name != "sleep" || listed.Description != "sleep 600" || !listed.Ready {
+		t.Errorf("target = %+v", listed)
 	}
 	var none daemon.TargetsResult
 	c.Call(ctx, daemon.MethodTargets, daemon.TargetsParams{Kinds: []string{"deployment"}}, &none)

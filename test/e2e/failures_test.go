@@ -12,6 +12,7 @@ import (
 
 	"github.com/remocal/remocal/internal/localenv"
 	"github.com/remocal/remocal/test/envtest"
+	"github.com/remocal/remocal/test/poll"
 )
 
 func TestUnreachableTarget(t *testing.T) {
@@ -67,8 +68,8 @@ func TestBadConfig(t *testing.T) {
 // agentOf finds the agent process remocal exec started.
 func agentOf(t *testing.T, remocalPID int) int {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
+	agent := 0
+	if err := poll.Until(t.Context(), 10*time.Second, func() error {
 		entries, _ := os.ReadDir("/proc")
 		for _, e := range entries {
 			pid, err := strconv.Atoi(e.Name())
@@ -82,12 +83,15 @@ func agentOf(t *testing.T, remocalPID int) int {
 			}
 			fields := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
 			if len(fields) > 1 && fields[1] == strconv.Itoa(remocalPID) {
-				return pid
+				agent = pid
+				return nil
 			}
 		}
+		return fmt.Errorf("no agent process whose parent is remocal (pid %d)", remocalPID)
+	}); err != nil {
+		t.Fatal(err)
 	}
-	t.Fatal("no agent process found")
-	return 0
+	return agent
 }
 
 // TestAgentKilledMidSession: the program keeps running, remote operations

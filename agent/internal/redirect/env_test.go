@@ -21,6 +21,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/remocal/remocal/internal/netns"
+	"github.com/remocal/remocal/test/poll"
 )
 
 // The helper process (see TestOwnerRemovesTableOnSIGKILL) is this test binary
@@ -149,21 +150,25 @@ func (n *testNet) waitReachable(tb testing.TB) {
 	const probePort = 9
 	l := serve(tb, n.b, "tcp", probePort, "probe")
 	defer l.Close()
-	deadline := time.Now().Add(10 * time.Second)
-	for _, ip := range n.bIPs {
-		addr := netip.AddrPortFrom(ip, probePort).String()
-		for {
-			ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	reached := map[netip.Addr]bool{}
+	if err := poll.Until(tb.Context(), 10*time.Second, func() error {
+		for _, ip := range n.bIPs {
+			if reached[ip] {
+				continue
+			}
+			addr := netip.AddrPortFrom(ip, probePort).String()
+			ctx, cancel := context.WithTimeout(tb.Context(), 300*time.Millisecond)
 			c, err := n.a.DialContext(ctx, "tcp", addr)
 			cancel()
-			if err == nil {
-				c.Close()
-				break
+			if err != nil {
+				return fmt.Errorf("namespace B (%s) not reachable from A: %w", addr, err)
 			}
-			if time.Now().After(deadline) {
-				tb.Fatalf("namespace B (%s) never became reachable from A: %v", addr, err)
-			}
+			c.Close()
+			reached[ip] = true
 		}
+		return nil
+	}); err != nil {
+		tb.Fatal(err)
 	}
 }
 

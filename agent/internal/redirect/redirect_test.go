@@ -16,6 +16,7 @@ import (
 
 	"github.com/google/nftables"
 	"github.com/mdlayher/netlink"
+	"github.com/remocal/remocal/test/poll"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
@@ -326,11 +327,12 @@ func TestOwnerRemovesTableOnSIGKILL(t *testing.T) {
 	_, present := findTable(t, n.b, name)
 	if present {
 		t.Log("owned table still present right after the helper was reaped; polling")
-		deadline := time.Now().Add(time.Second)
-		for present && time.Now().Before(deadline) {
-			_, present = findTable(t, n.b, name)
-		}
-		require.False(t, present, "owned table survived its owner by more than 1 s")
+		require.NoError(t, poll.Until(t.Context(), time.Second, func() error {
+			if _, present := findTable(t, n.b, name); present {
+				return errors.New("owned table still present")
+			}
+			return nil
+		}), "owned table survived its owner by more than 1 s")
 	} else {
 		t.Log("owned table was gone as soon as the killed helper was reaped")
 	}
