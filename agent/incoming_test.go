@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -58,12 +59,30 @@ func (ls *localServer) next(t *testing.T) *http.Request {
 	}
 }
 
-func (ls *localServer) none(t *testing.T) {
+// markerHeader tells none's marker request from the requests under test.
+const markerHeader = "X-Test-Marker"
+
+var markers atomic.Int64
+
+// none proves the local server received nothing beyond what the test took
+// with next. Finding nothing queued would prove nothing: a request (a
+// mirrored copy above all) may still be on its way. So send sends a marker
+// request, carrying marker's header, that must reach the local server the
+// way the unwanted ones would have come and after them; none waits for it,
+// and anything that arrives before it fails the test.
+//
+// Stolen requests are answered by the local server before their response
+// comes back, so for them the order is certain. Mirrored copies are
+// delivered each by a goroutine the agent starts before it relays the
+// request, so an unwanted copy would have a head start of the whole
+// exchange with the application; a copy overtaken by the marker would go
+// unnoticed, but a correct agent can never fail the check.
+func (ls *localServer) none(t *testing.T, send func(marker http.Header)) {
 	t.Helper()
-	select {
-	case r := <-ls.got:
-		t.Fatalf("the local server unexpectedly received %s %s (headers %v)", r.Method, r.URL, r.Header)
-	default:
+	id := fmt.Sprint(markers.Add(1))
+	send(hdr(markerHeader, id))
+	if r := ls.next(t); r.Header.Get(markerHeader) != id {
+		t.Fatalf("the local server unexpectedly received %s %s (headers %v) before the marker request", r.Method, r.URL, r.Header)
 	}
 }
 
@@ -181,7 +200,10 @@ func TestHeaderFilteredSteal(t *testing.T) {
 	assertFromApp(t, env, "/items", nil)
 	assertFromApp(t, env, "/items", hdr("X-Remocal-User", "malice")) // patterns are anchored
 	local.next(t)
-	local.none(t)
+	local.none(t, func(marker http.Header) {
+		marker.Set("X-Remocal-User", "alice")
+		assertFromLocal(t, env, "/items", marker, "alice")
+	})
 }
 
 // TestFilterDecidesPerRequestOnKeepAlive sends several requests over one
@@ -254,7 +276,7 @@ func TestFilteredMirror(t *testing.T) {
 	if r.URL.Path != "/items" || r.Header.Get("X-Trace") != "42" {
 		t.Errorf("mirrored request = %s %v", r.URL, r.Header)
 	}
-	local.none(t)
+	local.none(t, func(marker http.Header) { assertFromApp(t, env, "/items", marker) })
 }
 
 func TestConflictsNameTheHolder(t *testing.T) {
@@ -433,7 +455,8 @@ func TestKubeletProbesAreNotStolen(t *testing.T) {
 			}
 			local.next(t)
 			local.next(t)
-			local.none(t)
+			// Another client on the node, as a marker.
+			local.none(t, func(marker http.Header) { assertFromLocal(t, env, "/healthz", marker, "alice") })
 		})
 	}
 }
