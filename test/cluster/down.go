@@ -9,6 +9,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/remocal/remocal/test/poll"
 )
 
 // Down tears the cluster down completely: the daemons and every container,
@@ -145,8 +147,7 @@ func stopDaemon(name string, grace time.Duration, logf Logf) error {
 }
 
 func waitGone(list func() []int, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	for {
+	return poll.Until(context.Background(), timeout, func() error {
 		var live []int
 		for _, pid := range list() {
 			if st, _ := procState(pid); st != "" && st != "Z" {
@@ -156,9 +157,6 @@ func waitGone(list func() []int, timeout time.Duration) error {
 		if len(live) == 0 {
 			return nil
 		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("processes still running: %v", live)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return fmt.Errorf("processes still running: %v", live)
+	})
 }

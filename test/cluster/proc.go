@@ -5,13 +5,17 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/remocal/remocal/test/poll"
 )
 
 // daemon is a host process the harness started. Down stops it by PID after
@@ -107,21 +111,19 @@ func (d *daemon) stop(grace time.Duration) error {
 	if !d.alive() {
 		return nil
 	}
-	_ = syscall.Kill(d.PID, syscall.SIGTERM)
-	deadline := time.Now().Add(grace)
-	for d.alive() {
-		if time.Now().After(deadline) {
-			_ = syscall.Kill(d.PID, syscall.SIGKILL)
-			break
+	gone := func() error {
+		if d.alive() {
+			return fmt.Errorf("%s (pid %d) still running", d.Name, d.PID)
 		}
-		time.Sleep(50 * time.Millisecond)
+		return nil
 	}
-	kdeadline := time.Now().Add(10 * time.Second)
-	for d.alive() {
-		if time.Now().After(kdeadline) {
-			return fmt.Errorf("%s (pid %d) survived SIGKILL", d.Name, d.PID)
-		}
-		time.Sleep(20 * time.Millisecond)
+	_ = syscall.Kill(d.PID, syscall.SIGTERM)
+	if poll.Until(context.Background(), grace, gone) == nil {
+		return nil
+	}
+	_ = syscall.Kill(d.PID, syscall.SIGKILL)
+	if err := poll.Until(context.Background(), 10*time.Second, gone); err != nil {
+		return fmt.Errorf("%s (pid %d) survived SIGKILL: %w", d.Name, d.PID, err)
 	}
 	return nil
 }
@@ -221,8 +223,7 @@ func killCgroupTree(ctx context.Context, rel string, logf Logf) error {
 		return nil
 	}
 	killed := 0
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	if err := poll.Until(ctx, 30*time.Second, func() error {
 		pids := map[int]bool{}
 		for _, r := range roots {
 			_ = filepath.WalkDir(r, func(p string, de os.DirEntry, err error) error {
@@ -242,17 +243,16 @@ func killCgroupTree(ctx context.Context, rel string, logf Logf) error {
 			})
 		}
 		if len(pids) == 0 {
-			break
+			return nil
 		}
 		for pid := range pids {
 			if syscall.Kill(pid, syscall.SIGKILL) == nil {
 				killed++
 			}
 		}
-		if time.Now().After(deadline) || ctx.Err() != nil {
-			return fmt.Errorf("processes left in cgroup %s after SIGKILL: %v", rel, pids)
-		}
-		time.Sleep(50 * time.Millisecond)
+		return fmt.Errorf("processes left in cgroup %s after SIGKILL: %v", rel, slices.Sorted(maps.Keys(pids)))
+	}); err != nil {
+		return err
 	}
 	if killed > 0 {
 		logf("down: killed %d container processes under cgroup %s", killed, rel)
@@ -276,13 +276,14 @@ func killCgroupTree(ctx context.Context, rel string, logf Logf) error {
 }
 
 func removeCgroupDir(dir string) error {
-	var err error
-	for i := 0; i < 100; i++ {
-		if err = syscall.Rmdir(dir); err == nil || errors.Is(err, syscall.ENOENT) {
-			return nil
+	// EBUSY while the last task is still exiting.
+	if err := poll.Until(context.Background(), 2*time.Second, func() error {
+		if err := syscall.Rmdir(dir); err != nil && !errors.Is(err, syscall.ENOENT) {
+			return err
 		}
-		// EBUSY while the last task is still exiting.
-		time.Sleep(20 * time.Millisecond)
+		return nil
+	}); err != nil {
+		return fmt.Errorf("removing cgroup %s: %w", dir, err)
 	}
-	return fmt.Errorf("removing cgroup %s: %w", dir, err)
+	return nil
 }
