@@ -301,12 +301,13 @@ func (fs *remoteFS) handOut(c *call, name string, data []byte, mode uint32, cloe
 		return
 	}
 	defer unix.Close(fd)
+	// Counted before the program sees its descriptor: whatever it does
+	// next, a Detail asked for afterwards includes this open.
+	fs.s.stats.remote("open")
 	if _, err := c.l.AddFDAndReturn(c.n.ID, fd, cloexec); err != nil && err != seccomp.ErrGone {
 		fs.s.log.Error("hand remote file to the program", "path", name, "err", err)
 		c.fail(unix.EIO)
-		return
 	}
-	fs.s.stats.remote("open")
 }
 
 func sealedMemfd(name string, data []byte, mode uint32) (int, error) {
@@ -364,11 +365,10 @@ func (fs *remoteFS) handOutDir(c *call, remote string, entries []wire.DirEntry, 
 		return
 	}
 	defer unix.Close(fd)
+	fs.s.stats.remote("opendir") // before the program sees it, as in handOut
 	if _, err := c.l.AddFDAndReturn(c.n.ID, fd, cloexec); err != nil && err != seccomp.ErrGone {
 		c.fail(unix.EIO)
-		return
 	}
-	fs.s.stats.remote("opendir")
 }
 
 // stat serves stat, lstat, newfstatat and statx.
