@@ -121,6 +121,9 @@ cluster-test: cluster-up
 
 # OCI archives of remocal's images in bin/images (agent, examples), built
 # without a container engine; imported into the cluster if it is up.
+# The agent is tagged $(VERSION), the version make build stamps into
+# bin/remocal, whose default agent image is remocal.local/agent:<version>;
+# the examples are tagged $(IMAGE_TAG), as examples/kubernetes names them.
 # Pushing them to a registry: docs/cluster.md.
 images: bootstrap-fresh
 	@$(CLUSTER) images -out bin/images -tag $(IMAGE_TAG) -version $(VERSION)

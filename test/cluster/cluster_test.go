@@ -386,7 +386,7 @@ func TestRemocalImages(t *testing.T) {
 	c := cluster.Require(t)
 	ns := c.Namespace(t)
 	ctx := ctxFor(t, 180*time.Second)
-	imgs, err := cluster.BuildImages(ctx, cluster.ImageOptions{OutDir: t.TempDir(), Tag: "test"}, t.Logf)
+	imgs, err := cluster.BuildImages(ctx, cluster.ImageOptions{OutDir: t.TempDir(), Tag: "test", Version: "test"}, t.Logf)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -77,9 +77,12 @@ type ImageOptions struct {
 	// OutDir receives one OCI archive per image (default: bin/images in
 	// the checkout).
 	OutDir string
-	// Tag of every image (default "dev").
+	// Tag of the example images (default "dev").
 	Tag string
-	// Version is stamped into the remocal binary (main.version).
+	// Version is stamped into the remocal binary (main.version) and is
+	// the agent image's tag (default "dev"): a remocal of version V asks
+	// for remocal.local/agent:V by default, so the agent built with a
+	// remocal is the one that remocal starts.
 	Version string
 }
 
@@ -158,7 +161,7 @@ func BuildImages(ctx context.Context, o ImageOptions, logf Logf) ([]BuiltImage, 
 		return nil
 	}
 	if err := write("agent.tar", Image{
-		Name:       AgentImageRepo + ":" + o.Tag,
+		Name:       AgentImageRepo + ":" + o.Version,
 		Entrypoint: []string{"/remocal", "agent"},
 		Files:      []ImageFile{{Path: "/remocal", Source: remocal, Mode: 0o755}},
 	}); err != nil {

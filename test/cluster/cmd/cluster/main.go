@@ -57,8 +57,8 @@ func main() {
 		fs := flag.NewFlagSet("images", flag.ExitOnError)
 		var o cluster.ImageOptions
 		fs.StringVar(&o.OutDir, "out", "", "directory for the OCI archives (default bin/images)")
-		fs.StringVar(&o.Tag, "tag", "dev", "tag of every image")
-		fs.StringVar(&o.Version, "version", "dev", "version stamped into the remocal binary")
+		fs.StringVar(&o.Tag, "tag", "dev", "tag of the example images")
+		fs.StringVar(&o.Version, "version", "dev", "version stamped into the remocal binary, and the agent image's tag")
 		_ = fs.Parse(os.Args[2:])
 		var imgs []cluster.BuiltImage
 		imgs, err = cluster.BuildImages(ctx, o, logf)
