@@ -61,11 +61,12 @@ test: deps lint
 
 # The tests that need a real Kubernetes cluster (root): the harness's own,
 # the Kubernetes end-to-end tests and the cluster-backed daemon and CLI
-# tests. The cluster comes up if it is not running (the first time on a
+# tests, and the commands the docs tell a newcomer to paste (test/docs).
+# The cluster comes up if it is not running (the first time on a
 # machine it is built: minutes) and goes down afterwards if it was not
 # running before. Under plain go test these tests skip and say how to run
 # them.
-E2E_PKGS ?= ./test/cluster/ ./test/e2e/kube/ ./server/internal/targets/ ./cmd/remocal/
+E2E_PKGS ?= ./test/cluster/ ./test/e2e/kube/ ./server/internal/targets/ ./cmd/remocal/ ./test/docs/
 e2e: deps
 	@test/setup/e2e.sh $(E2E_PKGS)
 
