@@ -303,29 +303,29 @@ func (s *session) runUntil(cmd command, where string) {
 	if err := x.Start(); err != nil {
 		s.t.Fatalf("%s: %v", where, err)
 	}
-	done := make(chan error, 1)
-	go func() { done <- x.Wait() }()
+	exited := make(chan struct{})
+	var waitErr error
+	go func() { waitErr = x.Wait(); close(exited) }()
 	defer func() {
 		syscall.Kill(-x.Process.Pid, syscall.SIGKILL)
-		cancel()
-		<-done
+		<-exited // bounded: the kill, and WaitDelay for the output
 	}()
-	err := poll.Until(ctx, readyTimeout, func() error {
+	ended := func() bool {
 		select {
-		case err := <-done:
-			done <- err
-			return nil // ended: said below
+		case <-exited:
+			return true
 		default:
+			return false
 		}
-		if !strings.Contains(out.String(), cmd.how.text) {
-			return fmt.Errorf("no %q in its output yet", cmd.how.text)
+	}
+	err := poll.Until(ctx, readyTimeout, func() error {
+		if ended() || strings.Contains(out.String(), cmd.how.text) {
+			return nil
 		}
-		return nil
+		return fmt.Errorf("no %q in its output yet", cmd.how.text)
 	})
-	select {
-	case err := <-done:
-		s.t.Fatalf("%s: `%s` ended (%v) before printing %q:\n%s", where, cmd.key, err, cmd.how.text, out.String())
-	default:
+	if ended() {
+		s.t.Fatalf("%s: `%s` ended (%v), but should run until Ctrl-C once it printed %q:\n%s", where, cmd.key, exitString(waitErr), cmd.how.text, out.String())
 	}
 	if err != nil {
 		s.t.Fatalf("%s: `%s`: %v:\n%s", where, cmd.key, err, out.String())
@@ -334,9 +334,8 @@ func (s *session) runUntil(cmd command, where string) {
 	// business, as in a terminal; it must end.
 	syscall.Kill(-x.Process.Pid, syscall.SIGINT)
 	select {
-	case err := <-done:
-		done <- err
-		s.t.Logf("%s: `%s`: Ctrl-C once it printed %q; it ended (%v):\n%s", where, cmd.key, cmd.how.text, exitString(err), out.String())
+	case <-exited:
+		s.t.Logf("%s: `%s`: Ctrl-C once it printed %q; it ended (%s):\n%s", where, cmd.key, cmd.how.text, exitString(waitErr), out.String())
 	case <-time.After(stopTimeout):
 		s.t.Fatalf("%s: `%s` still running %s after Ctrl-C:\n%s", where, cmd.key, stopTimeout, out.String())
 	}
