@@ -41,8 +41,6 @@ type block struct {
 	cmds []command
 }
 
-func (b block) where() string { return fmt.Sprintf("%s:%d", b.doc.file, b.line) }
-
 // command is one command line of a block (backslash continuations joined).
 type command struct {
 	line int    // 1-based
