@@ -169,47 +169,85 @@ func (p *Process) Hostname() (string, error) {
 	return unix.ByteSliceToString(uts.Nodename[:]), nil
 }
 
-// Credentials are the IDs that access(2) checks inside the target.
+// Credentials are the target's IDs as /proc/PID/status shows them in the
+// agent's user namespace.
 type Credentials struct {
-	UID    uint32
-	GID    uint32
+	// UID and GID are the real IDs, which access(2) checks.
+	UID uint32
+	GID uint32
+	// FSUID and FSGID are the filesystem IDs, which opening, stat and the
+	// walk through every parent directory check.
+	FSUID  uint32
+	FSGID  uint32
 	Groups []uint32
 }
 
-// Credentials reads the process's real user and group IDs.
+// Real returns the IDs access(2) judges by.
+func (c Credentials) Real() IDs { return IDs{UID: c.UID, GID: c.GID, Groups: c.Groups} }
+
+// FS returns the IDs the target's opens and path walks are judged by.
+func (c Credentials) FS() IDs { return IDs{UID: c.FSUID, GID: c.FSGID, Groups: c.Groups} }
+
+// Credentials reads the process's current IDs; a process may change them
+// while it runs, so they are read for each use.
 func (p *Process) Credentials() (Credentials, error) {
 	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.pid))
 	if err != nil {
 		return Credentials{}, fmt.Errorf("read credentials of target process %d: %w", p.pid, err)
 	}
+	if err := p.alive(); err != nil {
+		return Credentials{}, err
+	}
+	return parseCredentials(string(data))
+}
+
+// parseCredentials reads the Uid, Gid (real, effective, saved, filesystem)
+// and Groups lines of /proc/PID/status.
+func parseCredentials(status string) (Credentials, error) {
 	var c Credentials
-	for _, line := range strings.Split(string(data), "\n") {
+	seen := 0
+	for _, line := range strings.Split(status, "\n") {
 		key, val, ok := strings.Cut(line, ":")
 		if !ok {
 			continue
 		}
 		fields := strings.Fields(val)
 		switch key {
-		case "Uid":
-			if len(fields) > 0 {
-				c.UID = parseID(fields[0])
+		case "Uid", "Gid":
+			if len(fields) != 4 {
+				return Credentials{}, fmt.Errorf("unexpected %s line in /proc status: %q", key, line)
 			}
-		case "Gid":
-			if len(fields) > 0 {
-				c.GID = parseID(fields[0])
+			realID, err1 := parseID(fields[0])
+			fsID, err2 := parseID(fields[3])
+			if err1 != nil || err2 != nil {
+				return Credentials{}, fmt.Errorf("unexpected %s line in /proc status: %q", key, line)
 			}
+			if key == "Uid" {
+				c.UID, c.FSUID = realID, fsID
+			} else {
+				c.GID, c.FSGID = realID, fsID
+			}
+			seen++
 		case "Groups":
-			for _, g := range fields {
-				c.Groups = append(c.Groups, parseID(g))
+			for _, f := range fields {
+				g, err := parseID(f)
+				if err != nil {
+					return Credentials{}, fmt.Errorf("unexpected Groups line in /proc status: %q", line)
+				}
+				c.Groups = append(c.Groups, g)
 			}
 		}
+	}
+	if seen != 2 {
+		return Credentials{}, fmt.Errorf("no Uid and Gid lines in /proc status")
 	}
 	return c, nil
 }
 
-func parseID(s string) uint32 {
-	n, _ := strconv.ParseUint(s, 10, 32)
-	return uint32(n)
+// parseID parses an ID; an unparsable one is an error, never root.
+func parseID(s string) (uint32, error) {
+	n, err := strconv.ParseUint(s, 10, 32)
+	return uint32(n), err
 }
 
 // alive guards reads of /proc/PID/... against a recycled PID.
