@@ -13,17 +13,27 @@ import (
 	"github.com/remocal/remocal/protocol/wire"
 )
 
-// files serves file requests from the target's root filesystem.
+// files serves file requests from the target's root filesystem, judged as
+// the target's own process would be judged.
 //
 // Every path is resolved with openat2(RESOLVE_IN_ROOT) against the target's
 // root, so absolute symlinks and ".." inside the target's tree resolve as
-// they would for the target, never into the agent's own filesystem.
+// they would for the target, never into the agent's own filesystem. Every
+// resolution and open runs with the target's credentials (target.As): the
+// kernel itself checks search permission on every parent and read permission
+// on what is opened, as for the target, though the agent is root. Nothing is
+// opened before its type is known: paths are resolved to O_PATH handles,
+// which open nothing, and only regular files and directories are opened for
+// reading, so a FIFO's waiting writer is never woken and no device acts on
+// an open.
 type files struct {
 	proc *target.Process
 }
 
 const resolveFlags = unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS
 
+// open resolves path in the target's root. Call it inside judge, so that the
+// walk is judged as the target.
 func (f files) open(path string, flags int) (int, error) {
 	flags |= unix.O_CLOEXEC
 	if flags&unix.O_PATH == 0 {
@@ -41,49 +51,102 @@ func (f files) open(path string, flags int) (int, error) {
 	}
 }
 
-func (f files) read(req *wire.FileRead) (*wire.FileReadResult, error) {
-	fd, err := f.open(req.Path, unix.O_RDONLY|unix.O_NONBLOCK)
+// judge runs fn with the target's credentials: its filesystem IDs, or its
+// real IDs for access(2). An error of fn that is not a *wire.Error becomes
+// one naming op and path; a permission error names the IDs it was judged by.
+func (f files) judge(op, path string, realIDs bool, fn func() error) error {
+	creds, err := f.proc.Credentials()
 	if err != nil {
-		return nil, wire.FromErrno(wire.CodeIO, err, "open %s", req.Path)
+		return wire.FromErrno(wire.CodeUnavailable, err, "%s %s", op, path)
 	}
-	file := os.NewFile(uintptr(fd), req.Path)
-	defer file.Close()
+	ids := creds.FS()
+	if realIDs {
+		ids = creds.Real()
+	}
+	var ferr error
+	if err := target.As(ids, func() { ferr = fn() }); err != nil {
+		return wire.Errorf(wire.CodeInternal, "%s %s: cannot judge it as the target would be: %v; run the agent as root", op, path, err)
+	}
+	if ferr == nil {
+		return nil
+	}
+	var we *wire.Error
+	if !errors.As(ferr, &we) {
+		we = wire.FromErrno(wire.CodeIO, ferr, "%s %s", op, path)
+	}
+	if we.Errno == int(unix.EACCES) && ids.UID != 0 {
+		we.Message += fmt.Sprintf(" (judged for the target's uid %d, gid %d, groups %v: the target cannot reach it either)", ids.UID, ids.GID, ids.Groups)
+	}
+	return we
+}
+
+func (f files) read(req *wire.FileRead) (*wire.FileReadResult, error) {
+	var res *wire.FileReadResult
+	err := f.judge("open", req.Path, false, func() error {
+		file, st, err := f.openRegular(req.Path)
+		if err != nil {
+			return err
+		}
+		defer file.Close()
+		length := req.Length
+		if length == 0 {
+			if st.Size-req.Offset > wire.MaxReadSize {
+				return &wire.Error{Code: wire.CodeTooLarge, Errno: int(unix.EFBIG),
+					Message: fmt.Sprintf("%s has %d bytes, more than the %d a single read returns; read it in ranges", req.Path, st.Size, wire.MaxReadSize)}
+			}
+			// Files like those in /proc report size 0 but have content.
+			length = wire.MaxReadSize
+		}
+		buf := make([]byte, length)
+		n, err := file.ReadAt(buf, req.Offset)
+		if err != nil && err != io.EOF {
+			return wire.FromErrno(wire.CodeIO, err, "read %s", req.Path)
+		}
+		size := st.Size
+		if int64(n)+req.Offset > size {
+			size = int64(n) + req.Offset
+		}
+		res = &wire.FileReadResult{Data: buf[:n], Size: size, EOF: err == io.EOF}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// openRegular opens path for reading if it is a regular file, and refuses
+// anything else by its type before opening it.
+func (f files) openRegular(path string) (*os.File, *unix.Stat_t, error) {
+	pfd, err := f.open(path, unix.O_PATH)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer unix.Close(pfd)
 	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err != nil {
-		return nil, wire.FromErrno(wire.CodeIO, err, "stat %s", req.Path)
+	if err := unix.Fstat(pfd, &st); err != nil {
+		return nil, nil, wire.FromErrno(wire.CodeIO, err, "stat %s", path)
 	}
 	switch st.Mode & unix.S_IFMT {
 	case unix.S_IFREG:
 	case unix.S_IFDIR:
-		return nil, &wire.Error{Code: wire.CodeIO, Errno: int(unix.EISDIR), Message: req.Path + " is a directory"}
+		return nil, nil, &wire.Error{Code: wire.CodeIO, Errno: int(unix.EISDIR), Message: path + " is a directory"}
 	default:
-		// Devices and FIFOs have no content to copy: reading them remotely
-		// would block or never end.
-		return nil, &wire.Error{Code: wire.CodeUnsupported, Errno: int(unix.EINVAL),
-			Message: fmt.Sprintf("%s is not a regular file (mode %#o); only regular files can be read remotely", req.Path, st.Mode)}
+		// Devices and FIFOs have no content to copy, and opening them
+		// acts: a FIFO's waiting writer would be let through, a device
+		// could rewind or hang up.
+		return nil, nil, &wire.Error{Code: wire.CodeUnsupported, Errno: int(unix.EINVAL),
+			Message: fmt.Sprintf("%s is not a regular file (mode %#o); only regular files can be read remotely", path, st.Mode)}
 	}
-	if err := f.mayRead(req.Path, &st); err != nil {
-		return nil, err
+	// Opening the O_PATH handle's magic link opens exactly the inode whose
+	// type was checked, and the kernel checks read permission as for any
+	// open (the parents were checked resolving the handle). The link is
+	// our own process's, so following it needs no privilege.
+	fd, err := unix.Open(fmt.Sprintf("/proc/self/fd/%d", pfd), unix.O_RDONLY|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, nil, err
 	}
-	length := req.Length
-	if length == 0 {
-		if st.Size-req.Offset > wire.MaxReadSize {
-			return nil, &wire.Error{Code: wire.CodeTooLarge, Errno: int(unix.EFBIG),
-				Message: fmt.Sprintf("%s has %d bytes, more than the %d a single read returns; read it in ranges", req.Path, st.Size, wire.MaxReadSize)}
-		}
-		// Files like those in /proc report size 0 but have content.
-		length = wire.MaxReadSize
-	}
-	buf := make([]byte, length)
-	n, err := file.ReadAt(buf, req.Offset)
-	if err != nil && err != io.EOF {
-		return nil, wire.FromErrno(wire.CodeIO, err, "read %s", req.Path)
-	}
-	size := st.Size
-	if int64(n)+req.Offset > size {
-		size = int64(n) + req.Offset
-	}
-	return &wire.FileReadResult{Data: buf[:n], Size: size, EOF: err == io.EOF}, nil
+	return os.NewFile(uintptr(fd), path), &st, nil
 }
 
 func (f files) stat(req *wire.FileStat) (*wire.FileInfo, error) {
@@ -91,14 +154,17 @@ func (f files) stat(req *wire.FileStat) (*wire.FileInfo, error) {
 	if req.NoFollow {
 		flags |= unix.O_NOFOLLOW
 	}
-	fd, err := f.open(req.Path, flags)
-	if err != nil {
-		return nil, wire.FromErrno(wire.CodeIO, err, "stat %s", req.Path)
-	}
-	defer unix.Close(fd)
 	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err != nil {
-		return nil, wire.FromErrno(wire.CodeIO, err, "stat %s", req.Path)
+	err := f.judge("stat", req.Path, false, func() error {
+		fd, err := f.open(req.Path, flags)
+		if err != nil {
+			return err
+		}
+		defer unix.Close(fd)
+		return unix.Fstat(fd, &st)
+	})
+	if err != nil {
+		return nil, err
 	}
 	return &wire.FileInfo{
 		Mode: st.Mode, Size: st.Size, Ino: st.Ino, Dev: st.Dev, Rdev: st.Rdev, Nlink: st.Nlink,
@@ -108,43 +174,51 @@ func (f files) stat(req *wire.FileStat) (*wire.FileInfo, error) {
 }
 
 func (f files) readlink(req *wire.FileReadlink) (*wire.FileReadlinkResult, error) {
-	fd, err := f.open(req.Path, unix.O_PATH|unix.O_NOFOLLOW)
+	var link string
+	err := f.judge("readlink", req.Path, false, func() error {
+		fd, err := f.open(req.Path, unix.O_PATH|unix.O_NOFOLLOW)
+		if err != nil {
+			return err
+		}
+		defer unix.Close(fd)
+		buf := make([]byte, unix.PathMax)
+		n, err := unix.Readlinkat(fd, "", buf)
+		if err != nil {
+			return err
+		}
+		link = string(buf[:n])
+		return nil
+	})
 	if err != nil {
-		return nil, wire.FromErrno(wire.CodeIO, err, "readlink %s", req.Path)
+		return nil, err
 	}
-	defer unix.Close(fd)
-	buf := make([]byte, unix.PathMax)
-	n, err := unix.Readlinkat(fd, "", buf)
-	if err != nil {
-		return nil, wire.FromErrno(wire.CodeIO, err, "readlink %s", req.Path)
-	}
-	return &wire.FileReadlinkResult{Target: string(buf[:n])}, nil
+	return &wire.FileReadlinkResult{Target: link}, nil
 }
 
 func (f files) readdir(req *wire.FileReaddir) (*wire.FileReaddirResult, error) {
-	fd, err := f.open(req.Path, unix.O_RDONLY|unix.O_DIRECTORY)
-	if err != nil {
-		return nil, wire.FromErrno(wire.CodeIO, err, "readdir %s", req.Path)
-	}
-	defer unix.Close(fd)
-	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err != nil {
-		return nil, wire.FromErrno(wire.CodeIO, err, "stat %s", req.Path)
-	}
-	if err := f.mayRead(req.Path, &st); err != nil {
-		return nil, err
-	}
 	entries := []wire.DirEntry{}
-	buf := make([]byte, 32<<10)
-	for {
-		n, err := unix.Getdents(fd, buf)
+	err := f.judge("readdir", req.Path, false, func() error {
+		// O_DIRECTORY refuses anything else before opening it, and the
+		// open checks read permission on the directory.
+		fd, err := f.open(req.Path, unix.O_RDONLY|unix.O_DIRECTORY)
 		if err != nil {
-			return nil, wire.FromErrno(wire.CodeIO, err, "readdir %s", req.Path)
+			return err
 		}
-		if n == 0 {
-			break
+		defer unix.Close(fd)
+		buf := make([]byte, 32<<10)
+		for {
+			n, err := unix.Getdents(fd, buf)
+			if err != nil {
+				return err
+			}
+			if n == 0 {
+				return nil
+			}
+			entries = appendDirents(entries, buf[:n])
 		}
-		entries = appendDirents(entries, buf[:n])
+	})
+	if err != nil {
+		return nil, err
 	}
 	sort.Slice(entries, func(i, j int) bool { return entries[i].Name < entries[j].Name })
 	return &wire.FileReaddirResult{Entries: entries}, nil
@@ -171,69 +245,16 @@ func appendDirents(entries []wire.DirEntry, buf []byte) []wire.DirEntry {
 	return entries
 }
 
-// mayRead refuses what the target's process could not read itself: the
-// agent opens files as root, and a Secret mounted 0400 for root must stay
-// unreadable to a program that runs as the pod's unprivileged user.
-func (f files) mayRead(path string, st *unix.Stat_t) error {
-	return f.check("open", path, &wire.FileInfo{Mode: st.Mode, UID: st.Uid, GID: st.Gid}, unix.R_OK)
-}
-
-// check judges access want (R_OK, W_OK, X_OK bits) to a file for the
-// target's credentials, as the kernel would for the target's process.
-func (f files) check(op, path string, info *wire.FileInfo, want uint32) error {
-	creds, err := f.proc.Credentials()
-	if err != nil {
-		return wire.FromErrno(wire.CodeUnavailable, err, "%s %s", op, path)
-	}
-	if permitted(info, creds, want) {
-		return nil
-	}
-	return &wire.Error{Code: wire.CodePermissionDenied, Errno: int(unix.EACCES),
-		Message: fmt.Sprintf("%s %s: mode %#o denies %#o to the target's uid %d", op, path, info.Mode&0o7777, want, creds.UID)}
-}
-
-// access answers access(2) as the target's real IDs would be answered. The
-// agent runs as root, so asking the kernel directly would say yes to nearly
-// everything.
+// access answers access(2) as it would be answered to the target: by its
+// real IDs, which is what access(2) checks (AT_EACCESS makes the kernel use
+// the filesystem IDs judge gave the thread, not its real uid, root).
 func (f files) access(req *wire.FileAccess) error {
-	info, err := f.stat(&wire.FileStat{Path: req.Path})
-	if err != nil {
-		return err
-	}
-	if req.Mode == 0 {
-		return nil
-	}
-	return f.check("access", req.Path, info, req.Mode)
-}
-
-// permitted applies the kernel's generic_permission rules for access(2).
-func permitted(info *wire.FileInfo, c target.Credentials, want uint32) bool {
-	perm := info.Mode & 0o777
-	if c.UID == 0 {
-		// Root passes read and write checks; execute needs some x bit
-		// unless it is a directory.
-		if want&1 == 0 || info.Mode&unix.S_IFMT == unix.S_IFDIR || perm&0o111 != 0 {
-			return true
+	return f.judge("access", req.Path, true, func() error {
+		fd, err := f.open(req.Path, unix.O_PATH)
+		if err != nil {
+			return err
 		}
-		return false
-	}
-	var bits uint32
-	switch {
-	case info.UID == c.UID:
-		bits = perm >> 6
-	case info.GID == c.GID || containsID(c.Groups, info.GID):
-		bits = perm >> 3 & 7
-	default:
-		bits = perm & 7
-	}
-	return bits&want == want
-}
-
-func containsID(ids []uint32, id uint32) bool {
-	for _, x := range ids {
-		if x == id {
-			return true
-		}
-	}
-	return false
+		defer unix.Close(fd)
+		return unix.Faccessat2(fd, "", req.Mode, unix.AT_EACCESS|unix.AT_EMPTY_PATH)
+	})
 }
