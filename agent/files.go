@@ -65,7 +65,7 @@ func (f files) judge(op, path string, realIDs bool, fn func() error) error {
 	}
 	var ferr error
 	if err := target.As(ids, func() { ferr = fn() }); err != nil {
-		return wire.Errorf(wire.CodeInternal, "%s %s: cannot judge it as the target would be: %v; run the agent as root", op, path, err)
+		return wire.Errorf(wire.CodeInternal, "%s %s: cannot judge it as the target would be: %v; the agent must run as root with CAP_SETUID and CAP_SETGID", op, path, err)
 	}
 	if ferr == nil {
 		return nil
