@@ -70,6 +70,13 @@ func (in *incoming) listen(c *call) {
 		c.cont()
 		return
 	}
+	// Everything above came from the caller's descriptor table: if the
+	// thread died meanwhile, its ID may name another process now, and the
+	// socket is a stranger's.
+	if !c.valid() {
+		unix.Close(fd)
+		return
+	}
 	// The descriptor shares the program's socket: listening on it is the
 	// program's listen.
 	if err := unix.Listen(fd, int(int32(c.arg(1)))); err != nil {
