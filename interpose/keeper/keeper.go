@@ -5,7 +5,10 @@
 // is a tiny separate process holding a copy of the listener; it waits until
 // the supervisor is gone (its pipe closes) and then lets every notified
 // system call continue, so the programs go on running locally, until the
-// last of them exits.
+// last of them exits. That includes the calls the supervisor had received
+// and not answered when it died, which the kernel would never notify again:
+// the supervisor records them in a table shared with the keeper (package
+// inflight).
 package keeper
 
 import (
@@ -18,6 +21,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/remocal/remocal/interpose/internal/inflight"
 	"github.com/remocal/remocal/interpose/internal/seccomp"
 )
 
@@ -25,15 +29,23 @@ import (
 const Arg = "__remocal-keeper"
 
 // Main runs the keeper: args are the listener's and the pipe's descriptor
-// numbers.
+// numbers, and optionally the in-flight table's.
 func Main(args []string) int {
-	if len(args) != 2 {
+	if len(args) != 2 && len(args) != 3 {
 		return 2
 	}
 	lfd, err1 := strconv.Atoi(args[0])
 	pfd, err2 := strconv.Atoi(args[1])
 	if err1 != nil || err2 != nil {
 		return 2
+	}
+	var table *os.File
+	if len(args) == 3 {
+		tfd, err := strconv.Atoi(args[2])
+		if err != nil {
+			return 2
+		}
+		table = os.NewFile(uintptr(tfd), "inflight")
 	}
 	// The keeper outlives a Ctrl-C of the session on purpose: it is the
 	// one that must answer for the programs afterwards.
@@ -46,7 +58,25 @@ func Main(args []string) int {
 		}
 	}
 	pipe.Close()
-	return serve(seccomp.NewListener(lfd))
+	l := seccomp.NewListener(lfd)
+	if table != nil {
+		answerInFlight(l, table)
+		table.Close()
+	}
+	return serve(l)
+}
+
+// answerInFlight lets continue the calls the supervisor had received and
+// not answered. Those it did answer are refused by the kernel, harmlessly.
+func answerInFlight(l *seccomp.Listener, table *os.File) {
+	ids, err := inflight.Pending(table)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "remocal: %v; a program may stay blocked in a system call\n", err)
+		return
+	}
+	for _, id := range ids {
+		l.Continue(id)
+	}
 }
 
 // serve answers every notification with CONTINUE until no process is left.

@@ -78,7 +78,7 @@ func (s *Session) adopt(conn *net.UnixConn) error {
 		res.Listener.Close()
 		return err
 	}
-	release, err := startKeeper(s.opts.Self, res.Listener)
+	release, table, err := startKeeper(s.opts.Self, res.Listener)
 	if err != nil {
 		res.Listener.Close()
 		return err
@@ -86,7 +86,7 @@ func (s *Session) adopt(conn *net.UnixConn) error {
 	s.mu.Lock()
 	s.keepers = append(s.keepers, release)
 	s.mu.Unlock()
-	sup.Serve(res.Listener)
+	sup.Serve(res.Listener, table)
 	return nil
 }
 

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/remocal/remocal/interpose/internal/handoff"
+	"github.com/remocal/remocal/interpose/internal/inflight"
 	"github.com/remocal/remocal/interpose/internal/seccomp"
 	"github.com/remocal/remocal/interpose/keeper"
 	"github.com/remocal/remocal/interpose/launcher"
@@ -82,7 +83,7 @@ func (s *Session) Run(ctx context.Context, argv []string, stdio Stdio) (int, err
 	if err != nil {
 		return abort(err)
 	}
-	keeperDone, err := startKeeper(s.opts.Self, res.Listener)
+	keeperDone, table, err := startKeeper(s.opts.Self, res.Listener)
 	if err != nil {
 		res.Listener.Close()
 		return abort(err)
@@ -90,7 +91,7 @@ func (s *Session) Run(ctx context.Context, argv []string, stdio Stdio) (int, err
 	s.mu.Lock()
 	s.keepers = append(s.keepers, keeperDone)
 	s.mu.Unlock()
-	sup.Serve(res.Listener)
+	sup.Serve(res.Listener, table)
 
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
@@ -199,14 +200,20 @@ func socketPair() (*net.UnixConn, *os.File, error) {
 
 // startKeeper starts the keeper with a copy of the listener and returns a
 // function that releases it: it then serves any programs still running,
-// and exits once none is left.
-func startKeeper(self string, l *seccomp.Listener) (func(), error) {
+// and exits once none is left. The table, shared with the keeper, is where
+// the supervisor records the notifications it has not answered yet.
+func startKeeper(self string, l *seccomp.Listener) (func(), *inflight.Table, error) {
+	table, err := inflight.New()
+	if err != nil {
+		return nil, nil, err
+	}
 	r, w, err := os.Pipe()
 	if err != nil {
-		return nil, err
+		table.Close()
+		return nil, nil, err
 	}
-	cmd := exec.Command(self, keeper.Arg, "3", "4")
-	cmd.ExtraFiles = []*os.File{l.File(), r}
+	cmd := exec.Command(self, keeper.Arg, "3", "4", "5")
+	cmd.ExtraFiles = []*os.File{l.File(), r, table.File()}
 	cmd.Stderr = os.Stderr
 	// Its own process group: a Ctrl-C for the program must not take the
 	// keeper down with it.
@@ -214,9 +221,10 @@ func startKeeper(self string, l *seccomp.Listener) (func(), error) {
 	if err := cmd.Start(); err != nil {
 		r.Close()
 		w.Close()
-		return nil, fmt.Errorf("start the keeper: %w", err)
+		table.Close()
+		return nil, nil, fmt.Errorf("start the keeper: %w", err)
 	}
 	r.Close()
 	go cmd.Wait() // reaped whenever it finishes; it may outlive this session
-	return func() { w.Close() }, nil
+	return func() { w.Close() }, table, nil
 }

@@ -158,3 +158,79 @@ func TestSessionEndsWhileABackgroundChildHoldsAConnection(t *testing.T) {
 		t.Errorf("the child did not connect before the session ended: %s", data)
 	}
 }
+
+// TestSupervisorKilledWhileACallIsInFlight: a call the supervisor had
+// received but not answered when it died is answered by the keeper, so the
+// program's thread does not wait forever. The agent is stopped so that a
+// remote stat stays in flight.
+func TestSupervisorKilledWhileACallIsInFlight(t *testing.T) {
+	env := envtest.New(t)
+	const blocked = "/etc/inventory/in-flight"
+	r := startExec(t, env, []string{"--no-incoming"}, built(t, "probe"),
+		"read="+localenv.AppConfigPath, "wait", "stat="+blocked)
+	r.Expect(r.Stdout, `"environment": "remote"`)
+	r.Expect(r.Stdout, "waiting")
+	agent := agentOf(t, r.Cmd.Process.Pid)
+	if err := syscall.Kill(agent, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Kill(agent, syscall.SIGCONT) })
+	r.Stdin.Write([]byte("\n"))
+	// The stat is in flight once a thread of the program waits in it.
+	probe := childNamed(t, r.Cmd.Process.Pid, "probe")
+	if err := poll.Until(t.Context(), 10*time.Second, func() error {
+		tasks, _ := os.ReadDir(fmt.Sprintf("/proc/%d/task", probe))
+		for _, task := range tasks {
+			sc, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/syscall", probe, task.Name()))
+			if nr, _, _ := strings.Cut(string(sc), " "); nr == strconv.Itoa(syscall.SYS_NEWFSTATAT) {
+				return nil
+			}
+		}
+		return fmt.Errorf("no thread of %d in newfstatat", probe)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Cmd.Process.Kill(); err != nil { // remocal exec only
+		t.Fatal(err)
+	}
+	start := time.Now()
+	// Locally the path does not exist either: the call returns.
+	line := r.Expect(r.Stdout, "stat: ERROR")
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("the call in flight returned only after %v", d)
+	}
+	if !strings.Contains(line, blocked) || !strings.Contains(line, "no such file") {
+		t.Errorf("the call in flight should have gone on locally: %s", line)
+	}
+}
+
+// childNamed finds the child of parent whose executable is named name.
+func childNamed(t *testing.T, parent int, name string) int {
+	t.Helper()
+	pid := 0
+	if err := poll.Until(t.Context(), 10*time.Second, func() error {
+		entries, _ := os.ReadDir("/proc")
+		for _, e := range entries {
+			p, err := strconv.Atoi(e.Name())
+			if err != nil {
+				continue
+			}
+			stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p))
+			if err != nil {
+				continue
+			}
+			s := string(stat)
+			open, end := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
+			fields := strings.Fields(s[end+1:])
+			if open < 0 || s[open+1:end] != name || len(fields) < 2 || fields[1] != strconv.Itoa(parent) {
+				continue
+			}
+			pid = p
+			return nil
+		}
+		return fmt.Errorf("no child %q of %d", name, parent)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return pid
+}

@@ -25,6 +25,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/remocal/remocal/internal/agentclient"
+	"github.com/remocal/remocal/interpose/internal/inflight"
 	"github.com/remocal/remocal/interpose/internal/rules"
 	"github.com/remocal/remocal/interpose/internal/seccomp"
 	"github.com/remocal/remocal/protocol/wire"
@@ -93,6 +94,7 @@ type Supervisor struct {
 
 	listenersMu sync.Mutex
 	listeners   []*seccomp.Listener
+	inflight    []*inflight.Table
 
 	// procs remembers, per thread, whether its executable stays local.
 	procMu sync.Mutex
@@ -130,11 +132,18 @@ func New(cfg Config) (*Supervisor, error) {
 // exited or the supervisor closes. It takes ownership of l, which stays open
 // until Close has waited for every handler: a handler still carrying out a
 // call must be able to answer it.
-func (s *Supervisor) Serve(l *seccomp.Listener) {
+//
+// t, if not nil, is shared with l's keeper: every notification received
+// and not yet answered is recorded there, so that the keeper answers it if
+// this process dies. Serve takes ownership of t too.
+func (s *Supervisor) Serve(l *seccomp.Listener, t *inflight.Table) {
 	s.listenersMu.Lock()
 	s.listeners = append(s.listeners, l)
+	if t != nil {
+		s.inflight = append(s.inflight, t)
+	}
 	s.listenersMu.Unlock()
-	s.wg.Go(func() { s.loop(l) })
+	s.wg.Go(func() { s.loop(l, t) })
 }
 
 // Close stops the loops, ends relayed connections and waits for every
@@ -154,6 +163,10 @@ func (s *Supervisor) Close() error {
 		l.Close()
 	}
 	s.listeners = nil
+	for _, t := range s.inflight {
+		t.Close()
+	}
+	s.inflight = nil
 	s.listenersMu.Unlock()
 	if s.incoming != nil {
 		s.incoming.close()
@@ -243,7 +256,7 @@ func (s *Supervisor) warnf(format string, args ...any) {
 // loop receives notifications on a locked thread. Waiting in poll rather
 // than in the receive ioctl lets the loop notice both a stop request and the
 // moment the last supervised process exits (the listener reports POLLHUP).
-func (s *Supervisor) loop(l *seccomp.Listener) {
+func (s *Supervisor) loop(l *seccomp.Listener, t *inflight.Table) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	if err := l.SetSyncWakeup(); err != nil {
@@ -274,8 +287,11 @@ func (s *Supervisor) loop(l *seccomp.Listener) {
 			s.log.Error("receive seccomp notification", "err", err)
 			return
 		}
+		if t != nil {
+			t.Received(n.ID)
+		}
 		s.stats.add(1, 0)
-		s.dispatch(l, n)
+		s.dispatch(l, t, n)
 	}
 }
 
@@ -283,6 +299,7 @@ func (s *Supervisor) loop(l *seccomp.Listener) {
 type call struct {
 	s   *Supervisor
 	l   *seccomp.Listener
+	t   *inflight.Table // nil: not recorded
 	n   seccomp.Notif
 	tid int
 }
@@ -294,13 +311,25 @@ func (c *call) cont() {
 	c.l.Continue(c.n.ID)
 }
 
-func (c *call) ret(v int64)          { c.l.Return(c.n.ID, v) }
-func (c *call) fail(e unix.Errno)    { c.l.Fail(c.n.ID, e) }
-func (c *call) valid() bool          { return c.l.Valid(c.n.ID) }
-func (c *call) async(fn func(*call)) { c.s.wg.Go(func() { fn(c) }) }
+func (c *call) ret(v int64)       { c.l.Return(c.n.ID, v) }
+func (c *call) fail(e unix.Errno) { c.l.Fail(c.n.ID, e) }
+func (c *call) valid() bool       { return c.l.Valid(c.n.ID) }
 
-func (s *Supervisor) dispatch(l *seccomp.Listener, n seccomp.Notif) {
-	c := &call{s: s, l: l, n: n, tid: int(n.Pid)}
+// async carries out the call on a goroutine. It is recorded in its own
+// in-flight slot before the loop moves on to the next notification.
+func (c *call) async(fn func(*call)) {
+	slot := -1
+	if c.t != nil {
+		slot = c.t.Hold(c.n.ID)
+	}
+	c.s.wg.Go(func() {
+		defer c.t.Release(slot)
+		fn(c)
+	})
+}
+
+func (s *Supervisor) dispatch(l *seccomp.Listener, t *inflight.Table, n seccomp.Notif) {
+	c := &call{s: s, l: l, t: t, n: n, tid: int(n.Pid)}
 	nr := int(n.Data.Nr)
 	if nr == seccomp.SysPrctl {
 		c.ret(seccomp.ProbeAnswer)
