@@ -169,3 +169,49 @@ func TestProcesses(t *testing.T) {
 		})
 	}
 }
+
+// threadStartTime reads field 22 of /proc/TID/stat, whatever the command
+// name holds.
+func TestThreadStartTime(t *testing.T) {
+	got, err := threadStartTime(os.Getpid())
+	if err != nil || got == 0 {
+		t.Fatalf("threadStartTime(self) = %d, %v", got, err)
+	}
+	if _, err := threadStartTime(noSuchTID); err == nil {
+		t.Error("no error for a thread that does not exist")
+	}
+}
+
+// A remembered local thread whose ID now names another thread (another
+// start time) is decided again: a recycled ID must not make the program's
+// thread local. A remembered intercepted thread stays intercepted.
+func TestProcessIsLocalRecycledTID(t *testing.T) {
+	self := os.Getpid()
+	for _, tc := range []struct {
+		name         string
+		remembered   procInfo
+		start        uint64
+		startErr     error
+		transparent  int
+		want         bool
+		wantRemember procInfo
+	}{
+		{"local, same thread", procInfo{local: true, start: 100}, 100, nil, 0, true, procInfo{local: true, start: 100}},
+		{"local, recycled ID", procInfo{local: true, start: 100}, 200, nil, 0, false, procInfo{start: 200}},
+		{"local, recycled ID, local again", procInfo{local: true, start: 100}, 200, nil, self, true, procInfo{local: true, start: 200}},
+		{"local, start time unknown", procInfo{local: true, start: 100}, 0, os.ErrNotExist, 0, false, procInfo{}},
+		{"local, remembered without start time", procInfo{local: true}, 0, os.ErrNotExist, 0, false, procInfo{}},
+		{"intercepted", procInfo{start: 100}, 200, nil, self, false, procInfo{start: 100}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := &Supervisor{cfg: Config{TransparentPID: tc.transparent}, procs: map[int]procInfo{self: tc.remembered},
+				startTime: func(int) (uint64, error) { return tc.start, tc.startErr }}
+			if got := s.processIsLocal(self); got != tc.want {
+				t.Errorf("processIsLocal = %v, want %v", got, tc.want)
+			}
+			if got := s.procs[self]; got != tc.wantRemember {
+				t.Errorf("remembered %+v, want %+v", got, tc.wantRemember)
+			}
+		})
+	}
+}

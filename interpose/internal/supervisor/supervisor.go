@@ -99,6 +99,8 @@ type Supervisor struct {
 	// procs remembers, per thread, whether its executable stays local.
 	procMu sync.Mutex
 	procs  map[int]procInfo
+	// startTime, if set, replaces threadStartTime (tests).
+	startTime func(tid int) (uint64, error)
 }
 
 // New starts a supervisor's proxies; Serve then attaches listeners.
