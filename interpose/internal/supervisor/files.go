@@ -84,6 +84,9 @@ func pathArgs(c *call) (dirfd int32, pathAddr uint64) {
 func (fs *remoteFS) target(c *call) (remote string, ok bool) {
 	dirfd, addr := pathArgs(c)
 	p, err := seccomp.ReadString(c.tid, addr, pathMax)
+	if err != nil && c.denied(err) {
+		return "", false
+	}
 	if err != nil || p == "" {
 		return "", false
 	}
@@ -246,8 +249,10 @@ func (fs *remoteFS) open(c *call) {
 		flags = c.arg(1)
 	case seccomp.SysOpenat2:
 		var how [8]byte
-		if seccomp.ReadMemory(c.tid, c.arg(2), how[:]) != nil {
-			c.cont()
+		if err := seccomp.ReadMemory(c.tid, c.arg(2), how[:]); err != nil {
+			if !c.denied(err) {
+				c.cont()
+			}
 			return
 		}
 		flags = uint64(how[0]) | uint64(how[1])<<8 | uint64(how[2])<<16 | uint64(how[3])<<24

@@ -53,7 +53,9 @@ func (in *incoming) listen(c *call) {
 	}
 	fd, err := seccomp.GetFD(c.tid, int(c.arg(0)))
 	if err != nil {
-		c.cont()
+		if !c.denied(err) {
+			c.cont()
+		}
 		return
 	}
 	typ, _ := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TYPE)

@@ -122,8 +122,10 @@ func (p *proxy) connect(c *call) {
 		return
 	}
 	buf := make([]byte, length)
-	if seccomp.ReadMemory(c.tid, c.arg(1), buf) != nil {
-		c.cont()
+	if err := seccomp.ReadMemory(c.tid, c.arg(1), buf); err != nil {
+		if !c.denied(err) {
+			c.cont()
+		}
 		return
 	}
 	dest, ok := parseSockaddr(buf)
@@ -133,7 +135,9 @@ func (p *proxy) connect(c *call) {
 	}
 	fd, err := seccomp.GetFD(c.tid, int(c.arg(0)))
 	if err != nil {
-		c.cont()
+		if !c.denied(err) {
+			c.cont()
+		}
 		return
 	}
 	network := socketNetwork(fd)
@@ -288,7 +292,9 @@ func (p *proxy) acceptTCP(l *net.TCPListener, v6 bool) {
 func (p *proxy) getpeername(c *call) {
 	fd, err := seccomp.GetFD(c.tid, int(c.arg(0)))
 	if err != nil {
-		c.cont()
+		if !c.denied(err) {
+			c.cont()
+		}
 		return
 	}
 	ino := inode(fd)

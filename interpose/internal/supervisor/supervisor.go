@@ -99,6 +99,8 @@ type Supervisor struct {
 	// procs remembers, per thread, whether its executable stays local.
 	procMu sync.Mutex
 	procs  map[int]procInfo
+	// deniedPIDs are the processes already warned about (see denied).
+	deniedPIDs map[int]bool
 	// startTime, if set, replaces threadStartTime (tests).
 	startTime func(tid int) (uint64, error)
 }
@@ -304,11 +306,17 @@ type call struct {
 	t   *inflight.Table // nil: not recorded
 	n   seccomp.Notif
 	tid int
+	// answered is set once the call was failed for lack of access to
+	// the caller (denied): cont must not answer it again.
+	answered bool
 }
 
 func (c *call) arg(i int) uint64 { return c.n.Data.Args[i] }
 
 func (c *call) cont() {
+	if c.answered {
+		return
+	}
 	c.s.stats.add(0, 1)
 	c.l.Continue(c.n.ID)
 }
