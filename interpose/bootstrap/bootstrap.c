@@ -139,6 +139,30 @@ static void warn(const char *verb, const char *path, const struct text *why)
 	setenv(WARNED_ENV, "1", 1);
 }
 
+#ifndef PR_SET_PTRACER
+#define PR_SET_PTRACER 0x59616d61
+#endif
+
+/*
+ * allow_inspection lets the session host read this process's memory and
+ * take its descriptors (process_vm_readv, pidfd_getfd), which need ptrace
+ * access: under Yama ptrace_scope=1 (Ubuntu's default) only ancestors have
+ * it, and a program a debugger started is not the session's descendant.
+ * SO_PEERCRED names the process that listens on the session socket. Without
+ * Yama the prctl fails with EINVAL, which is fine; if access is refused
+ * anyway, the supervisor fails those calls with EPERM and says so.
+ */
+static void allow_inspection(int fd)
+{
+	struct ucred cred;
+	socklen_t len = sizeof cred;
+	int saved = errno;
+
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 && cred.pid > 0)
+		prctl(PR_SET_PTRACER, (unsigned long)cred.pid, 0, 0, 0);
+	errno = saved;
+}
+
 static int connect_session(const char *path, struct text *why)
 {
 	struct sockaddr_un addr = {.sun_family = AF_UNIX};
@@ -167,6 +191,7 @@ static int connect_session(const char *path, struct text *why)
 		close(fd);
 		return -1;
 	}
+	allow_inspection(fd);
 	return fd;
 }
 

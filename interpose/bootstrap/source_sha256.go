@@ -4,4 +4,4 @@ package bootstrap
 
 // sourceSHA256 is the SHA-256 of the bootstrap.c that libremocal_bootstrap.so
 // was built from, with gcc (Debian 12.2.0-14+deb12u1) 12.2.0.
-const sourceSHA256 = "d3aea0b1d0a7b93c6a09952d69427a72c492d0c62d467b25fb623e49bf17cc00"
+const sourceSHA256 = "395d40e702b74040e4f0272b15bcdc75e14ada19cfda667193447a25267a5f29"
