@@ -84,57 +84,73 @@ func (t *Table) newTableOp() op {
 }
 
 func (t *Table) newChainOp() op {
-	prio := int32(priorityDstNAT) // sent as two's complement
+	return t.baseChainOp(chainName, "nat", unix.NF_INET_PRE_ROUTING, priorityDstNAT, "type nat hook prerouting priority dstnat")
+}
+
+func (t *Table) newGuardChainOp() op {
+	return t.baseChainOp(guardChainName, "filter", unix.NF_INET_LOCAL_IN, priorityFilter, "type filter hook input priority filter")
+}
+
+func (t *Table) baseChainOp(name, typ string, hooknum uint32, priority int32, desc string) op {
 	hook, err := netlink.MarshalAttributes([]netlink.Attribute{
-		{Type: unix.NFTA_HOOK_HOOKNUM, Data: be32(unix.NF_INET_PRE_ROUTING)},
-		{Type: unix.NFTA_HOOK_PRIORITY, Data: be32(uint32(prio))},
+		{Type: unix.NFTA_HOOK_HOOKNUM, Data: be32(hooknum)},
+		{Type: unix.NFTA_HOOK_PRIORITY, Data: be32(uint32(priority))}, // two's complement
 	})
 	var msg netlink.Message
 	if err == nil {
 		msg, err = nftMsg(unix.NFT_MSG_NEWCHAIN, netlink.Acknowledge|netlink.Create|netlink.Excl, []netlink.Attribute{
 			{Type: unix.NFTA_CHAIN_TABLE, Data: cstr(t.name)},
-			{Type: unix.NFTA_CHAIN_NAME, Data: cstr(chainName)},
+			{Type: unix.NFTA_CHAIN_NAME, Data: cstr(name)},
 			{Type: unix.NLA_F_NESTED | unix.NFTA_CHAIN_HOOK, Data: hook},
-			{Type: unix.NFTA_CHAIN_TYPE, Data: cstr("nat")},
+			{Type: unix.NFTA_CHAIN_TYPE, Data: cstr(typ)},
 		})
 	}
-	return mustOp(msg, err, "create chain "+chainName+" (type nat hook prerouting priority dstnat)")
+	return mustOp(msg, err, "create chain "+name+" ("+desc+")")
 }
 
-func (t *Table) flushChainOp() op {
+func (t *Table) flushChainOp() op { return t.flushOp(chainName) }
+
+func (t *Table) flushOp(chain string) op {
 	// DELRULE without a handle deletes every rule of the chain.
 	msg, err := nftMsg(unix.NFT_MSG_DELRULE, netlink.Acknowledge, []netlink.Attribute{
 		{Type: unix.NFTA_RULE_TABLE, Data: cstr(t.name)},
-		{Type: unix.NFTA_RULE_CHAIN, Data: cstr(chainName)},
+		{Type: unix.NFTA_RULE_CHAIN, Data: cstr(chain)},
 	})
-	return mustOp(msg, err, "flush chain "+chainName)
+	return mustOp(msg, err, "flush chain "+chain)
 }
 
 func (t *Table) newRuleOp(r Rule) (op, error) {
-	exprs := ruleExprs(r)
+	o, err := t.ruleOp(chainName, ruleExprs(r), fmt.Sprintf("add rule tcp dport %d redirect to :%d", r.Port, r.ToPort))
+	if err != nil {
+		return op{}, fmt.Errorf("marshal rule %d->%d: %w", r.Port, r.ToPort, err)
+	}
+	return o, nil
+}
+
+func (t *Table) ruleOp(chain string, exprs []expr.Any, what string) (op, error) {
 	elems := make([]netlink.Attribute, len(exprs))
 	for i, e := range exprs {
 		b, err := expr.Marshal(unix.NFPROTO_INET, e)
 		if err != nil {
-			return op{}, fmt.Errorf("marshal rule %d->%d: %w", r.Port, r.ToPort, err)
+			return op{}, err
 		}
 		elems[i] = netlink.Attribute{Type: unix.NLA_F_NESTED | unix.NFTA_LIST_ELEM, Data: b}
 	}
 	list, err := netlink.MarshalAttributes(elems)
 	if err != nil {
-		return op{}, fmt.Errorf("marshal rule %d->%d: %w", r.Port, r.ToPort, err)
+		return op{}, err
 	}
 	// NLM_F_APPEND keeps the kernel's order equal to the caller's; without it
 	// each rule would be inserted at the head.
 	msg, err := nftMsg(unix.NFT_MSG_NEWRULE, netlink.Acknowledge|netlink.Create|netlink.Append, []netlink.Attribute{
 		{Type: unix.NFTA_RULE_TABLE, Data: cstr(t.name)},
-		{Type: unix.NFTA_RULE_CHAIN, Data: cstr(chainName)},
+		{Type: unix.NFTA_RULE_CHAIN, Data: cstr(chain)},
 		{Type: unix.NLA_F_NESTED | unix.NFTA_RULE_EXPRESSIONS, Data: list},
 	})
 	if err != nil {
-		return op{}, fmt.Errorf("marshal rule %d->%d: %w", r.Port, r.ToPort, err)
+		return op{}, err
 	}
-	return op{msg: msg, what: fmt.Sprintf("add rule tcp dport %d redirect to :%d", r.Port, r.ToPort)}, nil
+	return op{msg: msg, what: what}, nil
 }
 
 func (t *Table) delTableOp() op {

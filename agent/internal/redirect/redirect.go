@@ -49,8 +49,11 @@ const TablePrefix = "remocal"
 var ErrTableExists = errors.New("nftables table already exists")
 
 const (
-	// chainName is the single base chain of the table.
+	// chainName is the base chain of the redirect rules.
 	chainName = "redirect"
+	// guardChainName is the base chain that keeps the redirect target ports
+	// reachable only through a redirect (Guard); created on first use.
+	guardChainName = "guard"
 
 	// ackTimeout bounds the wait for the kernel's acknowledgements. The
 	// kernel answers a batch synchronously while processing it, so this only
@@ -69,6 +72,9 @@ const (
 	// priorityDstNAT is nft's "dstnat" priority: after conntrack (-200) has
 	// seen the packet, which NAT needs.
 	priorityDstNAT = -100
+	// priorityFilter is nft's "filter" priority, after NAT: the guard sees
+	// packets with their redirect applied.
+	priorityFilter = 0
 )
 
 // Table is an owned nftables table in one network namespace. It is safe for
@@ -78,8 +84,9 @@ type Table struct {
 	name   string
 	nsPath string
 
-	mu   sync.Mutex
-	conn *netlink.Conn // nil once closed
+	mu    sync.Mutex
+	conn  *netlink.Conn // nil once closed
+	guard bool          // the guard chain exists
 }
 
 // Open creates the owned table (name must start with "remocal") with one
@@ -168,6 +175,44 @@ func (t *Table) Sync(rules []Rule) error {
 	return nil
 }
 
+// Guard makes each of ports reachable only by connections that a Rule
+// redirected there: a TCP packet for one of them whose connection was
+// originally addressed to that very port (it came straight to the agent's
+// listener, from another pod or from inside the target's namespace) is
+// dropped, in nft terms
+// `meta l4proto tcp tcp dport <port> ct original proto-dst <port> drop`
+// in a chain of type filter, hook input.
+//
+// Without it anything that can reach the target could talk to the agent's
+// listener directly, where the agent has no subscription to serve the
+// connection with. Like Sync it is level-based: the ports replace the
+// previous set, and no ports means no guard rules.
+func (t *Table) Guard(ports ...uint16) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var ops []op
+	if !t.guard {
+		ops = append(ops, t.newGuardChainOp())
+	} else {
+		ops = append(ops, t.flushOp(guardChainName))
+	}
+	for _, p := range ports {
+		if p == 0 {
+			return fmt.Errorf("redirect: guard table %s: port must be non-zero", t.name)
+		}
+		o, err := t.ruleOp(guardChainName, guardExprs(p), fmt.Sprintf("add rule tcp dport %d ct original proto-dst %d drop", p, p))
+		if err != nil {
+			return fmt.Errorf("redirect: guard table %s: marshal rule for port %d: %w", t.name, p, err)
+		}
+		ops = append(ops, o)
+	}
+	if err := t.exchangeLocked(context.Background(), ops); err != nil {
+		return fmt.Errorf("redirect: guard table %s in %s: %w", t.name, t.nsPath, err)
+	}
+	t.guard = true
+	return nil
+}
+
 // Close deletes the table and closes the socket. It is idempotent and safe
 // after failures: even if the delete cannot be sent, closing the socket makes
 // the kernel remove the table.
@@ -228,6 +273,23 @@ func ruleExprs(r Rule) []expr.Any {
 		&expr.Immediate{Register: 1, Data: be16(r.ToPort)},
 		// Older kernels only honour the port register when the flag says so.
 		&expr.Redir{RegisterProtoMin: 1, Flags: unix.NF_NAT_RANGE_PROTO_SPECIFIED},
+	}
+}
+
+// guardExprs is `meta l4proto tcp tcp dport <port> ct original proto-dst
+// <port> drop`. In the input hook the destination port is the one after NAT,
+// the conntrack original tuple the one the sender chose: equal means nothing
+// redirected the connection. Using ct also makes nf_tables enable conntrack
+// in the namespace, which SO_ORIGINAL_DST relies on as well.
+func guardExprs(port uint16) []expr.Any {
+	return []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.IPPROTO_TCP}},
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: be16(port)},
+		&expr.Ct{Register: 1, Key: expr.CtKeyPROTODST, Direction: 0}, // IP_CT_DIR_ORIGINAL
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: be16(port)},
+		&expr.Verdict{Kind: expr.VerdictDrop},
 	}
 }
 
