@@ -29,7 +29,18 @@ const (
 func (m *Manager) serveConn(conn *net.TCPConn) {
 	dest, err := redirect.OriginalDst(conn)
 	if err != nil {
-		m.log.Error("recover original destination of redirected connection", "remote", conn.RemoteAddr(), "err", err)
+		m.log.Warn("refusing a connection to the redirect listener: cannot recover its original destination", "remote", conn.RemoteAddr(), "err", err)
+		resetConn(conn)
+		return
+	}
+	if !m.wasRedirected(dest.Port()) {
+		// Not redirected by us: someone connected to the listener itself
+		// (the guard rule drops that from outside; this is what is left,
+		// such as a process in the target's namespace). Passing it through
+		// would dial its destination, the listener, again, and so on until
+		// the agent runs out of descriptors.
+		m.log.Warn("refusing a connection to the redirect listener that no redirect sent there", "remote", conn.RemoteAddr(), "destination", dest)
+		resetConn(conn)
 		return
 	}
 	info := connInfo{
@@ -70,6 +81,14 @@ func (m *Manager) serveConn(conn *net.TCPConn) {
 	default:
 		m.passThrough(down, info)
 	}
+}
+
+// wasRedirected reports whether port is one this manager redirects or
+// redirected to its listener (and is not the listener's own port).
+func (m *Manager) wasRedirected(port uint16) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return port != m.lisPort && m.redirected[port]
 }
 
 // stealConn hands the whole connection to the subscriber. It reports false if

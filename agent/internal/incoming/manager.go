@@ -18,6 +18,8 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"syscall"
+	"time"
 
 	"github.com/sourcegraph/conc"
 
@@ -57,6 +59,12 @@ type Manager struct {
 	subs     map[string]*subscription
 	byPort   map[uint16][]*subscription // in subscription order
 	conns    map[net.Conn]struct{}
+	// redirected holds every port this manager has redirected to its
+	// listener: only connections originally addressed to one of them are
+	// served (serveConn). Ports stay after their last subscription ends, so
+	// that a connection redirected just before still reaches the
+	// application.
+	redirected map[uint16]bool
 
 	nextSub  atomic.Uint64
 	nextConn atomic.Uint64
@@ -94,6 +102,7 @@ func New(ns *netns.NS, log *slog.Logger, nodeAddrs []netip.Addr) *Manager {
 	return &Manager{
 		ns: ns, log: log, nodeAddrs: unmappedAddrs(nodeAddrs), ctx: ctx, cancel: cancel,
 		subs: map[string]*subscription{}, byPort: map[uint16][]*subscription{}, conns: map[net.Conn]struct{}{},
+		redirected: map[uint16]bool{},
 	}
 }
 
@@ -117,6 +126,9 @@ func (m *Manager) Subscribe(ctx context.Context, c Client, req *wire.Subscribe) 
 	}
 	if err := m.ensureRedirectLocked(ctx); err != nil {
 		return "", err
+	}
+	if req.Port == m.lisPort {
+		return "", wire.Errorf(wire.CodeInvalid, "port %d is the agent's own redirect listener in the target's namespace, not a port of the application; subscribe to the port the application listens on", req.Port)
 	}
 	seq := m.nextSub.Add(1)
 	s := &subscription{id: fmt.Sprintf("s%d", seq), seq: seq, client: c, port: req.Port, mode: req.Mode, filter: compiled}
@@ -187,6 +199,7 @@ func (m *Manager) syncLocked() error {
 	rules := make([]redirect.Rule, 0, len(m.byPort))
 	for port := range m.byPort {
 		rules = append(rules, redirect.Rule{Port: port, ToPort: m.lisPort})
+		m.redirected[port] = true
 	}
 	slices.SortFunc(rules, func(a, b redirect.Rule) int { return int(a.Port) - int(b.Port) })
 	if err := m.table.Sync(rules); err != nil {
@@ -208,21 +221,60 @@ func (m *Manager) ensureRedirectLocked(ctx context.Context) error {
 		lis.Close()
 		return wire.Errorf(wire.CodeUnavailable, "create redirect table in the target's network namespace (needs CAP_NET_ADMIN there, Linux 5.12+): %v", err)
 	}
-	m.table, m.listener = table, lis
-	m.lisPort = uint16(lis.Addr().(*net.TCPAddr).Port)
-	m.wg.Go(func() { m.acceptLoop(lis) })
+	lisPort := uint16(lis.Addr().(*net.TCPAddr).Port)
+	if err := table.Guard(lisPort); err != nil {
+		table.Close()
+		lis.Close()
+		return wire.Errorf(wire.CodeUnavailable, "protect the redirect listener in the target's network namespace: %v", err)
+	}
+	m.table, m.listener, m.lisPort = table, lis, lisPort
+	m.wg.Go(func() { m.acceptLoop(lis, table) })
 	return nil
 }
 
-func (m *Manager) acceptLoop(lis net.Listener) {
+// Accept errors that say the process or the system is short of something
+// for a moment are retried after a pause that doubles from acceptRetryMin
+// up to acceptRetryMax, as net/http's Server does: giving up on them would
+// end the accept loop while the redirect rules still send the application's
+// traffic to the listener.
+const (
+	acceptRetryMin = 5 * time.Millisecond
+	acceptRetryMax = time.Second
+)
+
+// temporaryAcceptError reports whether accept may succeed if tried again.
+func temporaryAcceptError(err error) bool {
+	for _, errno := range []syscall.Errno{syscall.EMFILE, syscall.ENFILE, syscall.ENOBUFS, syscall.ENOMEM,
+		syscall.ECONNABORTED, syscall.EINTR, syscall.EAGAIN, syscall.EPROTO, syscall.EPERM} {
+		if errors.Is(err, errno) {
+			return true
+		}
+	}
+	return false
+}
+
+func (m *Manager) acceptLoop(lis net.Listener, table *redirect.Table) {
+	var pause time.Duration
 	for {
 		conn, err := lis.Accept()
 		if err != nil {
-			if !errors.Is(err, net.ErrClosed) {
-				m.log.Error("accept redirected connection", "err", err)
+			if errors.Is(err, net.ErrClosed) && m.ctx.Err() != nil {
+				return
 			}
+			if temporaryAcceptError(err) {
+				pause = min(max(2*pause, acceptRetryMin), acceptRetryMax)
+				m.log.Warn("accept redirected connection; retrying", "err", err, "in", pause)
+				select {
+				case <-time.After(pause):
+					continue
+				case <-m.ctx.Done():
+					return
+				}
+			}
+			m.listenerFailed(lis, table, err)
 			return
 		}
+		pause = 0
 		if !m.track(conn) {
 			conn.Close()
 			return
@@ -232,6 +284,26 @@ func (m *Manager) acceptLoop(lis net.Listener) {
 			m.serveConn(conn.(*net.TCPConn))
 		})
 	}
+}
+
+// listenerFailed handles the end of the accept loop other than by Close:
+// the redirect table goes with the listener, so the application gets its
+// ports back instead of their connections piling up unaccepted. The
+// subscriptions stay; the next Subscribe opens a new listener and table and
+// redirects every subscribed port again.
+func (m *Manager) listenerFailed(lis net.Listener, table *redirect.Table, err error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed || m.table != table {
+		return
+	}
+	m.log.Error("the redirect listener failed; removing the redirect so the application gets its traffic back (subscribe again to restore it)",
+		"err", err, "table", table.Name(), "subscriptions", len(m.subs))
+	if cerr := table.Close(); cerr != nil {
+		m.log.Error("remove redirect table", "err", cerr)
+	}
+	lis.Close()
+	m.table, m.listener, m.lisPort = nil, nil, 0
 }
 
 func (m *Manager) track(c net.Conn) bool {
@@ -314,6 +386,7 @@ func (m *Manager) Close() error {
 		return nil
 	}
 	m.closed = true
+	m.cancel()
 	var err error
 	if m.table != nil {
 		err = m.table.Close()
