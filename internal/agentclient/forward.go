@@ -117,7 +117,7 @@ func (f *Forwarder) mirrorConnection(ctx context.Context, stream net.Conn) {
 // and, for steals, relays the response back.
 func (f *Forwarder) forwardRequest(ctx context.Context, stream net.Conn, steal bool) {
 	in := http1.NewConn(stream)
-	req, err := http.ReadRequest(in.R)
+	req, err := in.ReadRequest() // bounded, though the agent bounded it already
 	if err != nil {
 		return
 	}

@@ -15,9 +15,37 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"time"
 
 	"github.com/remocal/remocal/internal/relay"
 )
+
+// Limits on what a peer or a target can make remocal hold while it reads a
+// message head (request line or status line, and headers): net/http's
+// reader keeps a head in memory whole, so without them a head that never
+// ends would grow until the process runs out of memory.
+const (
+	// MaxHeadBytes bounds a request or response head. 1 MiB is net/http's
+	// own server default (http.DefaultMaxHeaderBytes): what Go servers, the
+	// usual applications behind remocal, accept anyway, and far above the
+	// 8–64 KiB that common proxies and Ingress controllers allow.
+	MaxHeadBytes = 1 << 20
+	// HeadTimeout bounds the time from the first byte of a request to the
+	// end of its head, against clients that trickle a head byte by byte to
+	// hold the relay open. 30 s is generous for any real client (a head is
+	// sent in one go) and still closes such connections; waiting for a
+	// request's first byte stays unbounded, as keep-alive idleness is the
+	// application's and its clients' business.
+	HeadTimeout = 30 * time.Second
+)
+
+// ErrHeadTooLarge is wrapped by ReadRequest and Exchange errors when a head
+// exceeds MaxHeadBytes.
+var ErrHeadTooLarge = errors.New("HTTP message head larger than 1 MiB")
+
+// ErrHeadTimeout is wrapped by ReadRequest's error when a request head did
+// not arrive within HeadTimeout of its first byte.
+var ErrHeadTimeout = errors.New("HTTP request head not complete within 30s of its first byte")
 
 // Conn is a connection with buffered reading and writing. Writes must be
 // flushed; Exchange does.
@@ -25,6 +53,10 @@ type Conn struct {
 	net.Conn
 	R *bufio.Reader
 	W *bufio.Writer
+
+	// lim sits between Conn and R in connections made by NewConn, so that
+	// heads can be read with a bound; nil otherwise.
+	lim *headLimiter
 }
 
 // NewConn wraps c. A nil c makes a sink that discards what is written, for
@@ -33,7 +65,84 @@ func NewConn(c net.Conn) *Conn {
 	if c == nil {
 		return &Conn{W: bufio.NewWriter(io.Discard)}
 	}
-	return &Conn{Conn: c, R: bufio.NewReaderSize(c, 32<<10), W: bufio.NewWriterSize(c, 16<<10)}
+	lim := &headLimiter{r: c, n: -1}
+	return &Conn{Conn: c, R: bufio.NewReaderSize(lim, 32<<10), W: bufio.NewWriterSize(c, 16<<10), lim: lim}
+}
+
+// headLimiter passes reads through, or at most n bytes while n >= 0 and
+// then errHeadLimit.
+type headLimiter struct {
+	r io.Reader
+	n int64
+}
+
+var errHeadLimit = errors.New("head limit reached")
+
+func (l *headLimiter) Read(p []byte) (int, error) {
+	if l.n < 0 {
+		return l.r.Read(p)
+	}
+	if l.n == 0 {
+		return 0, errHeadLimit
+	}
+	if int64(len(p)) > l.n {
+		p = p[:l.n]
+	}
+	n, err := l.r.Read(p)
+	l.n -= int64(n)
+	return n, err
+}
+
+// limitHead runs read (which reads one head from c.R) with at most maxBytes more
+// bytes read from the connection (what R has buffered already comes on
+// top, at most its 32 KiB). Connections not made by NewConn are read
+// without the bound.
+func (c *Conn) limitHead(maxBytes int64, read func() error) error {
+	if c.lim == nil {
+		return read()
+	}
+	c.lim.n = maxBytes
+	err := read()
+	exhausted := c.lim.n == 0
+	c.lim.n = -1
+	// net/textproto may report the cut-off line as malformed instead of
+	// passing errHeadLimit on, hence the check of the limiter itself.
+	if err != nil && (exhausted || errors.Is(err, errHeadLimit)) {
+		return fmt.Errorf("%w: %w", ErrHeadTooLarge, err)
+	}
+	return err
+}
+
+// ReadRequest reads the next request from the connection, bounding its
+// head by MaxHeadBytes and HeadTimeout (see there). The body is left to
+// read from c.R, without those bounds.
+func (c *Conn) ReadRequest() (*http.Request, error) {
+	return c.readRequest(MaxHeadBytes, HeadTimeout)
+}
+
+func (c *Conn) readRequest(maxBytes int64, timeout time.Duration) (*http.Request, error) {
+	// Waiting for the request to start is not bounded (see HeadTimeout).
+	if _, err := c.R.Peek(1); err != nil {
+		return nil, err
+	}
+	deadline := time.Now().Add(timeout)
+	if err := c.SetReadDeadline(deadline); err != nil {
+		return nil, err
+	}
+	var req *http.Request
+	err := c.limitHead(maxBytes, func() (err error) {
+		req, err = http.ReadRequest(c.R)
+		return err
+	})
+	if derr := c.SetReadDeadline(time.Time{}); err == nil && derr != nil {
+		return nil, derr
+	}
+	// As above, the timeout may come back as a malformed partial line.
+	ne, isNetErr := errors.AsType[net.Error](err)
+	if err != nil && !errors.Is(err, ErrHeadTooLarge) && (isNetErr && ne.Timeout() || !time.Now().Before(deadline)) {
+		err = fmt.Errorf("%w: %w", ErrHeadTimeout, err)
+	}
+	return req, err
 }
 
 // Read reads through the buffer, so bytes already peeked are not lost.
@@ -83,7 +192,11 @@ func Exchange(down, up *Conn, req *http.Request) (Result, error) {
 	}()
 	answered := false
 	for {
-		resp, err := http.ReadResponse(up.R, req)
+		var resp *http.Response
+		err := up.limitHead(MaxHeadBytes, func() (err error) {
+			resp, err = http.ReadResponse(up.R, req)
+			return err
+		})
 		if err != nil {
 			relay.Abort(up.Conn)
 			<-wrote

@@ -51,11 +51,9 @@ func (m *Manager) serveHTTP(conn net.Conn, info connInfo) {
 		}
 	}()
 	for seq := uint64(1); ; seq++ {
-		req, err := http.ReadRequest(down.R)
+		req, err := down.ReadRequest()
 		if err != nil {
-			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
-				http1.WriteError(down, http.StatusBadRequest, "remocal: malformed HTTP request: "+err.Error())
-			}
+			m.refuseRequest(down, info, err)
 			return
 		}
 		r := m.requestRoute(info.port, req)
@@ -108,6 +106,24 @@ func (m *Manager) serveHTTP(conn net.Conn, info connInfo) {
 		if err != nil || !res.DownKeepAlive {
 			return
 		}
+	}
+}
+
+// refuseRequest answers a request that could not be read, as a server
+// would, unless the peer is simply gone.
+func (m *Manager) refuseRequest(down *http1.Conn, info connInfo, err error) {
+	switch {
+	case errors.Is(err, http1.ErrHeadTooLarge):
+		m.log.Warn("request head too large; closing the connection", "connection", info.id, "source", info.source, "limit", http1.MaxHeadBytes)
+		http1.WriteError(down, http.StatusRequestHeaderFieldsTooLarge,
+			"remocal: the request head (request line and headers) is larger than 1 MiB, the most remocal reads on a port with HTTP filters; send smaller headers")
+	case errors.Is(err, http1.ErrHeadTimeout):
+		m.log.Warn("request head incomplete in time; closing the connection", "connection", info.id, "source", info.source, "timeout", http1.HeadTimeout)
+		http1.WriteError(down, http.StatusRequestTimeout,
+			"remocal: the request head did not arrive within 30s of its first byte; send the request line and headers at once")
+	case errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed):
+	default:
+		http1.WriteError(down, http.StatusBadRequest, "remocal: malformed HTTP request: "+err.Error())
 	}
 }
 
