@@ -2,12 +2,18 @@ package agent_test
 
 import (
 	"bufio"
+	"bytes"
+	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
+	"github.com/remocal/remocal/internal/agentclient"
 	"github.com/remocal/remocal/internal/localenv"
 	"github.com/remocal/remocal/protocol/wire"
 	"github.com/remocal/remocal/test/envtest"
@@ -57,4 +63,39 @@ func TestEndlessRequestHeadIsCutOff(t *testing.T) {
 
 	assertFromApp(t, env, "/items", nil)
 	assertFromLocal(t, env, "/items", hdr("X-Remocal-User", "alice"), "alice")
+}
+
+// TestHugeRemoteFileIsRefused: a file in the pod larger than the client's
+// cap used to be read whole into the laptop's memory (a 20 GB file: out of
+// memory); now ReadFile refuses it before reading, naming the fs setting
+// that keeps the path local, while small files still read.
+func TestHugeRemoteFileIsRefused(t *testing.T) {
+	env := envtest.New(t)
+	c := connect(t, startAgent(t, env.App, agentOptions{}).addr, "alice@laptop")
+	ctx := testCtx(t)
+
+	// Sparse: the pod's disk holds none of it.
+	const huge = "/etc/huge.bin"
+	full := writeInTarget(t, env.App, huge, nil)
+	if err := os.Truncate(full, agentclient.MaxFileSize+1); err != nil {
+		t.Fatal(err)
+	}
+	data, err := c.ReadFile(ctx, huge)
+	if err == nil {
+		t.Fatalf("ReadFile of a %d MiB file returned %d MiB and no error", (agentclient.MaxFileSize+1)>>20, len(data)>>20)
+	}
+	var tooLarge *agentclient.FileTooLargeError
+	if !errors.As(err, &tooLarge) || !errors.Is(err, agentclient.ErrFileTooLarge) || !errors.Is(err, unix.EFBIG) {
+		t.Fatalf("ReadFile of a huge file: %v (%T), want a FileTooLargeError matching EFBIG", err, err)
+	}
+	if msg := err.Error(); !strings.Contains(msg, huge) || !strings.Contains(msg, `"fs": {"local": ["/etc/huge.bin"]}`) {
+		t.Errorf("error %q does not name the file and the fs.local setting", msg)
+	}
+
+	// Files over one read but under the cap still arrive whole.
+	want := bytes.Repeat([]byte("0123456789abcdef"), (wire.MaxReadSize+123)/16)
+	writeInTarget(t, env.App, "/etc/big.bin", want)
+	if got, err := c.ReadFile(ctx, "/etc/big.bin"); err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("ReadFile of a %d byte file: %d bytes, %v", len(want), len(got), err)
+	}
 }

@@ -2,6 +2,7 @@ package supervisor
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path"
@@ -12,6 +13,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/remocal/remocal/internal/agentclient"
 	"github.com/remocal/remocal/interpose/internal/rules"
 	"github.com/remocal/remocal/interpose/internal/seccomp"
 	"github.com/remocal/remocal/protocol/wire"
@@ -222,6 +224,11 @@ func (fs *remoteFS) content(ctx context.Context, p string) *fileEntry {
 		full.data, full.err = fs.s.agent().ReadFile(ctx, p)
 		if full.data == nil && full.err == nil {
 			full.data = []byte{}
+		}
+		if errors.Is(full.err, agentclient.ErrFileTooLarge) {
+			// The program only sees EFBIG; the user needs to know why and
+			// what to change.
+			fs.s.log.Warn("remote file not opened: "+full.err.Error(), "path", p)
 		}
 	case unix.S_IFDIR:
 		full.dir, full.err = fs.s.agent().ReadDir(ctx, p)
