@@ -32,6 +32,17 @@ type files struct {
 
 const resolveFlags = unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS
 
+// A listing is one response frame, held whole in the agent and the client
+// while it is built and read, so it is bounded: at most maxReaddirEntries
+// entries with at most maxReaddirNameBytes of names, which keeps the frame
+// well under wire.MaxFrameSize even with 255-byte names. Directories a
+// program lists from its pod (config trees, certificate bundles, templates)
+// have far fewer; larger ones are data, better kept local.
+const (
+	maxReaddirEntries   = 65536
+	maxReaddirNameBytes = 8 << 20
+)
+
 // open resolves path in the target's root. Call it inside judge, so that the
 // walk is judged as the target.
 func (f files) open(path string, flags int) (int, error) {
@@ -205,6 +216,7 @@ func (f files) readdir(req *wire.FileReaddir) (*wire.FileReaddirResult, error) {
 			return err
 		}
 		defer unix.Close(fd)
+		names := 0 // bytes of names so far
 		buf := make([]byte, 32<<10)
 		for {
 			n, err := unix.Getdents(fd, buf)
@@ -214,7 +226,16 @@ func (f files) readdir(req *wire.FileReaddir) (*wire.FileReaddirResult, error) {
 			if n == 0 {
 				return nil
 			}
+			before := len(entries)
 			entries = appendDirents(entries, buf[:n])
+			for _, e := range entries[before:] {
+				names += len(e.Name)
+			}
+			if len(entries) > maxReaddirEntries || names > maxReaddirNameBytes {
+				return wire.Errorf(wire.CodeTooLarge,
+					"directory %s has more than %d entries (or %d MiB of names), more than remocal lists from the target; make it local with \"fs\": {\"local\": [%q]} in .remocal/config.json",
+					req.Path, maxReaddirEntries, maxReaddirNameBytes>>20, req.Path)
+			}
 		}
 	})
 	if err != nil {

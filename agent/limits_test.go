@@ -99,3 +99,34 @@ func TestHugeRemoteFileIsRefused(t *testing.T) {
 		t.Fatalf("ReadFile of a %d byte file: %d bytes, %v", len(want), len(got), err)
 	}
 }
+
+// TestHugeDirectoryListingIsRefused: a listing is one frame held whole on
+// both sides; a directory beyond the bound gets an error naming fs.local
+// instead of an ever larger response.
+func TestHugeDirectoryListingIsRefused(t *testing.T) {
+	env := envtest.New(t)
+	c := connect(t, startAgent(t, env.App, agentOptions{}).addr, "alice@laptop")
+	ctx := testCtx(t)
+
+	const dir = "/etc/huge.d"
+	full := fmt.Sprintf("/proc/%d/root%s", env.App.PID, dir)
+	if err := os.Mkdir(full, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	const n = 65536 + 1 // one over the agent's bound
+	for i := range n {
+		if err := os.Symlink("x", fmt.Sprintf("%s/%06d", full, i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	entries, err := c.ReadDir(ctx, dir)
+	if wire.CodeOf(err) != wire.CodeTooLarge || !strings.Contains(err.Error(), `"fs": {"local": ["/etc/huge.d"]}`) {
+		t.Fatalf("ReadDir of %d entries: %d entries, %v; want too_large naming fs.local", n, len(entries), err)
+	}
+	if err := os.Remove(fmt.Sprintf("%s/%06d", full, n-1)); err != nil {
+		t.Fatal(err)
+	}
+	if entries, err := c.ReadDir(ctx, dir); err != nil || len(entries) != n-1 {
+		t.Fatalf("ReadDir at the bound: %d entries, %v", len(entries), err)
+	}
+}
