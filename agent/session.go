@@ -21,6 +21,14 @@ const (
 	// maxConcurrentRequests bounds the control requests of one client in
 	// flight at once; further requests wait, they are not refused.
 	maxConcurrentRequests = 64
+	// maxClientStreams bounds the streams a client has open at once (each
+	// an outgoing connection of the local program); yamux v0.1.2 has no
+	// such setting. At the bound the agent stops accepting: yamux queues
+	// up to its AcceptBacklog more and resets the rest, which the client
+	// sees as a failed dial. 1024 is above what a program under
+	// development keeps open (connection pools, fan-out), and with the
+	// stream window bounds what one client can make the agent buffer.
+	maxClientStreams = 1024
 )
 
 // session is one connected client.
@@ -186,12 +194,21 @@ func (s *session) handshake() error {
 
 // acceptStreams serves client-opened streams (dials).
 func (s *session) acceptStreams() {
+	sem := make(chan struct{}, maxClientStreams)
 	for {
+		select {
+		case sem <- struct{}{}:
+		case <-s.ctx.Done():
+			return
+		}
 		stream, err := s.mux.AcceptStream()
 		if err != nil {
 			return
 		}
-		s.wg.Go(func() { s.serveStream(stream) })
+		s.wg.Go(func() {
+			defer func() { <-sem }()
+			s.serveStream(stream)
+		})
 	}
 }
 
