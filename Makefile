@@ -78,7 +78,8 @@ unit:
 fuzz-short:
 	@test/setup/fuzz.sh $(FUZZTIME) \
 		./protocol/wire:FuzzReadEnvelope ./protocol/wire:FuzzReadChunk ./protocol/wire:FuzzReadDatagram \
-		./protocol/wire:FuzzHTTPFilter ./protocol/glob:FuzzMatch ./protocol/config:FuzzParse
+		./protocol/wire:FuzzHTTPFilter ./protocol/wire:FuzzDirEntries \
+		./protocol/glob:FuzzMatch ./protocol/config:FuzzParse
 
 # Benchmarks (root). Results and the machine they ran on: docs/performance.md.
 bench: deps

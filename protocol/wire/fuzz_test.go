@@ -92,3 +92,43 @@ func FuzzHTTPFilter(f *testing.F) {
 		c.Match(method, reqPath, map[string][]string{name: {reqValue}})
 	})
 }
+
+// FuzzDirEntries decodes a listing as the client does (a frame from the
+// agent, decoded as a readdir result) and checks what the client relies on:
+// a name CheckDirEntryName accepts, joined to a directory, names exactly one
+// entry of that directory, whatever the agent sent.
+func FuzzDirEntries(f *testing.F) {
+	data, err := os.ReadFile(filepath.Join(vectorDir, "file.readdir.result.json"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	var compact bytes.Buffer
+	if err := json.Compact(&compact, data); err != nil {
+		f.Fatal(err)
+	}
+	f.Add(rawFrame(compact.String()))
+	for _, name := range []string{"..", ".", "", "a/b", "../../home/u/.ssh/authorized_keys", "..data", "x\x00y", "/etc"} {
+		body, _ := json.Marshal(FileReaddirResult{Entries: []DirEntry{{Name: name, Type: 8}}})
+		f.Add(rawFrame(`{"id":1,"type":"file.readdir.result","body":` + string(body) + `}`))
+	}
+	const dir = "/tmp/remocal-dirs-1/7"
+	f.Fuzz(func(t *testing.T, data []byte) {
+		env, err := ReadEnvelope(bytes.NewReader(data), 1<<16)
+		if err != nil {
+			return
+		}
+		res, err := DecodeAs[*FileReaddirResult](env)
+		if err != nil {
+			return
+		}
+		for _, e := range res.Entries {
+			if CheckDirEntryName(e.Name) != nil {
+				continue
+			}
+			p := filepath.Join(dir, e.Name)
+			if filepath.Dir(p) != dir || filepath.Base(p) != e.Name || e.Name == ".." {
+				t.Fatalf("accepted entry name %q leads to %q, not an entry of %s", e.Name, p, dir)
+			}
+		}
+	})
+}

@@ -442,3 +442,22 @@ func validatePath(p string) error {
 	}
 	return nil
 }
+
+// CheckDirEntryName says why name cannot be the name of one entry of a
+// directory: empty, "." or "..", a "/" or NUL byte in it, or longer than
+// NAME_MAX. The client joins entry names to local paths (a listing is
+// materialised as a local skeleton), so a name an agent makes up must never
+// lead outside that directory.
+func CheckDirEntryName(name string) error {
+	switch {
+	case name == "":
+		return fmt.Errorf("directory entry name is empty")
+	case name == "." || name == "..":
+		return fmt.Errorf("directory entry name %q is not an entry", name)
+	case strings.ContainsAny(name, "/\x00"):
+		return fmt.Errorf("directory entry name %q contains a / or NUL byte", name)
+	case len(name) > 255:
+		return fmt.Errorf("directory entry name is longer than NAME_MAX (255)")
+	}
+	return nil
+}

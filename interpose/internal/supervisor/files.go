@@ -357,16 +357,9 @@ func (fs *remoteFS) handOutDir(c *call, remote string, entries []wire.DirEntry, 
 		c.fail(unix.EIO)
 		return
 	}
-	for _, e := range entries {
-		p := filepath.Join(snap, e.Name)
-		switch e.Type {
-		case unix.DT_DIR:
-			os.Mkdir(p, 0o755)
-		case unix.DT_LNK:
-			os.Symlink("remote", p)
-		default:
-			os.WriteFile(p, nil, 0o644)
-		}
+	for _, bad := range writeSkeleton(snap, entries) {
+		fs.s.log.Warn("the agent listed a directory entry that cannot be one; skipped",
+			"dir", remote, "err", bad)
 	}
 	fs.mu.Lock()
 	fs.snaps[snap] = remote
@@ -381,6 +374,32 @@ func (fs *remoteFS) handOutDir(c *call, remote string, entries []wire.DirEntry, 
 	if _, err := c.l.AddFDAndReturn(c.n.ID, fd, cloexec); err != nil && err != seccomp.ErrGone {
 		c.fail(unix.EIO)
 	}
+}
+
+// writeSkeleton creates in dir an entry of each remote entry's name and
+// type. Names come from the agent, which this machine trusts no more than
+// it must: a name that is not one directory entry ("..", "a/b") would be
+// joined into a path outside dir, so it is skipped and reported. Nothing
+// existing is followed or truncated: entries are created exclusively.
+func writeSkeleton(dir string, entries []wire.DirEntry) (skipped []error) {
+	for _, e := range entries {
+		if err := wire.CheckDirEntryName(e.Name); err != nil {
+			skipped = append(skipped, err)
+			continue
+		}
+		p := filepath.Join(dir, e.Name)
+		switch e.Type {
+		case unix.DT_DIR:
+			os.Mkdir(p, 0o755)
+		case unix.DT_LNK:
+			os.Symlink("remote", p)
+		default:
+			if fd, err := unix.Open(p, unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o644); err == nil {
+				unix.Close(fd)
+			}
+		}
+	}
+	return skipped
 }
 
 // stat serves stat, lstat, newfstatat and statx.

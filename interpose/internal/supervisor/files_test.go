@@ -2,10 +2,14 @@ package supervisor
 
 import (
 	"context"
+	"fmt"
 	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/remocal/remocal/protocol/wire"
+	"golang.org/x/sys/unix"
 )
 
 func TestWithUseVC(t *testing.T) {
@@ -151,5 +155,60 @@ func TestSpecialFiles(t *testing.T) {
 				t.Errorf("content of %s = %q, %v; want %q", tc.path, got, err, want)
 			}
 		})
+	}
+}
+
+// A malicious agent lists names that are not directory entries to make the
+// supervisor write outside its skeleton directory: truncate a file of the
+// user (../../home/u/.ssh/authorized_keys), create a directory elsewhere.
+// They are skipped and reported; the target's real entries are still there.
+func TestWriteSkeletonRefusesNamesOutside(t *testing.T) {
+	root := t.TempDir()
+	victim := filepath.Join(root, "home", "u", ".ssh", "authorized_keys")
+	if err := os.MkdirAll(filepath.Dir(victim), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	const keys = "ssh-ed25519 AAAA user@laptop\n"
+	if err := os.WriteFile(victim, []byte(keys), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	snap := filepath.Join(root, "snaps", "1")
+	if err := os.MkdirAll(snap, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	entries := []wire.DirEntry{
+		{Name: "../../home/u/.ssh/authorized_keys", Type: unix.DT_REG},
+		{Name: "../escaped", Type: unix.DT_DIR},
+		{Name: "..", Type: unix.DT_DIR},
+		{Name: ".", Type: unix.DT_DIR},
+		{Name: "", Type: unix.DT_REG},
+		{Name: "a/b", Type: unix.DT_REG},
+		{Name: "nul\x00", Type: unix.DT_REG},
+		{Name: "app.yaml", Type: unix.DT_REG},
+		{Name: "conf.d", Type: unix.DT_DIR},
+		{Name: "current", Type: unix.DT_LNK},
+		{Name: "..data", Type: unix.DT_DIR}, // Kubernetes' projected volumes have these
+	}
+	skipped := writeSkeleton(snap, entries)
+	if got, err := os.ReadFile(victim); err != nil || string(got) != keys {
+		t.Errorf("the user's file after the listing: %q, %v; want it untouched", got, err)
+	}
+	if _, err := os.Lstat(filepath.Join(root, "snaps", "escaped")); err == nil {
+		t.Error("a directory was created outside the skeleton")
+	}
+	if len(skipped) != 7 {
+		t.Errorf("skipped %d entries (%v), want 7", len(skipped), skipped)
+	}
+	got, err := os.ReadDir(snap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range got {
+		names = append(names, fmt.Sprintf("%s:%v", e.Name(), e.Type()))
+	}
+	want := []string{"..data:d---------", "app.yaml:----------", "conf.d:d---------", "current:L---------"}
+	if diff := cmp.Diff(want, names); diff != "" {
+		t.Errorf("skeleton entries (-want +got):\n%s", diff)
 	}
 }
