@@ -37,9 +37,28 @@ type pendingTCP struct {
 	dns   bool // split DNS queries by name instead of relaying bytes
 }
 
-type flowKey struct {
-	v6   bool
-	port uint16
+// flowKey is the program's socket as the proxy sees it arrive: its full
+// source address (IPv4-mapped addresses unmapped, as the IPv4 listener
+// reports them), not its port alone. Any local process can bind another
+// loopback address (127.0.0.2) with the same port and reach the proxy;
+// matching on the port alone would hand it the program's connection
+// through the target, or the program's UDP flow.
+type flowKey struct{ src netip.AddrPort }
+
+// keyOf is the key of a program's socket bound to local, which connects
+// to the proxy at loop: an unspecified address becomes the one the kernel
+// picks to reach loop.
+func keyOf(local netip.AddrPort, loop netip.Addr) flowKey {
+	addr := local.Addr()
+	if addr.IsUnspecified() {
+		addr = loop
+	}
+	return flowKey{src: netip.AddrPortFrom(addr.Unmap(), local.Port())}
+}
+
+// peerKey is the key of a connection or datagram arriving from src.
+func peerKey(src netip.AddrPort) flowKey {
+	return flowKey{src: netip.AddrPortFrom(src.Addr().Unmap(), src.Port())}
 }
 
 type proxy struct {
@@ -85,8 +104,8 @@ func newProxy(s *Supervisor) (*proxy, error) {
 			return nil, err
 		}
 		p.tcp[v6], p.udp[v6] = tl, ul
-		s.wg.Go(func() { p.acceptTCP(tl, v6) })
-		s.wg.Go(func() { p.readUDP(ul, v6) })
+		s.wg.Go(func() { p.acceptTCP(tl) })
+		s.wg.Go(func() { p.readUDP(ul) })
 	}
 	return p, nil
 }
@@ -243,7 +262,7 @@ func (p *proxy) bindLoopback(fd int, listeners any) (flowKey, netip.AddrPort, er
 	case map[bool]*net.UDPConn:
 		proxyPort = uint16(l[useV6].LocalAddr().(*net.UDPAddr).Port)
 	}
-	return flowKey{v6: useV6, port: local.Port()}, netip.AddrPortFrom(loop, proxyPort), nil
+	return keyOf(local, loop), netip.AddrPortFrom(loop, proxyPort), nil
 }
 
 func inode(fd int) uint64 {
@@ -254,13 +273,13 @@ func inode(fd int) uint64 {
 	return st.Ino
 }
 
-func (p *proxy) acceptTCP(l *net.TCPListener, v6 bool) {
+func (p *proxy) acceptTCP(l *net.TCPListener) {
 	for {
 		conn, err := l.AcceptTCP()
 		if err != nil {
 			return
 		}
-		key := flowKey{v6: v6, port: uint16(conn.RemoteAddr().(*net.TCPAddr).Port)}
+		key := peerKey(conn.RemoteAddr().(*net.TCPAddr).AddrPort())
 		p.mu.Lock()
 		pt, ok := p.tcpQ[key]
 		delete(p.tcpQ, key)
@@ -364,7 +383,7 @@ func (p *proxy) connectUDP(c *call, fd int, dest netip.AddrPort) {
 	c.ret(0)
 }
 
-func (p *proxy) readUDP(u *net.UDPConn, v6 bool) {
+func (p *proxy) readUDP(u *net.UDPConn) {
 	buf := make([]byte, wire.MaxDatagramSize)
 	for {
 		n, from, err := u.ReadFromUDPAddrPort(buf)
@@ -372,7 +391,7 @@ func (p *proxy) readUDP(u *net.UDPConn, v6 bool) {
 			return
 		}
 		p.mu.Lock()
-		f := p.udpF[flowKey{v6: v6, port: from.Port()}]
+		f := p.udpF[peerKey(from)]
 		p.mu.Unlock()
 		if f != nil {
 			f.send(u, buf[:n])
