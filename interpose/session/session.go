@@ -16,6 +16,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -185,20 +186,73 @@ func (s *Session) Target() string { return s.opts.Connector.Describe() }
 // Config is the session's configuration, with its defaults applied.
 func (s *Session) Config() *config.Config { return s.cfg }
 
-// localOnlyEnv are variables that describe this machine and the user's
-// shell rather than the application; the target's values would break the
-// local program (PATH, HOME) or the terminal.
-var localOnlyEnv = glob.NewSelector([]string{
-	"PATH;HOME;USER;LOGNAME;SHELL;TERM;COLORTERM;PWD;OLDPWD;SHLVL;TMPDIR;LANG;LANGUAGE;LC_*;DISPLAY;WAYLAND_DISPLAY;XDG_*;SSH_*;LD_PRELOAD;LD_LIBRARY_PATH;_",
+// shellEnv are variables that describe this machine and the user's shell
+// rather than the application; the target's values would break the local
+// program (PATH, HOME) or the terminal.
+var shellEnv = glob.NewSelector([]string{
+	"PATH;HOME;USER;LOGNAME;SHELL;TERM;COLORTERM;PWD;OLDPWD;SHLVL;TMPDIR;LANG;LANGUAGE;LC_*;DISPLAY;WAYLAND_DISPLAY;XDG_*;SSH_*;_",
 }, nil)
 
+// toolchainEnv are variables that make this machine's programs run or load
+// code (the dynamic loader, shells, interpreters' startup options) or say
+// where this machine's toolchain lives. The target's values describe the
+// target's image: PYTHONHOME=/usr breaks a pyenv or venv python, and
+// BASH_ENV or NODE_OPTIONS from the target would run code named by the
+// remote side in every local shell or node. remocal exec names those it
+// left out (KeptLocal); an exact name in env.include takes the target's.
+var toolchainEnv = glob.NewSelector([]string{
+	// the dynamic loader and the C library
+	"LD_*;GCONV_PATH;GLIBC_TUNABLES;HOSTALIASES;LOCPATH;NLSPATH",
+	// shells
+	"BASH_ENV;ENV;BASH_FUNC_*;PROMPT_COMMAND;PS4;SHELLOPTS;BASHOPTS",
+	// interpreters and runtimes
+	"PYTHONHOME;PYTHONPATH;PYTHONSTARTUP;PYTHONUSERBASE;PYTHONEXECUTABLE;PYTHONPLATLIBDIR",
+	"NODE_OPTIONS;NODE_PATH",
+	"JAVA_HOME;JAVA_TOOL_OPTIONS;_JAVA_OPTIONS;JDK_JAVA_OPTIONS;CLASSPATH",
+	"PERL5OPT;PERL5LIB;PERLLIB;PERL5DB",
+	"RUBYOPT;RUBYLIB;GEM_HOME;GEM_PATH",
+	"GOROOT;GOPATH;GOBIN;GOFLAGS;GOTOOLCHAIN;GOENV;GOPROXY;GOSUMDB;GONOSUMDB;GOPRIVATE;GONOPROXY;GOINSECURE;GOCACHE;GOMODCACHE",
+	"DOTNET_ROOT;DOTNET_STARTUP_HOOKS;DOTNET_ADDITIONAL_DEPS;CORECLR_*",
+	// programs that other programs run
+	"GIT_SSH;GIT_SSH_COMMAND;GIT_EXEC_PATH;GIT_CONFIG_*;GIT_ASKPASS;PAGER;EDITOR;VISUAL;BROWSER",
+}, nil)
+
+// keptLocal reports whether Environ keeps this machine's k (or none)
+// instead of the target's: a variable of this machine or of its toolchain,
+// unless env.override sets it or env.include names it exactly (a pattern
+// such as "*" or "LD_*" does not).
+func (s *Session) keptLocal(k string) bool {
+	if !shellEnv.Selects(k) && !toolchainEnv.Selects(k) {
+		return false
+	}
+	if _, override := s.cfg.Env.Override[k]; override {
+		return false
+	}
+	return !slices.Contains(glob.Split(s.cfg.Env.Include), k)
+}
+
+// KeptLocal lists, sorted, the target's variables that would change which
+// code this machine's programs run or where their toolchain is, and that
+// Environ and RemoteEnv therefore leave out (the shell's PATH, HOME and the
+// like are left out silently).
+func (s *Session) KeptLocal() []string {
+	var out []string
+	for k := range s.remote {
+		if toolchainEnv.Selects(k) && s.keptLocal(k) {
+			out = append(out, k)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
 // RemoteEnv returns the variables Environ adds to a local environment: the
-// target's selected variables except those that describe this machine,
-// with the configuration's overrides.
+// target's selected variables except those that describe this machine or
+// its toolchain, with the configuration's overrides.
 func (s *Session) RemoteEnv() map[string]string {
 	out := make(map[string]string, len(s.remote))
 	for k, v := range s.remote {
-		if _, override := s.cfg.Env.Override[k]; localOnlyEnv.Selects(k) && !override {
+		if s.keptLocal(k) {
 			continue
 		}
 		out[k] = v
@@ -207,8 +261,8 @@ func (s *Session) RemoteEnv() map[string]string {
 }
 
 // Environ merges the target's variables into a local environment: the
-// target's win, except those that describe this machine. Explicit overrides
-// always win.
+// target's win, except those that describe this machine or its toolchain.
+// Explicit overrides and exact includes always win.
 func (s *Session) Environ(local []string) []string {
 	merged := map[string]string{}
 	var order []string
@@ -225,8 +279,7 @@ func (s *Session) Environ(local []string) []string {
 	}
 	sort.Strings(names)
 	for _, k := range names {
-		_, override := s.cfg.Env.Override[k]
-		if localOnlyEnv.Selects(k) && !override {
+		if s.keptLocal(k) {
 			continue
 		}
 		if _, seen := merged[k]; !seen {

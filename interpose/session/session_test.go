@@ -91,6 +91,61 @@ func TestEnviron(t *testing.T) {
 	}
 }
 
+// The target's variables that would make this machine's programs run code
+// the remote side names, or load their toolchain from the target's paths,
+// keep this machine's values (or stay unset); an exact name in env.include
+// or an override takes the target's; KeptLocal names what was left out.
+func TestToolchainEnvKeptLocal(t *testing.T) {
+	target := map[string]string{
+		"PYTHONHOME": "/usr", "PYTHONPATH": "/app/lib", "PYTHONSTARTUP": "/app/evil.py", "BASH_ENV": "/tmp/x.sh", "ENV": "/tmp/x.sh",
+		"LD_PRELOAD": "/lib/x.so", "LD_AUDIT": "/lib/a.so", "LD_LIBRARY_PATH": "/opt/lib", "NODE_OPTIONS": "--require /x.js",
+		"NODE_PATH": "/usr/lib/node", "JAVA_TOOL_OPTIONS": "-javaagent:/x.jar", "JAVA_HOME": "/usr/lib/jvm/17", "PERL5OPT": "-Mx",
+		"GOROOT": "/usr/local/go", "BASH_FUNC_ls%%": "() { x; }", "GIT_SSH_COMMAND": "x", "GLIBC_TUNABLES": "x",
+		"DATABASE_URL": "postgres://db", "PYTHONUNBUFFERED": "1", "NODE_ENV": "production", "JAVA_OPTS": "-Xmx1g", "HOME": "/root",
+	}
+	local := []string{"PATH=/usr/bin", "HOME=/home/me", "PYTHONHOME=/home/me/.pyenv/versions/3.12", "JAVA_HOME=/opt/jdk21"}
+	for _, tc := range []struct {
+		name           string
+		include        []string
+		override       map[string]string
+		want, wantKept []string
+	}{
+		{"by default", nil, nil,
+			[]string{"PATH=/usr/bin", "HOME=/home/me", "PYTHONHOME=/home/me/.pyenv/versions/3.12", "JAVA_HOME=/opt/jdk21",
+				"DATABASE_URL=postgres://db", "JAVA_OPTS=-Xmx1g", "NODE_ENV=production", "PYTHONUNBUFFERED=1"},
+			[]string{"BASH_ENV", "BASH_FUNC_ls%%", "ENV", "GIT_SSH_COMMAND", "GLIBC_TUNABLES", "GOROOT", "JAVA_HOME", "JAVA_TOOL_OPTIONS",
+				"LD_AUDIT", "LD_LIBRARY_PATH", "LD_PRELOAD", "NODE_OPTIONS", "NODE_PATH", "PERL5OPT", "PYTHONHOME", "PYTHONPATH", "PYTHONSTARTUP"}},
+		// A pattern that matches them is not a choice of these variables.
+		{"patterns do not take them", []string{"*", "PYTHON*;LD_*"}, nil,
+			[]string{"PATH=/usr/bin", "HOME=/home/me", "PYTHONHOME=/home/me/.pyenv/versions/3.12", "JAVA_HOME=/opt/jdk21",
+				"DATABASE_URL=postgres://db", "JAVA_OPTS=-Xmx1g", "NODE_ENV=production", "PYTHONUNBUFFERED=1"},
+			[]string{"BASH_ENV", "BASH_FUNC_ls%%", "ENV", "GIT_SSH_COMMAND", "GLIBC_TUNABLES", "GOROOT", "JAVA_HOME", "JAVA_TOOL_OPTIONS",
+				"LD_AUDIT", "LD_LIBRARY_PATH", "LD_PRELOAD", "NODE_OPTIONS", "NODE_PATH", "PERL5OPT", "PYTHONHOME", "PYTHONPATH", "PYTHONSTARTUP"}},
+		{"named in include", []string{"*", "PYTHONHOME; JAVA_HOME", "HOME"}, map[string]string{"NODE_OPTIONS": "--inspect"},
+			[]string{"PATH=/usr/bin", "HOME=/root", "PYTHONHOME=/usr", "JAVA_HOME=/usr/lib/jvm/17",
+				"DATABASE_URL=postgres://db", "JAVA_OPTS=-Xmx1g", "NODE_ENV=production", "NODE_OPTIONS=--inspect", "PYTHONUNBUFFERED=1"},
+			[]string{"BASH_ENV", "BASH_FUNC_ls%%", "ENV", "GIT_SSH_COMMAND", "GLIBC_TUNABLES", "GOROOT", "JAVA_TOOL_OPTIONS",
+				"LD_AUDIT", "LD_LIBRARY_PATH", "LD_PRELOAD", "NODE_PATH", "PERL5OPT", "PYTHONPATH", "PYTHONSTARTUP"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := withEnv(target, tc.override)
+			s.cfg.Env.Include = tc.include
+			if diff := cmp.Diff(tc.want, s.Environ(local)); diff != "" {
+				t.Errorf("Environ (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(tc.wantKept, s.KeptLocal()); diff != "" {
+				t.Errorf("KeptLocal (-want +got):\n%s", diff)
+			}
+			remote := s.RemoteEnv()
+			for _, k := range tc.wantKept {
+				if v, ok := remote[k]; ok {
+					t.Errorf("RemoteEnv has %s=%q, which Environ keeps local", k, v)
+				}
+			}
+		})
+	}
+}
+
 // Without supervisors a session's detail is empty, not nil: the daemon
 // renders it as JSON lists.
 func TestDetailEmpty(t *testing.T) {
