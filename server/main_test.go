@@ -179,8 +179,6 @@ func (r *rawConn) read(t testing.TB) string {
 	return string(buf)
 }
 
-func netListenTCP() (net.Listener, error) { return net.Listen("tcp", "127.0.0.1:0") }
-
 func netDialUnix(socket string) (net.Conn, error) { return net.Dial("unix", socket) }
 
 func defaultClient() daemonclient.Options { return daemonclient.Options{Name: "test-client"} }

@@ -15,6 +15,7 @@ import (
 
 	"go.lsp.dev/protocol"
 
+	"github.com/remocal/remocal/protocol/config"
 	"github.com/remocal/remocal/protocol/daemon"
 	"github.com/remocal/remocal/server/sessionhost"
 )
@@ -110,6 +111,18 @@ func (m *sessions) start(ctx context.Context, c *client, p daemon.SessionStartPa
 		e := daemon.Errorf(daemon.CodeInvalidConfig, "%s has %d problem(s); fix them (remocal verify-config shows them) and start again", file, len(problems))
 		e.Problems = problems
 		return res, e
+	}
+	if file != "" {
+		// The session's agent address and kubeconfig come only from
+		// the file: refuse what a cloned repository cannot choose.
+		var ce *config.Error
+		if err := cfg.CheckFile(file); errors.As(err, &ce) {
+			e := daemon.Errorf(daemon.CodeInvalidConfig, "%v", err)
+			for _, pr := range ce.Problems {
+				e.Problems = append(e.Problems, daemon.Problem{Path: pr.Path, Message: pr.Message})
+			}
+			return res, e
+		}
 	}
 	target := p.Target
 	if target == "" {

@@ -4,8 +4,10 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -251,7 +253,9 @@ func contains(list []int, v int) bool {
 func TestCancelSlowSessionStart(t *testing.T) {
 	d := startDaemon(t, daemonOpts{})
 	// An "agent" that accepts and never answers: the start waits on it.
-	l, err := netListenTCP()
+	// (A unix socket of this user: a configuration file may name one.)
+	sock := filepath.Join(t.TempDir(), "agent.sock")
+	l, err := net.Listen("unix", sock)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -266,7 +270,7 @@ func TestCancelSlowSessionStart(t *testing.T) {
 		}
 	}()
 	folder := t.TempDir()
-	writeConfig(t, folder, `{"agent": {"address": "tcp:`+l.Addr().String()+`"}}`)
+	writeConfig(t, folder, `{"agent": {"address": "unix:`+sock+`"}}`)
 	raw := dialRaw(t, d.socket)
 	raw.send(`{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"capabilities":{}}}`)
 	raw.read(t)

@@ -51,8 +51,11 @@ an IDE) instead of starting one: that session's settings apply.`,
 			if steal && mirror {
 				return errors.New("--steal and --mirror contradict each other; pick one")
 			}
-			cfg, err := loadConfig(configFile)
+			cfg, file, err := loadConfig(configFile)
 			if err != nil {
+				return err
+			}
+			if err := checkFileConfig(cfg, file, agentAddr, kf.Kubeconfig); err != nil {
 				return err
 			}
 			over := session.Overrides{Target: target, AgentAddress: agentAddr, Kubernetes: kf.Kubernetes}
@@ -112,23 +115,40 @@ an IDE) instead of starting one: that session's settings apply.`,
 }
 
 // loadConfig reads -f FILE, or the nearest .remocal/config.json, or
-// returns an empty configuration when there is none.
-func loadConfig(file string) (*config.Config, error) {
-	if file != "" {
-		return config.Load(file)
+// returns an empty configuration when there is none; path is the file read.
+func loadConfig(file string) (cfg *config.Config, path string, err error) {
+	if file == "" {
+		wd, err := os.Getwd()
+		if err != nil {
+			return nil, "", err
+		}
+		file, err = config.Find(wd)
+		if errors.Is(err, config.ErrNotFound) {
+			return &config.Config{}, "", nil
+		}
+		if err != nil {
+			return nil, "", err
+		}
 	}
-	wd, err := os.Getwd()
-	if err != nil {
-		return nil, err
+	cfg, err = config.Load(file)
+	return cfg, file, err
+}
+
+// checkFileConfig refuses what a configuration file cannot choose on its
+// own (config.CheckFile), unless the command line replaces it: what the
+// flags set is the user's choice, and the file's value is not used.
+func checkFileConfig(cfg *config.Config, file, agentFlag, kubeconfigFlag string) error {
+	if file == "" {
+		return nil
 	}
-	path, err := config.Find(wd)
-	if errors.Is(err, config.ErrNotFound) {
-		return &config.Config{}, nil
+	fc := *cfg
+	if agentFlag != "" {
+		fc.Agent.Address = ""
 	}
-	if err != nil {
-		return nil, err
+	if kubeconfigFlag != "" {
+		fc.Kubernetes.Kubeconfig = ""
 	}
-	return config.Load(path)
+	return fc.CheckFile(file)
 }
 
 // clientNameEnv overrides how other users see this user's sessions.

@@ -55,8 +55,11 @@ remocal/targets (see docs/daemon-protocol.md).`,
 			if err != nil {
 				return err
 			}
-			cfg, err := loadConfig(configFile)
+			cfg, file, err := loadConfig(configFile)
 			if err != nil {
+				return err
+			}
+			if err := checkFileConfig(cfg, file, "", kf.Kubeconfig); err != nil {
 				return err
 			}
 			kf.apply(&cfg.Kubernetes)
