@@ -79,7 +79,8 @@ fuzz-short:
 	@test/setup/fuzz.sh $(FUZZTIME) \
 		./protocol/wire:FuzzReadEnvelope ./protocol/wire:FuzzReadChunk ./protocol/wire:FuzzReadDatagram \
 		./protocol/wire:FuzzHTTPFilter ./protocol/wire:FuzzDirEntries \
-		./protocol/glob:FuzzMatch ./protocol/config:FuzzParse
+		./protocol/glob:FuzzMatch ./protocol/config:FuzzParse \
+		./interpose/internal/supervisor:FuzzParseSockaddr ./interpose/internal/supervisor:FuzzFlowKey
 
 # Benchmarks (root). Results and the machine they ran on: docs/performance.md.
 bench: deps
