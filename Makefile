@@ -80,7 +80,8 @@ fuzz-short:
 		./protocol/wire:FuzzReadEnvelope ./protocol/wire:FuzzReadChunk ./protocol/wire:FuzzReadDatagram \
 		./protocol/wire:FuzzHTTPFilter ./protocol/wire:FuzzDirEntries \
 		./protocol/glob:FuzzMatch ./protocol/config:FuzzParse \
-		./interpose/internal/supervisor:FuzzParseSockaddr ./interpose/internal/supervisor:FuzzFlowKey
+		./interpose/internal/supervisor:FuzzParseSockaddr ./interpose/internal/supervisor:FuzzFlowKey \
+		./server/internal/framing:FuzzStream
 
 # Benchmarks (root). Results and the machine they ran on: docs/performance.md.
 bench: deps

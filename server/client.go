@@ -14,6 +14,7 @@ import (
 	"go.lsp.dev/protocol"
 
 	"github.com/remocal/remocal/protocol/daemon"
+	"github.com/remocal/remocal/server/internal/framing"
 )
 
 // client is one connected JSON-RPC peer: an IDE window, a forwarder, a
@@ -66,7 +67,7 @@ func (s *Server) ServeConn(rwc io.ReadWriteCloser) {
 	c.log = s.log.With("client", c.id)
 	c.inflight = map[jsonrpc2.ID]context.CancelFunc{}
 	c.cancelledEarly = map[jsonrpc2.ID]bool{}
-	c.conn = jsonrpc2.NewConn(newStream(rwc, s.opts.MaxMessage), jsonrpc2.WithPreempter(c))
+	c.conn = jsonrpc2.NewConn(framing.NewStream(rwc, s.opts.MaxMessage), jsonrpc2.WithPreempter(c))
 	if !s.addClient(c) {
 		rwc.Close()
 		return

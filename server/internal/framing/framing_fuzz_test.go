@@ -1,4 +1,4 @@
-package server
+package framing
 
 import (
 	"bufio"
@@ -43,7 +43,7 @@ func FuzzStream(f *testing.F) {
 	const max = 1 << 12
 	f.Fuzz(func(t *testing.T, data []byte) {
 		conn := &rwBuffer{Reader: bytes.NewReader(data)}
-		s := newStream(conn, max)
+		s := NewStream(conn, max)
 		for range len(data) + 1 {
 			msg, n, err := s.Read(context.Background())
 			if err != nil {
@@ -54,11 +54,11 @@ func FuzzStream(f *testing.F) {
 			}
 			// The message survives a round trip through the framing.
 			again := &rwBuffer{}
-			if _, err := newStream(again, max).Write(context.Background(), msg); err != nil {
+			if _, err := NewStream(again, max).Write(context.Background(), msg); err != nil {
 				t.Fatalf("write %#v: %v", msg, err)
 			}
 			enc1, _ := jsonrpc2.EncodeMessage(msg)
-			back, _, err := newStream(&rwBuffer{Reader: &again.out}, 0).Read(context.Background())
+			back, _, err := NewStream(&rwBuffer{Reader: &again.out}, 0).Read(context.Background())
 			if err != nil {
 				t.Fatalf("read back %q: %v", again.out.Bytes(), err)
 			}

@@ -1,4 +1,7 @@
-package server
+// Package framing is the daemon's JSON-RPC framing: LSP "Content-Length"
+// headers with a size limit, malformed messages answered instead of fatal.
+// It is its own package so that it can be fuzzed without the daemon.
+package framing
 
 import (
 	"bufio"
@@ -33,7 +36,8 @@ type stream struct {
 	wmu sync.Mutex
 }
 
-func newStream(rwc io.ReadWriteCloser, max int) *stream {
+// NewStream frames messages on rwc; max bounds one message (0: DefaultMaxMessage).
+func NewStream(rwc io.ReadWriteCloser, max int) jsonrpc2.Stream {
 	if max <= 0 {
 		max = DefaultMaxMessage
 	}
