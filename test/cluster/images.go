@@ -186,11 +186,8 @@ func BuildImages(ctx context.Context, o ImageOptions, logf Logf) ([]BuiltImage, 
 	} else if err := write("pyservice.tar", Image{
 		Name:       pyName,
 		Entrypoint: []string{"/usr/bin/python3.11", "-I", "-S", "/app/app.py"},
-		// No PYTHONHOME: -I ignores it in the pod anyway, and remocal
-		// hands the pod's environment to the local python, where it
-		// would point another interpreter at Debian's standard library.
-		Env:   []string{"PATH=/usr/bin", "PYTHONDONTWRITEBYTECODE=1", "LISTEN_PORT=8080"},
-		Files: pyFiles,
+		Env:        []string{"PATH=/usr/bin", "PYTHONHOME=/usr", "PYTHONDONTWRITEBYTECODE=1", "LISTEN_PORT=8080"},
+		Files:      pyFiles,
 	}); err != nil {
 		return nil, err
 	}
