@@ -262,11 +262,13 @@ func (f *fixture) mustGet(url string, headers ...string) string {
 // selector.
 func (f *fixture) pods(selector string) []podInfo {
 	f.t.Helper()
+	// A pod being deleted (a scale-down just after apply) still runs, but
+	// no session picks it: leave it out too.
 	out := f.kubectl("get", "pods", "-l", selector, "--field-selector=status.phase=Running", "--sort-by=.metadata.creationTimestamp",
-		"-o", `jsonpath={range .items[*]}{.metadata.name} {.status.podIP} {.status.containerStatuses[0].containerID}{"\n"}{end}`)
+		"-o", `jsonpath={range .items[*]}{.metadata.name} {.status.podIP} {.status.containerStatuses[0].containerID} deleting={.metadata.deletionTimestamp}{"\n"}{end}`)
 	var pods []podInfo
 	for _, line := range strings.Split(out, "\n") {
-		if fs := strings.Fields(line); len(fs) == 3 {
+		if fs := strings.Fields(line); len(fs) == 4 && fs[3] == "deleting=" {
 			pods = append(pods, podInfo{name: fs[0], ip: fs[1], containerID: fs[2]})
 		}
 	}
