@@ -79,9 +79,16 @@ func Open(pid int, name string) (*Process, error) {
 		return nil, err
 	}
 	// The PID might have been recycled between pidfd_open and the opens
-	// above; a signal 0 through the pidfd proves it still names our process.
-	if err := unix.PidfdSendSignal(fd, 0, nil, 0); err != nil {
+	// above. It is recycled only after the process exited, which makes
+	// its pidfd readable: a pidfd not readable now proves the opens above
+	// named our process. (Not a signal 0 through the pidfd: the kernel
+	// checks kill permission for it, which another user's process denies
+	// an agent without CAP_KILL.)
+	if n, err := unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}, 0); err != nil || n > 0 {
 		p.Close()
+		if err == nil {
+			err = unix.ESRCH
+		}
 		return nil, fmt.Errorf("target process %d exited while being opened: %w", pid, err)
 	}
 	go p.watch()
