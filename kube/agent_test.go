@@ -66,9 +66,12 @@ func TestAgentJobFromConfig(t *testing.T) {
 	if job.Spec.Template.Annotations["cost-center"] != "42" || job.Annotations["cost-center"] != "42" {
 		t.Errorf("annotations %v / %v", job.Annotations, job.Spec.Template.Annotations)
 	}
-	caps := c.SecurityContext.Capabilities.Add
-	if diff := cmp.Diff([]corev1.Capability{"NET_ADMIN", "SYS_ADMIN", "SYS_PTRACE"}, caps); diff != "" || c.SecurityContext.Privileged != nil {
-		t.Errorf("capabilities (-want +got):\n%s privileged %v", diff, c.SecurityContext.Privileged)
+	checkAgentSecurity(t, c.SecurityContext)
+	if spec.ActiveDeadlineSeconds == nil || *spec.ActiveDeadlineSeconds != 12*3600 {
+		t.Errorf("activeDeadlineSeconds %v, want 12 h as a backstop", spec.ActiveDeadlineSeconds)
+	}
+	if c.TerminationMessagePolicy != corev1.TerminationMessageFallbackToLogsOnError {
+		t.Errorf("termination message policy %q: an agent failing at start must say why in its status", c.TerminationMessagePolicy)
 	}
 	if spec.AutomountServiceAccountToken == nil || *spec.AutomountServiceAccountToken {
 		t.Error("the agent never calls the API: its token must not be mounted")
@@ -92,5 +95,56 @@ func TestAgentJobDefaults(t *testing.T) {
 	}
 	if args := spec.Containers[0].Args; !slices.Contains(args, "--targetless") {
 		t.Errorf("args %v", args)
+	}
+}
+
+// checkAgentSecurity holds the agent's container to what it was measured
+// to need (docs/kubernetes.md): every capability dropped but six, no
+// privilege, no escalation, a read-only root, the runtime's seccomp profile.
+func checkAgentSecurity(t *testing.T, sc *corev1.SecurityContext) {
+	t.Helper()
+	want := &corev1.SecurityContext{
+		RunAsUser: ptr(int64(0)),
+		Capabilities: &corev1.Capabilities{Drop: []corev1.Capability{"ALL"},
+			Add: []corev1.Capability{"DAC_OVERRIDE", "NET_ADMIN", "SETGID", "SETUID", "SYS_ADMIN", "SYS_PTRACE"}},
+		AllowPrivilegeEscalation: ptr(false),
+		ReadOnlyRootFilesystem:   ptr(true),
+		SeccompProfile:           &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+	}
+	if diff := cmp.Diff(want, sc); diff != "" {
+		t.Errorf("security context (-want +got):\n%s", diff)
+	}
+}
+
+// Without agent.resources the agent has small requests and bounded
+// limits; a value of the user's replaces the default of its resource, and
+// a default never makes the user's values invalid (request above limit).
+func TestAgentResources(t *testing.T) {
+	q := resource.MustParse
+	for _, tc := range []struct {
+		name     string
+		in       *config.Resources
+		req, lim corev1.ResourceList
+	}{
+		{"defaults", nil,
+			corev1.ResourceList{"cpu": q("10m"), "memory": q("32Mi")}, corev1.ResourceList{"cpu": q("1"), "memory": q("256Mi")}},
+		{"user's values replace the defaults per resource", &config.Resources{Requests: map[string]string{"cpu": "50m"}, Limits: map[string]string{"memory": "1Gi"}},
+			corev1.ResourceList{"cpu": q("50m"), "memory": q("32Mi")}, corev1.ResourceList{"cpu": q("1"), "memory": q("1Gi")}},
+		{"a request above the default limit drops that limit", &config.Resources{Requests: map[string]string{"cpu": "500", "memory": "1Gi"}},
+			corev1.ResourceList{"cpu": q("500"), "memory": q("1Gi")}, corev1.ResourceList{}},
+		{"a limit below the default request drops that request", &config.Resources{Limits: map[string]string{"cpu": "5m", "memory": "16Mi"}},
+			corev1.ResourceList{}, corev1.ResourceList{"cpu": q("5m"), "memory": q("16Mi")}},
+		{"other resources pass through", &config.Resources{Limits: map[string]string{"ephemeral-storage": "1Gi"}},
+			corev1.ResourceList{"cpu": q("10m"), "memory": q("32Mi")}, corev1.ResourceList{"cpu": q("1"), "memory": q("256Mi"), "ephemeral-storage": q("1Gi")}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := resources(tc.in)
+			if diff := cmp.Diff(tc.req, got.Requests); diff != "" {
+				t.Errorf("requests (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(tc.lim, got.Limits); diff != "" {
+				t.Errorf("limits (-want +got):\n%s", diff)
+			}
+		})
 	}
 }

@@ -2,6 +2,8 @@ package kube
 
 import (
 	"fmt"
+	"slices"
+	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -42,17 +44,55 @@ const (
 var nodeIPFromStatus = []corev1.EnvVar{{Name: nodeIPEnv,
 	ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "status.hostIP"}}}}
 
-// agentSecurity is what the agent needs: NET_ADMIN for the redirect rules
-// in the target's network namespace, SYS_ADMIN for setns, SYS_PTRACE to
-// read another container's /proc/PID/{root,environ}. No privileged mode,
-// and no SYS_RESOURCE (which some runtimes refuse).
+// AgentCapabilities are the only capabilities of the agent's container: it
+// drops every other, the container runtime's defaults included. Each is
+// needed by a system call the agent makes on a target owned by another
+// user, measured on the test cluster (docs/kubernetes.md, "The agent's
+// pod"):
+//   - DAC_OVERRIDE: open /proc/PID/environ (mode 0400, owned by the
+//     target's uid), and read files of a root target that belong to other
+//     users, as the target itself can;
+//   - NET_ADMIN: the nftables table of redirect rules, over netlink in the
+//     target's network namespace;
+//   - SETGID, SETUID: take on the target's filesystem IDs and groups
+//     (setfsgid, setgroups, setfsuid) so the kernel judges its files as it
+//     would judge the target;
+//   - SYS_ADMIN: setns into the target's network namespace;
+//   - SYS_PTRACE: open another user's /proc/PID/root and /proc/PID/ns/net
+//     (ptrace_may_access).
+var AgentCapabilities = []corev1.Capability{"DAC_OVERRIDE", "NET_ADMIN", "SETGID", "SETUID", "SYS_ADMIN", "SYS_PTRACE"}
+
+// agentSecurity is the agent container's security context: root (file
+// capabilities are not honoured without privilege escalation, and
+// Kubernetes gives a non-root user no ambient capabilities, so as another
+// user the agent would have none), the capabilities above and no others,
+// no privilege escalation, a read-only root filesystem (the agent writes no
+// file: it listens on TCP and keeps its tables in the kernel) and the
+// runtime's default seccomp profile. Not privileged, and no SYS_RESOURCE
+// (which some runtimes refuse).
 func agentSecurity() *corev1.SecurityContext {
-	root := int64(0)
 	return &corev1.SecurityContext{
-		RunAsUser:    &root,
-		Capabilities: &corev1.Capabilities{Add: []corev1.Capability{"NET_ADMIN", "SYS_ADMIN", "SYS_PTRACE"}},
+		RunAsUser:                ptr(int64(0)),
+		Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}, Add: slices.Clone(AgentCapabilities)},
+		AllowPrivilegeEscalation: ptr(false),
+		ReadOnlyRootFilesystem:   ptr(true),
+		SeccompProfile:           &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
 	}
 }
+
+// AgentDeadline bounds an agent Job's life (activeDeadlineSeconds), as a
+// backstop should the agent fail to exit when idle: Kubernetes then ends
+// it, and with it its rules. Sessions last a working day at most; one
+// still running after 12 hours loses its agent and says so.
+const AgentDeadline = 12 * time.Hour
+
+// Default requests and limits of the agent's container, each replaced by
+// agent.resources' value for the same resource. The agent idles at about
+// 20 MiB and relays connections with small buffers.
+var (
+	defaultRequests = corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("10m"), corev1.ResourceMemory: resource.MustParse("32Mi")}
+	defaultLimits   = corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("1"), corev1.ResourceMemory: resource.MustParse("256Mi")}
+)
 
 func agentJob(r *Resolved, ns, key string, o AgentOptions) *batchv1.Job {
 	labels := map[string]string{LabelApp: AgentAppName, LabelAgentFor: agentKey(key)}
@@ -63,12 +103,14 @@ func agentJob(r *Resolved, ns, key string, o AgentOptions) *batchv1.Job {
 	spec := corev1.PodSpec{
 		RestartPolicy:                 corev1.RestartPolicyNever,
 		TerminationGracePeriodSeconds: ptr(int64(5)),
+		ActiveDeadlineSeconds:         ptr(int64(AgentDeadline / time.Second)),
 		Tolerations:                   tolerations(o.Tolerations),
 		ImagePullSecrets:              pullSecrets(o.PullSecrets),
 		AutomountServiceAccountToken:  ptr(false),
 		Containers: []corev1.Container{{
 			Name: "agent", Image: o.Image, ImagePullPolicy: o.PullPolicy,
 			Command: AgentCommand, Args: agentArgs(o, jobTarget(r)...), Env: nodeIPFromStatus, SecurityContext: agentSecurity(), Resources: resources(o.Resources),
+			TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
 		}},
 	}
 	if r != nil {
@@ -109,15 +151,12 @@ func tolerations(in []config.Toleration) []corev1.Toleration {
 	return out
 }
 
+// resources are the agent's requests and limits: agent.resources, and for
+// CPU and memory the defaults where it sets nothing. A default never makes
+// the user's values invalid: no default request above the user's limit,
+// no default limit below the user's request.
 func resources(r *config.Resources) corev1.ResourceRequirements {
-	var out corev1.ResourceRequirements
-	if r == nil {
-		return out
-	}
 	conv := func(m map[string]string) corev1.ResourceList {
-		if len(m) == 0 {
-			return nil
-		}
 		l := corev1.ResourceList{}
 		for k, v := range m {
 			if q, err := resource.ParseQuantity(v); err == nil {
@@ -126,8 +165,24 @@ func resources(r *config.Resources) corev1.ResourceRequirements {
 		}
 		return l
 	}
-	out.Requests, out.Limits = conv(r.Requests), conv(r.Limits)
-	return out
+	var req, lim corev1.ResourceList
+	if r != nil {
+		req, lim = conv(r.Requests), conv(r.Limits)
+	} else {
+		req, lim = corev1.ResourceList{}, corev1.ResourceList{}
+	}
+	for _, name := range []corev1.ResourceName{corev1.ResourceCPU, corev1.ResourceMemory} {
+		userReq, hasReq := req[name]
+		userLim, hasLim := lim[name]
+		defReq, defLim := defaultRequests[name], defaultLimits[name]
+		if !hasReq && (!hasLim || defReq.Cmp(userLim) <= 0) {
+			req[name] = defReq
+		}
+		if !hasLim && (!hasReq || defLim.Cmp(userReq) >= 0) {
+			lim[name] = defLim
+		}
+	}
+	return corev1.ResourceRequirements{Requests: req, Limits: lim}
 }
 
 func ptr[T any](v T) *T { return &v }

@@ -45,7 +45,7 @@ func ensureEphemeral(ctx context.Context, env *Env, r *Resolved, o AgentOptions,
 				TargetContainerName: r.Container,
 				EphemeralContainerCommon: corev1.EphemeralContainerCommon{
 					Name: name, Image: o.Image, ImagePullPolicy: o.PullPolicy, SecurityContext: agentSecurity(),
-					Command: AgentCommand, Env: nodeIPFromStatus,
+					Command: AgentCommand, Env: nodeIPFromStatus, TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
 					Args: agentArgs(o, "--target-pid", "1", "--target-name", r.Ref, nodeIPArg),
 				},
 			})
