@@ -45,6 +45,19 @@ type Kubernetes struct {
 	Kubeconfig string `json:"kubeconfig,omitempty"`
 	Context    string `json:"context,omitempty"`
 	Namespace  string `json:"namespace,omitempty"`
+	// AllowTargets allows targets remocal refuses by default.
+	AllowTargets AllowTargets `json:"allowTargets,omitzero"`
+}
+
+// AllowTargets allows targets remocal refuses by default, where a session
+// reaches beyond the target.
+type AllowTargets struct {
+	// KubeSystem allows pods in namespace kube-system.
+	KubeSystem bool `json:"kubeSystem,omitempty"`
+	// StaticPods allows static pods (a kubelet's, from files).
+	StaticPods bool `json:"staticPods,omitempty"`
+	// ControlPlane allows pods on control-plane nodes.
+	ControlPlane bool `json:"controlPlane,omitempty"`
 }
 
 // Agent says how to reach the agent beside the target.
