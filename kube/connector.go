@@ -96,6 +96,11 @@ func (k *Connector) Connect(ctx context.Context, opts agentclient.Options) (*age
 // attach ensures the agent of r's container (or the namespace's targetless
 // agent) runs, connects to it, and makes it the connector's.
 func (k *Connector) attach(ctx context.Context, env *Env, r *Resolved, ns string, opts agentclient.Options, patience time.Duration) (*agentclient.Client, error) {
+	if r != nil {
+		if err := checkTarget(ctx, env, r, k.Flags.AllowTargets); err != nil {
+			return nil, err
+		}
+	}
 	start := time.Now()
 	a, err := EnsureAgent(ctx, env, r, ns, k.Agent, k.progress)
 	if err != nil {
