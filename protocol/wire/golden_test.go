@@ -26,18 +26,10 @@ var samples = map[string]struct {
 	id  uint64
 	msg Message
 }{
-	TypeHello: {0, &Hello{
-		Protocol:     Version{1, 0},
-		Client:       ClientInfo{Name: "alice@laptop", Version: "0.1.0", Session: "s-42"},
-		Capabilities: []Capability{CapEnv, CapFiles, CapDialTCP},
-	}},
-	TypeWelcome: {0, &Welcome{
-		Protocol:     Version{1, 0},
-		Agent:        AgentInfo{Version: "0.1.0", PID: 4242},
-		Capabilities: []Capability{CapEnv, CapFiles, CapDialTCP, CapDialUDP, CapMirror, CapSteal, CapHTTP1Filter},
-		Target:       TargetInfo{Name: "pid/1234", PID: 1234, Hostname: "inventory-7f9c"},
-		ClientID:     "c1",
-	}},
+	TypeHello:      {0, sampleHello},
+	TypeWelcome:    {0, sampleWelcome},
+	TypeAuth:       {0, &Auth{Proof: ClientProof(sampleKey, sampleHello, sampleWelcome)}},
+	TypeAuthResult: {0, &AuthResult{}},
 	TypeError: {7, &Error{
 		Code:    CodeConflict,
 		Message: `port 8080 is already stolen without a filter by "bob@desk" (subscription s3)`,
@@ -80,6 +72,39 @@ var samples = map[string]struct {
 		Subscription: "s2", Connection: 18, Request: 3, Mode: ModeSteal, Port: 8080,
 		Source: "10.77.0.100:51236", Destination: "10.77.0.10:8080",
 	}},
+}
+
+// The handshake samples are one authenticated handshake with sampleKey, so
+// other implementations can check their proofs against the vectors.
+var (
+	sampleKey   = []byte("example-agent-key-0123456789abcdef")
+	sampleHello = &Hello{
+		Protocol:     Version{1, 1},
+		Client:       ClientInfo{Name: "alice@laptop", Version: "0.1.0", Session: "s-42"},
+		Capabilities: []Capability{CapEnv, CapFiles, CapDialTCP},
+		Nonce:        sequence(0x00),
+	}
+	sampleWelcome = func() *Welcome {
+		w := &Welcome{
+			Protocol:     Version{1, 1},
+			Agent:        AgentInfo{Version: "0.1.0", PID: 4242},
+			Capabilities: []Capability{CapEnv, CapFiles, CapDialTCP, CapDialUDP, CapMirror, CapSteal, CapHTTP1Filter, CapAuth},
+			Target:       TargetInfo{Name: "pid/1234", PID: 1234, Hostname: "inventory-7f9c"},
+			ClientID:     "c1",
+			Nonce:        sequence(0x20),
+		}
+		w.Proof = AgentProof(sampleKey, sampleHello, w)
+		return w
+	}()
+)
+
+// sequence returns NonceSize bytes counting up from first.
+func sequence(first byte) []byte {
+	b := make([]byte, NonceSize)
+	for i := range b {
+		b[i] = first + byte(i)
+	}
+	return b
 }
 
 func vectorPath(name string) string { return filepath.Join(vectorDir, name) }
@@ -169,5 +194,71 @@ func TestGoldenBinary(t *testing.T) {
 		if !bytes.Equal(want, encoded) {
 			t.Errorf("%s: stored %s, encoded %s", name, want, encoded)
 		}
+	}
+}
+
+// TestGoldenProofs pins the proof computation: auth-proofs.json holds the
+// key (hex) and both proofs (hex) of the hello and welcome vectors.
+func TestGoldenProofs(t *testing.T) {
+	type vector struct {
+		Key         string `json:"key"`
+		AgentProof  string `json:"agentProof"`
+		ClientProof string `json:"clientProof"`
+	}
+	got := vector{
+		Key:         hex.EncodeToString(sampleKey),
+		AgentProof:  hex.EncodeToString(AgentProof(sampleKey, sampleHello, sampleWelcome)),
+		ClientProof: hex.EncodeToString(ClientProof(sampleKey, sampleHello, sampleWelcome)),
+	}
+	enc, err := json.MarshalIndent(got, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	enc = append(enc, '\n')
+	path := vectorPath("auth-proofs.json")
+	if *update {
+		if err := os.WriteFile(path, enc, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("read vector (run go test -update to create it): %v", err)
+	}
+	if diff := cmp.Diff(string(want), string(enc)); diff != "" {
+		t.Errorf("proofs differ from %s (-stored +computed):\n%s", path, diff)
+	}
+	if got.AgentProof == got.ClientProof {
+		t.Error("agent and client proofs are equal: a proof could be reflected")
+	}
+}
+
+func TestProofsBindTheTranscript(t *testing.T) {
+	base := AgentProof(sampleKey, sampleHello, sampleWelcome)
+	if !CheckProof(base, sampleWelcome.Proof) {
+		t.Fatal("the welcome's own proof does not check")
+	}
+	mutations := map[string]func(h *Hello, w *Welcome){
+		"hello nonce":   func(h *Hello, w *Welcome) { h.Nonce = sequence(0x01) },
+		"welcome nonce": func(h *Hello, w *Welcome) { w.Nonce = sequence(0x21) },
+		"client name":   func(h *Hello, w *Welcome) { h.Client.Name = "mallory@laptop" },
+		"session":       func(h *Hello, w *Welcome) { h.Client.Session = "s-43" },
+		"client id":     func(h *Hello, w *Welcome) { w.ClientID = "c2" },
+		"target":        func(h *Hello, w *Welcome) { w.Target.Name = "pid/1" },
+		// Length prefixes: moving a byte between fields changes the proof.
+		"field boundary": func(h *Hello, w *Welcome) { h.Client.Name, h.Client.Session = "alice@laptops", "-42" },
+	}
+	for name, mutate := range mutations {
+		h, w := *sampleHello, *sampleWelcome
+		mutate(&h, &w)
+		if CheckProof(base, AgentProof(sampleKey, &h, &w)) {
+			t.Errorf("changing the %s keeps the proof", name)
+		}
+	}
+	if CheckProof(base, AgentProof([]byte("another key of enough length!!"), sampleHello, sampleWelcome)) {
+		t.Error("another key gives the same proof")
+	}
+	if CheckProof(base, nil) || CheckProof(base, base[:16]) {
+		t.Error("a short proof checks")
 	}
 }

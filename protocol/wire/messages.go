@@ -13,6 +13,9 @@ const (
 	TypeHello   = "hello"
 	TypeWelcome = "welcome"
 	TypeError   = "error"
+	// TypeAuth answers a Welcome that lists CapAuth (auth.go).
+	TypeAuth       = "auth"
+	TypeAuthResult = "auth.result"
 
 	TypePing       = "ping"
 	TypePingResult = "ping.result"
@@ -71,6 +74,9 @@ type Hello struct {
 	Protocol     Version      `json:"protocol"`
 	Client       ClientInfo   `json:"client"`
 	Capabilities []Capability `json:"capabilities"`
+	// Nonce is the client's challenge (NonceSize random bytes, since 1.1):
+	// an agent that holds a key proves it over this nonce in the Welcome.
+	Nonce []byte `json:"nonce,omitempty"`
 }
 
 // ClientInfo identifies a client to humans, e.g. in conflict errors.
@@ -90,7 +96,21 @@ type Welcome struct {
 	Target       TargetInfo   `json:"target"`
 	// ClientID is how this agent names the client in conflicts and logs.
 	ClientID string `json:"clientId"`
+	// Nonce and Proof are set by an agent that holds a key (CapAuth): its
+	// challenge to the client, and its proof of the key (AgentProof).
+	Nonce []byte `json:"nonce,omitempty"`
+	Proof []byte `json:"proof,omitempty"`
 }
+
+// Auth proves the client holds the agent's key (ClientProof). It is the
+// client's next frame after a Welcome listing CapAuth.
+type Auth struct {
+	Proof []byte `json:"proof"`
+}
+
+// AuthResult accepts an Auth; the agent answers a wrong proof with an Error
+// (permission_denied) and closes the connection.
+type AuthResult struct{}
 
 // AgentInfo describes the agent process.
 type AgentInfo struct {
@@ -281,6 +301,8 @@ type IncomingRequest struct {
 func (Hello) MessageType() string              { return TypeHello }
 func (Welcome) MessageType() string            { return TypeWelcome }
 func (Error) MessageType() string              { return TypeError }
+func (Auth) MessageType() string               { return TypeAuth }
+func (AuthResult) MessageType() string         { return TypeAuthResult }
 func (Ping) MessageType() string               { return TypePing }
 func (PingResult) MessageType() string         { return TypePingResult }
 func (EnvGet) MessageType() string             { return TypeEnvGet }
@@ -309,6 +331,8 @@ var registry = map[string]func() Message{
 	TypeHello:              func() Message { return &Hello{} },
 	TypeWelcome:            func() Message { return &Welcome{} },
 	TypeError:              func() Message { return &Error{} },
+	TypeAuth:               func() Message { return &Auth{} },
+	TypeAuthResult:         func() Message { return &AuthResult{} },
 	TypePing:               func() Message { return &Ping{} },
 	TypePingResult:         func() Message { return &PingResult{} },
 	TypeEnvGet:             func() Message { return &EnvGet{} },
@@ -348,6 +372,26 @@ func (h *Hello) Validate() error {
 	}
 	if strings.TrimSpace(h.Client.Name) == "" {
 		return fmt.Errorf("hello.client.name is empty; clients must say who they are so conflicts can name them")
+	}
+	if h.Nonce != nil && len(h.Nonce) != NonceSize {
+		return fmt.Errorf("hello.nonce has %d bytes, want %d", len(h.Nonce), NonceSize)
+	}
+	return nil
+}
+
+func (w *Welcome) Validate() error {
+	if (w.Nonce == nil) != (w.Proof == nil) {
+		return fmt.Errorf("welcome.nonce and welcome.proof come together")
+	}
+	if w.Nonce != nil && len(w.Nonce) != NonceSize {
+		return fmt.Errorf("welcome.nonce has %d bytes, want %d", len(w.Nonce), NonceSize)
+	}
+	return nil
+}
+
+func (a *Auth) Validate() error {
+	if len(a.Proof) == 0 {
+		return fmt.Errorf("auth.proof is empty")
 	}
 	return nil
 }

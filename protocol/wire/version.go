@@ -10,7 +10,7 @@ type Version struct {
 }
 
 // Current is the version this build speaks.
-var Current = Version{Major: 1, Minor: 0}
+var Current = Version{Major: 1, Minor: 1}
 
 func (v Version) String() string { return fmt.Sprintf("%d.%d", v.Major, v.Minor) }
 
@@ -31,9 +31,13 @@ const (
 	CapSteal         Capability = "incoming.steal"
 	CapHTTP1Filter   Capability = "incoming.http1-filter"
 	CapTargetUTSInfo Capability = "target.hostname"
+	// CapAuth: the agent holds a key and proved it in the Welcome; the
+	// client must answer with Auth (auth.go). Listed by such agents only.
+	CapAuth Capability = "auth.hmac-sha256"
 )
 
 // AllCapabilities lists what this build implements, in a stable order.
+// CapAuth is not among them: an agent lists it only when it holds a key.
 var AllCapabilities = []Capability{
 	CapEnv, CapFiles, CapDialTCP, CapDialUDP, CapMirror, CapSteal, CapHTTP1Filter, CapTargetUTSInfo,
 }
