@@ -45,6 +45,12 @@ type Config struct {
 	// target's gateways they say where kubelet probes come from, which
 	// are never stolen (incoming/probes.go).
 	NodeAddrs []netip.Addr
+	// Key is the secret whoever created the agent gave it (at least
+	// wire.MinKeySize bytes): every client must prove it holds the key in
+	// the handshake, and the agent proves it in turn (wire/auth.go). Nil
+	// serves any client that reaches the listener, which only a 0600 unix
+	// socket may do (its permissions are the credential).
+	Key []byte
 }
 
 // ErrTargetExited ends Serve when the target process exits.
@@ -68,7 +74,29 @@ type Agent struct {
 
 	stats struct {
 		clients  atomic.Uint64
+		refused  atomic.Uint64
+		requests atomic.Uint64
 		outgoing atomic.Uint64
+	}
+}
+
+// Stats counts what an agent did since it started.
+type Stats struct {
+	// Clients completed the handshake (and proved the key, if any).
+	Clients uint64
+	// Refused were turned away in the handshake: a wrong or missing proof
+	// of the key, a bad hello.
+	Refused uint64
+	// Requests are control requests answered; Dials outgoing connections
+	// made.
+	Requests, Dials uint64
+}
+
+// Stats returns the agent's counters.
+func (a *Agent) Stats() Stats {
+	return Stats{
+		Clients: a.stats.clients.Load(), Refused: a.stats.refused.Load(),
+		Requests: a.stats.requests.Load(), Dials: a.stats.outgoing.Load(),
 	}
 }
 
@@ -76,6 +104,9 @@ type Agent struct {
 func New(cfg Config) (*Agent, error) {
 	if cfg.Target == nil {
 		return nil, errors.New("agent: no target")
+	}
+	if cfg.Key != nil && len(cfg.Key) < wire.MinKeySize {
+		return nil, fmt.Errorf("agent: the key has %d bytes; it needs at least %d", len(cfg.Key), wire.MinKeySize)
 	}
 	log := cfg.Logger
 	if log == nil {
@@ -243,11 +274,14 @@ func (a *Agent) shutdown() {
 }
 
 func (a *Agent) welcome(clientID string) *wire.Welcome {
-	caps := wire.AllCapabilities
+	caps := slices.Clone(wire.AllCapabilities)
+	if a.cfg.Key != nil {
+		caps = append(caps, wire.CapAuth)
+	}
 	if a.cfg.Targetless {
 		// No application: nothing to read the environment of or to take
 		// traffic from. Clients see that before they ask.
-		caps = slices.DeleteFunc(slices.Clone(caps), func(c wire.Capability) bool {
+		caps = slices.DeleteFunc(caps, func(c wire.Capability) bool {
 			switch c {
 			case wire.CapEnv, wire.CapMirror, wire.CapSteal, wire.CapHTTP1Filter:
 				return true

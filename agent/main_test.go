@@ -30,6 +30,7 @@ func TestMain(m *testing.M) {
 }
 
 type testAgent struct {
+	agent  *agent.Agent
 	addr   string
 	cancel context.CancelFunc
 	done   chan error
@@ -39,6 +40,8 @@ type agentOptions struct {
 	idleTTL time.Duration
 	// nodeAddrs play the node's addresses, where kubelet probes come from.
 	nodeAddrs []netip.Addr
+	// key is the agent's secret; clients must prove it.
+	key []byte
 }
 
 // startAgent serves the pod's process with an in-process agent on a unix
@@ -50,7 +53,7 @@ func startAgent(t testing.TB, pod *localenv.Pod, opts agentOptions) *testAgent {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { proc.Close() })
-	a, err := agent.New(agent.Config{Target: proc, Version: "test", IdleTTL: opts.idleTTL, Logger: testLogger(t), NodeAddrs: opts.nodeAddrs})
+	a, err := agent.New(agent.Config{Target: proc, Version: "test", IdleTTL: opts.idleTTL, Logger: testLogger(t), NodeAddrs: opts.nodeAddrs, Key: opts.key})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,7 +63,7 @@ func startAgent(t testing.TB, pod *localenv.Pod, opts agentOptions) *testAgent {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	ta := &testAgent{addr: "unix:" + sock, cancel: cancel, done: make(chan error, 1)}
+	ta := &testAgent{agent: a, addr: "unix:" + sock, cancel: cancel, done: make(chan error, 1)}
 	go func() { ta.done <- a.Serve(ctx, l) }()
 	t.Cleanup(func() {
 		cancel()

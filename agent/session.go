@@ -151,12 +151,20 @@ func (s *session) serve(ctx context.Context) {
 }
 
 // handshake checks the preamble and hello and answers with a welcome, or
-// with an error frame that tells the client what is wrong.
-func (s *session) handshake() error {
+// with an error frame that tells the client what is wrong. An agent with a
+// key proves it in the welcome and then requires the client's proof
+// (wire/auth.go); until that arrives the client is served nothing and its
+// session's other connections are left alone.
+func (s *session) handshake() (err error) {
 	if d, ok := s.conn.(interface{ SetDeadline(time.Time) error }); ok {
 		d.SetDeadline(time.Now().Add(handshakeTimeout))
 		defer d.SetDeadline(time.Time{})
 	}
+	defer func() {
+		if err != nil {
+			s.agent.stats.refused.Add(1)
+		}
+	}()
 	reject := func(e *wire.Error) error {
 		wire.WritePreamble(s.conn)
 		wire.WriteEnvelope(s.conn, wire.ErrorEnvelope(0, e))
@@ -180,16 +188,53 @@ func (s *session) handshake() error {
 			"client speaks remocal protocol %s but this agent (remocal %s) speaks %s; use a client and agent of the same major version",
 			hello.Protocol, s.agent.cfg.Version, wire.Current))
 	}
+	key := s.agent.cfg.Key
+	if key != nil && hello.Nonce == nil {
+		return reject(wire.Errorf(wire.CodePermissionDenied,
+			"this agent serves only clients that prove they hold its key, and the client (protocol %s) sent no challenge; use a remocal client of version %s or later",
+			hello.Protocol, wire.Current))
+	}
 	s.name = hello.Client.Name
 	s.resumes = hello.Client.Session
-	// Before the welcome: once the client has it, it may subscribe again
-	// to what its previous connection held.
-	s.agent.supersede(s)
+	welcome := s.agent.welcome(s.id)
+	if key == nil {
+		// Before the welcome: once the client has it, it may subscribe
+		// again to what its previous connection held.
+		s.agent.supersede(s)
+		if err := wire.WritePreamble(s.conn); err != nil {
+			return err
+		}
+		s.agent.stats.clients.Add(1)
+		return wire.WriteMessage(s.conn, 0, welcome)
+	}
+	welcome.Nonce = wire.NewNonce()
+	welcome.Proof = wire.AgentProof(key, hello, welcome)
 	if err := wire.WritePreamble(s.conn); err != nil {
 		return err
 	}
+	if err := wire.WriteMessage(s.conn, 0, welcome); err != nil {
+		return err
+	}
+	auth, err := wire.ReadMessage[*wire.Auth](s.conn, wire.MaxHandshakeFrameSize)
+	if err != nil {
+		if we := (*wire.Error)(nil); errors.As(err, &we) && we.Code != wire.CodePermissionDenied {
+			// A broken frame, or another message than auth.
+			wire.WriteEnvelope(s.conn, wire.ErrorEnvelope(0, wire.Errorf(wire.CodePermissionDenied,
+				"this agent serves only clients that prove they hold its key; expected an auth frame (%s)", we.Message)))
+			return fmt.Errorf("client sent no proof of the key: %w", err)
+		}
+		// The client gave up (it did not like our proof, or has no key).
+		return fmt.Errorf("client sent no proof of the key: %w", err)
+	}
+	if !wire.CheckProof(wire.ClientProof(key, hello, welcome), auth.Proof) {
+		e := wire.Errorf(wire.CodePermissionDenied,
+			"the client did not prove it holds this agent's key; only the remocal sessions that created the agent, or were given its key, may use it")
+		wire.WriteEnvelope(s.conn, wire.ErrorEnvelope(0, e))
+		return e
+	}
+	s.agent.supersede(s)
 	s.agent.stats.clients.Add(1)
-	return wire.WriteMessage(s.conn, 0, s.agent.welcome(s.id))
+	return wire.WriteMessage(s.conn, 0, &wire.AuthResult{})
 }
 
 // acceptStreams serves client-opened streams (dials).
@@ -279,6 +324,7 @@ func (s *session) controlLoop(ctx context.Context) {
 }
 
 func (s *session) answer(ctx context.Context, id uint64, msg wire.Message) {
+	s.agent.stats.requests.Add(1)
 	res, err := s.handle(ctx, msg)
 	if err != nil {
 		s.reply(wire.ErrorEnvelope(id, err))

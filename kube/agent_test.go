@@ -41,7 +41,7 @@ func TestAgentJobFromConfig(t *testing.T) {
 	if c.Image != o.Image || c.ImagePullPolicy != corev1.PullAlways || len(spec.ImagePullSecrets) != 1 || spec.ImagePullSecrets[0].Name != "regcred" {
 		t.Errorf("image %s %s, pull secrets %v", c.Image, c.ImagePullPolicy, spec.ImagePullSecrets)
 	}
-	wantArgs := []string{"--listen", "tcp:127.0.0.1:47113", "--idle-ttl", "1m30s", "--container-id", "containerd://abc", "--target-name", "deployment/api", "--node-ip=$(REMOCAL_NODE_IP)"}
+	wantArgs := []string{"--listen", "tcp:127.0.0.1:47113", "--insecure", "--idle-ttl", "1m30s", "--container-id", "containerd://abc", "--target-name", "deployment/api", "--node-ip=$(REMOCAL_NODE_IP)"}
 	if diff := cmp.Diff(wantArgs, c.Args); diff != "" || !slices.Equal(c.Command, AgentCommand) {
 		t.Errorf("command %v, args (-want +got):\n%s", c.Command, diff)
 	}

@@ -21,7 +21,7 @@ var AgentCommand = []string{"/remocal", "agent"}
 // agentArgs are the agent's flags: where it listens and how long it idles,
 // then how it finds its target.
 func agentArgs(o AgentOptions, target ...string) []string {
-	return append([]string{"--listen", fmt.Sprintf("tcp:127.0.0.1:%d", AgentPort), "--idle-ttl", o.IdleTTL.String()}, target...)
+	return append([]string{"--listen", fmt.Sprintf("tcp:127.0.0.1:%d", AgentPort), "--insecure", "--idle-ttl", o.IdleTTL.String()}, target...)
 }
 
 // jobTarget is how a Job's agent finds its target: by container ID, as a

@@ -135,6 +135,7 @@ const agentListenTimeout = 20 * time.Second
 func dialAgent(ctx context.Context, env *Env, a *Agent, opts agentclient.Options, patience time.Duration) (*agentclient.Client, error) {
 	deadline := time.Now().Add(patience)
 	backoff := 50 * time.Millisecond
+	opts.Unauthenticated = true // the agents have no key yet
 	for {
 		conn, err := DialPod(env, a.Namespace, a.Pod, a.Port)
 		if apierrors.IsForbidden(err) {

@@ -253,7 +253,8 @@ func contains(list []int, v int) bool {
 func TestCancelSlowSessionStart(t *testing.T) {
 	d := startDaemon(t, daemonOpts{})
 	// An "agent" that accepts and never answers: the start waits on it.
-	// (A unix socket of this user: a configuration file may name one.)
+	// (A unix socket of this user: a configuration file may name one, and
+	// a TCP agent without a key is refused before the handshake.)
 	sock := filepath.Join(t.TempDir(), "agent.sock")
 	l, err := net.Listen("unix", sock)
 	if err != nil {

@@ -30,6 +30,9 @@ func newAgentCmd() *cobra.Command {
 		idleTTL     time.Duration
 		logLevel    string
 		nodeIPs     []string
+		secretFile  string
+		secretEnv   string
+		insecure    bool
 	)
 	cmd := &cobra.Command{
 		Use:   "agent --target-pid PID [--listen ADDR]",
@@ -38,6 +41,12 @@ func newAgentCmd() *cobra.Command {
 reads its files through /proc/PID/root and its environment through
 /proc/PID/environ, and serves any number of clients. It exits when the target
 exits, and after --idle-ttl without clients.
+
+Clients prove they hold the agent's key (--secret-file, or --secret-env for
+an ephemeral container, whose pod cannot gain a volume), and the agent proves
+it to them. An agent on a unix socket may run without a key: the socket is
+made 0600, so only its user can connect. On TCP an agent without a key
+serves whoever reaches the port, and starts only with --insecure.
 
 Once listening it prints one line to standard output:
   remocal-agent listening on ADDR
@@ -67,7 +76,11 @@ where ADDR is what clients pass to connect (tcp:HOST:PORT or unix:PATH).`,
 				}
 				nodeAddrs = append(nodeAddrs, a)
 			}
-			return runAgent(cmd.Context(), log, loc, listen, idleTTL, targetless, nodeAddrs)
+			key, err := agentKey(secretFile, secretEnv)
+			if err != nil {
+				return err
+			}
+			return runAgent(cmd.Context(), log, loc, listen, idleTTL, targetless, nodeAddrs, key, insecure)
 		},
 	}
 	cmd.Flags().IntVar(&pid, "target-pid", 0, "PID of the target process")
@@ -77,17 +90,51 @@ where ADDR is what clients pass to connect (tcp:HOST:PORT or unix:PATH).`,
 	cmd.Flags().StringVar(&listen, "listen", "tcp:127.0.0.1:0", "where clients connect: tcp:HOST:PORT or unix:PATH")
 	cmd.Flags().DurationVar(&idleTTL, "idle-ttl", time.Minute, "exit after this long without clients (0: never)")
 	cmd.Flags().StringVar(&logLevel, "log-level", "info", "debug, info, warn or error (logs go to standard error)")
+	cmd.Flags().StringVar(&secretFile, "secret-file", "", "the agent's key: clients must prove they hold it, and the agent proves it to them")
+	cmd.Flags().StringVar(&secretEnv, "secret-env", "", "like --secret-file, from this environment variable (an ephemeral container's Secret)")
+	cmd.Flags().BoolVar(&insecure, "insecure", false, "listen on TCP without a key, serving anyone who can reach the port")
 	cmd.Flags().StringSliceVar(&nodeIPs, "node-ip", nil, "the node's address(es), where kubelet probes come from besides the target's gateway: they are never stolen")
 	return cmd
 }
 
-func runAgent(ctx context.Context, log *slog.Logger, loc target.Locator, listen string, idleTTL time.Duration, targetless bool, nodeAddrs []netip.Addr) error {
+// agentKey reads the key from a file or an environment variable, if given.
+func agentKey(file, env string) ([]byte, error) {
+	switch {
+	case file != "" && env != "":
+		return nil, errors.New("give the key with --secret-file or --secret-env, not both")
+	case file != "":
+		data, err := os.ReadFile(file)
+		if err != nil {
+			return nil, fmt.Errorf("read the agent's key: %w", err)
+		}
+		key, err := wire.ParseKey(data)
+		if err != nil {
+			return nil, fmt.Errorf("--secret-file %s: %w", file, err)
+		}
+		return key, nil
+	case env != "":
+		key, err := wire.ParseKey([]byte(os.Getenv(env)))
+		if err != nil {
+			return nil, fmt.Errorf("--secret-env %s: %w", env, err)
+		}
+		// Not inherited by anything the agent starts.
+		os.Unsetenv(env)
+		return key, nil
+	}
+	return nil, nil
+}
+
+func runAgent(ctx context.Context, log *slog.Logger, loc target.Locator, listen string, idleTTL time.Duration, targetless bool, nodeAddrs []netip.Addr, key []byte, insecure bool) error {
 	proc, err := loc.Locate(ctx)
 	if err != nil {
 		return err
 	}
+	if key == nil && !strings.HasPrefix(listen, "unix:") && !insecure {
+		proc.Close()
+		return fmt.Errorf("--listen %s without a key would serve anyone who can reach the port: give the agent a key (--secret-file FILE with at least %d bytes; clients pass the same file with --agent-secret-file), listen on unix:PATH, or pass --insecure", listen, wire.MinKeySize)
+	}
 	defer proc.Close()
-	a, err := agent.New(agent.Config{Target: proc, Version: version, IdleTTL: idleTTL, Logger: log, Targetless: targetless, NodeAddrs: nodeAddrs})
+	a, err := agent.New(agent.Config{Target: proc, Version: version, IdleTTL: idleTTL, Logger: log, Targetless: targetless, NodeAddrs: nodeAddrs, Key: key})
 	if err != nil {
 		return err
 	}

@@ -18,6 +18,8 @@ import (
 func newExecCmd() *cobra.Command {
 	var (
 		target, configFile, agentAddr string
+		agentSecretFile               string
+		agentInsecure                 bool
 		steal, mirror, noIncoming     bool
 		transparentFirst              bool
 		logLevel                      string
@@ -41,7 +43,7 @@ an IDE) instead of starting one: that session's settings apply.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if join != "" {
-				for _, name := range []string{"target", "config", "agent", "steal", "mirror", "no-incoming", "kubeconfig", "context", "namespace"} {
+				for _, name := range []string{"target", "config", "agent", "steal", "mirror", "no-incoming", "kubeconfig", "context", "namespace", "agent-secret-file", "agent-insecure"} {
 					if cmd.Flags().Changed(name) {
 						return fmt.Errorf("--join uses the session's settings; --%s cannot be combined with it", name)
 					}
@@ -58,7 +60,7 @@ an IDE) instead of starting one: that session's settings apply.`,
 			if err := checkFileConfig(cfg, file, agentAddr, kf.Kubeconfig); err != nil {
 				return err
 			}
-			over := session.Overrides{Target: target, AgentAddress: agentAddr, Kubernetes: kf.Kubernetes}
+			over := session.Overrides{Target: target, AgentAddress: agentAddr, AgentSecretFile: agentSecretFile, AgentInsecure: agentInsecure, Kubernetes: kf.Kubernetes}
 			switch {
 			case steal:
 				over.Incoming = config.IncomingSteal
@@ -104,6 +106,8 @@ an IDE) instead of starting one: that session's settings apply.`,
 	f.StringVarP(&target, "target", "t", "", "target to run in: deployment/NAME, pod/NAME[/container/C], service/NAME, ..., targetless, or pid/PID")
 	f.StringVarP(&configFile, "config", "f", "", "configuration file (default: .remocal/config.json from the working directory upward)")
 	f.StringVar(&agentAddr, "agent", "", "use a running agent at unix:PATH or tcp:HOST:PORT")
+	f.StringVar(&agentSecretFile, "agent-secret-file", "", "the key of the agent at --agent (the file it was started with, --secret-file); needed for tcp:")
+	f.BoolVar(&agentInsecure, "agent-insecure", false, "accept an agent at tcp: that proves no key (anyone who can reach its port could be answering)")
 	f.BoolVar(&steal, "steal", false, "take the target's incoming traffic instead of mirroring it")
 	f.BoolVar(&mirror, "mirror", false, "receive a copy of the target's incoming traffic (the default)")
 	f.BoolVar(&noIncoming, "no-incoming", false, "leave the target's incoming traffic alone")

@@ -36,7 +36,35 @@ type Options struct {
 	Logger  *slog.Logger
 	// HandshakeTimeout bounds the handshake; default 10s.
 	HandshakeTimeout time.Duration
+	// Key is the agent's secret, from whoever created it: the agent must
+	// prove it holds the key before the client sends anything after its
+	// hello, and the client proves it in turn (wire/auth.go). An agent that
+	// cannot prove it is refused with an *UnprovenAgentError.
+	Key []byte
+	// Unauthenticated accepts, when Key is nil, an agent that proves
+	// nothing: set by Dial for unix sockets (a local agent's 0600 socket is
+	// the credential), and by the user's explicit --agent-insecure.
+	// Without it a client with no key refuses every agent.
+	Unauthenticated bool
 }
+
+// UnprovenAgentError says the peer did not prove it holds the key the
+// client was given: it is not the agent the client's side created (a pod
+// dressed as one, a process that took the agent's port). Nothing was sent
+// to it after the hello.
+type UnprovenAgentError struct {
+	// Why says what was wrong with its welcome.
+	Why string
+}
+
+func (e *UnprovenAgentError) Error() string {
+	return "the agent did not prove it holds the key it was created with (" + e.Why + ")"
+}
+
+// ErrUnprovenAgent matches an *UnprovenAgentError with errors.Is.
+var ErrUnprovenAgent = errors.New("the agent did not prove it holds its key")
+
+func (e *UnprovenAgentError) Is(target error) bool { return target == ErrUnprovenAgent }
 
 // Client is a connection to one agent. It is safe for concurrent use.
 type Client struct {
@@ -62,14 +90,19 @@ type Client struct {
 }
 
 // Dial connects to an agent at address: "unix:/path/to.sock", "tcp:host:port"
-// or plain "host:port".
+// or plain "host:port". Over TCP it needs opts.Key, or opts.Unauthenticated
+// set explicitly; over a unix socket it accepts an agent without a key.
 func Dial(ctx context.Context, address string, opts Options) (*Client, error) {
 	network, addr := "tcp", address
 	switch {
 	case strings.HasPrefix(address, "unix:"):
 		network, addr = "unix", strings.TrimPrefix(address, "unix:")
+		opts.Unauthenticated = true
 	case strings.HasPrefix(address, "tcp:"):
 		addr = strings.TrimPrefix(address, "tcp:")
+	}
+	if network == "tcp" && opts.Key == nil && !opts.Unauthenticated {
+		return nil, fmt.Errorf("connect to agent at %s: %w", address, ErrNoKey)
 	}
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, network, addr)
@@ -83,6 +116,10 @@ func Dial(ctx context.Context, address string, opts Options) (*Client, error) {
 	}
 	return c, nil
 }
+
+// ErrNoKey refuses to talk to a TCP agent without its key: anyone on the
+// network could be answering.
+var ErrNoKey = errors.New("an agent on TCP must prove itself with the key it was started with: pass its key file (--agent-secret-file), or --agent-insecure to connect to an agent without one")
 
 // New runs the handshake over conn and starts the client. On error conn is
 // left open for the caller to close.
@@ -138,6 +175,7 @@ func (c *Client) handshake(ctx context.Context) error {
 		Protocol:     wire.Current,
 		Client:       wire.ClientInfo{Name: c.opts.Name, Version: c.opts.Version, Session: c.opts.Session},
 		Capabilities: wire.AllCapabilities,
+		Nonce:        wire.NewNonce(),
 	}
 	if err := wire.WritePreamble(c.conn); err != nil {
 		return fmt.Errorf("handshake with agent: %w", err)
@@ -156,6 +194,29 @@ func (c *Client) handshake(ctx context.Context) error {
 		return wire.Errorf(wire.CodeIncompatibleVersion,
 			"agent speaks remocal protocol %s (agent version %s) but this client speaks %s; use a client and agent of the same major version",
 			w.Protocol, w.Agent.Version, wire.Current)
+	}
+	// Nothing more goes out before the agent is known: a peer that is not
+	// the agent gets only the hello.
+	key := c.opts.Key
+	switch {
+	case key == nil && wire.HasCapability(w.Capabilities, wire.CapAuth):
+		return wire.Errorf(wire.CodePermissionDenied,
+			"the agent requires its key and this client was not given one")
+	case key == nil && !c.opts.Unauthenticated:
+		return &UnprovenAgentError{Why: "this client has no key for it and may not accept an agent that proves nothing"}
+	case key == nil:
+		c.welcome = *w
+		return nil
+	case !wire.HasCapability(w.Capabilities, wire.CapAuth) || w.Proof == nil:
+		return &UnprovenAgentError{Why: "it offered no proof"}
+	case !wire.CheckProof(wire.AgentProof(key, hello, w), w.Proof):
+		return &UnprovenAgentError{Why: "its proof is wrong"}
+	}
+	if err := wire.WriteMessage(c.conn, 0, &wire.Auth{Proof: wire.ClientProof(key, hello, w)}); err != nil {
+		return fmt.Errorf("handshake with agent: %w", err)
+	}
+	if _, err := wire.ReadMessage[*wire.AuthResult](c.conn, wire.MaxHandshakeFrameSize); err != nil {
+		return fmt.Errorf("agent refused the connection: %w", err)
 	}
 	c.welcome = *w
 	return nil

@@ -23,6 +23,7 @@ import (
 
 	"github.com/remocal/remocal/internal/agentclient"
 	"github.com/remocal/remocal/protocol/config"
+	"github.com/remocal/remocal/protocol/wire"
 )
 
 // Connector reaches an agent.
@@ -49,6 +50,12 @@ type Options struct {
 	Self string
 	// AgentAddress connects to a running agent instead of starting one.
 	AgentAddress string
+	// AgentSecretFile holds that agent's key (what it was started with,
+	// --secret-file); AgentInsecure accepts an agent on TCP that proves
+	// nothing. Neither comes from a repository's configuration, which must
+	// not be able to send a session to an unauthenticated agent.
+	AgentSecretFile string
+	AgentInsecure   bool
 	// Stderr receives the agent's warnings and, for Kubernetes targets,
 	// progress (which pod was chosen, the agent starting).
 	Stderr io.Writer
@@ -84,7 +91,7 @@ func (e *notFound) Is(target error) bool { return target == ErrTargetNotFound }
 // For returns the connector for a target reference.
 func For(target string, o Options) (Connector, error) {
 	if o.AgentAddress != "" {
-		return Address{Addr: o.AgentAddress, Target: target}, nil
+		return Address{Addr: o.AgentAddress, Target: target, SecretFile: o.AgentSecretFile, Insecure: o.AgentInsecure}, nil
 	}
 	kind, rest, _ := strings.Cut(target, "/")
 	switch kind {
@@ -110,10 +117,14 @@ func For(target string, o Options) (Connector, error) {
 	return o.Cluster(t.String(), o)
 }
 
-// Address is an agent already listening somewhere.
+// Address is an agent already listening somewhere. Over TCP it must prove
+// the key in SecretFile, unless Insecure; over a unix socket it may hold no
+// key (the socket's permissions guard it).
 type Address struct {
-	Addr   string
-	Target string
+	Addr       string
+	Target     string
+	SecretFile string
+	Insecure   bool
 }
 
 func (a Address) Describe() string {
@@ -125,6 +136,16 @@ func (a Address) Describe() string {
 
 // Connect dials the agent.
 func (a Address) Connect(ctx context.Context, opts agentclient.Options) (*agentclient.Client, func(), error) {
+	if a.SecretFile != "" {
+		data, err := os.ReadFile(a.SecretFile)
+		if err != nil {
+			return nil, nil, fmt.Errorf("read the agent's key: %w", err)
+		}
+		if opts.Key, err = wire.ParseKey(data); err != nil {
+			return nil, nil, fmt.Errorf("the agent's key in %s: %w", a.SecretFile, err)
+		}
+	}
+	opts.Unauthenticated = a.Insecure && opts.Key == nil
 	c, err := agentclient.Dial(ctx, a.Addr, opts)
 	if err != nil {
 		return nil, nil, fmt.Errorf("cannot reach the agent at %s: %w", a.Addr, err)

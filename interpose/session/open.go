@@ -15,8 +15,12 @@ import (
 type Overrides struct {
 	Target       string
 	AgentAddress string
-	Kubernetes   config.Kubernetes
-	Incoming     config.IncomingMode
+	// AgentSecretFile and AgentInsecure go with AgentAddress
+	// (connect.Options); flags only, never the configuration file.
+	AgentSecretFile string
+	AgentInsecure   bool
+	Kubernetes      config.Kubernetes
+	Incoming        config.IncomingMode
 }
 
 // apply overlays the set fields on c.
@@ -79,6 +83,7 @@ func Open(ctx context.Context, o OpenOptions) (*Session, connect.Connector, erro
 		o.Self = self
 	}
 	conn, err := connect.For(cfg.Target, connect.Options{Self: o.Self, AgentAddress: cfg.Agent.Address,
+		AgentSecretFile: o.Overrides.AgentSecretFile, AgentInsecure: o.Overrides.AgentInsecure,
 		Stderr: o.Stderr, Kube: cfg.Kubernetes, Agent: cfg.Agent, Version: o.Version, Cluster: o.Cluster})
 	if err != nil {
 		return nil, nil, err

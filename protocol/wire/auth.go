@@ -1,9 +1,11 @@
 package wire
 
 import (
+	"bytes"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/binary"
 	"fmt"
 	"hash"
@@ -38,6 +40,26 @@ const (
 	AgentProofLabel  = "remocal agent v1"
 	ClientProofLabel = "remocal client v1"
 )
+
+// ParseKey reads a key as it is stored (a Secret's value, a key file): its
+// bytes without surrounding whitespace, at least MinKeySize of them.
+func ParseKey(data []byte) ([]byte, error) {
+	key := bytes.TrimSpace(data)
+	if len(key) < MinKeySize {
+		return nil, fmt.Errorf("the key has %d bytes; it needs at least %d", len(key), MinKeySize)
+	}
+	return key, nil
+}
+
+// NewKey returns a fresh key: 32 random bytes in base64url (43 characters,
+// safe in an environment variable or a file).
+func NewKey() []byte {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		panic(fmt.Sprintf("crypto/rand: %v", err))
+	}
+	return []byte(base64.RawURLEncoding.EncodeToString(b))
+}
 
 // NewNonce returns NonceSize random bytes.
 func NewNonce() []byte {

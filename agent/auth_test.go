@@ -1,0 +1,243 @@
+package agent_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/yamux"
+
+	"github.com/remocal/remocal/internal/agentclient"
+	"github.com/remocal/remocal/protocol/wire"
+	"github.com/remocal/remocal/test/envtest"
+	"github.com/remocal/remocal/test/poll"
+)
+
+var (
+	agentKey = []byte("the-agent-key-its-creator-made-0123")
+	wrongKey = []byte("a-key-someone-guessed-0123456789ab")
+)
+
+func dialWithKey(t *testing.T, addr string, key []byte, session string) (*agentclient.Client, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := agentclient.Dial(ctx, addr, agentclient.Options{Name: "alice@laptop", Version: "test", Session: session, Key: key, Logger: testLogger(t)})
+	if err == nil {
+		t.Cleanup(func() { c.Close() })
+	}
+	return c, err
+}
+
+// A teammate who can reach the agent's port (pods/portforward) but does
+// not hold its key is refused in the handshake and served nothing; the
+// session that holds the key is served.
+func TestAgentRefusesClientsWithoutItsKey(t *testing.T) {
+	env := envtest.New(t)
+	ta := startAgent(t, env.App, agentOptions{key: agentKey})
+
+	t.Run("wrong key", func(t *testing.T) {
+		_, err := dialWithKey(t, ta.addr, wrongKey, "")
+		// The agent's proof does not check with the wrong key: the client
+		// stops before proving anything.
+		if !errors.Is(err, agentclient.ErrUnprovenAgent) {
+			t.Fatalf("dial with a wrong key: %v; want ErrUnprovenAgent", err)
+		}
+	})
+	t.Run("no key", func(t *testing.T) {
+		_, err := dialWithKey(t, ta.addr, nil, "")
+		if wire.CodeOf(err) != wire.CodePermissionDenied || !strings.Contains(err.Error(), "requires its key") {
+			t.Fatalf("dial without a key: %v; want permission_denied", err)
+		}
+	})
+	t.Run("hello without a challenge", func(t *testing.T) {
+		conn := rawDial(t, ta.addr)
+		wire.WritePreamble(conn)
+		wire.WriteMessage(conn, 0, &wire.Hello{Protocol: wire.Version{Major: 1}, Client: wire.ClientInfo{Name: "old@client"}})
+		if we := readRejection(t, conn); we.Code != wire.CodePermissionDenied || !strings.Contains(we.Message, "prove") {
+			t.Errorf("rejection = %v", we)
+		}
+	})
+	// An attacker who ignores the agent's proof, sends a made-up one and
+	// goes on as if accepted: nothing of what follows is served.
+	t.Run("forged proof then requests", func(t *testing.T) {
+		conn := rawDial(t, ta.addr)
+		wire.WritePreamble(conn)
+		wire.WriteMessage(conn, 0, &wire.Hello{Protocol: wire.Current, Client: wire.ClientInfo{Name: "mallory"}, Nonce: wire.NewNonce()})
+		if err := wire.ReadPreamble(conn); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := wire.ReadMessage[*wire.Welcome](conn, wire.MaxHandshakeFrameSize); err != nil {
+			t.Fatal(err)
+		}
+		wire.WriteMessage(conn, 0, &wire.Auth{Proof: make([]byte, 32)})
+		closed := make(chan struct{})
+		// The multiplexer only writes: the test reads the agent's answer.
+		if mux, err := yamux.Client(writeOnly{conn, closed}, wire.MuxConfig()); err == nil {
+			if st, err := mux.OpenStream(); err == nil {
+				wire.WriteMessage(st, 1, &wire.EnvGet{})
+				wire.WriteMessage(st, 2, &wire.FileRead{Path: "/etc/hostname"})
+			}
+			if st, err := mux.OpenStream(); err == nil {
+				wire.WriteMessage(st, 0, &wire.Dial{Network: "tcp", Address: "10.77.0.20:6379"})
+			}
+			defer func() {
+				close(closed) // lets its reader end, which Close waits for
+				mux.Close()
+			}()
+		}
+		_, err := wire.ReadMessage[*wire.AuthResult](conn, wire.MaxHandshakeFrameSize)
+		if wire.CodeOf(err) != wire.CodePermissionDenied {
+			t.Fatalf("after a forged proof: %v; want permission_denied", err)
+		}
+	})
+
+	// The attacks were counted as refused and nothing was served.
+	if err := poll.Until(testCtx(t), 10*time.Second, func() error {
+		if st := ta.agent.Stats(); st.Refused < 4 {
+			return fmt.Errorf("refusals counted: %d", st.Refused)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if st := ta.agent.Stats(); st.Clients != 0 || st.Requests != 0 || st.Dials != 0 {
+		t.Fatalf("the agent served clients without its key: %+v", st)
+	}
+
+	// The holder of the key is served.
+	c, err := dialWithKey(t, ta.addr, agentKey, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !wire.HasCapability(c.Welcome().Capabilities, wire.CapAuth) {
+		t.Errorf("welcome does not list %s: %v", wire.CapAuth, c.Welcome().Capabilities)
+	}
+	vars, err := c.Env(testCtx(t), []string{"PATH"}, nil)
+	if err != nil || vars["PATH"] == "" {
+		t.Fatalf("env with the key: %v %v", vars, err)
+	}
+	if st := ta.agent.Stats(); st.Clients != 1 || st.Requests != 1 {
+		t.Errorf("stats after the legitimate client: %+v", st)
+	}
+}
+
+// A connection that names another client's remocal session but cannot
+// prove the key must not replace that client's connection (which would
+// drop its subscriptions).
+func TestUnauthenticatedConnectionDoesNotSupersede(t *testing.T) {
+	env := envtest.New(t)
+	ta := startAgent(t, env.App, agentOptions{key: agentKey})
+	alice, err := dialWithKey(t, ta.addr, agentKey, "s-alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := dialWithKey(t, ta.addr, wrongKey, "s-alice"); err == nil {
+		t.Fatal("a wrong key was accepted")
+	}
+	conn := rawDial(t, ta.addr)
+	hello := &wire.Hello{Protocol: wire.Current, Client: wire.ClientInfo{Name: "mallory", Session: "s-alice"}, Nonce: wire.NewNonce()}
+	wire.WritePreamble(conn)
+	wire.WriteMessage(conn, 0, hello)
+	wire.ReadPreamble(conn)
+	wire.ReadMessage[*wire.Welcome](conn, wire.MaxHandshakeFrameSize)
+	wire.WriteMessage(conn, 0, &wire.Auth{Proof: make([]byte, 32)})
+	wire.ReadMessage[*wire.AuthResult](conn, wire.MaxHandshakeFrameSize)
+	if err := alice.Ping(testCtx(t)); err != nil {
+		t.Fatalf("alice's connection was dropped by an unauthenticated one: %v", err)
+	}
+}
+
+// An agent listening on TCP needs a key, or --insecure; a client with the
+// key reaches it, a client without one does not even connect.
+func TestTCPAgentNeedsAKey(t *testing.T) {
+	env := envtest.New(t)
+	bin := remocalBinary(t)
+
+	out, err := runAgentCommand(t, bin, "--target-pid", fmt.Sprint(env.App.PID), "--listen", "tcp:127.0.0.1:0")
+	if err == nil || !strings.Contains(out, "--insecure") || !strings.Contains(out, "--secret-file") {
+		t.Fatalf("agent on TCP without a key: %v\n%s", err, out)
+	}
+
+	_, addr := agentProcess(t, env.App.PID, "--listen", "tcp:127.0.0.1:0", "--insecure")
+	ctx := testCtx(t)
+	if _, err := agentclient.Dial(ctx, addr, agentclient.Options{Name: "alice"}); !errors.Is(err, agentclient.ErrNoKey) {
+		t.Fatalf("client without a key or --agent-insecure dialled %s: %v", addr, err)
+	}
+	c, err := agentclient.Dial(ctx, addr, agentclient.Options{Name: "alice", Unauthenticated: true})
+	if err != nil {
+		t.Fatalf("--insecure agent with an insecure client: %v", err)
+	}
+	c.Close()
+	// A client that holds a key refuses an agent that proves none.
+	if _, err := agentclient.Dial(ctx, addr, agentclient.Options{Name: "alice", Key: agentKey}); !errors.Is(err, agentclient.ErrUnprovenAgent) {
+		t.Fatalf("client with a key accepted an agent without one: %v", err)
+	}
+
+	keyFile := filepath.Join(t.TempDir(), "key")
+	if err := os.WriteFile(keyFile, append(agentKey, '\n'), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, addr = agentProcess(t, env.App.PID, "--listen", "tcp:127.0.0.1:0", "--secret-file", keyFile)
+	c, err = agentclient.Dial(ctx, addr, agentclient.Options{Name: "alice", Key: agentKey})
+	if err != nil {
+		t.Fatalf("client with the key: %v", err)
+	}
+	if err := c.Ping(ctx); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	if _, err := agentclient.Dial(ctx, addr, agentclient.Options{Name: "alice", Unauthenticated: true}); wire.CodeOf(err) != wire.CodePermissionDenied {
+		t.Fatalf("client without the key: %v", err)
+	}
+}
+
+func runAgentCommand(t *testing.T, bin string, args ...string) (string, error) {
+	t.Helper()
+	var out lockedBuf
+	cmd := exec.Command(bin, append([]string{"agent"}, args...)...)
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	return out.String(), err
+}
+
+type lockedBuf struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (b *lockedBuf) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *lockedBuf) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+// writeOnly hides a connection's reads from a yamux session, whose reader
+// would otherwise take the agent's answer from the test.
+type writeOnly struct {
+	net.Conn
+	closed chan struct{}
+}
+
+// Close leaves the connection to the test: yamux closes it on a write error.
+func (w writeOnly) Close() error { return nil }
+
+func (w writeOnly) Read(p []byte) (int, error) {
+	<-w.closed
+	return 0, io.EOF
+}
