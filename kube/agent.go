@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"time"
 
@@ -49,6 +50,8 @@ type Agent struct {
 	Container      string // the agent's container in Pod
 	Port           int
 	Reused         bool
+	// Key is the agent's secret (agentkey.go): the agent must prove it.
+	Key []byte
 	// job is the Job this session created, to remove if the agent turns
 	// out unreachable; nil when the agent was joined or reused.
 	job *batchv1.Job
@@ -83,7 +86,21 @@ func EnsureAgent(ctx context.Context, env *Env, r *Resolved, ns string, o AgentO
 	}
 	for _, p := range pods.Items {
 		if p.DeletionTimestamp == nil && p.Status.Phase == corev1.PodRunning && containerRunning(p.Status.ContainerStatuses, "agent") {
-			return &Agent{Namespace: ns, Pod: p.Name, Container: "agent", Port: AgentPort, Reused: true}, nil
+			// Labels are anyone's to set: only a pod of remocal's Job for
+			// this container, holding that Job's key, is the agent.
+			j, err := podOfJob(ctx, env, &p, agentJobName(key))
+			var k []byte
+			if err == nil {
+				k, err = jobKey(ctx, env, j)
+			}
+			var why mismatch
+			if errors.As(err, &why) {
+				return nil, notOurAgent(ns, p.Name, string(why))
+			}
+			if err != nil {
+				return nil, err
+			}
+			return &Agent{Namespace: ns, Pod: p.Name, Container: "agent", Port: AgentPort, Reused: true, Key: k}, nil
 		}
 	}
 	return ensureJob(ctx, env, r, ns, key, o, progress)
@@ -95,14 +112,21 @@ func EnsureAgent(ctx context.Context, env *Env, r *Resolved, ns string, o AgentO
 // Job left by an agent that has exited is replaced.
 func ensureJob(ctx context.Context, env *Env, r *Resolved, ns, key string, o AgentOptions, progress func(string)) (*Agent, error) {
 	jobs := env.Client.BatchV1().Jobs(ns)
-	job := agentJob(r, ns, key, o)
 	var lastErr error
 	for attempt := 0; attempt < 10; attempt++ {
+		job := agentJob(r, ns, key, o, newSecretName())
 		created := true
+		var secret []byte
 		current, err := jobs.Create(ctx, job, metav1.CreateOptions{})
 		switch {
 		case err == nil:
 			progress("starting the agent in the cluster")
+			owner := metav1.OwnerReference{APIVersion: "batch/v1", Kind: "Job", Name: current.Name, UID: current.UID}
+			secret, err = createKeySecret(ctx, env, ns, jobSecret(current), owner, map[string]string{LabelApp: AgentAppName})
+			if err != nil {
+				removeJob(context.WithoutCancel(ctx), env, ns, current)
+				return nil, err
+			}
 		case apierrors.IsAlreadyExists(err):
 			existing, err := jobs.Get(ctx, job.Name, metav1.GetOptions{})
 			if apierrors.IsNotFound(err) {
@@ -120,6 +144,26 @@ func ensureJob(ctx context.Context, env *Env, r *Resolved, ns, key string, o Age
 				}
 				continue
 			}
+			secret, err = jobKey(ctx, env, existing)
+			if errors.Is(err, errKeyMissing) {
+				// Its creator went away before giving it a key: its pod
+				// can never start.
+				if err := removeJob(ctx, env, ns, existing); err != nil {
+					return nil, err
+				}
+				if err := waitJobGone(ctx, env, ns, existing); err != nil {
+					return nil, err
+				}
+				continue
+			}
+			var why mismatch
+			if errors.As(err, &why) {
+				return nil, fmt.Errorf("%w: the Job %s/%s is not the agent remocal created; delete it or ask an administrator (kubectl -n %s delete job %s): %s",
+					ErrNotOurAgent, ns, existing.Name, ns, existing.Name, why)
+			}
+			if err != nil {
+				return nil, err
+			}
 			created, current = false, existing
 			progress("waiting for the agent another session is starting")
 		default:
@@ -129,7 +173,7 @@ func ensureJob(ctx context.Context, env *Env, r *Resolved, ns, key string, o Age
 		// same name may still be terminating, and is not this agent.
 		pod, err := waitAgentPod(ctx, env, ns, metav1.ListOptions{LabelSelector: batchv1.ControllerUidLabel + "=" + string(current.UID)}, "agent", current, o.StartupTimeout, progress)
 		if err == nil {
-			a := &Agent{Namespace: ns, Pod: pod, Container: "agent", Port: AgentPort}
+			a := &Agent{Namespace: ns, Pod: pod, Container: "agent", Port: AgentPort, Key: secret}
 			if created {
 				a.job = current
 			}
@@ -149,8 +193,12 @@ func ensureJob(ctx context.Context, env *Env, r *Resolved, ns, key string, o Age
 		// joined: start over.
 		lastErr = err
 	}
-	return nil, fmt.Errorf("could not start the agent's Job %s/%s: %w", ns, job.Name, lastErr)
+	return nil, fmt.Errorf("could not start the agent's Job %s/%s: %w", ns, agentJobName(key), lastErr)
 }
+
+// agentJobName is the name of the Job of the agent for key (a container ID,
+// or a namespace's targetless agent).
+func agentJobName(key string) string { return "remocal-agent-" + agentKey(key)[:16] }
 
 // waitJobGone waits until a deleted Job's name is free again.
 func waitJobGone(ctx context.Context, env *Env, ns string, j *batchv1.Job) error {

@@ -28,7 +28,7 @@ func TestAgentJobFromConfig(t *testing.T) {
 		Labels:      map[string]string{"team": "shop"},
 		Annotations: map[string]string{"cost-center": "42"},
 	}
-	job := agentJob(target, "shop", target.ContainerID, o)
+	job := agentJob(target, "shop", target.ContainerID, o, "remocal-agent-key-test")
 	spec := job.Spec.Template.Spec
 	c := spec.Containers[0]
 
@@ -41,7 +41,8 @@ func TestAgentJobFromConfig(t *testing.T) {
 	if c.Image != o.Image || c.ImagePullPolicy != corev1.PullAlways || len(spec.ImagePullSecrets) != 1 || spec.ImagePullSecrets[0].Name != "regcred" {
 		t.Errorf("image %s %s, pull secrets %v", c.Image, c.ImagePullPolicy, spec.ImagePullSecrets)
 	}
-	wantArgs := []string{"--listen", "tcp:127.0.0.1:47113", "--insecure", "--idle-ttl", "1m30s", "--container-id", "containerd://abc", "--target-name", "deployment/api", "--node-ip=$(REMOCAL_NODE_IP)"}
+	wantArgs := []string{"--listen", "tcp:127.0.0.1:47113", "--idle-ttl", "1m30s", "--container-id", "containerd://abc", "--target-name", "deployment/api", "--node-ip=$(REMOCAL_NODE_IP)",
+		"--secret-file", "/var/run/remocal/agent/key"}
 	if diff := cmp.Diff(wantArgs, c.Args); diff != "" || !slices.Equal(c.Command, AgentCommand) {
 		t.Errorf("command %v, args (-want +got):\n%s", c.Command, diff)
 	}
@@ -85,7 +86,7 @@ func TestAgentJobFromConfig(t *testing.T) {
 // Without tolerations of its own the agent tolerates every taint: it must
 // run wherever its target runs. A targetless agent is not pinned anywhere.
 func TestAgentJobDefaults(t *testing.T) {
-	job := agentJob(nil, "shop", "targetless/shop", AgentOptions{Image: "a", IdleTTL: time.Minute})
+	job := agentJob(nil, "shop", "targetless/shop", AgentOptions{Image: "a", IdleTTL: time.Minute}, "remocal-agent-key-test")
 	spec := job.Spec.Template.Spec
 	if diff := cmp.Diff([]corev1.Toleration{{Operator: corev1.TolerationOpExists}}, spec.Tolerations); diff != "" {
 		t.Errorf("tolerations (-want +got):\n%s", diff)

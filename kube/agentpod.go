@@ -21,7 +21,7 @@ var AgentCommand = []string{"/remocal", "agent"}
 // agentArgs are the agent's flags: where it listens and how long it idles,
 // then how it finds its target.
 func agentArgs(o AgentOptions, target ...string) []string {
-	return append([]string{"--listen", fmt.Sprintf("tcp:127.0.0.1:%d", AgentPort), "--insecure", "--idle-ttl", o.IdleTTL.String()}, target...)
+	return append([]string{"--listen", fmt.Sprintf("tcp:127.0.0.1:%d", AgentPort), "--idle-ttl", o.IdleTTL.String()}, target...)
 }
 
 // jobTarget is how a Job's agent finds its target: by container ID, as a
@@ -94,11 +94,24 @@ var (
 	defaultLimits   = corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("1"), corev1.ResourceMemory: resource.MustParse("256Mi")}
 )
 
-func agentJob(r *Resolved, ns, key string, o AgentOptions) *batchv1.Job {
-	labels := map[string]string{LabelApp: AgentAppName, LabelAgentFor: agentKey(key)}
+// The agent's key reaches a Job's agent as a Secret volume mounted into the
+// agent's container alone (secretName is the Job's own Secret, created
+// with the Job as its owner; see agentkey.go).
+const (
+	keyVolume = "agent-key"
+	keyDir    = "/var/run/remocal/agent"
+	keyItem   = "key"
+)
+
+func agentJob(r *Resolved, ns, key string, o AgentOptions, secretName string) *batchv1.Job {
+	// remocal's own labels win: agent.labels cannot make a Job (or a pod)
+	// pass for another target's agent.
+	labels := map[string]string{}
 	for k, v := range o.Labels {
 		labels[k] = v
 	}
+	labels[LabelApp], labels[LabelAgentFor] = AgentAppName, agentKey(key)
+	delete(labels, LabelTarget)
 	zero, ttl := int32(0), int32(60)
 	spec := corev1.PodSpec{
 		RestartPolicy:                 corev1.RestartPolicyNever,
@@ -109,9 +122,14 @@ func agentJob(r *Resolved, ns, key string, o AgentOptions) *batchv1.Job {
 		AutomountServiceAccountToken:  ptr(false),
 		Containers: []corev1.Container{{
 			Name: "agent", Image: o.Image, ImagePullPolicy: o.PullPolicy,
-			Command: AgentCommand, Args: agentArgs(o, jobTarget(r)...), Env: nodeIPFromStatus, SecurityContext: agentSecurity(), Resources: resources(o.Resources),
+			Command: AgentCommand, Args: append(agentArgs(o, jobTarget(r)...), "--secret-file", keyDir+"/"+keyItem),
+			Env: nodeIPFromStatus, SecurityContext: agentSecurity(), Resources: resources(o.Resources),
 			TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
+			VolumeMounts:             []corev1.VolumeMount{{Name: keyVolume, MountPath: keyDir, ReadOnly: true}},
 		}},
+		Volumes: []corev1.Volume{{Name: keyVolume, VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
+			SecretName: secretName, DefaultMode: ptr(int32(0o400)), Items: []corev1.KeyToPath{{Key: keyItem, Path: keyItem}},
+		}}}},
 	}
 	if r != nil {
 		// Beside the target: on its node, seeing its processes.
@@ -120,7 +138,7 @@ func agentJob(r *Resolved, ns, key string, o AgentOptions) *batchv1.Job {
 		labels[LabelTarget] = r.Pod.Name
 	}
 	return &batchv1.Job{
-		ObjectMeta: metav1.ObjectMeta{Name: "remocal-agent-" + agentKey(key)[:16], Namespace: ns, Labels: labels, Annotations: o.Annotations},
+		ObjectMeta: metav1.ObjectMeta{Name: agentJobName(key), Namespace: ns, Labels: labels, Annotations: o.Annotations},
 		Spec: batchv1.JobSpec{
 			BackoffLimit: &zero, TTLSecondsAfterFinished: &ttl,
 			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels, Annotations: o.Annotations}, Spec: spec},

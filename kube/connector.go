@@ -135,7 +135,7 @@ const agentListenTimeout = 20 * time.Second
 func dialAgent(ctx context.Context, env *Env, a *Agent, opts agentclient.Options, patience time.Duration) (*agentclient.Client, error) {
 	deadline := time.Now().Add(patience)
 	backoff := 50 * time.Millisecond
-	opts.Unauthenticated = true // the agents have no key yet
+	opts.Key = a.Key
 	for {
 		conn, err := DialPod(env, a.Namespace, a.Pod, a.Port)
 		if apierrors.IsForbidden(err) {
@@ -148,6 +148,10 @@ func dialAgent(ctx context.Context, env *Env, a *Agent, opts agentclient.Options
 				return c, nil
 			}
 			conn.Close()
+			if errors.Is(err, agentclient.ErrUnprovenAgent) {
+				// Whatever answered got the hello and nothing else.
+				return nil, notOurAgent(a.Namespace, a.Pod, err.Error())
+			}
 		}
 		if ctx.Err() != nil {
 			return nil, ctx.Err()

@@ -2,8 +2,11 @@ package kube
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"slices"
 	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -37,19 +40,44 @@ func ensureEphemeral(ctx context.Context, env *Env, r *Resolved, o AgentOptions,
 			}
 		}
 		name := pending
-		if name == "" {
+		var key []byte
+		if name != "" {
+			// Another session's agent: its key is in the Secret its
+			// environment names, which must belong to this pod.
+			if key, err = ephemeralKey(ctx, env, pod, name); err != nil {
+				var why mismatch
+				if errors.As(err, &why) {
+					return nil, fmt.Errorf("%w: the ephemeral container %s of pod %s/%s is not the agent remocal created (%s); it stays until the pod is replaced (kubectl -n %s rollout restart, or delete the pod)",
+						ErrNotOurAgent, name, r.Namespace, pod.Name, why, r.Namespace)
+				}
+				return nil, err
+			}
+		} else {
 			name = fmt.Sprintf("%s%d", ephemeralPrefix, ours+1)
 			progress("adding the agent to pod " + pod.Name + " as ephemeral container " + name)
+			// The key first, owned by the pod (it goes with it, as the
+			// ephemeral container does), then the agent that reads it.
+			secret := newSecretName()
+			owner := metav1.OwnerReference{APIVersion: "v1", Kind: "Pod", Name: pod.Name, UID: pod.UID}
+			if key, err = createKeySecret(ctx, env, r.Namespace, secret, owner, map[string]string{LabelApp: AgentAppName}); err != nil {
+				return nil, err
+			}
 			updated := pod.DeepCopy()
 			updated.Spec.EphemeralContainers = append(updated.Spec.EphemeralContainers, corev1.EphemeralContainer{
 				TargetContainerName: r.Container,
 				EphemeralContainerCommon: corev1.EphemeralContainerCommon{
 					Name: name, Image: o.Image, ImagePullPolicy: o.PullPolicy, SecurityContext: agentSecurity(),
-					Command: AgentCommand, Env: nodeIPFromStatus, TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
-					Args: agentArgs(o, "--target-pid", "1", "--target-name", r.Ref, nodeIPArg),
+					Command: AgentCommand, TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
+					Env: append(slices.Clone(nodeIPFromStatus), corev1.EnvVar{Name: keyEnv,
+						ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{
+							LocalObjectReference: corev1.LocalObjectReference{Name: secret}, Key: keyItem}}}),
+					Args: append(agentArgs(o, "--target-pid", "1", "--target-name", r.Ref, nodeIPArg), "--secret-env", keyEnv),
 				},
 			})
 			_, err := pods.UpdateEphemeralContainers(ctx, pod.Name, updated, metav1.UpdateOptions{})
+			if err != nil {
+				env.Client.CoreV1().Secrets(r.Namespace).Delete(context.WithoutCancel(ctx), secret, metav1.DeleteOptions{})
+			}
 			if apierrors.IsConflict(err) {
 				continue // someone else changed the pod; look again
 			}
@@ -60,9 +88,24 @@ func ensureEphemeral(ctx context.Context, env *Env, r *Resolved, o AgentOptions,
 		if _, err := waitAgentPod(ctx, env, r.Namespace, metav1.ListOptions{FieldSelector: "metadata.name=" + pod.Name}, name, nil, o.StartupTimeout, progress); err != nil {
 			return nil, err
 		}
-		return &Agent{Namespace: r.Namespace, Pod: pod.Name, Container: name, Port: AgentPort, Reused: pending != ""}, nil
+		return &Agent{Namespace: r.Namespace, Pod: pod.Name, Container: name, Port: AgentPort, Reused: pending != "", Key: key}, nil
 	}
 	return nil, fmt.Errorf("pod %s/%s kept changing while adding the agent; try again", r.Namespace, r.Pod.Name)
+}
+
+// ephemeralKey returns the key of the ephemeral agent name in pod.
+func ephemeralKey(ctx context.Context, env *Env, pod *corev1.Pod, name string) ([]byte, error) {
+	for _, ec := range pod.Spec.EphemeralContainers {
+		if ec.Name != name || !slices.Equal(ec.Command, AgentCommand) {
+			continue
+		}
+		for _, e := range ec.Env {
+			if e.Name == keyEnv && e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil && e.ValueFrom.SecretKeyRef.Key == keyItem {
+				return readKeySecret(ctx, env, pod.Namespace, e.ValueFrom.SecretKeyRef.Name, pod.UID, 10*time.Second)
+			}
+		}
+	}
+	return nil, mismatch("it has no key (an agent of an older remocal, or not remocal's)")
 }
 
 // ephemeralPrefix names the agents' ephemeral containers.
