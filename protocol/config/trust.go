@@ -69,9 +69,9 @@ func untrustedAgent(addr string) string {
 		}
 		return ""
 	}
-	return "an agent address over TCP is not authenticated: whoever listens there serves your program its files, " +
-		"environment and network, so a configuration file (a cloned repository's) cannot choose one; pass --agent " + addr +
-		" on the command line if you trust it"
+	return "an agent address over TCP is a choice of whom to trust: whoever listens there (and holds the key you give) serves " +
+		"your program its files, environment and network, so a configuration file (a cloned repository's) cannot choose one; pass --agent " + addr +
+		" (with --agent-secret-file) on the command line if you trust it"
 }
 
 func untrustedKubeconfig(path, project string) string {

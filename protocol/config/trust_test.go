@@ -42,7 +42,7 @@ func TestCheckFile(t *testing.T) {
 		problem string // "" when accepted
 	}{
 		{"nothing", Config{}, ""},
-		{"agent over TCP", Config{Agent: Agent{Address: "tcp:203.0.113.7:7878"}}, "$.agent.address: an agent address over TCP is not authenticated"},
+		{"agent over TCP", Config{Agent: Agent{Address: "tcp:203.0.113.7:7878"}}, "$.agent.address: an agent address over TCP is a choice of whom to trust"},
 		{"loopback TCP too", Config{Agent: Agent{Address: "tcp:127.0.0.1:7878"}}, "pass --agent tcp:127.0.0.1:7878"},
 		{"this user's socket", Config{Agent: Agent{Address: "unix:" + mine}}, ""},
 		{"a socket that does not exist", Config{Agent: Agent{Address: "unix:/nonexistent/agent.sock"}}, ""},

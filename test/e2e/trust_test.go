@@ -12,10 +12,11 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/remocal/remocal/internal/localenv"
 	"github.com/remocal/remocal/test/envtest"
 	"github.com/remocal/remocal/test/procwatch"
-	"golang.org/x/sys/unix"
 )
 
 // The target sets variables that would make this machine's programs load
@@ -120,16 +121,22 @@ func TestRepositoryConfigCannotChooseAgentOrKubeconfig(t *testing.T) {
 		if r.Code != 1 {
 			t.Errorf("exec with the repository's agent address: exit %d, want 1", r.Code)
 		}
-		mustContain(t, "remocal's messages", r.Stderr, "$.agent.address", "not authenticated", "pass --agent tcp:"+planted.Addr().String())
+		mustContain(t, "remocal's messages", r.Stderr, "$.agent.address", "a configuration file (a cloned repository's) cannot choose one", "pass --agent tcp:"+planted.Addr().String())
 		// A connection remocal made would wait in the listener's backlog.
 		if pendingConnection(t, planted.(*net.TCPListener)) {
 			t.Error("remocal connected to the agent address of the repository's configuration")
 		}
 
-		// The user's own --agent: a real agent on TCP serves the session.
-		agent := procwatch.Start(t, exec.Command(built(t, "remocal"), "agent", "--target-pid", fmt.Sprint(env.App.PID), "--listen", "tcp:127.0.0.1:0"))
+		// The user's own --agent: a real agent on TCP, with its key, serves
+		// the session.
+		key := filepath.Join(t.TempDir(), "agent.key")
+		if err := os.WriteFile(key, []byte("a key of at least sixteen bytes"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		agent := procwatch.Start(t, exec.Command(built(t, "remocal"), "agent", "--target-pid", fmt.Sprint(env.App.PID),
+			"--listen", "tcp:127.0.0.1:0", "--secret-file", key))
 		addr := strings.TrimPrefix(agent.Expect(agent.Stdout, "remocal-agent listening on "), "remocal-agent listening on ")
-		r = remocal(t, dir, "exec", "--target", target, "--agent", addr, "--no-incoming", "--", "sh", "-c", `echo "GREETING=$GREETING"`)
+		r = remocal(t, dir, "exec", "--target", target, "--agent", addr, "--agent-secret-file", key, "--no-incoming", "--", "sh", "-c", `echo "GREETING=$GREETING"`)
 		if r.Code != 0 {
 			t.Fatalf("exec --agent %s: exit %d", addr, r.Code)
 		}

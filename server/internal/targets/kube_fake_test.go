@@ -38,8 +38,12 @@ func TestKubeCoalescesAndIgnoresNoChange(t *testing.T) {
 	})
 	k := NewKube(&kube.Env{Client: cs, Namespace: "default", Context: "fake"}, KubeOptions{
 		Logger: slog.New(slog.NewTextHandler(tWriter{t}, nil)),
-		// A quiet period far longer than the burst below takes.
-		Quiet: 250 * time.Millisecond, MaxDelay: 5 * time.Second, Resync: time.Second,
+		// A quiet period far longer than the burst below takes, even on a
+		// loaded machine under the race detector (250 ms was not: the
+		// burst was announced in two parts).
+		// Resyncs count as changes here: every 3 s, so that a quiet period
+		// still ends between them.
+		Quiet: time.Second, MaxDelay: 20 * time.Second, Resync: 3 * time.Second,
 	})
 	closed := false
 	defer func() {
