@@ -81,7 +81,9 @@ fuzz-short:
 		./protocol/wire:FuzzHTTPFilter ./protocol/wire:FuzzDirEntries \
 		./protocol/glob:FuzzMatch ./protocol/config:FuzzParse \
 		./interpose/internal/supervisor:FuzzParseSockaddr ./interpose/internal/supervisor:FuzzFlowKey \
-		./server/internal/framing:FuzzStream
+		./server/internal/framing:FuzzStream \
+		./agent/internal/incoming:FuzzSniff ./agent/internal/incoming:FuzzStartsWithProbe \
+		./agent/internal/incoming:FuzzRequestRoute
 
 # Benchmarks (root). Results and the machine they ran on: docs/performance.md.
 bench: deps

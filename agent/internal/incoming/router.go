@@ -153,6 +153,12 @@ func sniff(c net.Conn, br *bufio.Reader, timeout time.Duration) proto {
 		return protoOther
 	}
 	head, _ := br.Peek(min(br.Buffered(), len(http2Preface)))
+	return sniffHead(head)
+}
+
+// sniffHead classifies a connection by the first bytes it sent (at least
+// one; sniff passes at most len(http2Preface) of them).
+func sniffHead(head []byte) proto {
 	if len(head) >= 3 && bytes.HasPrefix(http2Preface, head) {
 		return protoHTTP2
 	}
