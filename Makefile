@@ -83,7 +83,7 @@ fuzz-short:
 		./interpose/internal/supervisor:FuzzParseSockaddr ./interpose/internal/supervisor:FuzzFlowKey \
 		./server/internal/framing:FuzzStream \
 		./agent/internal/incoming:FuzzSniff ./agent/internal/incoming:FuzzStartsWithProbe \
-		./agent/internal/incoming:FuzzRequestRoute
+		./agent/internal/incoming:FuzzRequestRoute ./internal/http1:FuzzReadRequest
 
 # Benchmarks (root). Results and the machine they ran on: docs/performance.md.
 bench: deps
