@@ -85,7 +85,8 @@ fuzz-short:
 		./agent/internal/incoming:FuzzSniff ./agent/internal/incoming:FuzzStartsWithProbe \
 		./agent/internal/incoming:FuzzRequestRoute ./internal/http1:FuzzReadRequest \
 		./interpose/internal/supervisor:FuzzWithUseVC ./interpose/internal/supervisor:FuzzNsswitchWithDNS \
-		./interpose/internal/supervisor:FuzzDNSSplit
+		./interpose/internal/supervisor:FuzzDNSSplit \
+		./internal/agentclient:FuzzParseHosts ./internal/agentclient:FuzzParseResolvConf
 
 # Benchmarks (root). Results and the machine they ran on: docs/performance.md.
 bench: deps
