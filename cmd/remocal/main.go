@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -18,6 +19,14 @@ import (
 	"github.com/remocal/remocal/interpose/launcher"
 	"github.com/remocal/remocal/server/sessionhost"
 )
+
+func init() {
+	// Keep the main goroutine on the main thread. `exec --join` execs the
+	// program from the main goroutine, and Yama ties the session host's
+	// permission to inspect the program (PR_SET_PTRACER) to the thread group
+	// leader: an execve from any other thread frees the leader and drops it.
+	runtime.LockOSThread()
+}
 
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "0.1.0-dev"

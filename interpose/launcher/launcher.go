@@ -98,9 +98,52 @@ func Join(socket, path string, argv []string) error {
 		unix.Close(fd)
 		return fmt.Errorf("%w at %s: %w", ErrNoSession, socket, err)
 	}
+	if warning := allowInspection(fd); warning != "" {
+		fmt.Fprintf(os.Stderr, "remocal: %s\n", warning)
+	}
 	if err := handoff.Accept(fd); err != nil { // closes fd
 		return err
 	}
 	err = unix.Exec(path, argv, os.Environ())
 	return &ExecError{Path: path, Err: err}
+}
+
+// setPtracer is prctl(PR_SET_PTRACER, pid); a variable so that tests can
+// watch Join call it.
+var setPtracer = func(pid int) error {
+	return unix.Prctl(unix.PR_SET_PTRACER, uintptr(pid), 0, 0, 0)
+}
+
+// allowInspection lets the session host, the process listening on the
+// session socket fd is connected to, read this process's memory and take
+// its descriptors (process_vm_readv, pidfd_getfd), as the bootstrap library
+// does. Those need ptrace access, which Yama's ptrace_scope=1 (Ubuntu's
+// default) grants only to ancestors, and a program that joins is not the
+// session host's descendant. It must run before the filter is installed:
+// the program must be inspectable from its first trapped call.
+//
+// Yama records the exception on the thread group leader and drops it when
+// that task is freed: it survives execve from the leader (the same task),
+// but not execve from another thread, which frees the old leader. Without
+// Yama the prctl fails with EINVAL, which is fine. allowInspection returns
+// a warning for anything else: the program then runs, but the supervisor
+// cannot read its arguments and fails those calls with EPERM.
+func allowInspection(fd int) string {
+	cred, err := unix.GetsockoptUcred(fd, unix.SOL_SOCKET, unix.SO_PEERCRED)
+	if err != nil || cred.Pid <= 0 {
+		if err == nil {
+			err = fmt.Errorf("the kernel reports pid %d", cred.Pid)
+		}
+		return fmt.Sprintf("cannot identify the session host to allow it to inspect this process (%v); under Yama ptrace_scope=1 the session cannot read the program's memory", err)
+	}
+	err = setPtracer(int(cred.Pid))
+	switch {
+	case errors.Is(err, unix.EINVAL):
+		return "" // no Yama: ptrace access follows the usual rules
+	case err != nil:
+		return fmt.Sprintf("cannot allow the session host (pid %d) to inspect this process: prctl(PR_SET_PTRACER): %v; under Yama ptrace_scope=1 the session cannot read the program's memory", cred.Pid, err)
+	case unix.Gettid() != unix.Getpid():
+		return fmt.Sprintf("joining from thread %d, not the main thread %d: Yama forgets the session host's (pid %d) permission to inspect the program when it starts", unix.Gettid(), unix.Getpid(), cred.Pid)
+	}
+	return ""
 }
