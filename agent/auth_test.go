@@ -10,7 +10,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,6 +19,7 @@ import (
 	"github.com/remocal/remocal/protocol/wire"
 	"github.com/remocal/remocal/test/envtest"
 	"github.com/remocal/remocal/test/poll"
+	"github.com/remocal/remocal/test/syncbuf"
 )
 
 var (
@@ -203,28 +203,11 @@ func TestTCPAgentNeedsAKey(t *testing.T) {
 
 func runAgentCommand(t *testing.T, bin string, args ...string) (string, error) {
 	t.Helper()
-	var out lockedBuf
+	var out syncbuf.Buffer
 	cmd := exec.Command(bin, append([]string{"agent"}, args...)...)
 	cmd.Stdout, cmd.Stderr = &out, &out
 	err := cmd.Run()
 	return out.String(), err
-}
-
-type lockedBuf struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (b *lockedBuf) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *lockedBuf) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
 
 // writeOnly hides a connection's reads from a yamux session, whose reader

@@ -22,6 +22,7 @@ import (
 	"github.com/remocal/remocal/protocol/daemon"
 	"github.com/remocal/remocal/protocol/wire"
 	"github.com/remocal/remocal/test/envtest"
+	"github.com/remocal/remocal/test/syncbuf"
 )
 
 // debianPython is Debian's python3, dynamically linked against glibc.
@@ -250,8 +251,8 @@ func startAgent(t *testing.T, env *localenv.Env) (string, *exec.Cmd) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	log := &lockedBuffer{}
-	cmd.Stderr = lineWriter(log.line)
+	log := &syncbuf.Buffer{}
+	cmd.Stderr = lineWriter(log.Line)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -508,8 +509,8 @@ func TestStartErrors(t *testing.T) {
 				Config: &config.Config{}}
 			c.modify(&spec)
 			before := children(os.Getpid())
-			log := &lockedBuffer{}
-			spec.Log = log.line
+			log := &syncbuf.Buffer{}
+			spec.Log = log.Line
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
 			h, err := Start(ctx, built(t, "remocal"), spec, nil)

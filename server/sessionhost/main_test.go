@@ -1,7 +1,6 @@
 package sessionhost
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -23,6 +22,7 @@ import (
 	"github.com/remocal/remocal/test/envtest"
 	"github.com/remocal/remocal/test/gobuild"
 	"github.com/remocal/remocal/test/procwatch"
+	"github.com/remocal/remocal/test/syncbuf"
 )
 
 // The tests start real session hosts (the remocal binary built from this
@@ -43,24 +43,6 @@ func built(t testing.TB, name string) string {
 		return gobuild.Program(t, gobuild.Probe, gobuild.Options{Static: true})
 	}
 	return gobuild.Program(t, gobuild.Remocal, gobuild.Options{})
-}
-
-// lockedBuffer collects lines from goroutines that may outlive the test.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) line(s string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.b.WriteString(s + "\n")
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // recorder keeps the events a host reported and lets tests wait for one.
@@ -113,7 +95,7 @@ type testHost struct {
 	*Host
 	spec   Spec
 	events *recorder
-	log    *lockedBuffer
+	log    *syncbuf.Buffer
 }
 
 // appSpec is a session on the app pod whose config directory is remote.
@@ -129,8 +111,8 @@ func appSpec(t *testing.T, env *localenv.Env, id string) Spec {
 
 func startHost(t *testing.T, spec Spec) *testHost {
 	t.Helper()
-	th := &testHost{spec: spec, events: newRecorder(), log: &lockedBuffer{}}
-	th.spec.Log = th.log.line
+	th := &testHost{spec: spec, events: newRecorder(), log: &syncbuf.Buffer{}}
+	th.spec.Log = th.log.Line
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	h, err := Start(ctx, built(t, "remocal"), th.spec, th.events.add)

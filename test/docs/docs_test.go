@@ -25,7 +25,6 @@
 package docs
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -36,13 +35,13 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/remocal/remocal/test/cluster"
 	"github.com/remocal/remocal/test/poll"
+	"github.com/remocal/remocal/test/syncbuf"
 )
 
 func TestMain(m *testing.M) { cluster.Main(m) }
@@ -272,7 +271,7 @@ func (s *session) run(cmd command) {
 	ctx, cancel := context.WithTimeout(context.Background(), commandTimeout)
 	defer cancel()
 	x := s.command(ctx, cmd)
-	var out lockedBuffer
+	var out syncbuf.Buffer
 	x.Stdout, x.Stderr = &out, &out
 	err := x.Run()
 	// Nothing a command started outlives it (a terminal would keep
@@ -298,7 +297,7 @@ func (s *session) runUntil(cmd command, where string) {
 	ctx, cancel := context.WithTimeout(context.Background(), readyTimeout+stopTimeout+10*time.Second)
 	defer cancel()
 	x := s.command(ctx, cmd)
-	out := &lockedBuffer{}
+	out := &syncbuf.Buffer{}
 	x.Stdout, x.Stderr = out, out
 	if err := x.Start(); err != nil {
 		s.t.Fatalf("%s: %v", where, err)
@@ -346,24 +345,6 @@ func exitString(err error) string {
 		return "exit status 0"
 	}
 	return err.Error()
-}
-
-// lockedBuffer collects a command's output while the test reads it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 var nsArgRE = regexp.MustCompile(`(?:create namespace|create ns|-n|--namespace)[ =]([a-z0-9][a-z0-9-]*)`)

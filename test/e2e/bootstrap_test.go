@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -22,6 +21,7 @@ import (
 	"github.com/remocal/remocal/protocol/config"
 	"github.com/remocal/remocal/test/envtest"
 	"github.com/remocal/remocal/test/procwatch"
+	"github.com/remocal/remocal/test/syncbuf"
 )
 
 // The LD_PRELOAD bootstrap end to end: programs started without `remocal
@@ -30,24 +30,6 @@ import (
 // pod. Hostname, DNS and connections through the target prove they joined:
 // the environment alone cannot do that.
 
-// lockedBuffer collects output written from several goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // bootstrapSession is a session that programs join through the library.
 type bootstrapSession struct {
 	sess   *session.Session
@@ -55,13 +37,13 @@ type bootstrapSession struct {
 	socket string
 	env    []string // for the programs: BootstrapEnv's result
 	dir    string   // the session's (local) working directory
-	stderr *lockedBuffer
+	stderr *syncbuf.Buffer
 }
 
 func startBootstrapSession(t *testing.T, env *localenv.Env) *bootstrapSession {
 	t.Helper()
 	self := built(t, "remocal")
-	b := &bootstrapSession{dir: t.TempDir(), stderr: &lockedBuffer{}}
+	b := &bootstrapSession{dir: t.TempDir(), stderr: &syncbuf.Buffer{}}
 	conn, err := connect.For(fmt.Sprintf("pid/%d", env.App.PID), connect.Options{Self: self, Stderr: b.stderr})
 	if err != nil {
 		t.Fatal(err)

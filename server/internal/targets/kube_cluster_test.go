@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,6 +17,7 @@ import (
 	"github.com/remocal/remocal/protocol/daemon"
 	"github.com/remocal/remocal/test/cluster"
 	"github.com/remocal/remocal/test/poll"
+	"github.com/remocal/remocal/test/syncbuf"
 )
 
 // workloads is one of each kind: a Deployment of 2 pods whose pods carry a
@@ -258,7 +258,7 @@ func TestKubeProviderNamespaceOnly(t *testing.T) {
 	if err := c.Apply(ctx, namespaced(workloads, ns)); err != nil {
 		t.Fatal(err)
 	}
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	k := NewKube(loadEnv(t, kubeconfig), KubeOptions{Logger: slog.New(slog.NewTextHandler(&logs, nil)), Resync: time.Second})
 	defer k.Close()
 	// No statefulsets here; cronjobs exist but may not be listed.
@@ -388,21 +388,4 @@ type tWriter struct{ t *testing.T }
 func (w tWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimRight(string(p), "\n"))
 	return len(p), nil
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
