@@ -19,13 +19,15 @@ const (
 	CodeAgent           = 1005 // the agent could not be started or reached
 	CodeUnsupported     = 1006 // this machine cannot run sessions
 	CodeBusy            = 1007 // e.g. shutdown refused while sessions run
+	CodeTargetRefused   = 1008 // remocal will not run a session there (kube-system, a static pod, ...)
 	CodeInternal        = 1099
 )
 
 var reasons = map[int]string{
 	CodeNotInitialized: "not_initialized", CodeInvalidParams: "invalid_params", CodeMethodNotFound: "method_not_found",
 	CodeInvalidConfig: "invalid_config", CodeTargetNotFound: "target_not_found", CodeSessionNotFound: "session_not_found",
-	CodeConflict: "conflict", CodeAgent: "agent", CodeUnsupported: "unsupported", CodeBusy: "busy", CodeInternal: "internal",
+	CodeConflict: "conflict", CodeAgent: "agent", CodeUnsupported: "unsupported", CodeBusy: "busy",
+	CodeTargetRefused: "target_refused", CodeInternal: "internal",
 }
 
 // Reason names a code.

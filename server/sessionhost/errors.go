@@ -5,6 +5,7 @@ import (
 
 	"github.com/remocal/remocal/interpose/connect"
 	"github.com/remocal/remocal/interpose/session"
+	"github.com/remocal/remocal/kube"
 	"github.com/remocal/remocal/protocol/config"
 	"github.com/remocal/remocal/protocol/daemon"
 )
@@ -20,6 +21,8 @@ func startErrorCode(err error) int {
 		return daemon.CodeInvalidConfig
 	case errors.Is(err, connect.ErrTargetNotFound):
 		return daemon.CodeTargetNotFound
+	case errors.Is(err, kube.ErrTargetRefused):
+		return daemon.CodeTargetRefused
 	case errors.Is(err, session.ErrUnsupported):
 		return daemon.CodeUnsupported
 	}

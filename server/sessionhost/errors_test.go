@@ -7,6 +7,7 @@ import (
 
 	"github.com/remocal/remocal/interpose/connect"
 	"github.com/remocal/remocal/interpose/session"
+	"github.com/remocal/remocal/kube"
 	"github.com/remocal/remocal/protocol/config"
 	"github.com/remocal/remocal/protocol/daemon"
 )
@@ -33,6 +34,8 @@ func TestStartErrorCode(t *testing.T) {
 			&config.Error{Problems: []config.Problem{{Path: "$.target", Message: `got "pid/0", no such process id`}}}, daemon.CodeInvalidConfig},
 		{"a kernel without seccomp features, whatever the text",
 			fmt.Errorf("%w: %w", session.ErrUnsupported, errors.New("config option CONFIG_SECCOMP_FILTER is off")), daemon.CodeUnsupported},
+		{"a refused target, whose message reads like a missing one",
+			fmt.Errorf("%w: pod kube-system/coredns-x does not exist as a target remocal serves", kube.ErrTargetRefused), daemon.CodeTargetRefused},
 		{"an agent refusal mentioning a process that does not exist",
 			errors.New("agent: target process does not exist any more (no such process)"), daemon.CodeAgent},
 	} {
