@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"os/user"
-	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -82,10 +81,8 @@ an IDE) instead of starting one: that session's settings apply.`,
 			if err != nil {
 				return err
 			}
-			if kept := sess.KeptLocal(); len(kept) > 0 {
-				fmt.Fprintf(os.Stderr, "remocal: kept this machine's %s, not the target's (they choose which code local programs run); "+
-					"to take the target's, add the name to env.include, e.g. \"env\": {\"include\": [\"*\", %q]}\n",
-					strings.Join(kept, ", "), kept[0])
+			if notice := sess.KeptLocalNotice(); notice != "" {
+				fmt.Fprintf(os.Stderr, "remocal: %s\n", notice)
 			}
 			code, err := sess.Run(context.WithoutCancel(cmd.Context()), args,
 				session.Stdio{In: os.Stdin, Out: os.Stdout, Err: os.Stderr})

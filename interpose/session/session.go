@@ -246,6 +246,18 @@ func (s *Session) KeptLocal() []string {
 	return out
 }
 
+// KeptLocalNotice tells the user which of the target's variables KeptLocal
+// left out and how to take one, or is empty when none was.
+func (s *Session) KeptLocalNotice() string {
+	kept := s.KeptLocal()
+	if len(kept) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("kept this machine's %s, not the target's (they choose which code local programs run); "+
+		"to take the target's, add the name to env.include, e.g. \"env\": {\"include\": [\"*\", %q]}",
+		strings.Join(kept, ", "), kept[0])
+}
+
 // RemoteEnv returns the variables Environ adds to a local environment: the
 // target's selected variables except those that describe this machine or
 // its toolchain, with the configuration's overrides.

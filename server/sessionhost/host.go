@@ -231,6 +231,11 @@ func (h *host) start(ctx context.Context, p startParams) (Ready, *hostError) {
 	}
 	h.mu.Lock()
 	h.sess = sess
+	// The IDE shows Ready's warnings; a terminal user of exec sees the
+	// same line.
+	if notice := sess.KeptLocalNotice(); notice != "" {
+		h.warnings = append(h.warnings, notice)
+	}
 	h.mu.Unlock()
 	env := sess.RemoteEnv()
 	env["LD_PRELOAD"] = lib

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -555,4 +556,32 @@ func withoutAgents[V any](kids map[int]V) map[int]V {
 		}
 	}
 	return out
+}
+
+// A target whose variables would make local programs load code from
+// elsewhere: the session leaves them out, and Ready's warnings (what an
+// IDE shows) say which and how to take one, as remocal exec does.
+func TestReadyNamesVariablesKeptLocal(t *testing.T) {
+	env := envtest.New(t)
+	pod, err := env.StartApp(t.Context(), "toolchain", netip.MustParseAddr("10.77.0.22"), map[string]string{
+		"PYTHONHOME": "/opt/target-python",
+		"APP_MODE":   "remote",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec := appSpec(t, env, "kept")
+	spec.Target = fmt.Sprintf("pid/%d", pod.PID)
+	h := startHost(t, spec)
+	ready := h.Ready()
+	if ready.Env["APP_MODE"] != "remote" {
+		t.Errorf("APP_MODE %q, want the target's", ready.Env["APP_MODE"])
+	}
+	if v, ok := ready.Env["PYTHONHOME"]; ok {
+		t.Errorf("PYTHONHOME %q given to the program, want it left out", v)
+	}
+	want := `kept this machine's PYTHONHOME, not the target's`
+	if !slices.ContainsFunc(ready.Warnings, func(w string) bool { return strings.Contains(w, want) && strings.Contains(w, "env.include") }) {
+		t.Errorf("warnings %q, want one saying %q and how to take it", ready.Warnings, want)
+	}
 }
