@@ -253,11 +253,13 @@ func TestJoinRejectsAMalformedProgram(t *testing.T) {
 func TestJoinStopsTheProgramIfTheSessionVanishesMidway(t *testing.T) {
 	release := make(chan struct{})
 	s := startFakeSession(t, func(conn *net.UnixConn) {
+		// The program installs the filter, then cannot send the listener:
+		// the session stops reading before it sends the filter, so that
+		// the program's send fails however the two are scheduled (shutting
+		// down only after the write lost the race on a loaded machine).
+		conn.CloseRead()
 		prog := seccomp.Encode(seccomp.Filter(seccomp.AllOptions))
 		conn.Write(append(binary.LittleEndian.AppendUint32(nil, uint32(len(prog))), prog...))
-		// The program installs the filter, then cannot send the listener.
-		conn.CloseRead()
-		conn.Read(make([]byte, 1))
 		// Held open until the test ends: the program must not depend on
 		// when the session's end of the socket closes.
 		<-release
