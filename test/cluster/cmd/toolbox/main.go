@@ -16,6 +16,12 @@
 //	        enter the network namespace of PID, or of the process whose
 //	        cgroup names container ID (needs hostPID and SYS_ADMIN), and run
 //	        another subcommand there
+//	toolbox agent-hello [-auth guess|skip] HOST:PORT
+//	        speak remocal's agent protocol without the agent's key, print
+//	        how the agent answers (agentwire.go)
+//	toolbox fake-agent [-addr 127.0.0.1:47113]
+//	        bind an agent's address first, answer like an agent without a
+//	        key, print what each client sent (agentwire.go)
 package main
 
 import (
@@ -50,7 +56,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fail(errors.New("usage: toolbox serve|sleep|lookup|get|dial|ps|addrs|netns [ARGS]"))
+		fail(errors.New("usage: toolbox serve|sleep|lookup|get|dial|ps|addrs|netns|agent-hello|fake-agent [ARGS]"))
 	}
 	args := os.Args[2:]
 	var err error
@@ -75,6 +81,10 @@ func main() {
 		err = aggserve(args)
 	case "netns":
 		err = netns(args)
+	case "agent-hello":
+		err = agentHello(args)
+	case "fake-agent":
+		err = fakeAgent(args)
 	default:
 		err = fmt.Errorf("unknown subcommand %q", os.Args[1])
 	}
