@@ -203,7 +203,7 @@ func bringUp(ctx context.Context, bins *binaries, logf Logf) (*Cluster, error) {
 	if err := j.notePathState(hardCodedPaths); err != nil {
 		return nil, err
 	}
-	for _, d := range []string{pkiDir(), logDir(), confDir(), cniConfDir(), cniDataDir(), podLogsDir(), kubeletRoot(), etcdDataDir(), ctrdRoot()} {
+	for _, d := range []string{pkiDir(), logDir(), confDir(), StaticPodDir(), cniConfDir(), cniDataDir(), podLogsDir(), kubeletRoot(), etcdDataDir(), ctrdRoot()} {
 		if err := j.mkdir(d, 0o755); err != nil {
 			return nil, err
 		}

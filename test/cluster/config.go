@@ -117,3 +117,8 @@ func confDir() string         { return filepath.Join(StateDir, "conf") }
 func pidDir() string          { return filepath.Join(RunDir, "pids") }
 func journalPath() string     { return filepath.Join(StateDir, "journal.json") }
 func adminKubeconfig() string { return filepath.Join(StateDir, "admin.kubeconfig") }
+
+// StaticPodDir is the kubelet's static pod directory: a manifest a test
+// writes there runs as a static pod of the node (with a mirror pod in the
+// API), as control-plane components do on kubeadm clusters.
+func StaticPodDir() string { return filepath.Join(StateDir, "static-pods") }

@@ -137,7 +137,7 @@ func kubeletConfig() map[string]any {
 		"maxPods":                     110,
 		"cgroupsPerQOS":               true,
 		"enforceNodeAllocatable":      []string{"pods"},
-		"staticPodPath":               "",
+		"staticPodPath":               StaticPodDir(),
 		// Not /usr/libexec/kubernetes/kubelet-plugins/volume/exec.
 		"volumePluginDir":           filepath.Join(StateDir, "volume-plugins"),
 		"nodeStatusReportFrequency": "10s",

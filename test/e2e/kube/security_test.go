@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/remocal/remocal/test/cluster"
+	"github.com/remocal/remocal/test/poll"
 )
 
 // The agent's pod has what docs/kubernetes.md says and nothing more, as
@@ -139,6 +140,34 @@ spec:
 		t.Fatal(err)
 	}
 	mustContain(t, "hostNetwork error", f.failing("pod/hostnet"), "target refused", "hostNetwork", "node's network")
+
+	// A static pod: the kubelet runs it from a file in its manifest
+	// directory; the API shows its mirror pod.
+	manifest := filepath.Join(cluster.StaticPodDir(), f.ns+"-static.yaml")
+	if err := os.WriteFile(manifest, fmt.Appendf(nil, `apiVersion: v1
+kind: Pod
+metadata: {name: static, namespace: %s}
+spec:
+  terminationGracePeriodSeconds: 0
+  containers:
+  - {name: app, image: %s, imagePullPolicy: Never, args: [sleep]}
+`, f.ns, cluster.ToolboxImage), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Remove(manifest) }) // the kubelet then removes the pod
+	static := "static-" + f.c.NodeName
+	// The mirror pod appears once the kubelet has read the file.
+	if err := poll.Until(f.ctx(), 60*time.Second, func() error {
+		_, err := f.c.Kubectl(f.ctx(), "-n", f.ns, "get", "pod", static)
+		return err
+	}); err != nil {
+		t.Fatalf("the kubelet did not run the static pod: %v", err)
+	}
+	if err := f.c.WaitPod(f.ctx(), f.ns, static, "Ready", 90*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	mustContain(t, "static pod error", f.failing("pod/"+static), "target refused", "static pod", `"allowTargets": {"staticPods": true}`)
+	f.noAgentJobs()
 
 	// A namespace an administrator closed, then opened again.
 	f.kubectl("label", "namespace", f.ns, "remocal.dev/targets=deny")
