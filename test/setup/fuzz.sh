@@ -3,8 +3,10 @@
 # A failing input is always a failure (the fuzzer saves it under the
 # package's testdata/fuzz, where it becomes a regression test). The fuzzing
 # engine itself can give up when a worker is starved of CPU on a busy
-# machine ("fuzzing process hung or terminated unexpectedly"); that alone,
-# with no input saved, is retried once.
+# machine ("fuzzing process hung or terminated unexpectedly", or the run's
+# own deadline reported as "context deadline exceeded" when a worker is
+# mid-input as -fuzztime ends); that alone, with no input saved, is
+# retried once.
 set -uo pipefail
 fuzztime=$1
 shift
@@ -18,7 +20,7 @@ for spec in "$@"; do
       echo "fuzz $target: ok ($fuzztime)"
       continue 2
     fi
-    if [ "$attempt" = 1 ] && grep -q "hung or terminated unexpectedly" "$log" && ! grep -q "Failing input written to" "$log"; then
+    if [ "$attempt" = 1 ] && grep -qE "hung or terminated unexpectedly|^    context deadline exceeded$" "$log" && ! grep -q "Failing input written to" "$log"; then
       echo "fuzz $target: the fuzzing engine lost a worker without a failing input; retrying once" >&2
       continue
     fi
