@@ -86,39 +86,50 @@ func buildPods(o *Objects, _ *index) []daemon.Target {
 	return out
 }
 
-func buildDeployments(o *Objects, _ *index) []daemon.Target {
+// replicated is what replicas reads of a workload that keeps a number of
+// pods running: its metadata, pod template and wanted and ready counts.
+type replicated struct {
+	meta  *metav1.ObjectMeta
+	spec  *corev1.PodSpec
+	want  *int32
+	ready int32
+}
+
+// replicatedTargets builds the targets of a kind judged by its ready
+// replicas; parts reads an object.
+func replicatedTargets[T any](kind config.TargetKind, items []*T, parts func(*T) replicated) []daemon.Target {
 	var out []daemon.Target
-	for _, d := range o.Deployments {
-		t := newTarget(config.TargetDeployment, &d.ObjectMeta, &d.Spec.Template.Spec)
-		t.Status, t.Ready = replicas(d.Spec.Replicas, d.Status.ReadyReplicas)
+	for _, it := range items {
+		r := parts(it)
+		t := newTarget(kind, r.meta, r.spec)
+		t.Status, t.Ready = replicas(r.want, r.ready)
 		out = append(out, t)
 	}
 	return out
+}
+
+func buildDeployments(o *Objects, _ *index) []daemon.Target {
+	return replicatedTargets(config.TargetDeployment, o.Deployments, func(d *appsv1.Deployment) replicated {
+		return replicated{&d.ObjectMeta, &d.Spec.Template.Spec, d.Spec.Replicas, d.Status.ReadyReplicas}
+	})
 }
 
 func buildStatefulSets(o *Objects, _ *index) []daemon.Target {
-	var out []daemon.Target
-	for _, s := range o.StatefulSets {
-		t := newTarget(config.TargetStatefulSet, &s.ObjectMeta, &s.Spec.Template.Spec)
-		t.Status, t.Ready = replicas(s.Spec.Replicas, s.Status.ReadyReplicas)
-		out = append(out, t)
-	}
-	return out
+	return replicatedTargets(config.TargetStatefulSet, o.StatefulSets, func(s *appsv1.StatefulSet) replicated {
+		return replicated{&s.ObjectMeta, &s.Spec.Template.Spec, s.Spec.Replicas, s.Status.ReadyReplicas}
+	})
 }
 
 func buildReplicaSets(o *Objects, _ *index) []daemon.Target {
-	var out []daemon.Target
-	for _, r := range o.ReplicaSets {
-		// A Deployment keeps its old revisions as ReplicaSets scaled to
-		// zero: they are history, not targets.
-		if c := metav1.GetControllerOf(r); c != nil && c.Kind == "Deployment" && r.Spec.Replicas != nil && *r.Spec.Replicas == 0 {
-			continue
-		}
-		t := newTarget(config.TargetReplicaSet, &r.ObjectMeta, &r.Spec.Template.Spec)
-		t.Status, t.Ready = replicas(r.Spec.Replicas, r.Status.ReadyReplicas)
-		out = append(out, t)
-	}
-	return out
+	// A Deployment keeps its old revisions as ReplicaSets scaled to zero:
+	// they are history, not targets.
+	live := slices.DeleteFunc(slices.Clone(o.ReplicaSets), func(r *appsv1.ReplicaSet) bool {
+		c := metav1.GetControllerOf(r)
+		return c != nil && c.Kind == "Deployment" && r.Spec.Replicas != nil && *r.Spec.Replicas == 0
+	})
+	return replicatedTargets(config.TargetReplicaSet, live, func(r *appsv1.ReplicaSet) replicated {
+		return replicated{&r.ObjectMeta, &r.Spec.Template.Spec, r.Spec.Replicas, r.Status.ReadyReplicas}
+	})
 }
 
 func buildJobs(o *Objects, ix *index) []daemon.Target {
