@@ -3,6 +3,7 @@ package agent_test
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"os"
@@ -20,6 +21,7 @@ import (
 	"github.com/remocal/remocal/internal/localenv"
 	"github.com/remocal/remocal/protocol/wire"
 	"github.com/remocal/remocal/test/envtest"
+	"github.com/remocal/remocal/test/poll"
 )
 
 // listeningSocket is a listening TCP socket of a pod's network namespace.
@@ -97,15 +99,17 @@ func lowerFileLimit(t *testing.T, n uint64) {
 	t.Cleanup(func() { unix.Setrlimit(unix.RLIMIT_NOFILE, &old) })
 }
 
-// waitFor polls cond with a growing pause until it holds or timeout passes.
+// waitFor waits with poll.Until until cond holds, failing t with what if
+// it does not within timeout.
 func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for pause := time.Millisecond; !cond(); pause = min(2*pause, 100*time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("after %v: %s", timeout, what)
+	if err := poll.Until(t.Context(), timeout, func() error {
+		if !cond() {
+			return errors.New(what)
 		}
-		time.Sleep(pause)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
 	}
 }
 
