@@ -406,5 +406,3 @@ func randomHex(n int) string {
 	rand.Read(b)
 	return hex.EncodeToString(b)
 }
-
-func canonicalHeader(name string) string { return http.CanonicalHeaderKey(name) }
