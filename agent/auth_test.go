@@ -16,6 +16,7 @@ import (
 	"github.com/hashicorp/yamux"
 
 	"github.com/remocal/remocal/internal/agentclient"
+	"github.com/remocal/remocal/internal/agenttls"
 	"github.com/remocal/remocal/protocol/wire"
 	"github.com/remocal/remocal/test/envtest"
 	"github.com/remocal/remocal/test/poll"
@@ -223,4 +224,52 @@ func (w writeOnly) Close() error { return nil }
 func (w writeOnly) Read(p []byte) (int, error) {
 	<-w.closed
 	return 0, io.EOF
+}
+
+// An agent with --tls-cert-file serves TLS on TCP, the key proof inside:
+// a client pinning its certificate reaches it, a client pinning another
+// certificate sends nothing past the TLS handshake, and a plain client
+// gets no remocal answer.
+func TestTCPAgentOverTLS(t *testing.T) {
+	env := envtest.New(t)
+	dir := t.TempDir()
+	cert, key, err := agenttls.New("agent-test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, _, err := agenttls.New("another-agent")
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := map[string][]byte{"key": agentKey, "tls.crt": cert, "tls.key": key}
+	for name, data := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, addr := agentProcess(t, env.App.PID, "--listen", "tcp:127.0.0.1:0", "--secret-file", filepath.Join(dir, "key"),
+		"--tls-cert-file", filepath.Join(dir, "tls.crt"), "--tls-key-file", filepath.Join(dir, "tls.key"))
+	ctx := testCtx(t)
+	pinned, err := agenttls.PinnedConfig(cert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := agentclient.Dial(ctx, addr, agentclient.Options{Name: "operator", Key: agentKey, TLS: pinned})
+	if err != nil {
+		t.Fatalf("client pinning the agent's certificate: %v", err)
+	}
+	if _, err := c.Env(ctx, []string{"HOME"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	wrongPin, err := agenttls.PinnedConfig(other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := agentclient.Dial(ctx, addr, agentclient.Options{Name: "operator", Key: agentKey, TLS: wrongPin}); !errors.Is(err, agenttls.ErrNotPinned) {
+		t.Fatalf("client pinning another certificate: %v, want ErrNotPinned", err)
+	}
+	if _, err := agentclient.Dial(ctx, addr, agentclient.Options{Name: "operator", Key: agentKey, HandshakeTimeout: 2 * time.Second}); err == nil {
+		t.Fatal("a client without TLS completed a handshake with a TLS agent")
+	}
 }

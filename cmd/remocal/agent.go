@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/remocal/remocal/agent"
 	"github.com/remocal/remocal/agent/target"
+	"github.com/remocal/remocal/internal/agenttls"
 	"github.com/remocal/remocal/protocol/wire"
 )
 
@@ -33,6 +35,8 @@ func newAgentCmd() *cobra.Command {
 		secretFile  string
 		secretEnv   string
 		insecure    bool
+		tlsCert     string
+		tlsKey      string
 	)
 	cmd := &cobra.Command{
 		Use:   "agent --target-pid PID [--listen ADDR]",
@@ -80,7 +84,18 @@ where ADDR is what clients pass to connect (tcp:HOST:PORT or unix:PATH).`,
 			if err != nil {
 				return err
 			}
-			return runAgent(cmd.Context(), log, loc, listen, idleTTL, targetless, nodeAddrs, key, insecure)
+			var tlsCfg *tls.Config
+			switch {
+			case (tlsCert == "") != (tlsKey == ""):
+				return errors.New("give --tls-cert-file and --tls-key-file together")
+			case tlsCert != "" && strings.HasPrefix(listen, "unix:"):
+				return errors.New("--tls-cert-file is for a TCP listener; a unix socket is served without TLS")
+			case tlsCert != "":
+				if tlsCfg, err = agenttls.ServerConfig(tlsCert, tlsKey); err != nil {
+					return err
+				}
+			}
+			return runAgent(cmd.Context(), log, loc, listen, idleTTL, targetless, nodeAddrs, key, insecure, tlsCfg)
 		},
 	}
 	cmd.Flags().IntVar(&pid, "target-pid", 0, "PID of the target process")
@@ -93,6 +108,8 @@ where ADDR is what clients pass to connect (tcp:HOST:PORT or unix:PATH).`,
 	cmd.Flags().StringVar(&secretFile, "secret-file", "", "the agent's key: clients must prove they hold it, and the agent proves it to them")
 	cmd.Flags().StringVar(&secretEnv, "secret-env", "", "like --secret-file, from this environment variable (an ephemeral container's Secret)")
 	cmd.Flags().BoolVar(&insecure, "insecure", false, "listen on TCP without a key, serving anyone who can reach the port")
+	cmd.Flags().StringVar(&tlsCert, "tls-cert-file", "", "serve TLS on the TCP listener with this certificate (PEM; the operator pins it), the key proof runs inside")
+	cmd.Flags().StringVar(&tlsKey, "tls-key-file", "", "the private key of --tls-cert-file (PEM)")
 	cmd.Flags().StringSliceVar(&nodeIPs, "node-ip", nil, "the node's address(es), where kubelet probes come from besides the target's gateway: they are never stolen")
 	return cmd
 }
@@ -124,7 +141,7 @@ func agentKey(file, env string) ([]byte, error) {
 	return nil, nil
 }
 
-func runAgent(ctx context.Context, log *slog.Logger, loc target.Locator, listen string, idleTTL time.Duration, targetless bool, nodeAddrs []netip.Addr, key []byte, insecure bool) error {
+func runAgent(ctx context.Context, log *slog.Logger, loc target.Locator, listen string, idleTTL time.Duration, targetless bool, nodeAddrs []netip.Addr, key []byte, insecure bool, tlsCfg *tls.Config) error {
 	proc, err := loc.Locate(ctx)
 	if err != nil {
 		return err
@@ -141,6 +158,9 @@ func runAgent(ctx context.Context, log *slog.Logger, loc target.Locator, listen 
 	l, addr, err := listenOn(listen)
 	if err != nil {
 		return err
+	}
+	if tlsCfg != nil {
+		l = tls.NewListener(l, tlsCfg)
 	}
 	fmt.Printf("remocal-agent listening on %s\n", addr)
 	log.Info("agent serving", "listen", addr, "targetPid", proc.PID())

@@ -6,6 +6,7 @@ package agentclient
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -57,6 +58,10 @@ type Options struct {
 	// Heartbeat, when positive, pings the server this often while
 	// connected: an operator keeps a session's lease alive by them.
 	Heartbeat time.Duration
+	// TLS, when set, makes Dial speak TLS over TCP with this
+	// configuration (the operator pins each agent's certificate:
+	// internal/agenttls). The key proof still runs inside.
+	TLS *tls.Config
 }
 
 // UnprovenAgentError says the peer did not prove it holds the key the
@@ -119,6 +124,14 @@ func Dial(ctx context.Context, address string, opts Options) (*Client, error) {
 	conn, err := d.DialContext(ctx, network, addr)
 	if err != nil {
 		return nil, fmt.Errorf("connect to agent at %s: %w", address, err)
+	}
+	if opts.TLS != nil && network == "tcp" {
+		tc := tls.Client(conn, opts.TLS)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			conn.Close()
+			return nil, fmt.Errorf("TLS handshake with agent at %s: %w", address, err)
+		}
+		conn = tc
 	}
 	c, err := New(ctx, conn, opts)
 	if err != nil {
@@ -208,7 +221,7 @@ func (c *Client) handshake(ctx context.Context) error {
 		defer dc.SetDeadline(time.Time{})
 	}
 	hello := &wire.Hello{
-		Protocol:     wire.Current,
+		Protocol: wire.Current,
 		Client: wire.ClientInfo{
 			Name: c.opts.Name, Version: c.opts.Version, Session: c.opts.Session,
 			Host: c.opts.Host, Tool: c.opts.Tool,
