@@ -390,6 +390,13 @@ func call[T wire.Message](ctx context.Context, c *Client, req wire.Message) (T, 
 	}
 }
 
+// Call sends any control request and returns the agent's answer, validated:
+// a result message, or the agent's *wire.Error. A broker (the operator)
+// forwards its clients' requests with it.
+func (c *Client) Call(ctx context.Context, req wire.Message) (wire.Message, error) {
+	return call[wire.Message](ctx, c, req)
+}
+
 // Ping measures a round trip on the control stream.
 func (c *Client) Ping(ctx context.Context) error {
 	_, err := call[*wire.PingResult](ctx, c, &wire.Ping{})

@@ -14,13 +14,29 @@ import (
 // network. For "udp" the returned connection keeps datagram boundaries: each
 // Write sends one datagram and each Read returns one.
 func (c *Client) DialContext(ctx context.Context, network, address string) (net.Conn, error) {
-	req := &wire.Dial{Network: network, Address: address}
+	stream, res, err := c.DialStream(ctx, &wire.Dial{Network: network, Address: address})
+	if err != nil {
+		return nil, err
+	}
+	conn := &remoteConn{Conn: stream, local: parseAddr(network, res.Local), remote: parseAddr(network, res.Remote)}
+	if network == "udp" {
+		return &datagramConn{remoteConn: conn, rbuf: make([]byte, wire.MaxDatagramSize)}, nil
+	}
+	return conn, nil
+}
+
+// DialStream is DialContext's stream as it is on the wire: after the
+// result, raw TCP bytes or length-prefixed datagrams (wire.ReadDatagram).
+// A broker splices it to its client's stream unchanged. The agent's
+// refusal is its *wire.Error.
+func (c *Client) DialStream(ctx context.Context, req *wire.Dial) (net.Conn, *wire.DialResult, error) {
+	network, address := req.Network, req.Address
 	if err := req.Validate(); err != nil {
-		return nil, wire.Errorf(wire.CodeInvalid, "%v", err)
+		return nil, nil, wire.Errorf(wire.CodeInvalid, "%v", err)
 	}
 	stream, err := c.openStream(ctx)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if d, ok := ctx.Deadline(); ok {
 		stream.SetDeadline(d)
@@ -29,7 +45,7 @@ func (c *Client) DialContext(ctx context.Context, network, address string) (net.
 	defer stop()
 	if err := wire.WriteMessage(stream, 0, req); err != nil {
 		stream.Close()
-		return nil, fmt.Errorf("dial %s %s through the agent: %w", network, address, err)
+		return nil, nil, fmt.Errorf("dial %s %s through the agent: %w", network, address, err)
 	}
 	res, err := wire.ReadMessage[*wire.DialResult](stream, wire.MaxHandshakeFrameSize)
 	if !stop() {
@@ -37,14 +53,10 @@ func (c *Client) DialContext(ctx context.Context, network, address string) (net.
 	}
 	if err != nil {
 		stream.Close()
-		return nil, err
+		return nil, nil, err
 	}
 	stream.SetDeadline(time.Time{})
-	conn := &remoteConn{Conn: stream, local: parseAddr(network, res.Local), remote: parseAddr(network, res.Remote)}
-	if network == "udp" {
-		return &datagramConn{remoteConn: conn, rbuf: make([]byte, wire.MaxDatagramSize)}, nil
-	}
-	return conn, nil
+	return stream, res, nil
 }
 
 func (c *Client) openStream(ctx context.Context) (net.Conn, error) {
