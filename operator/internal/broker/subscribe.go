@@ -47,7 +47,7 @@ func (s *session) subscribe(ctx context.Context, cc *clientConn, req *wire.Subsc
 	s.mu.Lock()
 	owner := locks.Owner{User: s.user.Username, Client: s.client.Name, Session: s.name}
 	s.mu.Unlock()
-	evicted, err := s.b.locks.Acquire(locks.Request{
+	held, evicted, err := s.b.locks.Acquire(locks.Request{
 		Key: key, Owner: owner, Subscription: id, Mode: req.Mode, Filter: req.Filter, Override: override,
 	})
 	var ce *locks.ConflictError
@@ -65,7 +65,11 @@ func (s *session) subscribe(ctx context.Context, cc *clientConn, req *wire.Subsc
 			}
 		}
 	}
-	sb := &sub{id: id, spec: spec, since: time.Now(), perPod: map[string]*agentclient.Subscription{}}
+	since := time.Now()
+	if req.Mode == wire.ModeSteal {
+		since = held.Since // a resumed session's lock keeps its time
+	}
+	sb := &sub{id: id, spec: spec, since: since, perPod: map[string]*agentclient.Subscription{}}
 	s.mu.Lock()
 	s.subs[id] = sb
 	pods := append([]Pod(nil), s.pods...)

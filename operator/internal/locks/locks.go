@@ -146,10 +146,10 @@ func New(now func() time.Time) *Table {
 // removed and returned (evicted), so their holders can be told. A
 // reserved lock of the requesting session that conflicts is its own to
 // take back (a resumed session subscribing again): it is replaced, keeping
-// its Since.
-func (t *Table) Acquire(req Request) (evicted []Lock, err error) {
+// its Since. held is the lock taken (zero for a mirror).
+func (t *Table) Acquire(req Request) (held Lock, evicted []Lock, err error) {
 	if req.Mode != wire.ModeSteal {
-		return nil, nil
+		return Lock{}, nil, nil
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -169,7 +169,7 @@ func (t *Table) Acquire(req Request) (evicted []Lock, err error) {
 				since = l.Since
 			}
 		case l.Session == req.Session, !req.Override:
-			return nil, &ConflictError{Request: req, Holder: *l}
+			return Lock{}, nil, &ConflictError{Request: req, Holder: *l}
 		default:
 			evict = append(evict, l)
 		}
@@ -179,10 +179,9 @@ func (t *Table) Acquire(req Request) (evicted []Lock, err error) {
 	for _, l := range evict {
 		evicted = append(evicted, *l)
 	}
-	t.locks[req.Key] = append(t.locks[req.Key], &Lock{
-		Key: req.Key, Owner: req.Owner, Subscription: req.Subscription, Filter: req.Filter, Since: since,
-	})
-	return evicted, nil
+	l := &Lock{Key: req.Key, Owner: req.Owner, Subscription: req.Subscription, Filter: req.Filter, Since: since}
+	t.locks[req.Key] = append(t.locks[req.Key], l)
+	return *l, evicted, nil
 }
 
 // Release drops one lock of session; it is not an error if there is none.

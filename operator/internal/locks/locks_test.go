@@ -59,10 +59,10 @@ func TestAcquireDecisions(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			tab := New(newClock().now)
-			if _, err := tab.Acquire(c.held); err != nil {
+			if _, _, err := tab.Acquire(c.held); err != nil {
 				t.Fatal(err)
 			}
-			_, err := tab.Acquire(c.want)
+			_, _, err := tab.Acquire(c.want)
 			var ce *ConflictError
 			if got := errors.As(err, &ce); got != c.conflict {
 				t.Fatalf("conflict = %v (%v), want %v", got, err, c.conflict)
@@ -77,11 +77,11 @@ func TestAcquireDecisions(t *testing.T) {
 func TestConflictNamesTheHolder(t *testing.T) {
 	clk := newClock()
 	tab := New(clk.now)
-	if _, err := tab.Acquire(steal("bob", headers("x-user", "bob"))); err != nil {
+	if _, _, err := tab.Acquire(steal("bob", headers("x-user", "bob"))); err != nil {
 		t.Fatal(err)
 	}
 	clk.advance(time.Minute)
-	_, err := tab.Acquire(steal("carol", nil))
+	_, _, err := tab.Acquire(steal("carol", nil))
 	var ce *ConflictError
 	if !errors.As(err, &ce) {
 		t.Fatalf("err = %v, want a *ConflictError", err)
@@ -103,13 +103,13 @@ func TestConflictNamesTheHolder(t *testing.T) {
 func TestOverrideTransfersTheLock(t *testing.T) {
 	tab := New(newClock().now)
 	for _, r := range []Request{steal("alice", headers("x-user", "alice")), steal("bob", headers("x-user", "bob"))} {
-		if _, err := tab.Acquire(r); err != nil {
+		if _, _, err := tab.Acquire(r); err != nil {
 			t.Fatal(err)
 		}
 	}
 	carol := steal("carol", nil)
 	carol.Override = true
-	evicted, err := tab.Acquire(carol)
+	_, evicted, err := tab.Acquire(carol)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,19 +121,19 @@ func TestOverrideTransfersTheLock(t *testing.T) {
 		t.Fatalf("held after override = %+v, want carol's alone", held)
 	}
 	// The evicted now conflict in turn.
-	if _, err := tab.Acquire(steal("bob", headers("x-user", "bob"))); err == nil {
+	if _, _, err := tab.Acquire(steal("bob", headers("x-user", "bob"))); err == nil {
 		t.Fatal("bob took the port back from carol's unfiltered steal")
 	}
 }
 
 func TestOverrideNeverEvictsItsOwnSession(t *testing.T) {
 	tab := New(newClock().now)
-	if _, err := tab.Acquire(steal("alice", nil)); err != nil {
+	if _, _, err := tab.Acquire(steal("alice", nil)); err != nil {
 		t.Fatal(err)
 	}
 	again := req("alice", "o-2", wire.ModeSteal, nil)
 	again.Override = true
-	if _, err := tab.Acquire(again); err == nil {
+	if _, _, err := tab.Acquire(again); err == nil {
 		t.Fatal("a session overrode its own live lock")
 	}
 }
@@ -141,18 +141,18 @@ func TestOverrideNeverEvictsItsOwnSession(t *testing.T) {
 func TestReservedLocksUntilTheirTTL(t *testing.T) {
 	clk := newClock()
 	tab := New(clk.now)
-	if _, err := tab.Acquire(steal("alice", nil)); err != nil {
+	if _, _, err := tab.Acquire(steal("alice", nil)); err != nil {
 		t.Fatal(err)
 	}
 	tab.Reserve("s-alice", clk.t.Add(30*time.Second))
 	clk.advance(29 * time.Second)
-	_, err := tab.Acquire(steal("bob", nil))
+	_, _, err := tab.Acquire(steal("bob", nil))
 	var ce *ConflictError
 	if !errors.As(err, &ce) || !ce.Holder.Reserved() || !strings.Contains(err.Error(), "disconnected session until") {
 		t.Fatalf("bob during alice's reservation: %v", err)
 	}
 	clk.advance(time.Second)
-	if _, err := tab.Acquire(steal("bob", nil)); err != nil {
+	if _, _, err := tab.Acquire(steal("bob", nil)); err != nil {
 		t.Fatalf("bob after alice's reservation expired: %v", err)
 	}
 	if got := tab.Session("s-alice"); len(got) != 0 {
@@ -163,15 +163,19 @@ func TestReservedLocksUntilTheirTTL(t *testing.T) {
 func TestResumedSessionTakesBackItsReservation(t *testing.T) {
 	clk := newClock()
 	tab := New(clk.now)
-	if _, err := tab.Acquire(steal("alice", headers("x-user", "alice"))); err != nil {
+	if _, _, err := tab.Acquire(steal("alice", headers("x-user", "alice"))); err != nil {
 		t.Fatal(err)
 	}
 	tab.Reserve("s-alice", clk.t.Add(30*time.Second))
 	clk.advance(10 * time.Second)
 	// The reconnected client subscribes again (a new subscription id).
 	again := req("alice", "o-9", wire.ModeSteal, headers("x-user", "alice"))
-	if _, err := tab.Acquire(again); err != nil {
+	held, _, err := tab.Acquire(again)
+	if err != nil {
 		t.Fatalf("the resumed session re-subscribing: %v", err)
+	}
+	if !held.Since.Equal(newClock().t) {
+		t.Errorf("the lock taken back is held since %v, want the first time", held.Since)
 	}
 	got := tab.Session("s-alice")
 	if len(got) != 1 || got[0].Subscription != "o-9" || got[0].Reserved() || !got[0].Since.Equal(newClock().t) {
@@ -186,12 +190,12 @@ func TestResumedSessionTakesBackItsReservation(t *testing.T) {
 func TestReleases(t *testing.T) {
 	tab := New(newClock().now)
 	for _, r := range []Request{steal("alice", headers("x-user", "alice")), steal("bob", headers("x-user", "bob"))} {
-		if _, err := tab.Acquire(r); err != nil {
+		if _, _, err := tab.Acquire(r); err != nil {
 			t.Fatal(err)
 		}
 	}
 	mirror := req("alice", "o-m", wire.ModeMirror, nil)
-	if _, err := tab.Acquire(mirror); err != nil {
+	if _, _, err := tab.Acquire(mirror); err != nil {
 		t.Fatal(err)
 	}
 	if n := len(tab.Session("s-alice")); n != 1 {
@@ -207,7 +211,7 @@ func TestReleases(t *testing.T) {
 	if n := len(tab.Held(key)); n != 0 {
 		t.Fatalf("%d locks after every release", n)
 	}
-	if _, err := tab.Acquire(steal("carol", nil)); err != nil {
+	if _, _, err := tab.Acquire(steal("carol", nil)); err != nil {
 		t.Fatal(err)
 	}
 }
