@@ -74,6 +74,20 @@ func (s *Subscription) ID() string { return s.id }
 // Spec is what was subscribed.
 func (s *Subscription) Spec() wire.Subscribe { return s.spec }
 
+// Closed reports whether the subscription is over: closed, lost, or its
+// connection to the agent ended.
+func (s *Subscription) Closed() bool {
+	if s.closed.Load() {
+		return true
+	}
+	select {
+	case <-s.c.done:
+		return true
+	default:
+		return false
+	}
+}
+
 // Lost is closed when the server ended the subscription without being
 // asked (an operator's subscription.lost event: another user took the
 // port with an override). LostEvent then says who and why.

@@ -46,10 +46,15 @@ type pool struct {
 	// (the connection is shared).
 	ctx context.Context
 
+	// lost is called (on a goroutine of the pool's) when the connection
+	// to pod's agent ends while sessions hold it, so that they subscribe
+	// again through a new one.
+	lost func(Pod)
+
 	mu      sync.Mutex
 	entries map[string]*poolEntry
 	closed  bool
-	// wg joins dials and idle expiries.
+	// wg joins dials, loss watchers and idle expiries.
 	wg sync.WaitGroup
 }
 
@@ -74,12 +79,15 @@ func (p *pool) acquire(ctx context.Context, pod Pod) (*agentclient.Client, error
 		return nil, fmt.Errorf("the operator is stopping")
 	}
 	e := p.entries[pod.key()]
+	refs := 0
 	if e != nil && e.dead() {
+		// Its holders hold the new connection in its stead.
+		refs = e.refs
 		delete(p.entries, pod.key())
 		e = nil
 	}
 	if e == nil {
-		e = &poolEntry{pod: pod, ready: make(chan struct{})}
+		e = &poolEntry{pod: pod, ready: make(chan struct{}), refs: refs}
 		p.entries[pod.key()] = e
 		p.wg.Add(1)
 		go func() {
@@ -133,6 +141,20 @@ func (p *pool) dial(e *poolEntry) {
 	}
 	e.client, e.err = c, err
 	close(e.ready)
+	if err != nil {
+		return
+	}
+	select {
+	case <-c.Done():
+	case <-p.ctx.Done():
+		return
+	}
+	p.mu.Lock()
+	current := p.entries[e.pod.key()] == e && e.refs > 0 && !p.closed
+	p.mu.Unlock()
+	if current && p.lost != nil {
+		p.lost(e.pod)
+	}
 }
 
 // release gives back a reference; the last one starts the idle timer.

@@ -21,6 +21,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -95,11 +96,25 @@ func New(cfg Config) (*Broker, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Broker{
+	b := &Broker{
 		cfg: cfg, log: log, locks: locks.New(nil), reg: newRegistry(),
 		pool: &pool{agents: cfg.Agents, idleTTL: cfg.AgentIdleTTL, ctx: ctx, entries: map[string]*poolEntry{}},
 		ctx:  ctx, cancel: cancel,
-	}, nil
+	}
+	b.pool.lost = b.agentLost
+	return b, nil
+}
+
+// agentLost makes the sessions on pod subscribe again through a new
+// connection to its agent (the agent restarted, the pod network
+// hiccupped): their subscriptions there died with the old one.
+func (b *Broker) agentLost(pod Pod) {
+	b.log.Warn("connection to an agent lost; subscribing again", "pod", pod.key())
+	for _, s := range b.reg.all() {
+		if slices.Contains(s.podKeys(), pod.key()) {
+			b.goTracked(func() { s.recover(pod) })
+		}
+	}
 }
 
 // Close ends every session (telling connected clients), closes the agent

@@ -59,6 +59,7 @@ type localAgent struct {
 	pod   *localenv.Pod
 	addr  string
 	tls   *tls.Config
+	stop  func()
 	dials int
 }
 
@@ -71,6 +72,31 @@ func newLocalAgents(t *testing.T) *localAgents {
 // add serves pod with an agent and makes it one of the target's pods,
 // created at created.
 func (la *localAgents) add(pod *localenv.Pod, created time.Time) broker.Pod {
+	la.t.Helper()
+	la.serve(pod)
+	bp := broker.Pod{Namespace: ns, Name: pod.Name, Created: created}
+	la.mu.Lock()
+	la.pods = append(la.pods, bp)
+	la.mu.Unlock()
+	la.notify()
+	return bp
+}
+
+// restart stops pod's agent, which ends every connection to it, and
+// starts a new one (a new address and certificate), as a restarted agent
+// pod would be.
+func (la *localAgents) restart(name string) {
+	la.t.Helper()
+	la.mu.Lock()
+	a := la.agents[name]
+	la.mu.Unlock()
+	a.stop()
+	la.serve(a.pod)
+}
+
+// serve starts an in-process agent for pod on loopback TCP with TLS and
+// the key.
+func (la *localAgents) serve(pod *localenv.Pod) {
 	t := la.t
 	t.Helper()
 	proc, err := target.PID(pod.PID).Locate(context.Background())
@@ -102,20 +128,24 @@ func (la *localAgents) add(pod *localenv.Pod, created time.Time) broker.Pod {
 	go func() {
 		done <- a.Serve(ctx, tls.NewListener(l, &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS13}))
 	}()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil && !errors.Is(err, agent.ErrTargetExited) {
-			t.Errorf("agent of %s: %v", pod.Name, err)
-		}
-		proc.Close()
-	})
-	bp := broker.Pod{Namespace: ns, Name: pod.Name, Created: created}
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil && !errors.Is(err, agent.ErrTargetExited) {
+				t.Errorf("agent of %s: %v", pod.Name, err)
+			}
+			proc.Close()
+		})
+	}
+	t.Cleanup(stop)
 	la.mu.Lock()
-	la.agents[pod.Name] = &localAgent{pod: pod, addr: l.Addr().String(), tls: pinned}
-	la.pods = append(la.pods, bp)
+	dials := 0
+	if old := la.agents[pod.Name]; old != nil {
+		dials = old.dials
+	}
+	la.agents[pod.Name] = &localAgent{pod: pod, addr: l.Addr().String(), tls: pinned, stop: stop, dials: dials}
 	la.mu.Unlock()
-	la.notify()
-	return bp
 }
 
 // remove takes pod out of the target's ready pods (its agent stays).

@@ -1,12 +1,16 @@
 package broker_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/remocal/remocal/internal/agentclient"
 	"github.com/remocal/remocal/internal/localenv"
 	"github.com/remocal/remocal/operator/internal/backend"
 	"github.com/remocal/remocal/protocol/operator"
@@ -212,5 +216,50 @@ func TestWatchFromAResourceVersion(t *testing.T) {
 	}
 	if list, _ := f.b.List("other"); len(list) != 0 {
 		t.Errorf("sessions in another namespace: %d", len(list))
+	}
+}
+
+// An agent that restarts (its pod's agent Job recreated, the pod network
+// cut): the broker dials the new one and subscribes the sessions again.
+func TestSessionsSurviveAnAgentRestart(t *testing.T) {
+	f := newFixture(t, fixtureOptions{})
+	ctx := testCtx(t)
+	alice := f.mustConnect("alice", clientOptions{})
+	if _, err := alice.Subscribe(ctx, steal, newLocalServer(t, "alice").forwarder()); err != nil {
+		t.Fatal(err)
+	}
+	if by := f.servedBy(localenv.AppIP, "/", nil); by != "local-alice" {
+		t.Fatalf("served by %q", by)
+	}
+	f.agents.restart(f.env.App.Name)
+	if err := poll.Until(ctx, 20*time.Second, func() error {
+		if by := f.servedBy(localenv.AppIP, "/", nil); by != "local-alice" {
+			return fmt.Errorf("served by %q after the agent restarted, want alice again", by)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if n := f.agents.dials(f.env.App.Name); n < 2 {
+		t.Errorf("the agent was dialled %d times, want again after its restart", n)
+	}
+	// Control requests reach the new agent too.
+	if err := alice.Ping(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestUnknownTargetIsRefused(t *testing.T) {
+	f := newFixture(t, fixtureOptions{})
+	server, client := net.Pipe()
+	f.serves.Add(1)
+	go func() {
+		defer f.serves.Done()
+		f.b.Serve(context.Background(), server, operator.UserInfo{Username: "alice"}, ns, "deployment.nope")
+	}()
+	defer client.Close()
+	_, err := agentclient.New(testCtx(t), client, agentclient.Options{Name: "alice@laptop", Unauthenticated: true})
+	if wire.CodeOf(err) != wire.CodeNotFound || !strings.Contains(err.Error(), "deployment.nope") {
+		t.Fatalf("a session on an unknown target: %v, want not_found naming it", err)
 	}
 }

@@ -273,6 +273,64 @@ func (s *session) setPods(pods []Pod) {
 	s.b.reg.publish(backend.Modified, s)
 }
 
+// Retry pauses of recover: the agent may take a while to come back.
+var (
+	recoverFirst = 200 * time.Millisecond
+	recoverMax   = 30 * time.Second
+)
+
+// recover subscribes the session's subscriptions on pod again after the
+// connection to its agent was lost, retrying until it works, the pod
+// leaves the target or the session ends.
+func (s *session) recover(pod Pod) {
+	delay := recoverFirst
+	for {
+		err := s.resubscribe(pod)
+		if err == nil {
+			return
+		}
+		s.log.Warn("subscribe again on a pod whose agent connection was lost", "pod", pod.Name, "err", err, "retryIn", delay)
+		t := time.NewTimer(delay)
+		select {
+		case <-s.ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		delay = min(2*delay, recoverMax)
+	}
+}
+
+func (s *session) resubscribe(pod Pod) error {
+	s.subMu.Lock()
+	defer s.subMu.Unlock()
+	s.mu.Lock()
+	present := slices.ContainsFunc(s.pods, func(p Pod) bool { return p.key() == pod.key() })
+	if s.ended || !present {
+		s.mu.Unlock()
+		return nil
+	}
+	subs := s.subList()
+	var todo []*sub
+	for _, sb := range subs {
+		as := sb.perPod[pod.key()]
+		if as == nil || as.Closed() {
+			delete(sb.perPod, pod.key())
+			todo = append(todo, sb)
+		}
+	}
+	s.mu.Unlock()
+	for _, sb := range todo {
+		if err := s.subscribeOn(s.ctx, sb, pod); err != nil {
+			return err
+		}
+	}
+	if len(todo) > 0 {
+		s.log.Info("subscribed again on a pod after its agent connection was lost", "pod", pod.Name, "subscriptions", len(todo))
+	}
+	return nil
+}
+
 // subList returns the subscriptions in id order; s.mu is held.
 func (s *session) subList() []*sub {
 	out := make([]*sub, 0, len(s.subs))
