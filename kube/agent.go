@@ -14,6 +14,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/remocal/remocal/protocol/config"
+	"github.com/remocal/remocal/protocol/wire"
 )
 
 // AgentPort is where an agent in the cluster listens, on its pod's
@@ -52,6 +53,11 @@ type Agent struct {
 	Reused         bool
 	// Key is the agent's secret (agentkey.go): the agent must prove it.
 	Key []byte
+	// TLSCert is the certificate (PEM) an operator's agent serves TLS
+	// with, to pin, and PodIP its pod's address; unset for a client's
+	// agent (port-forwarded).
+	TLSCert []byte
+	PodIP   string
 	// job is the Job this session created, to remove if the agent turns
 	// out unreachable; nil when the agent was joined or reused.
 	job *batchv1.Job
@@ -111,22 +117,59 @@ func EnsureAgent(ctx context.Context, env *Env, r *Resolved, ns string, o AgentO
 // once create one agent, not two agents fighting over the same port. A
 // Job left by an agent that has exited is replaced.
 func ensureJob(ctx context.Context, env *Env, r *Resolved, ns, key string, o AgentOptions, progress func(string)) (*Agent, error) {
+	return ensureFlavoredJob(ctx, env, ns, agentJobName(key), jobFlavor{
+		build:   func(secret string) *batchv1.Job { return agentJob(r, ns, key, o, secret) },
+		secrets: func() (map[string][]byte, error) { return map[string][]byte{keyItem: wire.NewKey()}, nil },
+		read: func(ctx context.Context, j *batchv1.Job) (agentCreds, error) {
+			k, err := jobKey(ctx, env, j)
+			return agentCreds{key: k}, err
+		},
+	}, o, progress)
+}
+
+// jobFlavor is what differs between the agent Jobs a client makes (a key,
+// loopback, port-forwarded) and those the operator makes (a key and a TLS
+// identity, on the pod IP): the Job, the data of its new Secret, and
+// reading the credentials of an existing one.
+type jobFlavor struct {
+	build   func(secretName string) *batchv1.Job
+	secrets func() (map[string][]byte, error)
+	read    func(ctx context.Context, j *batchv1.Job) (agentCreds, error)
+}
+
+// agentCreds are an agent's credentials from its Secret.
+type agentCreds struct {
+	key []byte
+	// cert is the operator's agent's TLS certificate (PEM), to pin.
+	cert []byte
+}
+
+func credsOf(data map[string][]byte) agentCreds {
+	return agentCreds{key: data[keyItem], cert: data[tlsCertItem]}
+}
+
+// ensureFlavoredJob starts the Job named name or joins it (see ensureJob).
+func ensureFlavoredJob(ctx context.Context, env *Env, ns, name string, fl jobFlavor, o AgentOptions, progress func(string)) (*Agent, error) {
 	jobs := env.Client.BatchV1().Jobs(ns)
 	var lastErr error
 	for attempt := 0; attempt < 10; attempt++ {
-		job := agentJob(r, ns, key, o, newSecretName())
+		job := fl.build(newSecretName())
 		created := true
-		var secret []byte
+		var creds agentCreds
 		current, err := jobs.Create(ctx, job, metav1.CreateOptions{})
 		switch {
 		case err == nil:
 			progress("starting the agent in the cluster")
 			owner := metav1.OwnerReference{APIVersion: "batch/v1", Kind: "Job", Name: current.Name, UID: current.UID}
-			secret, err = createKeySecret(ctx, env, ns, jobSecret(current), owner, map[string]string{LabelApp: AgentAppName})
+			data, err := fl.secrets()
+			if err == nil {
+				err = createAgentSecret(ctx, env, ns, jobSecret(current), owner, map[string]string{LabelApp: AgentAppName}, data)
+			}
 			if err != nil {
 				removeJob(context.WithoutCancel(ctx), env, ns, current)
 				return nil, err
 			}
+			creds = credsOf(data)
 		case apierrors.IsAlreadyExists(err):
 			existing, err := jobs.Get(ctx, job.Name, metav1.GetOptions{})
 			if apierrors.IsNotFound(err) {
@@ -144,7 +187,7 @@ func ensureJob(ctx context.Context, env *Env, r *Resolved, ns, key string, o Age
 				}
 				continue
 			}
-			secret, err = jobKey(ctx, env, existing)
+			creds, err = fl.read(ctx, existing)
 			if errors.Is(err, errKeyMissing) {
 				// Its creator went away before giving it a key: its pod
 				// can never start.
@@ -173,7 +216,7 @@ func ensureJob(ctx context.Context, env *Env, r *Resolved, ns, key string, o Age
 		// same name may still be terminating, and is not this agent.
 		pod, err := waitAgentPod(ctx, env, ns, metav1.ListOptions{LabelSelector: batchv1.ControllerUidLabel + "=" + string(current.UID)}, "agent", current, o.StartupTimeout, progress)
 		if err == nil {
-			a := &Agent{Namespace: ns, Pod: pod, Container: "agent", Port: AgentPort, Key: secret}
+			a := &Agent{Namespace: ns, Pod: pod, Container: "agent", Port: AgentPort, Key: creds.key, TLSCert: creds.cert}
 			if created {
 				a.job = current
 			}
@@ -193,7 +236,7 @@ func ensureJob(ctx context.Context, env *Env, r *Resolved, ns, key string, o Age
 		// joined: start over.
 		lastErr = err
 	}
-	return nil, fmt.Errorf("could not start the agent's Job %s/%s: %w", ns, agentJobName(key), lastErr)
+	return nil, fmt.Errorf("could not start the agent's Job %s/%s: %w", ns, name, lastErr)
 }
 
 // agentJobName is the name of the Job of the agent for key (a container ID,

@@ -62,16 +62,24 @@ func newSecretName() string {
 // returns the key.
 func createKeySecret(ctx context.Context, env *Env, ns, name string, owner metav1.OwnerReference, labels map[string]string) ([]byte, error) {
 	key := wire.NewKey()
+	if err := createAgentSecret(ctx, env, ns, name, owner, labels, map[string][]byte{keyItem: key}); err != nil {
+		return nil, err
+	}
+	return key, nil
+}
+
+// createAgentSecret creates an agent's Secret with data, owned by owner.
+func createAgentSecret(ctx context.Context, env *Env, ns, name string, owner metav1.OwnerReference, labels map[string]string, data map[string][]byte) error {
 	s := &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Labels: labels, OwnerReferences: []metav1.OwnerReference{owner}},
 		Type:       corev1.SecretTypeOpaque,
-		Data:       map[string][]byte{keyItem: key},
+		Data:       data,
 		Immutable:  ptr(true),
 	}
 	if _, err := env.Client.CoreV1().Secrets(ns).Create(ctx, s, metav1.CreateOptions{}); err != nil {
-		return nil, apiError(err, "create", "secrets", ns, name)
+		return apiError(err, "create", "secrets", ns, name)
 	}
-	return key, nil
+	return nil
 }
 
 // readKeySecret reads the key in Secret name, which must be owned by the
@@ -79,6 +87,19 @@ func createKeySecret(ctx context.Context, env *Env, ns, name string, owner metav
 // Secret someone else made for the name does not count. It waits up to
 // patience for a Secret that the agent's creator is about to make.
 func readKeySecret(ctx context.Context, env *Env, ns, name string, owner types.UID, patience time.Duration) ([]byte, error) {
+	data, err := readAgentSecret(ctx, env, ns, name, owner, patience)
+	if err != nil {
+		return nil, err
+	}
+	key, err := wire.ParseKey(data[keyItem])
+	if err != nil {
+		return nil, fmt.Errorf("the Secret %s/%s: %w", ns, name, err)
+	}
+	return key, nil
+}
+
+// readAgentSecret is readKeySecret's Secret, all of its data.
+func readAgentSecret(ctx context.Context, env *Env, ns, name string, owner types.UID, patience time.Duration) (map[string][]byte, error) {
 	deadline := time.Now().Add(patience)
 	backoff := 20 * time.Millisecond
 	for {
@@ -88,11 +109,7 @@ func readKeySecret(ctx context.Context, env *Env, ns, name string, owner types.U
 			if !slices.ContainsFunc(s.OwnerReferences, func(o metav1.OwnerReference) bool { return o.UID == owner }) {
 				return nil, mismatch(fmt.Sprintf("the Secret %s/%s holding the agent's key does not belong to the agent", ns, name))
 			}
-			key, err := wire.ParseKey(s.Data[keyItem])
-			if err != nil {
-				return nil, fmt.Errorf("the Secret %s/%s: %w", ns, name, err)
-			}
-			return key, nil
+			return s.Data, nil
 		case !apierrors.IsNotFound(err):
 			return nil, apiError(err, "get", "secrets", ns, name)
 		case time.Now().After(deadline):
