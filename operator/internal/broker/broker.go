@@ -127,9 +127,15 @@ func (b *Broker) Close() {
 	}
 	b.closed = true
 	b.mu.Unlock()
+	var ending sync.WaitGroup
 	for _, s := range b.reg.all() {
-		s.end("the operator is stopping; reconnect to start a new session")
+		ending.Add(1)
+		go func() {
+			defer ending.Done()
+			s.end("the operator is stopping; reconnect to start a new session")
+		}()
 	}
+	ending.Wait()
 	b.cancel()
 	b.wg.Wait()
 	b.pool.close()

@@ -118,7 +118,8 @@ func TestHeaderFilteredStealsEachGetTheirOwn(t *testing.T) {
 		t.Fatalf("sessions = %d", len(list))
 	}
 	for _, s := range list {
-		if len(s.Status.Ports) != 1 || !s.Status.Ports[0].Lock || s.Status.Ports[0].Filter == nil || s.Status.Counters.IncomingRequests == 0 {
+		if len(s.Status.Ports) != 1 || !s.Status.Ports[0].Lock || s.Status.Ports[0].Filter == nil || s.Status.Counters.IncomingRequests == 0 ||
+			s.Status.Counters.BytesIn == 0 || s.Status.Counters.BytesOut == 0 {
 			t.Errorf("session %s of %s: ports %+v counters %+v", s.Name, s.Spec.User.Username, s.Status.Ports, s.Status.Counters)
 		}
 	}

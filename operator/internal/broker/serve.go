@@ -9,6 +9,7 @@ import (
 	"os"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/yamux"
@@ -329,9 +330,10 @@ func (cc *clientConn) event(ev *wire.Event) {
 	cc.reply(env)
 }
 
-// endWith tells the client ev, gives it endGrace to close, then closes.
+// endWith tells the client ev, gives it endGrace to close, then closes;
+// on a goroutine of the broker's, or inline once the broker is closing.
 func (cc *clientConn) endWith(ev *wire.Event) {
-	if !cc.s.b.goTracked(func() {
+	end := func() {
 		cc.event(ev)
 		cc.writeMu.Lock()
 		if cc.control != nil {
@@ -349,8 +351,9 @@ func (cc *clientConn) endWith(ev *wire.Event) {
 		case <-t.C:
 		}
 		cc.close()
-	}) {
-		cc.close()
+	}
+	if !cc.s.b.goTracked(end) {
+		end()
 	}
 }
 
@@ -434,9 +437,24 @@ func (cc *clientConn) serveStream(st net.Conn) {
 		return
 	}
 	cc.s.counters.outConns.Add(1)
-	stats := relay.Conns(st, up)
-	cc.s.counters.bytesOut.Add(uint64(stats.AToB))
-	cc.s.counters.bytesIn.Add(uint64(stats.BToA))
+	relay.Conns(counting(st, &cc.s.counters.bytesOut), counting(up, &cc.s.counters.bytesIn))
+}
+
+// countingConn counts the bytes read from a stream as they pass, so a
+// session's counters move while a long connection lasts. Both ends the
+// broker relays are yamux streams, whose Close is the half-close relay
+// wants where a socket would have CloseWrite.
+type countingConn struct {
+	net.Conn
+	n *atomic.Uint64
+}
+
+func counting(c net.Conn, n *atomic.Uint64) net.Conn { return countingConn{c, n} }
+
+func (c countingConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	c.n.Add(uint64(n))
+	return n, err
 }
 
 func toWireDial(err error) *wire.Error {

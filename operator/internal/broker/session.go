@@ -361,7 +361,9 @@ func (s *session) podKeys() []string {
 }
 
 // disconnect handles the end of the client connection cc: the agent
-// subscriptions go at once, the locks stay reserved for the TTL.
+// subscriptions go at once, the locks stay reserved for the TTL. The
+// phase says Disconnected only once the agents have let go, so whoever
+// sees it sees the traffic back at the application.
 func (s *session) disconnect(cc *clientConn) {
 	s.subMu.Lock()
 	defer s.subMu.Unlock()
@@ -373,13 +375,20 @@ func (s *session) disconnect(cc *clientConn) {
 	s.cc = nil
 	subs := s.subs
 	s.subs = map[string]*sub{}
+	drop := agentSubsOf(subs)
+	s.mu.Unlock()
+	closeAgentSubs(drop)
+	until := time.Now().Add(s.b.cfg.SessionTTL)
+	s.b.locks.Reserve(s.name, until)
+	s.mu.Lock()
+	if s.ended || s.cc != nil {
+		s.mu.Unlock()
+		return
+	}
 	s.phase = operator.PhaseDisconnected
-	s.expiresAt = time.Now().Add(s.b.cfg.SessionTTL)
-	until := s.expiresAt
+	s.expiresAt = until
 	s.expiry = time.AfterFunc(s.b.cfg.SessionTTL, s.expire)
 	s.mu.Unlock()
-	closeAgentSubs(agentSubsOf(subs))
-	s.b.locks.Reserve(s.name, until)
 	s.log.Info("client disconnected; locks reserved", "until", until)
 	s.b.reg.publish(backend.Modified, s)
 }

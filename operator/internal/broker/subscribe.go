@@ -211,7 +211,5 @@ func (s *session) deliver(ctx context.Context, sb *sub, in *agentclient.Incoming
 		relay.Abort(in.Stream)
 		return
 	}
-	stats := relay.Conns(in.Stream, st)
-	s.counters.bytesIn.Add(uint64(stats.AToB))
-	s.counters.bytesOut.Add(uint64(stats.BToA))
+	relay.Conns(counting(in.Stream, &s.counters.bytesIn), counting(st, &s.counters.bytesOut))
 }
