@@ -168,7 +168,10 @@ func (s *session) lose(id string, by locks.Lock) {
 		port, targetRef(s.target), by.User, by.Client, by.Session, held)
 	s.log.Info("subscription lost to an override", "subscription", id, "port", port, "by", by.User)
 	if cc != nil && sb != nil {
-		cc.event(&wire.Event{Kind: wire.EventSubscriptionLost, Subscription: id, Port: port, By: by.Holder(), Message: msg})
+		// Not on the overriding session's request: a victim whose client
+		// reads slowly must not hold it up.
+		ev := &wire.Event{Kind: wire.EventSubscriptionLost, Subscription: id, Port: port, By: by.Holder(), Message: msg}
+		s.b.goTracked(func() { cc.event(ev) })
 	}
 	s.b.reg.publish(backend.Modified, s)
 }
