@@ -272,4 +272,9 @@ func TestTCPAgentOverTLS(t *testing.T) {
 	if _, err := agentclient.Dial(ctx, addr, agentclient.Options{Name: "operator", Key: agentKey, HandshakeTimeout: 2 * time.Second}); err == nil {
 		t.Fatal("a client without TLS completed a handshake with a TLS agent")
 	}
+	out, err := runAgentCommand(t, remocalBinary(t), "--target-pid", fmt.Sprint(env.App.PID), "--listen", "tcp:127.0.0.1:0",
+		"--secret-file", filepath.Join(dir, "key"), "--tls-cert-file", filepath.Join(dir, "tls.crt"))
+	if err == nil || !strings.Contains(out, "--tls-key-file") {
+		t.Fatalf("a certificate without its key: %v\n%s", err, out)
+	}
 }
