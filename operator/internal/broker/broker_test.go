@@ -244,3 +244,25 @@ func TestDeleteTellsTheClientAndEndsTheSession(t *testing.T) {
 		t.Errorf("deleting it again: %v", err)
 	}
 }
+
+// Two targets over the same pods (a Deployment and its Service) hold no
+// lock in common, but their steals meet at the pods' agents: the refusal
+// still names the session that holds the port.
+func TestConflictAcrossTargetsSharingPods(t *testing.T) {
+	f := newFixture(t, fixtureOptions{})
+	ctx := testCtx(t)
+	alice := f.mustConnect("alice", clientOptions{})
+	if _, err := alice.Subscribe(ctx, wire.Subscribe{Port: 8080, Mode: wire.ModeSteal}, newLocalServer(t, "alice").forwarder()); err != nil {
+		t.Fatal(err)
+	}
+	bob := f.mustConnect("bob", clientOptions{target: svc})
+	_, err := bob.Subscribe(ctx, wire.Subscribe{Port: 8080, Mode: wire.ModeSteal}, newLocalServer(t, "bob").forwarder())
+	var we *wire.Error
+	if !errors.As(err, &we) || we.Code != wire.CodeConflict || we.Holder == nil || we.Holder.User != "alice" ||
+		we.Holder.Session != alice.Welcome().Operator.Session || !strings.Contains(we.Message, "deployment/inventory") {
+		t.Fatalf("bob's steal through the service: %v (holder %+v), want a conflict naming alice's session", err, we.Holder)
+	}
+	if by := f.servedBy(localenv.AppIP, "/", nil); by != "local-alice" {
+		t.Errorf("served by %q, want alice still", by)
+	}
+}

@@ -36,8 +36,12 @@ func TestMain(m *testing.M) { envtest.Main(m) }
 
 const ns = "shop"
 
-// tgt is the target every test uses: the app pods of the environment.
-const tgt = "deployment.inventory"
+// tgt is the target every test uses: the app pods of the environment;
+// svc is another name for the same pods (a Service in front of them).
+const (
+	tgt = "deployment.inventory"
+	svc = "service.inventory"
+)
 
 var agentKey = []byte("the-operator-made-this-agent-key-0123")
 
@@ -180,7 +184,7 @@ func (la *localAgents) notify() {
 }
 
 func (la *localAgents) Pods(ctx context.Context, namespace, target string) (<-chan []broker.Pod, error) {
-	if namespace != ns || target != tgt {
+	if namespace != ns || (target != tgt && target != svc) {
 		return nil, fmt.Errorf("target %s/%s: %w", namespace, target, backend.ErrNotFound)
 	}
 	in := make(chan []broker.Pod, 1)
@@ -305,6 +309,7 @@ type client struct {
 
 type clientOptions struct {
 	session string
+	target  string // default tgt
 }
 
 // connect opens a session for user as the API server would hand the
@@ -335,10 +340,14 @@ func (f *fixture) connect(user string, opts clientOptions) (*client, error) {
 		t.Fatal("accept failed")
 	}
 	who := operator.UserInfo{Username: user, Groups: []string{"system:authenticated"}}
+	target := opts.target
+	if target == "" {
+		target = tgt
+	}
 	f.serves.Add(1)
 	go func() {
 		defer f.serves.Done()
-		f.b.Serve(context.Background(), server, who, ns, tgt)
+		f.b.Serve(context.Background(), server, who, ns, target)
 	}()
 	c := &client{user: user, conn: conn, events: make(chan wire.Event, 16)}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

@@ -98,6 +98,9 @@ func (s *session) subscribeOn(ctx context.Context, sb *sub, pod Pod) error {
 	if err != nil {
 		var we *wire.Error
 		if errors.As(err, &we) {
+			if held := s.b.agentConflict(pod, we); held != nil {
+				return held
+			}
 			return &wire.Error{Code: we.Code, Message: fmt.Sprintf("pod %s: %s", pod.Name, we.Message), Errno: we.Errno, Holder: we.Holder}
 		}
 		return wire.Errorf(wire.CodeUnavailable, "subscribe on pod %s: %v", pod.Name, err)
@@ -215,4 +218,38 @@ func (s *session) deliver(ctx context.Context, sb *sub, in *agentclient.Incoming
 		return
 	}
 	relay.Conns(counting(in.Stream, &s.counters.bytesIn), counting(st, &s.counters.bytesOut))
+}
+
+// agentConflict explains an agent's conflict error whose holder is one of
+// the operator's own subscriptions there: another session's, on another
+// target that shares the pod (a Service and its Deployment), which the
+// lock table (by target) did not see. The agent names only the operator;
+// this names the session. Nil when the holder is not the operator's.
+func (b *Broker) agentConflict(pod Pod, we *wire.Error) *wire.Error {
+	if we.Code != wire.CodeConflict || we.Holder == nil {
+		return nil
+	}
+	for _, s := range b.reg.all() {
+		s.mu.Lock()
+		var found *sub
+		for _, sb := range s.subs {
+			if as := sb.perPod[pod.key()]; as != nil && as.ID() == we.Holder.Subscription {
+				found = sb
+			}
+		}
+		owner := locks.Owner{User: s.user.Username, Client: s.client.Name, Session: s.name}
+		s.mu.Unlock()
+		if found == nil {
+			continue
+		}
+		l := locks.Lock{Key: locks.Key{Namespace: s.ns, Target: s.target, Port: found.spec.Port}, Owner: owner,
+			Subscription: found.id, Filter: found.spec.Filter, Since: found.since}
+		return &wire.Error{
+			Code: wire.CodeConflict,
+			Message: fmt.Sprintf("port %d of pod %s is already stolen through %s %s; use a filter that does not overlap theirs, mirror mode, or wait for their session to end",
+				found.spec.Port, pod.Name, targetRef(s.target), l.Describe()),
+			Holder: l.Holder(),
+		}
+	}
+	return nil
 }

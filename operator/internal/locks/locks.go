@@ -70,8 +70,8 @@ func (l Lock) Holder() *wire.Holder {
 	}
 }
 
-// describe says who holds it with what, for messages.
-func (l Lock) describe() string {
+// Describe says who holds it with what, since when, for messages.
+func (l Lock) Describe() string {
 	held := "without a filter"
 	if l.Filter != nil {
 		held = "with filter " + l.Filter.String()
@@ -105,7 +105,7 @@ type ConflictError struct {
 func (e *ConflictError) Error() string {
 	if e.Holder.Session == e.Request.Session {
 		return fmt.Sprintf("%s is already stolen %s by this same session (subscription %s); unsubscribe that first or use a filter that does not overlap it",
-			e.Request.Key, e.Holder.describe(), e.Holder.Subscription)
+			e.Request.Key, e.Holder.Describe(), e.Holder.Subscription)
 	}
 	var hint string
 	switch {
@@ -116,7 +116,7 @@ func (e *ConflictError) Error() string {
 	default:
 		hint = "use a filter with a different header value, mirror mode, or onConflict: override if you are allowed to"
 	}
-	return fmt.Sprintf("%s is already stolen %s; %s", e.Request.Key, e.Holder.describe(), hint)
+	return fmt.Sprintf("%s is already stolen %s; %s", e.Request.Key, e.Holder.Describe(), hint)
 }
 
 // Wire is the conflict error a client receives.
