@@ -197,7 +197,13 @@ func (p *pool) snapshot() []poolEntry {
 	defer p.mu.Unlock()
 	out := make([]poolEntry, 0, len(p.entries))
 	for _, e := range p.entries {
-		out = append(out, poolEntry{pod: e.pod, refs: e.refs, idleSince: e.idleSince})
+		snap := poolEntry{pod: e.pod, refs: e.refs, idleSince: e.idleSince}
+		select {
+		case <-e.ready:
+			snap.err = e.err
+		default:
+		}
+		out = append(out, snap)
 	}
 	slices.SortFunc(out, func(a, b poolEntry) int {
 		if a.pod.key() < b.pod.key() {

@@ -228,6 +228,10 @@ func (b *Broker) Status(ctx context.Context) operator.OperatorState {
 			as.IdleSince = &t
 		}
 		st.Agents = append(st.Agents, as)
+		if e.err != nil {
+			st.Problems = append(st.Problems, e.err.Error())
+		}
 	}
+	st.Healthy = len(st.Problems) == 0
 	return st
 }
