@@ -65,6 +65,7 @@ type Broker struct {
 	locks *locks.Table
 	pool  *pool
 	reg   *registry
+	feeds *feeds
 
 	ctx    context.Context // ends with Close
 	cancel context.CancelFunc
@@ -102,6 +103,7 @@ func New(cfg Config) (*Broker, error) {
 		ctx:  ctx, cancel: cancel,
 	}
 	b.pool.lost = b.agentLost
+	b.feeds = &feeds{b: b, m: map[string]*podFeed{}}
 	return b, nil
 }
 

@@ -73,6 +73,12 @@ func TestTwoClientsMirrorOneTarget(t *testing.T) {
 			t.Fatalf("%s mirrors: %v", user, err)
 		}
 	}
+	f.agents.mu.Lock()
+	watches := f.agents.watches
+	f.agents.mu.Unlock()
+	if watches != 1 {
+		t.Errorf("two sessions on one target made %d pod watches, want one shared", watches)
+	}
 	for i := range 3 {
 		path := fmt.Sprintf("/items/%d", i)
 		if by := f.servedBy(localenv.AppIP, path, nil); by != f.env.App.Hostname {

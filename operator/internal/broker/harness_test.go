@@ -56,6 +56,7 @@ type localAgents struct {
 	agents   map[string]*localAgent // by pod name
 	watchers map[chan []broker.Pod]struct{}
 	idle     []string
+	watches  int // Pods calls
 	wg       sync.WaitGroup
 }
 
@@ -192,6 +193,7 @@ func (la *localAgents) Pods(ctx context.Context, namespace, target string) (<-ch
 	la.mu.Lock()
 	in <- append([]broker.Pod(nil), la.pods...)
 	la.watchers[in] = struct{}{}
+	la.watches++
 	la.mu.Unlock()
 	la.wg.Add(1)
 	go func() {

@@ -96,8 +96,13 @@ func (b *Broker) newSession(ctx context.Context, who operator.UserInfo, ns, targ
 	}
 	s.log = b.log.With("session", s.name, "user", who.Username, "target", ns+"/"+target)
 	s.ctx, s.cancel = context.WithCancel(b.ctx)
-	ch, err := b.cfg.Agents.Pods(s.ctx, ns, target)
+	ch, release, err := b.feeds.subscribe(ns, target)
 	if err != nil {
+		s.cancel()
+		return nil, err
+	}
+	fail := func(err error) (*session, error) {
+		release()
 		s.cancel()
 		return nil, err
 	}
@@ -107,23 +112,24 @@ func (b *Broker) newSession(ctx context.Context, who operator.UserInfo, ns, targ
 	select {
 	case pods = <-ch:
 	case <-wait.Done():
-		s.cancel()
-		return nil, wire.Errorf(wire.CodeUnavailable, "the operator could not list the pods of %s in namespace %s in time: %v", targetRef(target), ns, wait.Err())
+		return fail(wire.Errorf(wire.CodeUnavailable, "the operator could not list the pods of %s in namespace %s in time: %v", targetRef(target), ns, wait.Err()))
 	}
 	if len(pods) == 0 {
-		s.cancel()
-		drain(ch)
-		return nil, wire.Errorf(wire.CodeUnavailable, "%s in namespace %s has no ready pod; wait for one (kubectl get pods -n %s) and try again", targetRef(target), ns, ns)
+		return fail(wire.Errorf(wire.CodeUnavailable, "%s in namespace %s has no ready pod; wait for one (kubectl get pods -n %s) and try again", targetRef(target), ns, ns))
 	}
 	s.pods = sortPods(pods)
 	s.primary, s.primaryReason = s.pods[0], "oldest ready pod"
+	// The session's end (s.ctx) ends its subscription to the pods.
+	stop := context.AfterFunc(s.ctx, release)
 	if !b.goTracked(func() { s.follow(ch) }) {
-		s.cancel()
-		drain(ch)
-		return nil, wire.Errorf(wire.CodeUnavailable, "the operator is stopping; try again in a moment")
+		stop()
+		return fail(errStopping)
 	}
 	return s, nil
 }
+
+// errStopping refuses new sessions once the broker is closing.
+var errStopping = wire.Errorf(wire.CodeUnavailable, "the operator is stopping; try again in a moment")
 
 func drain(ch <-chan []Pod) {
 	go func() {
