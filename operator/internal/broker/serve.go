@@ -220,6 +220,11 @@ func (s *session) serveConn(ctx context.Context, conn net.Conn, resumed bool) {
 	defer cc.wg.Wait()
 	defer cc.close()
 	s.b.reg.publish(backend.Modified, s)
+	// The other pods' agents, before the client subscribes.
+	s.mu.Lock()
+	pods := slices.Clone(s.pods)
+	s.mu.Unlock()
+	s.b.goTracked(func() { s.warm(pods) })
 	control, err := acceptWithin(mux, handshakeTimeout)
 	if err != nil {
 		return

@@ -195,6 +195,28 @@ func (s *session) primaryAgent(ctx context.Context) (*agentclient.Client, Pod, e
 	return c, p, err
 }
 
+// warm reaches the agents of pods the session does not hold yet, in
+// parallel; failures are left for the subscription to report.
+func (s *session) warm(pods []Pod) {
+	var wg sync.WaitGroup
+	for _, p := range pods {
+		s.mu.Lock()
+		_, held := s.held[p.key()]
+		s.mu.Unlock()
+		if held {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := s.agent(s.ctx, p); err != nil {
+				s.log.Warn("reach a pod's agent", "pod", p.Name, "err", err)
+			}
+		}()
+	}
+	wg.Wait()
+}
+
 // follow applies pod changes until the session ends.
 func (s *session) follow(ch <-chan []Pod) {
 	for pods := range ch {
@@ -205,6 +227,10 @@ func (s *session) follow(ch <-chan []Pod) {
 // setPods subscribes the session's subscriptions on new pods and drops
 // them from gone ones; the primary stays while it is there.
 func (s *session) setPods(pods []Pod) {
+	// Reach new pods' agents first, without holding up the session's
+	// other changes: starting an agent can take a while (an image pull),
+	// and a client that leaves meanwhile must get its traffic back at once.
+	s.warm(pods)
 	s.subMu.Lock()
 	defer s.subMu.Unlock()
 	pods = sortPods(pods)
