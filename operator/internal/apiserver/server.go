@@ -1,0 +1,209 @@
+// Package apiserver is the operator's aggregated API server: it serves
+// protocol/operator's resources on k8s.io/apiserver's generic server, with
+// identity from the kube-apiserver's front-proxy headers (or a token,
+// checked by TokenReview) and authorization by SubjectAccessReview, so the
+// cluster's RBAC governs every call. The work itself is done behind the
+// interfaces of operator/internal/backend.
+package apiserver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/runtime/serializer"
+	"k8s.io/apimachinery/pkg/util/sets"
+	"k8s.io/apiserver/pkg/authentication/authenticator"
+	"k8s.io/apiserver/pkg/authorization/authorizer"
+	"k8s.io/apiserver/pkg/authorization/authorizerfactory"
+	"k8s.io/apiserver/pkg/authorization/path"
+	"k8s.io/apiserver/pkg/authorization/union"
+	apirequest "k8s.io/apiserver/pkg/endpoints/request"
+	"k8s.io/apiserver/pkg/registry/rest"
+	genericapiserver "k8s.io/apiserver/pkg/server"
+	genericfilters "k8s.io/apiserver/pkg/server/filters"
+	genericoptions "k8s.io/apiserver/pkg/server/options"
+	"k8s.io/apiserver/pkg/util/compatibility"
+
+	"github.com/remocal/remocal/operator/internal/backend"
+	"github.com/remocal/remocal/protocol/operator"
+)
+
+// Options are the server's command-line options: serving, delegated
+// authentication and delegated authorization, as every aggregated API
+// server spells them (--secure-port, --tls-cert-file, --requestheader-*,
+// --authentication-kubeconfig ...).
+type Options struct {
+	SecureServing  *genericoptions.SecureServingOptionsWithLoopback
+	Authentication *genericoptions.DelegatingAuthenticationOptions
+	Authorization  *genericoptions.DelegatingAuthorizationOptions
+}
+
+// NewOptions returns the defaults.
+func NewOptions() *Options {
+	o := &Options{
+		SecureServing:  genericoptions.NewSecureServingOptions().WithLoopback(),
+		Authentication: genericoptions.NewDelegatingAuthenticationOptions(),
+		Authorization:  genericoptions.NewDelegatingAuthorizationOptions(),
+	}
+	o.SecureServing.BindPort = 8443
+	o.SecureServing.ServerCert.PairName = "remocal-operator"
+	return o
+}
+
+// Validate checks the options.
+func (o *Options) Validate() error {
+	var errs []error
+	errs = append(errs, o.SecureServing.Validate()...)
+	errs = append(errs, o.Authentication.Validate()...)
+	errs = append(errs, o.Authorization.Validate()...)
+	return errors.Join(errs...)
+}
+
+// Config is what New needs.
+type Config struct {
+	Options *Options
+	// Version is the operator's version (the /version endpoint).
+	Version string
+
+	Targets  backend.Targets
+	Sessions backend.Sessions
+	Broker   backend.Broker
+	Status   backend.Status
+
+	// BackendAuthorizer, when set, is bound to the server's authorizer
+	// by New, so a broker built before the server can ask it
+	// (onConflict: override).
+	BackendAuthorizer *Authorizer
+
+	// Authenticator and Authorizer replace the delegated ones when set:
+	// a seam for tests that run the server without a cluster.
+	Authenticator authenticator.Request
+	Authorizer    authorizer.Authorizer
+}
+
+// Server is the operator's API server, ready to run.
+type Server struct {
+	generic *genericapiserver.GenericAPIServer
+	authz   authorizer.Authorizer
+	pf      *portForward
+	stop    context.CancelFunc
+}
+
+// New builds the server: it loads or generates the serving certificate,
+// reads the cluster's front-proxy configuration (with delegated
+// authentication) and installs the API.
+func New(c Config) (*Server, error) {
+	if c.Targets == nil || c.Sessions == nil || c.Broker == nil || c.Status == nil {
+		return nil, errors.New("apiserver: Targets, Sessions, Broker and Status are all required")
+	}
+	o := c.Options
+	if o == nil {
+		o = NewOptions()
+	}
+	// Without a certificate given, make a self-signed one (in --cert-dir,
+	// or in memory); the APIService then needs insecureSkipTLSVerify.
+	if err := o.SecureServing.MaybeDefaultWithSelfSignedCerts("localhost", nil, []net.IP{net.IPv4(127, 0, 0, 1)}); err != nil {
+		return nil, fmt.Errorf("create a self-signed serving certificate: %w", err)
+	}
+	if err := o.Validate(); err != nil {
+		return nil, fmt.Errorf("operator options: %w", err)
+	}
+	scheme, codecs := newScheme()
+	gc := genericapiserver.NewConfig(codecs)
+	gc.EffectiveVersion = compatibility.DefaultBuildEffectiveVersion()
+	// A session's stream lives as long as the session: like the
+	// kube-apiserver does for pods/portforward, no request timeout and
+	// no in-flight seat for it (nor for watches).
+
+	gc.LongRunningFunc = longRunning()
+	openAPIConfigs(scheme, gc, c.Version)
+	if err := o.SecureServing.ApplyTo(&gc.SecureServing, &gc.LoopbackClientConfig); err != nil {
+		return nil, fmt.Errorf("serving: %w", err)
+	}
+	if c.Authenticator != nil {
+		gc.Authentication.Authenticator = c.Authenticator
+	} else if err := o.Authentication.ApplyTo(&gc.Authentication, gc.SecureServing, gc.OpenAPIConfig); err != nil {
+		return nil, fmt.Errorf("delegated authentication (is the operator allowed to read configmap kube-system/extension-apiserver-authentication and create tokenreviews?): %w", err)
+	}
+	gc.Authentication.Authenticator = anonymousOnlyForHealth{gc.Authentication.Authenticator}
+	if c.Authorizer != nil {
+		// In front of it what the delegated authorizer puts in front of
+		// the SubjectAccessReview: the health paths, system:masters.
+		paths, err := path.NewAuthorizer(o.Authorization.AlwaysAllowPaths)
+		if err != nil {
+			return nil, fmt.Errorf("authorization paths: %w", err)
+		}
+		gc.Authorization.Authorizer = union.New(paths, authorizerfactory.NewPrivilegedGroups(o.Authorization.AlwaysAllowGroups...), c.Authorizer)
+	} else if err := o.Authorization.ApplyTo(&gc.Authorization); err != nil {
+		return nil, fmt.Errorf("delegated authorization: %w", err)
+	}
+	generic, err := gc.Complete(nil).New("remocal-operator", genericapiserver.NewEmptyDelegate())
+	if err != nil {
+		return nil, fmt.Errorf("build the API server: %w", err)
+	}
+	stopping, stop := context.WithCancel(context.Background())
+	s := &Server{generic: generic, authz: gc.Authorization.Authorizer, stop: stop,
+		pf: &portForward{targets: c.Targets, broker: c.Broker, stopping: stopping}}
+	if c.BackendAuthorizer != nil {
+		c.BackendAuthorizer.bind(s.authz)
+	}
+	info := genericapiserver.NewDefaultAPIGroupInfo(operator.Group, scheme, runtime.NewParameterCodec(scheme), codecs)
+	info.VersionedResourcesStorageMap[operator.Version] = map[string]rest.Storage{
+		operator.ResourceTargets: &targetStorage{targets: c.Targets, sessions: c.Sessions},
+		operator.ResourceTargets + "/" + operator.SubresourcePortForward: s.pf,
+		operator.ResourceSessions: &sessionStorage{sessions: c.Sessions, authz: s.authz},
+		operator.ResourceStatuses: &statusStorage{status: c.Status},
+	}
+	if err := generic.InstallAPIGroup(&info); err != nil {
+		return nil, fmt.Errorf("install the %s API: %w", operator.Group, err)
+	}
+	return s, nil
+}
+
+// Run serves until ctx ends, then shuts down gracefully.
+// Sessions end with the server: Run returns when every one has.
+func (s *Server) Run(ctx context.Context) error {
+	defer s.pf.running.Wait()
+	defer s.stop()
+	return s.generic.PrepareRun().RunWithContext(ctx)
+}
+
+// Authorizer is the server's authorizer as the broker asks it.
+func (s *Server) Authorizer() backend.Authorizer {
+	a := &Authorizer{}
+	a.bind(s.authz)
+	return a
+}
+
+// longRunning: watches and the session stream.
+func longRunning() apirequest.LongRunningRequestCheck {
+	return genericfilters.BasicLongRunningRequestCheck(sets.NewString("watch"), sets.NewString(operator.SubresourcePortForward))
+}
+
+// newScheme registers the API's types and the meta types the generic
+// server encodes (Status, Table, WatchEvent, the options of every verb).
+// The types have one version and no internal one: the server only reads
+// and deletes, so nothing is ever converted.
+func newScheme() (*runtime.Scheme, serializer.CodecFactory) {
+	scheme := runtime.NewScheme()
+	utilruntimeMust(operator.AddToScheme(scheme))
+	utilruntimeMust(metav1.AddMetaToScheme(scheme))
+	// The generic server decodes query parameters and DeleteOptions
+	// as core "v1" objects.
+	metav1.AddToGroupVersion(scheme, schema.GroupVersion{Version: "v1"})
+	unversioned := schema.GroupVersion{Group: "", Version: "v1"}
+	scheme.AddUnversionedTypes(unversioned, &metav1.Status{}, &metav1.APIVersions{}, &metav1.APIGroupList{},
+		&metav1.APIGroup{}, &metav1.APIResourceList{})
+	return scheme, serializer.NewCodecFactory(scheme)
+}
+
+func utilruntimeMust(err error) {
+	if err != nil {
+		panic(err)
+	}
+}
