@@ -19,6 +19,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -38,6 +39,8 @@ type testServer struct {
 	stranger tls.Certificate // a client certificate of another CA
 	sessions *fakeSessions
 	broker   *echoBroker
+	// stop stops the server and returns what Run returned.
+	stop func() error
 }
 
 var rules = rbac{
@@ -110,9 +113,12 @@ func startServer(t *testing.T) *testServer {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- srv.Run(ctx) }()
-	t.Cleanup(func() {
+	ts.stop = sync.OnceValue(func() error {
 		cancel()
-		if err := <-done; err != nil {
+		return <-done
+	})
+	t.Cleanup(func() {
+		if err := ts.stop(); err != nil {
 			t.Errorf("Run: %v", err)
 		}
 	})

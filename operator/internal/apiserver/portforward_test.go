@@ -1,0 +1,90 @@
+package apiserver
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/remocal/remocal/protocol/operator"
+)
+
+const pf = api + "/namespaces/shop/targets/deployment.inventory/portforward"
+
+func TestPortForwardUpgradesAndCarriesBytes(t *testing.T) {
+	ts := startServer(t)
+	for _, method := range []string{http.MethodPost, http.MethodGet} {
+		t.Run(method, func(t *testing.T) {
+			conn, r, res := ts.dialUpgrade(t, method, "alice", pf, true)
+			if res.StatusCode != http.StatusSwitchingProtocols || res.Header.Get("Upgrade") != operator.UpgradeProtocol ||
+				!strings.EqualFold(res.Header.Get("Connection"), "upgrade") {
+				t.Fatalf("response %s %v", res.Status, res.Header)
+			}
+			line, err := r.ReadString('\n')
+			if err != nil {
+				t.Fatal(err)
+			}
+			if line != "hello alice [developers system:authenticated] on shop/deployment.inventory\n" {
+				t.Errorf("the broker was given %q", line)
+			}
+			for i := range 3 {
+				fmt.Fprintf(conn, "ping %d\n", i)
+				if got, err := r.ReadString('\n'); err != nil || got != fmt.Sprintf("echo ping %d\n", i) {
+					t.Fatalf("echo %d: %q, %v", i, got, err)
+				}
+			}
+			// The client hangs up; the broker ends and closes its side.
+			if err := conn.(interface{ CloseWrite() error }).CloseWrite(); err != nil {
+				t.Fatal(err)
+			}
+			if rest, err := io.ReadAll(r); err != nil || len(rest) != 0 {
+				t.Errorf("after the client's end: %q, %v", rest, err)
+			}
+		})
+	}
+}
+
+func TestPortForwardRefusals(t *testing.T) {
+	ts := startServer(t)
+	// Unknown target: 404 before anything is upgraded.
+	_, _, res := ts.dialUpgrade(t, http.MethodPost, "alice", api+"/namespaces/shop/targets/deployment.nope/portforward", true)
+	if res.StatusCode != http.StatusNotFound {
+		t.Errorf("unknown target: %s", res.Status)
+	}
+	// A plain request: 400 saying to use remocal.
+	_, _, res = ts.dialUpgrade(t, http.MethodPost, "alice", pf, false)
+	body, _ := io.ReadAll(io.LimitReader(res.Body, 1<<16))
+	if res.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), "use remocal") {
+		t.Errorf("without upgrade: %s %s", res.Status, body)
+	}
+	// Without create on targets/portforward: RBAC refuses.
+	_, _, res = ts.dialUpgrade(t, http.MethodPost, "eve", pf, true)
+	if res.StatusCode != http.StatusForbidden {
+		t.Errorf("eve: %s", res.Status)
+	}
+	ts.broker.mu.Lock()
+	defer ts.broker.mu.Unlock()
+	if len(ts.broker.served) != 0 {
+		t.Errorf("the broker served %v", ts.broker.served)
+	}
+}
+
+// TestSessionsEndWithTheServer: upgraded connections are not the HTTP
+// server's any more; Run still ends them and waits for them.
+func TestSessionsEndWithTheServer(t *testing.T) {
+	ts := startServer(t)
+	_, r, res := ts.dialUpgrade(t, http.MethodPost, "alice", pf, true)
+	if res.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("response %s", res.Status)
+	}
+	if _, err := r.ReadString('\n'); err != nil {
+		t.Fatal(err)
+	}
+	if err := ts.stop(); err != nil {
+		t.Errorf("Run: %v", err)
+	}
+	if rest, err := io.ReadAll(r); len(rest) != 0 {
+		t.Errorf("after the server stopped: %q, %v", rest, err)
+	}
+}
