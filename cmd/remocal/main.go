@@ -52,7 +52,7 @@ func main() {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newVersionCmd(), newAgentCmd(), newExecCmd(), newLsCmd(), newVerifyConfigCmd(), newDaemonCmd(), newRPCCmd(), newSessionsCmd())
+	root.AddCommand(newVersionCmd(), newAgentCmd(), newExecCmd(), newLsCmd(), newVerifyConfigCmd(), newDaemonCmd(), newRPCCmd(), newSessionsCmd(), newOperatorCmd())
 	if err := root.ExecuteContext(ctx); err != nil {
 		var exit exitError
 		if !errors.As(err, &exit) || !exit.silent {

@@ -1,0 +1,184 @@
+// Package operator is `remocal operator`: the aggregated API server of
+// protocol/operator, backed by the Kubernetes target catalogue (package
+// kube) and the session broker. Run is its whole life.
+package operator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/spf13/pflag"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/remocal/remocal/kube"
+	"github.com/remocal/remocal/operator/internal/apiserver"
+	"github.com/remocal/remocal/operator/internal/backend"
+)
+
+// Options configure the operator. NewOptions gives the defaults; AddFlags
+// binds them (and the API server's serving and delegated authentication
+// and authorization flags) to a command line.
+type Options struct {
+	// Kubeconfig, for development outside a cluster: the operator's own
+	// credentials (and those of its delegated authentication and
+	// authorization, unless their own flags say otherwise). In a pod it
+	// is empty and the service account is used.
+	Kubeconfig string
+	// Namespace is the operator's own namespace: its agents run there.
+	Namespace string
+	// AgentImage is the image of the agents the operator starts.
+	AgentImage string
+	// SessionTTL is how long a disconnected session keeps its locks for
+	// its client to resume it; AgentTTL how long an agent without
+	// sessions is kept.
+	SessionTTL time.Duration
+	AgentTTL   time.Duration
+	// Version is the operator's version (remocal's).
+	Version string
+	// Log receives the operator's own events (nil: slog.Default()); the
+	// generic API server logs through klog.
+	Log *slog.Logger
+
+	// NewBackend builds the session broker, its registry and the status
+	// report; nil uses the built-in one (see newBackend).
+	NewBackend func(ctx context.Context, d Deps) (Backend, error)
+
+	server *apiserver.Options
+}
+
+// Backend is what the session broker provides to the API server.
+type Backend interface {
+	backend.Broker
+	backend.Sessions
+	backend.Status
+}
+
+// Deps is what a Backend is built from.
+type Deps struct {
+	Env        *kube.Env
+	Targets    backend.Targets
+	Authorizer backend.Authorizer
+	Namespace  string
+	AgentImage string
+	SessionTTL time.Duration
+	AgentTTL   time.Duration
+	Version    string
+	Log        *slog.Logger
+}
+
+// NewOptions returns the defaults; the namespace defaults to $POD_NAMESPACE
+// (the downward API in the operator's Deployment).
+func NewOptions(version string) *Options {
+	return &Options{
+		Namespace:  os.Getenv("POD_NAMESPACE"),
+		AgentImage: kube.DefaultImage(version),
+		SessionTTL: 5 * time.Minute,
+		AgentTTL:   10 * time.Minute,
+		Version:    version,
+		server:     apiserver.NewOptions(),
+	}
+}
+
+// AddFlags binds the options to fs.
+func (o *Options) AddFlags(fs *pflag.FlagSet) {
+	fs.StringVar(&o.Kubeconfig, "kubeconfig", o.Kubeconfig, "kubeconfig file, for running the operator outside the cluster during development (default: the pod's service account)")
+	fs.StringVar(&o.Namespace, "namespace", o.Namespace, "the operator's own namespace, where it runs its agents (default: $POD_NAMESPACE)")
+	fs.StringVar(&o.AgentImage, "agent-image", o.AgentImage, "image of the agents the operator starts")
+	fs.DurationVar(&o.SessionTTL, "session-ttl", o.SessionTTL, "how long a disconnected session keeps its ports for its client to come back")
+	fs.DurationVar(&o.AgentTTL, "agent-ttl", o.AgentTTL, "how long an agent without sessions is kept before it is removed")
+	o.server.SecureServing.AddFlags(fs)
+	o.server.Authentication.AddFlags(fs)
+	o.server.Authorization.AddFlags(fs)
+}
+
+// validate checks what the flags cannot.
+func (o *Options) validate() error {
+	var errs []error
+	if o.Namespace == "" {
+		errs = append(errs, errors.New("the operator's namespace is unknown: pass --namespace, or set POD_NAMESPACE (the chart sets it from the downward API)"))
+	}
+	if o.AgentImage == "" {
+		errs = append(errs, errors.New("--agent-image is empty; give the image of remocal's agent"))
+	}
+	if o.SessionTTL <= 0 || o.AgentTTL <= 0 {
+		errs = append(errs, fmt.Errorf("--session-ttl (%s) and --agent-ttl (%s) must be positive", o.SessionTTL, o.AgentTTL))
+	}
+	return errors.Join(errs...)
+}
+
+// Run serves the operator's API until ctx ends.
+func Run(ctx context.Context, o *Options) error {
+	if err := o.validate(); err != nil {
+		return err
+	}
+	log := o.Log
+	if log == nil {
+		log = slog.Default()
+	}
+	env, err := loadEnv(o.Kubeconfig, o.Namespace)
+	if err != nil {
+		return err
+	}
+	if o.Kubeconfig != "" {
+		// Development: the delegated checks use the same credentials.
+		if o.server.Authentication.RemoteKubeConfigFile == "" {
+			o.server.Authentication.RemoteKubeConfigFile = o.Kubeconfig
+		}
+		if o.server.Authorization.RemoteKubeConfigFile == "" {
+			o.server.Authorization.RemoteKubeConfigFile = o.Kubeconfig
+		}
+	}
+	targets := &kubeTargets{env: env}
+	authz := &apiserver.Authorizer{}
+	newBackend := o.NewBackend
+	if newBackend == nil {
+		newBackend = defaultBackend
+	}
+	// The backend's goroutines end with ctx; Run returns after the
+	// server, which ends every session first.
+	b, err := newBackend(ctx, Deps{Env: env, Targets: targets, Authorizer: authz, Namespace: o.Namespace,
+		AgentImage: o.AgentImage, SessionTTL: o.SessionTTL, AgentTTL: o.AgentTTL, Version: o.Version, Log: log})
+	if err != nil {
+		return fmt.Errorf("start the session broker: %w", err)
+	}
+	srv, err := apiserver.New(apiserver.Config{Options: o.server, Version: o.Version, Targets: targets,
+		Sessions: b, Broker: b, Status: b, BackendAuthorizer: authz})
+	if err != nil {
+		return err
+	}
+	log.Info("serving the operator API", "namespace", o.Namespace, "port", o.server.SecureServing.BindPort, "agentImage", o.AgentImage)
+	return srv.Run(ctx)
+}
+
+// loadEnv connects to the cluster: the service account in a pod, or a
+// kubeconfig during development.
+func loadEnv(kubeconfig, namespace string) (*kube.Env, error) {
+	var cfg *rest.Config
+	var err error
+	if kubeconfig != "" {
+		cfg, err = clientcmd.BuildConfigFromFlags("", kubeconfig)
+		if err != nil {
+			return nil, fmt.Errorf("load --kubeconfig %s: %w", kubeconfig, err)
+		}
+	} else {
+		cfg, err = rest.InClusterConfig()
+		if err != nil {
+			return nil, fmt.Errorf("the operator runs in a Kubernetes pod (or pass --kubeconfig for development): %w", err)
+		}
+	}
+	cfg.UserAgent = "remocal-operator"
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("build the Kubernetes client: %w", err)
+	}
+	return &kube.Env{Config: cfg, Client: cs, Namespace: namespace}, nil
+}
+
+// hostname is the pod's name in a Deployment.
+var hostname = os.Hostname
