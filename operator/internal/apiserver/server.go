@@ -17,7 +17,6 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/runtime/serializer"
 	"k8s.io/apimachinery/pkg/util/sets"
-	"k8s.io/apiserver/pkg/authentication/authenticator"
 	"k8s.io/apiserver/pkg/authorization/authorizer"
 	"k8s.io/apiserver/pkg/authorization/authorizerfactory"
 	"k8s.io/apiserver/pkg/authorization/path"
@@ -67,7 +66,7 @@ func (o *Options) Validate() error {
 // Config is what New needs.
 type Config struct {
 	Options *Options
-	// Version is the operator's version (the /version endpoint).
+	// Version is the operator's version (in its OpenAPI document).
 	Version string
 
 	Targets  backend.Targets
@@ -80,16 +79,16 @@ type Config struct {
 	// (onConflict: override).
 	BackendAuthorizer *Authorizer
 
-	// Authenticator and Authorizer replace the delegated ones when set:
-	// a seam for tests that run the server without a cluster.
-	Authenticator authenticator.Request
-	Authorizer    authorizer.Authorizer
+	// Authorizer, when set, replaces the SubjectAccessReview behind the
+	// delegated authorizer's fixed rules: a seam for tests that run the
+	// server without a cluster. (Authentication has no seam: tests use
+	// the real front-proxy authentication with a CA of their own.)
+	Authorizer authorizer.Authorizer
 }
 
 // Server is the operator's API server, ready to run.
 type Server struct {
 	generic *genericapiserver.GenericAPIServer
-	authz   authorizer.Authorizer
 	pf      *portForward
 	stop    context.CancelFunc
 }
@@ -116,71 +115,72 @@ func New(c Config) (*Server, error) {
 	scheme, codecs := newScheme()
 	gc := genericapiserver.NewConfig(codecs)
 	gc.EffectiveVersion = compatibility.DefaultBuildEffectiveVersion()
-	// A session's stream lives as long as the session: like the
-	// kube-apiserver does for pods/portforward, no request timeout and
-	// no in-flight seat for it (nor for watches).
-
 	gc.LongRunningFunc = longRunning()
 	openAPIConfigs(scheme, gc, c.Version)
 	if err := o.SecureServing.ApplyTo(&gc.SecureServing, &gc.LoopbackClientConfig); err != nil {
 		return nil, fmt.Errorf("serving: %w", err)
 	}
-	if c.Authenticator != nil {
-		gc.Authentication.Authenticator = c.Authenticator
-	} else if err := o.Authentication.ApplyTo(&gc.Authentication, gc.SecureServing, gc.OpenAPIConfig); err != nil {
-		return nil, fmt.Errorf("delegated authentication (is the operator allowed to read configmap kube-system/extension-apiserver-authentication and create tokenreviews?): %w", err)
-	}
-	gc.Authentication.Authenticator = anonymousOnlyForHealth{gc.Authentication.Authenticator}
-	if c.Authorizer != nil {
-		// In front of it what the delegated authorizer puts in front of
-		// the SubjectAccessReview: the health paths, system:masters.
-		paths, err := path.NewAuthorizer(o.Authorization.AlwaysAllowPaths)
-		if err != nil {
-			return nil, fmt.Errorf("authorization paths: %w", err)
-		}
-		gc.Authorization.Authorizer = union.New(paths, authorizerfactory.NewPrivilegedGroups(o.Authorization.AlwaysAllowGroups...), c.Authorizer)
-	} else if err := o.Authorization.ApplyTo(&gc.Authorization); err != nil {
-		return nil, fmt.Errorf("delegated authorization: %w", err)
+	if err := applyAuth(o, c.Authorizer, gc); err != nil {
+		return nil, err
 	}
 	generic, err := gc.Complete(nil).New("remocal-operator", genericapiserver.NewEmptyDelegate())
 	if err != nil {
 		return nil, fmt.Errorf("build the API server: %w", err)
 	}
-	stopping, stop := context.WithCancel(context.Background())
-	s := &Server{generic: generic, authz: gc.Authorization.Authorizer, stop: stop,
-		pf: &portForward{targets: c.Targets, broker: c.Broker, stopping: stopping}}
+	authz := gc.Authorization.Authorizer
 	if c.BackendAuthorizer != nil {
-		c.BackendAuthorizer.bind(s.authz)
+		c.BackendAuthorizer.bind(authz)
 	}
+	stopping, stop := context.WithCancel(context.Background())
+	s := &Server{generic: generic, stop: stop, pf: &portForward{targets: c.Targets, broker: c.Broker, stopping: stopping}}
 	info := genericapiserver.NewDefaultAPIGroupInfo(operator.Group, scheme, runtime.NewParameterCodec(scheme), codecs)
 	info.VersionedResourcesStorageMap[operator.Version] = map[string]rest.Storage{
 		operator.ResourceTargets: &targetStorage{targets: c.Targets, sessions: c.Sessions},
 		operator.ResourceTargets + "/" + operator.SubresourcePortForward: s.pf,
-		operator.ResourceSessions: &sessionStorage{sessions: c.Sessions, authz: s.authz},
+		operator.ResourceSessions: &sessionStorage{sessions: c.Sessions, authz: authz},
 		operator.ResourceStatuses: &statusStorage{status: c.Status},
 	}
 	if err := generic.InstallAPIGroup(&info); err != nil {
+		stop()
 		return nil, fmt.Errorf("install the %s API: %w", operator.Group, err)
 	}
 	return s, nil
 }
 
-// Run serves until ctx ends, then shuts down gracefully.
-// Sessions end with the server: Run returns when every one has.
+// applyAuth sets up delegated authentication and authorization (or the
+// test authorizer in place of the SubjectAccessReview).
+func applyAuth(o *Options, testAuthz authorizer.Authorizer, gc *genericapiserver.Config) error {
+	if err := o.Authentication.ApplyTo(&gc.Authentication, gc.SecureServing, gc.OpenAPIConfig); err != nil {
+		return fmt.Errorf("delegated authentication (may the operator read configmap kube-system/extension-apiserver-authentication and create tokenreviews?): %w", err)
+	}
+	gc.Authentication.Authenticator = anonymousOnlyForHealth{gc.Authentication.Authenticator}
+	if testAuthz == nil {
+		if err := o.Authorization.ApplyTo(&gc.Authorization); err != nil {
+			return fmt.Errorf("delegated authorization: %w", err)
+		}
+		return nil
+	}
+	// What the delegated authorizer puts in front of its
+	// SubjectAccessReview: the health paths, system:masters.
+	paths, err := path.NewAuthorizer(o.Authorization.AlwaysAllowPaths)
+	if err != nil {
+		return fmt.Errorf("authorization paths: %w", err)
+	}
+	gc.Authorization.Authorizer = union.New(paths, authorizerfactory.NewPrivilegedGroups(o.Authorization.AlwaysAllowGroups...), testAuthz)
+	return nil
+}
+
+// Run serves until ctx ends, then shuts down gracefully. Sessions end
+// with the server: Run returns when every one has.
 func (s *Server) Run(ctx context.Context) error {
 	defer s.pf.running.Wait()
 	defer s.stop()
 	return s.generic.PrepareRun().RunWithContext(ctx)
 }
 
-// Authorizer is the server's authorizer as the broker asks it.
-func (s *Server) Authorizer() backend.Authorizer {
-	a := &Authorizer{}
-	a.bind(s.authz)
-	return a
-}
-
-// longRunning: watches and the session stream.
+// longRunning: watches, and the session stream, which lives as long as
+// the session (as the kube-apiserver treats pods/portforward: no request
+// timeout, no in-flight seat held).
 func longRunning() apirequest.LongRunningRequestCheck {
 	return genericfilters.BasicLongRunningRequestCheck(sets.NewString("watch"), sets.NewString(operator.SubresourcePortForward))
 }

@@ -67,7 +67,16 @@ func (s *sessionStorage) Get(ctx context.Context, name string, _ *metav1.GetOpti
 
 func (s *sessionStorage) Watch(ctx context.Context, o *metainternalversion.ListOptions) (watch.Interface, error) {
 	ctx, cancel := context.WithCancel(ctx)
-	events, err := s.sessions.Watch(ctx, genericapirequest.NamespaceValue(ctx), o.ResourceVersion)
+	ns := genericapirequest.NamespaceValue(ctx)
+	// A "watch list" (sendInitialEvents) is a list as events, a bookmark
+	// saying where it ends, then the changes after it.
+	var initial []operator.Session
+	rv := o.ResourceVersion
+	watchList := o.SendInitialEvents != nil && *o.SendInitialEvents
+	if watchList {
+		initial, rv = s.sessions.List(ns)
+	}
+	events, err := s.sessions.Watch(ctx, ns, rv)
 	if err != nil {
 		cancel()
 		return nil, backendError(err, operator.ResourceSessions, "")
@@ -77,6 +86,9 @@ func (s *sessionStorage) Watch(ctx context.Context, o *metainternalversion.ListO
 	go func() {
 		defer w.done.Done()
 		defer close(w.out)
+		if watchList && !w.sendInitial(ctx, initial, rv, o) {
+			return
+		}
 		w.relay(ctx, events, o)
 	}()
 	return w, nil
@@ -206,6 +218,34 @@ func (w *sessionWatch) Stop() {
 	w.done.Wait()
 }
 
+// sendInitial sends the listed sessions as ADDED and, when the client
+// takes bookmarks, the bookmark that ends them; false when ctx ended.
+func (w *sessionWatch) sendInitial(ctx context.Context, items []operator.Session, rv string, o *metainternalversion.ListOptions) bool {
+	for _, se := range items {
+		if !matches(o, &se.ObjectMeta) {
+			continue
+		}
+		if !w.send(ctx, watch.Event{Type: watch.Added, Object: &se}) {
+			return false
+		}
+	}
+	if !o.AllowWatchBookmarks {
+		return true
+	}
+	end := &operator.Session{ObjectMeta: metav1.ObjectMeta{ResourceVersion: rv,
+		Annotations: map[string]string{metav1.InitialEventsAnnotationKey: "true"}}}
+	return w.send(ctx, watch.Event{Type: watch.Bookmark, Object: end})
+}
+
+func (w *sessionWatch) send(ctx context.Context, ev watch.Event) bool {
+	select {
+	case w.out <- ev:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
 func (w *sessionWatch) relay(ctx context.Context, events <-chan backend.SessionEvent, o *metainternalversion.ListOptions) {
 	for {
 		var ev backend.SessionEvent
@@ -222,9 +262,7 @@ func (w *sessionWatch) relay(ctx context.Context, events <-chan backend.SessionE
 			continue
 		}
 		se := ev.Session
-		select {
-		case w.out <- watch.Event{Type: watch.EventType(ev.Type), Object: &se}:
-		case <-ctx.Done():
+		if !w.send(ctx, watch.Event{Type: watch.EventType(ev.Type), Object: &se}) {
 			return
 		}
 	}

@@ -10,6 +10,9 @@ import (
 	"testing"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apiserver/pkg/features"
+	utilfeature "k8s.io/apiserver/pkg/util/feature"
+	featuregatetesting "k8s.io/component-base/featuregate/testing"
 
 	"github.com/remocal/remocal/protocol/operator"
 )
@@ -183,5 +186,32 @@ func TestDeleteCollectionDeletesWhatTheCallerMay(t *testing.T) {
 	ts.sessions.add(session("shop", "s-bob3", "bob", "deployment.inventory"))
 	if code, body := ts.do(t, http.MethodDelete, "admin", api+"/namespaces/shop/sessions", &list); code != http.StatusOK || names(list.Items) != "s-alice1,s-bob3" {
 		t.Errorf("admin deletes the collection: %d %s %s", code, names(list.Items), body)
+	}
+}
+
+// TestSessionsWatchList: a client that asks for the initial events (the
+// WatchList feature, off by default in Kubernetes 1.34) gets the list as
+// ADDED events and a bookmark marking their end.
+func TestSessionsWatchList(t *testing.T) {
+	featuregatetesting.SetFeatureGateDuringTest(t, utilfeature.DefaultFeatureGate, features.WatchList, true)
+	ts := startServer(t)
+	d, res := ts.watch(t, "sendInitialEvents=true&allowWatchBookmarks=true&resourceVersionMatch=NotOlderThan")
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("watch: %s", res.Status)
+	}
+	var seen []string
+	for range 3 {
+		ev := next(t, d)
+		seen = append(seen, ev.Type+" "+ev.Object.Name)
+	}
+	if strings.Join(seen, ",") != "ADDED s-alice1,ADDED s-bob1,ADDED s-bob2" {
+		t.Errorf("initial events %v", seen)
+	}
+	if ev := next(t, d); ev.Type != "BOOKMARK" || ev.Object.Annotations[metav1.InitialEventsAnnotationKey] != "true" || ev.Object.ResourceVersion != "3" {
+		t.Errorf("bookmark %+v", ev)
+	}
+	ts.sessions.add(session("shop", "s-carol1", "carol", "deployment.inventory"))
+	if ev := next(t, d); ev.Type != "ADDED" || ev.Object.Name != "s-carol1" {
+		t.Errorf("then %s %s", ev.Type, ev.Object.Name)
 	}
 }
