@@ -11,12 +11,14 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/runtime/serializer"
 	"k8s.io/apimachinery/pkg/util/sets"
+	"k8s.io/apiserver/pkg/authentication/authenticatorfactory"
 	"k8s.io/apiserver/pkg/authorization/authorizer"
 	"k8s.io/apiserver/pkg/authorization/authorizerfactory"
 	"k8s.io/apiserver/pkg/authorization/path"
@@ -25,6 +27,7 @@ import (
 	"k8s.io/apiserver/pkg/registry/rest"
 	genericapiserver "k8s.io/apiserver/pkg/server"
 	genericfilters "k8s.io/apiserver/pkg/server/filters"
+	"k8s.io/apiserver/pkg/server/healthz"
 	genericoptions "k8s.io/apiserver/pkg/server/options"
 	"k8s.io/apiserver/pkg/util/compatibility"
 
@@ -127,6 +130,9 @@ func New(c Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("build the API server: %w", err)
 	}
+	if err := generic.AddReadyzChecks(frontProxyReady(gc.Authentication.RequestHeaderConfig)); err != nil {
+		return nil, fmt.Errorf("readiness check: %w", err)
+	}
 	authz := gc.Authorization.Authorizer
 	if c.BackendAuthorizer != nil {
 		c.BackendAuthorizer.bind(authz)
@@ -168,6 +174,22 @@ func applyAuth(o *Options, testAuthz authorizer.Authorizer, gc *genericapiserver
 	}
 	gc.Authorization.Authorizer = union.New(paths, authorizerfactory.NewPrivilegedGroups(o.Authorization.AlwaysAllowGroups...), testAuthz)
 	return nil
+}
+
+// frontProxyReady is a readiness check: the front proxy's CA is read from
+// the cluster's ConfigMap by an informer, some time after the server
+// listens; until then every request the kube-apiserver proxies would be
+// refused as unauthenticated, so the operator is not ready.
+func frontProxyReady(rh *authenticatorfactory.RequestHeaderConfig) healthz.HealthChecker {
+	return healthz.NamedCheck("front-proxy-ca", func(*http.Request) error {
+		if rh == nil || rh.CAContentProvider == nil {
+			return nil // not configured: no front proxy to wait for
+		}
+		if len(rh.CAContentProvider.CurrentCABundleContent()) == 0 {
+			return errors.New("the front proxy's CA (requestheader-client-ca-file) is not loaded yet")
+		}
+		return nil
+	})
 }
 
 // Run serves until ctx ends, then shuts down gracefully. Sessions end
