@@ -66,7 +66,9 @@ func (u *unavailable) Watch(ctx context.Context, _, rv string) (<-chan backend.S
 	return ch, nil
 }
 
-func (u *unavailable) Delete(context.Context, string, string, string) error { return backend.ErrNotFound }
+func (u *unavailable) Delete(context.Context, string, string, string) error {
+	return backend.ErrNotFound
+}
 
 func (u *unavailable) Status(context.Context) operator.OperatorState {
 	self, _ := hostname()
