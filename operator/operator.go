@@ -173,6 +173,10 @@ func loadEnv(kubeconfig, namespace string) (*kube.Env, error) {
 		}
 	}
 	cfg.UserAgent = "remocal-operator"
+	// client-go's default (5 requests/s, bursts of 10) would make one
+	// listing of a busy namespace wait on the client's own rate limiter:
+	// a listing asks for each ready workload's pods.
+	cfg.QPS, cfg.Burst = 50, 100
 	cs, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("build the Kubernetes client: %w", err)

@@ -66,8 +66,12 @@ func (k *kubeTargets) withPods(ctx context.Context, listed []daemon.Target) ([]o
 	p := pool.New().WithErrors().WithContext(ctx).WithMaxGoroutines(podLookups)
 	for i, t := range listed {
 		out[i] = apiTarget(t)
-		if !t.Ready {
+		switch {
+		case !t.Ready:
 			continue // no ready pod to look for
+		case t.Kind == string(config.TargetPod):
+			out[i].Status.Pods = []string{t.Name} // a ready pod is its own
+			continue
 		}
 		p.Go(func(ctx context.Context) error {
 			pods, err := kube.ReadyPods(ctx, k.env, t.Namespace, config.TargetKind(t.Kind), t.Name)
