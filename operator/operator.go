@@ -46,7 +46,9 @@ type Options struct {
 	Log *slog.Logger
 
 	// NewBackend builds the session broker, its registry and the status
-	// report; nil uses the built-in one (see newBackend).
+	// report; nil uses the built-in one (defaultBackend). If the Backend
+	// has a Close method (with or without an error), Run calls it after
+	// the API server has stopped and every session has ended.
 	NewBackend func(ctx context.Context, d Deps) (Backend, error)
 
 	server *apiserver.Options
@@ -150,10 +152,24 @@ func Run(ctx context.Context, o *Options) error {
 	srv, err := apiserver.New(apiserver.Config{Options: o.server, Version: o.Version, Targets: targets,
 		Sessions: b, Broker: b, Status: b, BackendAuthorizer: authz})
 	if err != nil {
-		return err
+		return errors.Join(err, closeBackend(b))
 	}
 	log.Info("serving the operator API", "namespace", o.Namespace, "port", o.server.SecureServing.BindPort, "agentImage", o.AgentImage)
-	return srv.Run(ctx)
+	err = srv.Run(ctx)
+	return errors.Join(err, closeBackend(b))
+}
+
+// closeBackend closes b if it can be closed.
+func closeBackend(b Backend) error {
+	switch c := b.(type) {
+	case interface{ Close() error }:
+		if err := c.Close(); err != nil {
+			return fmt.Errorf("stop the session broker: %w", err)
+		}
+	case interface{ Close() }:
+		c.Close()
+	}
+	return nil
 }
 
 // loadEnv connects to the cluster: the service account in a pod, or a
