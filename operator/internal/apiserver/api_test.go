@@ -145,3 +145,52 @@ func TestLongRunningRequests(t *testing.T) {
 		}
 	}
 }
+
+// TestDiscoveryAndOpenAPI: kubectl finds the resources and their verbs,
+// and the schemas (kubectl explain) describe the types' fields.
+func TestDiscoveryAndOpenAPI(t *testing.T) {
+	ts := startServer(t)
+	var resources metav1.APIResourceList
+	if code, body := ts.do(t, http.MethodGet, "eve", api, &resources); code != http.StatusOK {
+		t.Fatalf("discovery: %d %s", code, body)
+	}
+	got := map[string]string{}
+	for _, r := range resources.APIResources {
+		got[r.Name] = fmt.Sprintf("%v %s %v", r.Namespaced, r.Kind, r.Verbs)
+	}
+	want := map[string]string{
+		"targets":             "true Target [get list]",
+		"targets/portforward": "true Target [create get]",
+		"sessions":            "true Session [delete deletecollection get list watch]",
+		"operatorstatuses":    "false OperatorStatus [get list]",
+	}
+	for name, w := range want {
+		if got[name] != w {
+			t.Errorf("discovery of %s: %q, want %q", name, got[name], w)
+		}
+	}
+
+	var doc struct {
+		Definitions map[string]struct {
+			Properties map[string]struct {
+				Ref  string `json:"$ref"`
+				Type string `json:"type"`
+			} `json:"properties"`
+			GVK []map[string]string `json:"x-kubernetes-group-version-kind"`
+		} `json:"definitions"`
+	}
+	if code, body := ts.do(t, http.MethodGet, "eve", "/openapi/v2", &doc); code != http.StatusOK {
+		t.Fatalf("openapi: %d %s", code, body)
+	}
+	target, ok := doc.Definitions["com.github.remocal.remocal.protocol.operator.Target"]
+	if !ok || len(target.GVK) != 1 || target.GVK[0]["kind"] != "Target" {
+		t.Fatalf("no Target definition with its kind: %+v", target)
+	}
+	if target.Properties["metadata"].Ref != "#/definitions/io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta" ||
+		target.Properties["kind"].Type != "string" || target.Properties["status"].Ref == "" {
+		t.Errorf("Target's properties %+v", target.Properties)
+	}
+	if ports := doc.Definitions["com.github.remocal.remocal.protocol.operator.PortStatus"].Properties; ports["port"].Type != "integer" || ports["filter"].Ref == "" {
+		t.Errorf("PortStatus's properties %+v", ports)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"net"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 
 	"k8s.io/apiserver/pkg/authorization/authorizer"
@@ -193,6 +194,11 @@ type rbac map[string][]string
 
 func (r rbac) Authorize(_ context.Context, a authorizer.Attributes) (authorizer.Decision, string, error) {
 	if !a.IsResourceRequest() {
+		// As the cluster's system:discovery role: discovery and OpenAPI
+		// for everybody authenticated.
+		if a.GetVerb() == "get" && (strings.HasPrefix(a.GetPath(), "/apis") || strings.HasPrefix(a.GetPath(), "/openapi/")) {
+			return authorizer.DecisionAllow, "", nil
+		}
 		return authorizer.DecisionNoOpinion, "", nil
 	}
 	res := a.GetResource()
