@@ -22,7 +22,11 @@ import (
 
 type fakeTargets struct{ items []operator.Target }
 
-func (f *fakeTargets) List(_ context.Context, ns string) ([]operator.Target, error) {
+func (f *fakeTargets) List(ctx context.Context, ns string) ([]operator.Target, error) {
+	if ns == "slow" {
+		<-ctx.Done() // until the request's timeout
+		return nil, ctx.Err()
+	}
 	var out []operator.Target
 	for _, t := range f.items {
 		if ns == "" || t.Namespace == ns {

@@ -1,11 +1,14 @@
 package apiserver
 
 import (
+	"bufio"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/remocal/remocal/protocol/operator"
 )
@@ -86,5 +89,41 @@ func TestSessionsEndWithTheServer(t *testing.T) {
 	}
 	if rest, err := io.ReadAll(r); len(rest) != 0 {
 		t.Errorf("after the server stopped: %q, %v", rest, err)
+	}
+}
+
+// TestSessionsAreLongRunning: sessions hold no in-flight seat (with a
+// limit of one, several sessions and a request run at once) and outlive
+// the request timeout, which cuts other requests. The test waits past the
+// timeout on purpose: that is the behaviour tested.
+func TestSessionsAreLongRunning(t *testing.T) {
+	const timeout = time.Second
+	ts := startServerWith(t, timeout, 1)
+	var sessions []*bufio.Reader
+	var conns []net.Conn
+	for range 3 {
+		conn, r, res := ts.dialUpgrade(t, http.MethodPost, "alice", pf, true)
+		if res.StatusCode != http.StatusSwitchingProtocols {
+			t.Fatalf("session %d: %s", len(sessions)+1, res.Status)
+		}
+		if _, err := r.ReadString('\n'); err != nil {
+			t.Fatal(err)
+		}
+		sessions, conns = append(sessions, r), append(conns, conn)
+	}
+	// A request that is not long-running is cut at the timeout.
+	start := time.Now()
+	if code, body := ts.do(t, http.MethodGet, "alice", api+"/namespaces/slow/targets", nil); code != http.StatusGatewayTimeout {
+		t.Errorf("a slow list: %d %s", code, body)
+	}
+	if waited := time.Since(start); waited < timeout {
+		t.Fatalf("the slow list ended after %s, before the timeout", waited)
+	}
+	// The sessions, older than that, still carry bytes.
+	for i, r := range sessions {
+		fmt.Fprintf(conns[i], "still there %d?\n", i)
+		if got, err := r.ReadString('\n'); err != nil || got != fmt.Sprintf("echo still there %d?\n", i) {
+			t.Errorf("session %d after the request timeout: %q, %v", i, got, err)
+		}
 	}
 }

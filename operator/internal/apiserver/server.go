@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -87,6 +88,12 @@ type Config struct {
 	// server without a cluster. (Authentication has no seam: tests use
 	// the real front-proxy authentication with a CA of their own.)
 	Authorizer authorizer.Authorizer
+
+	// requestTimeout and maxInFlight, when set, replace the generic
+	// server's 60 s timeout and in-flight limits of requests that are not
+	// long-running (tests).
+	requestTimeout time.Duration
+	maxInFlight    int
 }
 
 // Server is the operator's API server, ready to run.
@@ -119,6 +126,12 @@ func New(c Config) (*Server, error) {
 	gc := genericapiserver.NewConfig(codecs)
 	gc.EffectiveVersion = compatibility.DefaultBuildEffectiveVersion()
 	gc.LongRunningFunc = longRunning()
+	if c.requestTimeout > 0 {
+		gc.RequestTimeout = c.requestTimeout
+	}
+	if c.maxInFlight > 0 {
+		gc.MaxRequestsInFlight, gc.MaxMutatingRequestsInFlight = c.maxInFlight, c.maxInFlight
+	}
 	openAPIConfigs(scheme, gc, c.Version)
 	if err := o.SecureServing.ApplyTo(&gc.SecureServing, &gc.LoopbackClientConfig); err != nil {
 		return nil, fmt.Errorf("serving: %w", err)

@@ -63,6 +63,13 @@ func session(ns, name, owner, target string) operator.Session {
 
 func startServer(t *testing.T) *testServer {
 	t.Helper()
+	return startServerWith(t, 0, 0)
+}
+
+// startServerWith starts the server with a request timeout and an
+// in-flight limit (0: the generic server's).
+func startServerWith(t *testing.T, requestTimeout time.Duration, maxInFlight int) *testServer {
+	t.Helper()
 	dir := t.TempDir()
 	proxyCA, proxyKey := newCA(t, "front-proxy-ca")
 	writePEM(t, filepath.Join(dir, "front-proxy-ca.crt"), "CERTIFICATE", proxyCA.Raw)
@@ -106,7 +113,7 @@ func startServer(t *testing.T) *testServer {
 	}}
 	backendAuthz := &Authorizer{}
 	srv, err := New(Config{Options: o, Version: "test", Targets: targets, Sessions: ts.sessions, Broker: ts.broker,
-		Status: fakeStatus{}, Authorizer: rules, BackendAuthorizer: backendAuthz})
+		Status: fakeStatus{}, Authorizer: rules, BackendAuthorizer: backendAuthz, requestTimeout: requestTimeout, maxInFlight: maxInFlight})
 	if err != nil {
 		t.Fatal(err)
 	}
