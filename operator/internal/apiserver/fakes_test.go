@@ -20,11 +20,18 @@ import (
 // The fakes below are the unit-test seam of the backend interfaces; the
 // real catalogue and broker are tested with the cluster.
 
-type fakeTargets struct{ items []operator.Target }
+type fakeTargets struct {
+	items []operator.Target
+	// release ends the lists of namespace "slow", which wait for it
+	// beyond their request's end, so that only the server's timeout
+	// answers them.
+	release chan struct{}
+}
 
 func (f *fakeTargets) List(ctx context.Context, ns string) ([]operator.Target, error) {
 	if ns == "slow" {
-		<-ctx.Done() // until the request's timeout
+		<-ctx.Done()
+		<-f.release
 		return nil, ctx.Err()
 	}
 	var out []operator.Target

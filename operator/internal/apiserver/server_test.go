@@ -37,6 +37,7 @@ type testServer struct {
 	roots    *x509.CertPool
 	proxy    tls.Certificate // the front proxy's client certificate
 	stranger tls.Certificate // a client certificate of another CA
+	targets  *fakeTargets
 	sessions *fakeSessions
 	broker   *echoBroker
 	// stop stops the server and returns what Run returned.
@@ -101,7 +102,7 @@ func startServerWith(t *testing.T, requestTimeout time.Duration, maxInFlight int
 	a.RequestHeader.ExtraHeaderPrefixes = []string{"X-Remote-Extra-"}
 	o.Authorization.RemoteKubeConfigFileOptional = true
 
-	targets := &fakeTargets{items: []operator.Target{
+	ts.targets = &fakeTargets{release: make(chan struct{}), items: []operator.Target{
 		{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "deployment.inventory"},
 			Spec:   operator.TargetSpec{Kind: "deployment", Name: "inventory", Containers: []string{"inventory"}},
 			Status: operator.TargetStatus{Ready: true, Status: "2/2 ready", Pods: []string{"inventory-a", "inventory-b"}}},
@@ -112,7 +113,7 @@ func startServerWith(t *testing.T, requestTimeout time.Duration, maxInFlight int
 			Spec: operator.TargetSpec{Kind: "service", Name: "web"}},
 	}}
 	backendAuthz := &Authorizer{}
-	srv, err := New(Config{Options: o, Version: "test", Targets: targets, Sessions: ts.sessions, Broker: ts.broker,
+	srv, err := New(Config{Options: o, Version: "test", Targets: ts.targets, Sessions: ts.sessions, Broker: ts.broker,
 		Status: fakeStatus{}, Authorizer: rules, BackendAuthorizer: backendAuthz, requestTimeout: requestTimeout, maxInFlight: maxInFlight})
 	if err != nil {
 		t.Fatal(err)
@@ -125,6 +126,7 @@ func startServerWith(t *testing.T, requestTimeout time.Duration, maxInFlight int
 		return <-done
 	})
 	t.Cleanup(func() {
+		close(ts.targets.release)
 		if err := ts.stop(); err != nil {
 			t.Errorf("Run: %v", err)
 		}
