@@ -28,6 +28,9 @@ const (
 	EtcdVersion       = "v3.6.13"
 	CNIPluginsVersion = "v1.9.1"
 	CoreDNSVersion    = "v1.12.4"
+	// HelmVersion is the helm the operator's chart is installed with: the
+	// newest 3.x whose k8s.io modules are the cluster's minor (v0.34.x).
+	HelmVersion = "v3.19.5"
 )
 
 // Images the harness imports into the node's containerd.

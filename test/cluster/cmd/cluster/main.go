@@ -6,6 +6,8 @@
 //	go run ./test/cluster/cmd/cluster images   # make images
 //	go run ./test/cluster/cmd/cluster status
 //	go run ./test/cluster/cmd/cluster build    # only build (or find cached) the binaries
+//	go run ./test/cluster/cmd/cluster helm ARGS # the harness's helm
+//	go run ./test/cluster/cmd/cluster manifests # the chart as plain manifests (make manifests)
 //
 // Progress goes to standard error; `up` ends by printing
 // `export KUBECONFIG=...` on standard output.
@@ -13,10 +15,13 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
+	"os/exec"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -58,8 +63,12 @@ func main() {
 		var o cluster.ImageOptions
 		fs.StringVar(&o.OutDir, "out", "", "directory for the OCI archives (default bin/images)")
 		fs.StringVar(&o.Tag, "tag", "dev", "tag of the example images")
-		fs.StringVar(&o.Version, "version", "dev", "version stamped into the remocal binary, and the agent image's tag")
+		fs.StringVar(&o.Version, "version", "dev", "version stamped into the remocal binary, and the agent and operator images' tag")
+		only := fs.String("only", "", "comma-separated images to build (agent,operator,inventory,pyservice,postgres); default all")
 		_ = fs.Parse(os.Args[2:])
+		if *only != "" {
+			o.Only = strings.Split(*only, ",")
+		}
 		var imgs []cluster.BuiltImage
 		imgs, err = cluster.BuildImages(ctx, o, logf)
 		for _, i := range imgs {
@@ -68,6 +77,13 @@ func main() {
 			} else {
 				fmt.Printf("%s\tskipped: %s\n", i.Name, i.Note)
 			}
+		}
+	case "helm":
+		err = runHelm(ctx, os.Args[2:])
+	case "manifests":
+		var b []byte
+		if b, err = cluster.Manifests(ctx); err == nil {
+			_, err = os.Stdout.Write(b)
 		}
 	default:
 		usage()
@@ -78,7 +94,34 @@ func main() {
 	}
 }
 
+// runHelm runs the harness's helm (built on first use) with args, on the
+// running cluster as cluster-admin if there is one; `helm template` and
+// `helm lint` need none.
+func runHelm(ctx context.Context, args []string) error {
+	var cmd *exec.Cmd
+	if c, err := cluster.Attach(ctx); err == nil {
+		if cmd, err = c.HelmCmd(ctx, args...); err != nil {
+			return err
+		}
+	} else {
+		bin, err := cluster.Helm(ctx)
+		if err != nil {
+			return err
+		}
+		cmd = exec.CommandContext(ctx, bin, args...)
+	}
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	if err := cmd.Run(); err != nil {
+		var exit *exec.ExitError
+		if errors.As(err, &exit) {
+			os.Exit(exit.ExitCode()) // helm said why on standard error
+		}
+		return err
+	}
+	return nil
+}
+
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: go run ./test/cluster/cmd/cluster up|down|status|build|images [-out DIR] [-tag TAG] [-version V]")
+	fmt.Fprintln(os.Stderr, "usage: go run ./test/cluster/cmd/cluster up|down|status|build|images [-out DIR] [-tag TAG] [-version V] [-only a,b]|helm ARGS...|manifests")
 	os.Exit(2)
 }
