@@ -1,9 +1,11 @@
 package cluster
 
 import (
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
@@ -51,4 +53,34 @@ func (c *Cluster) ListerKubeconfig(tb testing.TB, ns string, resources ...string
 		tb.Fatal(err)
 	}
 	return c.TokenKubeconfig(tb, "lister", token, ns)
+}
+
+// User makes an identity the cluster authenticates as name, member of
+// groups: a client certificate (CN name, O groups) signed by the cluster
+// CA, valid for a day, as real clusters authenticate people. It returns a
+// kubeconfig for it (context namespace "default"), removed when the test
+// ends. The user has no rights until the test binds some.
+func (c *Cluster) User(tb testing.TB, name string, groups ...string) string {
+	tb.Helper()
+	clusterCA, err := loadCA("ca")
+	if err != nil {
+		tb.Fatalf("the cluster CA: %v", err)
+	}
+	crt, key, err := clusterCA.issue(leaf{cn: name, orgs: groups, client: true, validity: 24 * time.Hour})
+	if err != nil {
+		tb.Fatalf("a certificate for %s: %v", name, err)
+	}
+	path := filepath.Join(tb.TempDir(), name+".kubeconfig")
+	if err := os.WriteFile(path, kubeconfig(name, clusterCA.certPEM(), crt, key), 0o600); err != nil {
+		tb.Fatal(err)
+	}
+	return path
+}
+
+// As is the cluster seen through another kubeconfig (a User's, a
+// TokenKubeconfig): its Kubectl and Helm act as that identity.
+func (c *Cluster) As(kubeconfig string) *Cluster {
+	d := *c
+	d.Kubeconfig = kubeconfig
+	return &d
 }

@@ -71,6 +71,8 @@ type leaf struct {
 	ips    []string
 	server bool
 	client bool
+	// validity is how long the certificate lasts (default two years).
+	validity time.Duration
 }
 
 // issue signs a new key's certificate for l and returns both in PEM.
@@ -84,11 +86,15 @@ func (c *ca) issue(l leaf) (certPEM, keyPEM []byte, err error) {
 		return nil, nil, err
 	}
 	now := time.Now()
+	validity := l.validity
+	if validity == 0 {
+		validity = 2 * 365 * 24 * time.Hour
+	}
 	tmpl := &x509.Certificate{
 		SerialNumber: sn,
 		Subject:      pkix.Name{CommonName: l.cn, Organization: l.orgs},
 		NotBefore:    now.Add(-time.Hour),
-		NotAfter:     now.Add(2 * 365 * 24 * time.Hour),
+		NotAfter:     now.Add(validity),
 		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
 		DNSNames:     l.dns,
 	}
@@ -123,6 +129,32 @@ func (c *ca) keyPEM() ([]byte, error) {
 		return nil, err
 	}
 	return pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: der}), nil
+}
+
+// loadCA reads a CA this package wrote (stem.crt and stem.key in pkiDir).
+func loadCA(stem string) (*ca, error) {
+	crtPEM, err := os.ReadFile(pkiFile(stem + ".crt"))
+	if err != nil {
+		return nil, err
+	}
+	keyPEM, err := os.ReadFile(pkiFile(stem + ".key"))
+	if err != nil {
+		return nil, err
+	}
+	cb, _ := pem.Decode(crtPEM)
+	kb, _ := pem.Decode(keyPEM)
+	if cb == nil || kb == nil {
+		return nil, fmt.Errorf("%s: not a PEM certificate and key (run make cluster-down && make cluster-up)", pkiFile(stem+".crt"))
+	}
+	cert, err := x509.ParseCertificate(cb.Bytes)
+	if err != nil {
+		return nil, err
+	}
+	key, err := x509.ParseECPrivateKey(kb.Bytes)
+	if err != nil {
+		return nil, err
+	}
+	return &ca{cert: cert, key: key, der: cb.Bytes}, nil
 }
 
 // pkiFile names a file in pkiDir.
