@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -84,11 +85,15 @@ type ImageOptions struct {
 	// for remocal.local/agent:V by default, so the agent built with a
 	// remocal is the one that remocal starts.
 	Version string
+	// Only names the images to build (agent, operator, inventory,
+	// pyservice, postgres); empty builds them all.
+	Only []string
 }
 
 // Images of remocal itself and of the examples, as BuildImages names them.
 const (
 	AgentImageRepo     = "remocal.local/agent"
+	OperatorImageRepo  = "remocal.local/operator"
 	InventoryImageRepo = "remocal.local/examples/inventory"
 	PyServiceImageRepo = "remocal.local/examples/pyservice"
 )
@@ -102,7 +107,8 @@ type BuiltImage struct {
 
 // BuildImages builds remocal's own images from this checkout without a
 // container engine: the agent (the remocal binary, static, entrypoint
-// `remocal agent`), the inventory example (a Go HTTP API), a small
+// `remocal agent`), the operator (the same binary, entrypoint `remocal
+// operator`, user 65532), the inventory example (a Go HTTP API), a small
 // Python service (Debian's python3.11 with just the modules the service
 // imports) and Postgres (Debian's PostgreSQL 15, server only). If a
 // cluster is running, it imports them into its containerd.
@@ -141,14 +147,7 @@ func BuildImages(ctx context.Context, o ImageOptions, logf Logf) ([]BuiltImage, 
 		}
 		return nil
 	}
-	remocal := filepath.Join(work, "remocal")
-	if err := build("./cmd/remocal", remocal, "-s -w -X main.version="+o.Version); err != nil {
-		return nil, err
-	}
-	inventory := filepath.Join(work, "inventory")
-	if err := build("./examples/inventory", inventory, "-s -w"); err != nil {
-		return nil, err
-	}
+	want := func(name string) bool { return len(o.Only) == 0 || slices.Contains(o.Only, name) }
 	var built []BuiltImage
 	write := func(file string, img Image) error {
 		p := filepath.Join(o.OutDir, file)
@@ -160,47 +159,59 @@ func BuildImages(ctx context.Context, o ImageOptions, logf Logf) ([]BuiltImage, 
 		built = append(built, BuiltImage{Name: img.Name, Path: p})
 		return nil
 	}
-	if err := write("agent.tar", Image{
-		Name:       AgentImageRepo + ":" + o.Version,
-		Entrypoint: []string{"/remocal", "agent"},
-		Files:      []ImageFile{{Path: "/remocal", Source: remocal, Mode: 0o755}},
-	}); err != nil {
-		return nil, err
+	if want("agent") || want("operator") {
+		remocal := filepath.Join(work, "remocal")
+		if err := build("./cmd/remocal", remocal, "-s -w -X main.version="+o.Version); err != nil {
+			return nil, err
+		}
+		if err := writeRemocalImages(write, want, remocal, o.Version); err != nil {
+			return nil, err
+		}
 	}
-	if err := write("inventory.tar", Image{
-		Name:       InventoryImageRepo + ":" + o.Tag,
-		Entrypoint: []string{"/inventory"},
-		Env:        []string{"PATH=/", "LISTEN_ADDR=:8080"},
-		Files:      []ImageFile{{Path: "/inventory", Source: inventory, Mode: 0o755}},
-	}); err != nil {
-		return nil, err
+	if want("inventory") {
+		inventory := filepath.Join(work, "inventory")
+		if err := build("./examples/inventory", inventory, "-s -w"); err != nil {
+			return nil, err
+		}
+		if err := write("inventory.tar", Image{
+			Name:       InventoryImageRepo + ":" + o.Tag,
+			Entrypoint: []string{"/inventory"},
+			Env:        []string{"PATH=/", "LISTEN_ADDR=:8080"},
+			Files:      []ImageFile{{Path: "/inventory", Source: inventory, Mode: 0o755}},
+		}); err != nil {
+			return nil, err
+		}
 	}
-	pyName := PyServiceImageRepo + ":" + o.Tag
-	pyFiles, note, err := pythonServiceFiles(ctx, filepath.Join(root, "examples", "pyservice", "app.py"))
-	if err != nil {
-		return nil, err
+	if want("pyservice") {
+		pyName := PyServiceImageRepo + ":" + o.Tag
+		pyFiles, note, err := pythonServiceFiles(ctx, filepath.Join(root, "examples", "pyservice", "app.py"))
+		if err != nil {
+			return nil, err
+		}
+		if note != "" {
+			logf("images: %s skipped: %s", pyName, note)
+			built = append(built, BuiltImage{Name: pyName, Note: note})
+		} else if err := write("pyservice.tar", Image{
+			Name:       pyName,
+			Entrypoint: []string{"/usr/bin/python3.11", "-I", "-S", "/app/app.py"},
+			Env:        []string{"PATH=/usr/bin", "PYTHONHOME=/usr", "PYTHONDONTWRITEBYTECODE=1", "LISTEN_PORT=8080"},
+			Files:      pyFiles,
+		}); err != nil {
+			return nil, err
+		}
 	}
-	if note != "" {
-		logf("images: %s skipped: %s", pyName, note)
-		built = append(built, BuiltImage{Name: pyName, Note: note})
-	} else if err := write("pyservice.tar", Image{
-		Name:       pyName,
-		Entrypoint: []string{"/usr/bin/python3.11", "-I", "-S", "/app/app.py"},
-		Env:        []string{"PATH=/usr/bin", "PYTHONHOME=/usr", "PYTHONDONTWRITEBYTECODE=1", "LISTEN_PORT=8080"},
-		Files:      pyFiles,
-	}); err != nil {
-		return nil, err
-	}
-	pgName := PostgresImageRepo + ":" + o.Tag
-	pgImg, note, err := postgresImage(ctx, pgName, filepath.Join(root, "examples", "postgres", "entrypoint.sh"))
-	if err != nil {
-		return nil, err
-	}
-	if note != "" {
-		logf("images: %s skipped: %s", pgName, note)
-		built = append(built, BuiltImage{Name: pgName, Note: note})
-	} else if err := write("postgres.tar", pgImg); err != nil {
-		return nil, err
+	if want("postgres") {
+		pgName := PostgresImageRepo + ":" + o.Tag
+		pgImg, note, err := postgresImage(ctx, pgName, filepath.Join(root, "examples", "postgres", "entrypoint.sh"))
+		if err != nil {
+			return nil, err
+		}
+		if note != "" {
+			logf("images: %s skipped: %s", pgName, note)
+			built = append(built, BuiltImage{Name: pgName, Note: note})
+		} else if err := write("postgres.tar", pgImg); err != nil {
+			return nil, err
+		}
 	}
 	if Running(ctx) {
 		c := handle(nil)
@@ -215,6 +226,35 @@ func BuildImages(ctx context.Context, o ImageOptions, logf Logf) ([]BuiltImage, 
 		logf("images: imported into the running cluster")
 	}
 	return built, nil
+}
+
+// writeRemocalImages writes the images of the remocal binary: the agent
+// (run as root: it enters its target's namespaces) and the operator (an
+// unprivileged API server, user 65532 as distroless images name
+// "nonroot"), each tagged with the binary's version.
+func writeRemocalImages(write func(string, Image) error, want func(string) bool, remocal, version string) error {
+	if want("agent") {
+		if err := write("agent.tar", Image{
+			Name:       AgentImageRepo + ":" + version,
+			Entrypoint: []string{"/remocal", "agent"},
+			Files:      []ImageFile{{Path: "/remocal", Source: remocal, Mode: 0o755}},
+		}); err != nil {
+			return err
+		}
+	}
+	if !want("operator") {
+		return nil
+	}
+	return write("operator.tar", Image{
+		Name:       OperatorImageRepo + ":" + version,
+		Entrypoint: []string{"/remocal", "operator"},
+		User:       "65532:65532",
+		Files: []ImageFile{
+			{Path: "/remocal", Source: remocal, Mode: 0o755},
+			{Path: "/etc/passwd", Data: []byte("root:x:0:0:root:/root:/sbin/nologin\nnobody:x:65534:65534:nobody:/nonexistent:/sbin/nologin\nnonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin\n"), Mode: 0o644},
+			{Path: "/etc/group", Data: []byte("root:x:0:\nnogroup:x:65534:\nnonroot:x:65532:\n"), Mode: 0o644},
+		},
+	})
 }
 
 // pythonServiceFiles collects what Debian's python3.11 needs to run app:
