@@ -7,7 +7,7 @@ GOFLAGS_TEST ?= -count=1
 FUZZTIME ?= 3s
 
 .PHONY: all deps build bootstrap bootstrap-fresh test unit e2e fuzz-short bench lint demo clean \
-	cluster-up cluster-down cluster-test images
+	cluster-up cluster-down cluster-test images manifests
 
 all: build
 
@@ -66,7 +66,7 @@ test: deps lint
 # machine it is built: minutes) and goes down afterwards if it was not
 # running before. Under plain go test these tests skip and say how to run
 # them.
-E2E_PKGS ?= ./test/cluster/ ./test/e2e/kube/ ./server/internal/targets/ ./cmd/remocal/ ./test/docs/
+E2E_PKGS ?= ./test/cluster/ ./test/e2e/kube/ ./test/e2e/operator/ ./server/internal/targets/ ./cmd/remocal/ ./test/docs/
 e2e: deps
 	@test/setup/e2e.sh $(E2E_PKGS)
 
@@ -128,14 +128,23 @@ cluster-down:
 cluster-test: cluster-up
 	REMOCAL_CLUSTER=existing go test $(GOFLAGS_TEST) -v $(CLUSTER_TEST_PKGS)
 
-# OCI archives of remocal's images in bin/images (agent, examples), built
-# without a container engine; imported into the cluster if it is up.
-# The agent is tagged $(VERSION), the version make build stamps into
-# bin/remocal, whose default agent image is remocal.local/agent:<version>;
+# OCI archives of remocal's images in bin/images (agent, operator,
+# examples), built without a container engine; imported into the cluster if
+# it is up. The agent and the operator are tagged $(VERSION), the version
+# make build stamps into bin/remocal, whose default agent image is
+# remocal.local/agent:<version>;
 # the examples are tagged $(IMAGE_TAG), as examples/kubernetes names them.
 # Pushing them to a registry: docs/cluster.md.
 images: bootstrap-fresh
 	@$(CLUSTER) images -out bin/images -tag $(IMAGE_TAG) -version $(VERSION)
+
+# The operator's chart (charts/remocal) rendered as plain manifests with the
+# harness's helm (built into its cache on first use); a test in
+# test/e2e/operator fails when deploy/remocal-operator.yaml is stale.
+manifests:
+	@mkdir -p deploy
+	@$(CLUSTER) manifests > deploy/remocal-operator.yaml.tmp && mv deploy/remocal-operator.yaml.tmp deploy/remocal-operator.yaml \
+		|| { rm -f deploy/remocal-operator.yaml.tmp; exit 1; }
 
 clean:
 	rm -rf bin
