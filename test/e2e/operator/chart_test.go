@@ -120,22 +120,31 @@ func TestChartAppVersionIsRemocals(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	chart, err := os.ReadFile(filepath.Join(root, "charts", "remocal", "Chart.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	main, err := os.ReadFile(filepath.Join(root, "cmd", "remocal", "main.go"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	app := regexp.MustCompile(`(?m)^appVersion: "([^"]+)"$`).FindSubmatch(chart)
 	bin := regexp.MustCompile(`(?m)^var version = "([^"]+)"$`).FindSubmatch(main)
-	if app == nil || bin == nil {
-		t.Fatalf("appVersion in Chart.yaml (%q) or var version in cmd/remocal/main.go (%q) not found", app, bin)
+	if bin == nil {
+		t.Fatal("var version in cmd/remocal/main.go not found")
 	}
-	if string(app[1]) != string(bin[1]) {
-		t.Fatalf("Chart.yaml's appVersion is %s but cmd/remocal is version %s: keep them together", app[1], bin[1])
+	if app := appVersion(t); app != string(bin[1]) {
+		t.Fatalf("Chart.yaml's appVersion is %s but cmd/remocal is version %s: keep them together", app, bin[1])
 	}
+}
+
+// appVersion is the chart's appVersion: the default tag of its images.
+func appVersion(t *testing.T) string {
+	t.Helper()
+	chart, err := os.ReadFile(filepath.Join(chartDir(t), "Chart.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	app := regexp.MustCompile(`(?m)^appVersion: "([^"]+)"$`).FindSubmatch(chart)
+	if app == nil {
+		t.Fatal(`no appVersion: "..." line in Chart.yaml`)
+	}
+	return string(app[1])
 }
 
 // TestChartServingCertificate: the certificate the chart makes is one the
