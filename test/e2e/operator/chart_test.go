@@ -191,7 +191,8 @@ func TestChartServingCertificate(t *testing.T) {
 	find(t, objs, "Deployment", "remocal-operator", &dep)
 	pod := dep.Spec.Template.Spec
 	ctr := pod.Containers[0]
-	for _, want := range []string{"--secure-port=8443", "--tls-cert-file=/etc/remocal/tls/tls.crt", "--tls-private-key-file=/etc/remocal/tls/tls.key", "--namespace=$(POD_NAMESPACE)"} {
+	for _, want := range []string{"--secure-port=8443", "--tls-cert-file=/etc/remocal/tls/tls.crt", "--tls-private-key-file=/etc/remocal/tls/tls.key", "--namespace=$(POD_NAMESPACE)",
+		"--agent-image=" + cluster.AgentImageRepo + ":" + appVersion(t), "--session-ttl=5m", "--agent-ttl=10m"} {
 		if !slices.Contains(ctr.Args, want) {
 			t.Errorf("the operator's args %q lack %s", ctr.Args, want)
 		}
