@@ -44,6 +44,8 @@ var images struct {
 func buildImages(t testing.TB) {
 	t.Helper()
 	images.once.Do(func() {
+		start := time.Now()
+		defer func() { t.Logf("images built and imported in %s", time.Since(start).Round(100*time.Millisecond)) }()
 		dir, err := os.MkdirTemp("", "remocal-e2e-operator-images")
 		if err != nil {
 			images.err = err
@@ -107,6 +109,7 @@ func installChart(t *testing.T, c *cluster.Cluster, valuesJSON string) *install 
 		}
 		in.uninstall(t)
 	})
+	start := time.Now()
 	if _, err := c.Helm(ctx, "install", in.release, chartDir(t), "--namespace", in.ns,
 		"--values", values,
 		"--set", "image.tag="+version, "--set", "agent.image.tag="+version,
@@ -114,6 +117,7 @@ func installChart(t *testing.T, c *cluster.Cluster, valuesJSON string) *install 
 		"--set", "image.pullPolicy=Never"); err != nil {
 		t.Fatal(err)
 	}
+	t.Logf("helm install in %s", time.Since(start).Round(100*time.Millisecond))
 	return in
 }
 
@@ -126,11 +130,13 @@ func (in *install) uninstall(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
+	start := time.Now()
 	if _, err := in.c.Helm(ctx, "uninstall", in.release, "--namespace", in.ns, "--wait", "--timeout=90s"); err != nil {
 		t.Errorf("helm uninstall: %v", err)
 		return
 	}
 	in.uninstalled = true
+	t.Logf("helm uninstall --wait in %s", time.Since(start).Round(100*time.Millisecond))
 	for _, kind := range []string{"apiservice/" + apiService, "clusterrole/remocal-user", "clusterrole/remocal-admin",
 		"clusterrole/remocal-admin-extras", "clusterrole/remocal-operator", "clusterrolebinding/remocal-operator",
 		"clusterrolebinding/remocal-operator:auth-delegator"} {
@@ -153,6 +159,8 @@ func (in *install) uninstall(t *testing.T) {
 func (in *install) waitAvailable(t *testing.T) {
 	t.Helper()
 	ctx := testContext(t, 3*time.Minute)
+	start := time.Now()
+	defer func() { t.Logf("APIService Available after %s", time.Since(start).Round(100*time.Millisecond)) }()
 	if _, err := in.c.Kubectl(ctx, "wait", "apiservice/"+apiService, "--for=condition=Available", "--timeout=150s"); err != nil {
 		status, _ := in.c.Kubectl(ctx, "get", "apiservice", apiService, "-o", "jsonpath={.status.conditions}")
 		t.Fatalf("the operator's API did not become available: %v\nAPIService conditions: %s", err, status)
