@@ -198,8 +198,9 @@ func errText(err error) string {
 func reapLeftovers(t *testing.T, c *cluster.Cluster) {
 	t.Helper()
 	ctx := testContext(t, time.Minute)
-	owner, err := c.Kubectl(ctx, "get", "apiservice", apiService, "--ignore-not-found",
-		"-o", `jsonpath={.metadata.annotations.meta\.helm\.sh/release-namespace}`)
+	// The namespace of the operator the APIService leads to, installed
+	// with helm or with the plain manifests alike.
+	owner, err := c.Kubectl(ctx, "get", "apiservice", apiService, "--ignore-not-found", "-o", "jsonpath={.spec.service.namespace}")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -210,7 +211,7 @@ func reapLeftovers(t *testing.T, c *cluster.Cluster) {
 			t.Fatal(err)
 		}
 		if strings.TrimSpace(phase) == "Active" {
-			t.Fatalf("the operator is already installed in namespace %s: uninstall it first (helm uninstall -n %s, or kubectl delete namespace %s)", owner, owner, owner)
+			t.Fatalf("the operator is already installed in namespace %s: uninstall it first (helm uninstall -n %s, or kubectl delete -f deploy/remocal-operator.yaml)", owner, owner)
 		}
 	}
 	sel := "app.kubernetes.io/name=remocal-operator"
