@@ -243,6 +243,10 @@ type Subscribe struct {
 	Port   uint16      `json:"port"`
 	Mode   Mode        `json:"mode"`
 	Filter *HTTPFilter `json:"filter,omitempty"`
+	// Override takes the port from a session that holds it (the
+	// operator checks the caller's RBAC permission first); agents
+	// ignore it.
+	Override bool `json:"override,omitempty"`
 }
 
 // SubscribeResult names the new subscription.

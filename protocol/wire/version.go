@@ -34,6 +34,11 @@ const (
 	// CapAuth: the agent holds a key and proved it in the Welcome; the
 	// client must answer with Auth (auth.go). Listed by such agents only.
 	CapAuth Capability = "auth.hmac-sha256"
+	// CapOperator: the peer is remocal's operator, a broker between the
+	// client and the agents. It proves nothing in the Welcome: the
+	// transport (the kube-apiserver's TLS and the APIService that reaches
+	// the operator) authenticates it. Listed by the operator only.
+	CapOperator Capability = "operator"
 )
 
 // AllCapabilities lists what this build implements, in a stable order.
