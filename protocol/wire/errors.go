@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"syscall"
+	"time"
 )
 
 // Code categorises an error so that callers can react without parsing
@@ -52,6 +53,12 @@ type Holder struct {
 	Port         uint16      `json:"port"`
 	Mode         Mode        `json:"mode"`
 	Filter       *HTTPFilter `json:"filter,omitempty"`
+	// User, Session and Since are set by an operator (since 1.2): the
+	// holder as Kubernetes authenticated them, their session, and when
+	// they took the port.
+	User    string     `json:"user,omitempty"`
+	Session string     `json:"session,omitempty"`
+	Since   *time.Time `json:"since,omitempty"`
 }
 
 func (e *Error) Error() string {

@@ -100,6 +100,23 @@ type Welcome struct {
 	// challenge to the client, and its proof of the key (AgentProof).
 	Nonce []byte `json:"nonce,omitempty"`
 	Proof []byte `json:"proof,omitempty"`
+	// Operator is set by an operator (CapOperator, since 1.2): the
+	// session it opened or resumed and where its traffic comes from.
+	Operator *OperatorInfo `json:"operator,omitempty"`
+}
+
+// OperatorInfo describes the session an operator serves the client.
+type OperatorInfo struct {
+	// Session is the session's name; a client that reconnects names it
+	// in Hello.Client.Session to resume it.
+	Session string `json:"session"`
+	// Pods are the target's pods whose incoming traffic the session
+	// receives.
+	Pods []string `json:"pods,omitempty"`
+	// Primary is the pod whose environment, files and network the
+	// session uses, and PrimaryReason why that one ("oldest ready pod").
+	Primary       string `json:"primary,omitempty"`
+	PrimaryReason string `json:"primaryReason,omitempty"`
 }
 
 // Auth proves the client holds the agent's key (ClientProof). It is the
@@ -243,9 +260,9 @@ type Subscribe struct {
 	Port   uint16      `json:"port"`
 	Mode   Mode        `json:"mode"`
 	Filter *HTTPFilter `json:"filter,omitempty"`
-	// Override takes the port from a session that holds it (the
-	// operator checks the caller's RBAC permission first); agents
-	// ignore it.
+	// Override takes the port from whoever holds it (since 1.2, operator
+	// only): the operator checks that the caller may, moves the lock and
+	// tells the holder with a subscription.lost event. Agents ignore it.
 	Override bool `json:"override,omitempty"`
 }
 

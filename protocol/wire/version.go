@@ -34,15 +34,16 @@ const (
 	// CapAuth: the agent holds a key and proved it in the Welcome; the
 	// client must answer with Auth (auth.go). Listed by such agents only.
 	CapAuth Capability = "auth.hmac-sha256"
-	// CapOperator: the peer is remocal's operator, a broker between the
-	// client and the agents. It proves nothing in the Welcome: the
-	// transport (the kube-apiserver's TLS and the APIService that reaches
-	// the operator) authenticates it. Listed by the operator only.
+	// CapOperator: the peer is remocal's operator, a broker in front of
+	// the target's agents (since 1.2): it sends Welcome.Operator and
+	// events, honours Subscribe.Override, and names holders with their
+	// user, session and since. Listed by the operator only.
 	CapOperator Capability = "operator"
 )
 
 // AllCapabilities lists what this build implements, in a stable order.
-// CapAuth is not among them: an agent lists it only when it holds a key.
+// CapAuth is not among them: an agent lists it only when it holds a key;
+// nor is CapOperator, which only the operator lists.
 var AllCapabilities = []Capability{
 	CapEnv, CapFiles, CapDialTCP, CapDialUDP, CapMirror, CapSteal, CapHTTP1Filter, CapTargetUTSInfo,
 }
