@@ -31,6 +31,9 @@ var operatorScheme = func() *runtime.Scheme {
 	return s
 }()
 
+// operatorParams encodes list options for the operator's group version.
+var operatorParams = runtime.NewParameterCodec(operatorScheme)
+
 // NewOperatorClient makes a client of the operator's API from env.
 func NewOperatorClient(env *Env) (*OperatorClient, error) {
 	cfg := rest.CopyConfig(env.Config)
@@ -52,8 +55,15 @@ func (c *OperatorClient) REST() *rest.RESTClient { return c.rest }
 // ListSessions lists the sessions of namespace ns, or of every namespace
 // when ns is "".
 func (c *OperatorClient) ListSessions(ctx context.Context, ns string) (*operator.SessionList, error) {
+	return c.ListSessionsWith(ctx, ns, metav1.ListOptions{})
+}
+
+// ListSessionsWith lists with options (a list-watch's resource version,
+// a limit).
+func (c *OperatorClient) ListSessionsWith(ctx context.Context, ns string, opts metav1.ListOptions) (*operator.SessionList, error) {
 	out := &operator.SessionList{}
-	err := c.rest.Get().Namespace(ns).Resource(operator.ResourceSessions).Do(ctx).Into(out)
+	err := c.rest.Get().Namespace(ns).Resource(operator.ResourceSessions).
+		VersionedParams(&opts, operatorParams).Do(ctx).Into(out)
 	if err != nil {
 		return nil, c.explain(err, "list", operator.ResourceSessions, ns)
 	}
@@ -64,7 +74,7 @@ func (c *OperatorClient) ListSessions(ctx context.Context, ns string) (*operator
 func (c *OperatorClient) WatchSessions(ctx context.Context, ns string, opts metav1.ListOptions) (watch.Interface, error) {
 	opts.Watch = true
 	return c.rest.Get().Namespace(ns).Resource(operator.ResourceSessions).
-		VersionedParams(&opts, metav1.ParameterCodec).Watch(ctx)
+		VersionedParams(&opts, operatorParams).Watch(ctx)
 }
 
 // DeleteSession ends a session.

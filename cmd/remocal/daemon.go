@@ -106,10 +106,14 @@ func serveDaemon(ctx context.Context, socket, self string, idle time.Duration, k
 		l.Close()
 		return err
 	}
+	remote := server.NewRemoteSessions(kube, lg)
 	srv, err := server.New(server.Options{Version: version, Socket: socket, Self: self, IdleTimeout: idle,
-		Targets: set, Kubernetes: kube, Logger: lg})
+		Targets: set, Remote: remote, Kubernetes: kube, Logger: lg})
 	if err != nil {
 		set.Close()
+		if remote != nil {
+			remote.Close()
+		}
 		l.Close()
 		return err
 	}
