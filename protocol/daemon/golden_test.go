@@ -72,7 +72,7 @@ var vectors = map[string]any{
 	NotifyConflict + ".taken.params": Conflict{Target: "deployment/inventory", Port: 8080, Mode: wire.ModeSteal, RemoteSession: "shop/s-0bq3n8c2zd", Taken: true,
 		Holder:  &wire.Holder{Client: "carol@desk", User: "carol", Session: "s-c4r0l00001", Subscription: "s9", Port: 8080, Mode: wire.ModeSteal, Since: &later},
 		Message: "port 8080 of deployment/inventory was taken from bob (session shop/s-0bq3n8c2zd) by carol (carol@desk, session s-c4r0l00001) with an override"},
-	NotifyConfigChanged + ".params":  ConfigChanged{WorkspaceFolder: "/home/alice/inventory", File: "/home/alice/inventory/.remocal/config.json", Valid: true, Problems: []Problem{}},
+	NotifyConfigChanged + ".params": ConfigChanged{WorkspaceFolder: "/home/alice/inventory", File: "/home/alice/inventory/.remocal/config.json", Valid: true, Problems: []Problem{}},
 }
 
 // encode uses the daemon's codec, so the vectors are what goes on the wire.
