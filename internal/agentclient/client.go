@@ -53,6 +53,17 @@ type Options struct {
 	// the rules above (an agent must prove its key, or Unauthenticated
 	// must be set).
 	TransportAuthenticated bool
+	// Host and Tool describe the client to an operator, which shows them
+	// in its sessions (the machine's host name, "remocal exec").
+	Host, Tool string
+	// OnEvent receives the events the server pushes (protocol 1.2: an
+	// operator's wire.Event), in order. It runs on the control stream's
+	// reader, so it must not block; a subscription.lost event has already
+	// ended its Subscription when OnEvent sees it.
+	OnEvent func(wire.Event)
+	// Heartbeat, when positive, pings the server this often while
+	// connected: an operator keeps a session's lease alive by them.
+	Heartbeat time.Duration
 }
 
 // UnprovenAgentError says the peer did not prove it holds the key the
@@ -166,7 +177,32 @@ func New(ctx context.Context, conn io.ReadWriteCloser, opts Options) (*Client, e
 		<-mux.CloseChan()
 		c.fail(errors.New("connection to the agent closed"))
 	})
+	if opts.Heartbeat > 0 {
+		c.wg.Go(c.heartbeat)
+	}
 	return c, nil
+}
+
+// heartbeat pings every opts.Heartbeat until the connection ends. A ping
+// that fails is only logged: yamux's keepalive is what notices a dead
+// peer; the pings tell a live one that this client is still there.
+func (c *Client) heartbeat() {
+	t := time.NewTicker(c.opts.Heartbeat)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.done:
+			return
+		case <-t.C:
+		}
+		// A ping in flight ends with the connection (fail closes its
+		// reply channel), so the timeout only bounds a stalled peer.
+		ctx, cancel := context.WithTimeout(context.Background(), max(2*c.opts.Heartbeat, 10*time.Second))
+		if err := c.Ping(ctx); err != nil {
+			c.log.Debug("heartbeat ping failed", "err", err)
+		}
+		cancel()
+	}
 }
 
 func (c *Client) handshake(ctx context.Context) error {
@@ -180,7 +216,10 @@ func (c *Client) handshake(ctx context.Context) error {
 	}
 	hello := &wire.Hello{
 		Protocol:     wire.Current,
-		Client:       wire.ClientInfo{Name: c.opts.Name, Version: c.opts.Version, Session: c.opts.Session},
+		Client: wire.ClientInfo{
+			Name: c.opts.Name, Version: c.opts.Version, Session: c.opts.Session,
+			Host: c.opts.Host, Tool: c.opts.Tool,
+		},
 		Capabilities: wire.AllCapabilities,
 		Nonce:        wire.NewNonce(),
 	}
@@ -287,6 +326,10 @@ func (c *Client) readControl() {
 			}
 			c.fail(fmt.Errorf("agent connection lost: %w", err))
 			return
+		}
+		if env.ID == 0 && env.Type == wire.TypeEvent {
+			c.event(env)
+			continue
 		}
 		c.mu.Lock()
 		ch, ok := c.pending[env.ID]

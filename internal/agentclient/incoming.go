@@ -59,6 +59,10 @@ type Subscription struct {
 	spec    wire.Subscribe
 	handler Handler
 	closed  atomic.Bool
+	// lost is closed when the server ended the subscription (an event);
+	// lostEvent says why.
+	lost      chan struct{}
+	lostEvent wire.Event
 
 	// Deliveries counts connections and requests handed to the handler.
 	Deliveries atomic.Uint64
@@ -69,6 +73,17 @@ func (s *Subscription) ID() string { return s.id }
 
 // Spec is what was subscribed.
 func (s *Subscription) Spec() wire.Subscribe { return s.spec }
+
+// Lost is closed when the server ended the subscription without being
+// asked (an operator's subscription.lost event: another user took the
+// port with an override). LostEvent then says who and why.
+func (s *Subscription) Lost() <-chan struct{} { return s.lost }
+
+// LostEvent is the event that ended the subscription, once Lost is closed.
+func (s *Subscription) LostEvent() wire.Event {
+	<-s.lost
+	return s.lostEvent
+}
 
 // Subscribe asks the agent for incoming traffic and serves it with h. A
 // conflict with another client's subscription is a *wire.Error with
@@ -81,7 +96,7 @@ func (c *Client) Subscribe(ctx context.Context, spec wire.Subscribe, h Handler) 
 	if err != nil {
 		return nil, err
 	}
-	s := &Subscription{c: c, id: res.ID, spec: spec, handler: h}
+	s := &Subscription{c: c, id: res.ID, spec: spec, handler: h, lost: make(chan struct{})}
 	c.mu.Lock()
 	c.subs[s.id] = s
 	changed := c.subsChanged
@@ -103,6 +118,31 @@ func (s *Subscription) Close(ctx context.Context) error {
 	defer closeHandler(s.handler)
 	_, err := call[*wire.UnsubscribeResult](ctx, s.c, &wire.Unsubscribe{ID: s.id})
 	return err
+}
+
+// event handles a server-pushed event: a subscription.lost ends its
+// subscription here (the server has already removed it, so nothing is
+// sent), then Options.OnEvent sees it.
+func (c *Client) event(env *wire.Envelope) {
+	ev, err := wire.DecodeAs[*wire.Event](env)
+	if err != nil {
+		c.log.Warn("bad event from the server", "err", err)
+		return
+	}
+	if ev.Kind == wire.EventSubscriptionLost && ev.Subscription != "" {
+		c.mu.Lock()
+		s := c.subs[ev.Subscription]
+		delete(c.subs, ev.Subscription)
+		c.mu.Unlock()
+		if s != nil && !s.closed.Swap(true) {
+			s.lostEvent = *ev
+			close(s.lost)
+			closeHandler(s.handler)
+		}
+	}
+	if c.opts.OnEvent != nil {
+		c.opts.OnEvent(*ev)
+	}
 }
 
 func closeHandler(h Handler) {

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"sort"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -72,7 +73,51 @@ var samples = map[string]struct {
 		Subscription: "s2", Connection: 18, Request: 3, Mode: ModeSteal, Port: 8080,
 		Source: "10.77.0.100:51236", Destination: "10.77.0.10:8080",
 	}},
+	TypeEvent: {0, &Event{
+		Kind: EventSubscriptionLost, Subscription: "s1", Port: 8080,
+		By:      &Holder{Client: "carol@desk", Subscription: "s7", Port: 8080, Mode: ModeSteal, User: "carol", Session: "s-c4r0l00001", Since: &sampleSince},
+		Message: "port 8080 was taken by carol (carol@desk) with an override; its traffic no longer reaches this session",
+	}},
 }
+
+// variants are further vectors of messages whose first sample does not
+// show every field: what an operator (protocol 1.2) sends. The vectors of
+// the 1.1 messages stay as they were, so older peers' vectors still hold.
+var variants = map[string]struct {
+	typ string
+	id  uint64
+	msg Message
+}{
+	"welcome.operator": {TypeWelcome, 0, &Welcome{
+		Protocol:     Version{1, 2},
+		Agent:        AgentInfo{Version: "0.2.0", PID: 1},
+		Capabilities: []Capability{CapEnv, CapFiles, CapDialTCP, CapDialUDP, CapMirror, CapSteal, CapHTTP1Filter, CapTargetUTSInfo, CapOperator},
+		Target:       TargetInfo{Name: "deployment/api", PID: 7, Hostname: "api-7d9f6-x2x4q"},
+		ClientID:     "s-a1ice00001",
+		Operator: &OperatorInfo{
+			Session: "s-a1ice00001", Pods: []string{"api-7d9f6-x2x4q", "api-7d9f6-zq8rt"},
+			Primary: "api-7d9f6-x2x4q", PrimaryReason: "oldest ready pod",
+		},
+	}},
+	"hello.operator": {TypeHello, 0, &Hello{
+		Protocol:     Version{1, 2},
+		Client:       ClientInfo{Name: "alice@laptop", Version: "0.2.0", Session: "s-a1ice00001", Host: "laptop", Tool: "remocal exec"},
+		Capabilities: []Capability{CapEnv, CapFiles, CapDialTCP},
+		Nonce:        sequence(0x40),
+	}},
+	"incoming.subscribe.override": {TypeSubscribe, 11, &Subscribe{Port: 8080, Mode: ModeSteal, Override: true}},
+	"error.conflict.operator": {TypeError, 12, &Error{
+		Code:    CodeConflict,
+		Message: `port 8080 of deployment/api is stolen with filter header X-User="alice" by alice (alice@laptop, session s-a1ice00001) since 2026-12-07T10:02:00Z; use a filter with a different header value, mirror mode, or onConflict: override if you may`,
+		Holder: &Holder{
+			Client: "alice@laptop", Subscription: "o3", Port: 8080, Mode: ModeSteal,
+			Filter: &HTTPFilter{Headers: map[string]string{"X-User": "alice"}},
+			User:   "alice", Session: "s-a1ice00001", Since: &sampleSince,
+		},
+	}},
+}
+
+var sampleSince = time.Date(2026, 12, 7, 10, 2, 0, 0, time.UTC)
 
 // The handshake samples are one authenticated handshake with sampleKey, so
 // other implementations can check their proofs against the vectors.
@@ -120,46 +165,55 @@ func TestGoldenEnvelopes(t *testing.T) {
 			if !ok {
 				t.Fatalf("no golden sample for message type %q; add one to samples", typ)
 			}
-			env, err := NewEnvelope(s.id, s.msg)
-			if err != nil {
-				t.Fatal(err)
-			}
-			got, err := json.MarshalIndent(env, "", "  ")
-			if err != nil {
-				t.Fatal(err)
-			}
-			got = append(got, '\n')
-			path := vectorPath(typ + ".json")
-			if *update {
-				if err := os.WriteFile(path, got, 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatalf("read vector (run go test -update to create it): %v", err)
-			}
-			if diff := cmp.Diff(string(want), string(got)); diff != "" {
-				t.Errorf("encoding differs from %s (-stored +encoded):\n%s", path, diff)
-			}
-
-			decodedEnv, err := DecodeEnvelope(want)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if decodedEnv.ID != s.id || decodedEnv.Type != typ {
-				t.Errorf("decoded id/type = %d/%s, want %d/%s", decodedEnv.ID, decodedEnv.Type, s.id, typ)
-			}
-			msg, err := decodedEnv.Decode()
-			if typ == TypeError {
-				msg = err.(*Error)
-			} else if err != nil {
-				t.Fatal(err)
-			}
-			if diff := cmp.Diff(s.msg, msg); diff != "" {
-				t.Errorf("decoded value differs (-want +got):\n%s", diff)
-			}
+			checkGolden(t, typ, typ, s.id, s.msg)
 		})
+	}
+	for name, v := range variants {
+		t.Run(name, func(t *testing.T) { checkGolden(t, name, v.typ, v.id, v.msg) })
+	}
+}
+
+// checkGolden compares msg's encoding with the vector name.json and
+// decodes the vector back to msg.
+func checkGolden(t *testing.T, name, typ string, id uint64, msg Message) {
+	t.Helper()
+	env, err := NewEnvelope(id, msg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := json.MarshalIndent(env, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got = append(got, '\n')
+	path := vectorPath(name + ".json")
+	if *update {
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("read vector (run go test -update to create it): %v", err)
+	}
+	if diff := cmp.Diff(string(want), string(got)); diff != "" {
+		t.Errorf("encoding differs from %s (-stored +encoded):\n%s", path, diff)
+	}
+	decodedEnv, err := DecodeEnvelope(want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if decodedEnv.ID != id || decodedEnv.Type != typ {
+		t.Errorf("decoded id/type = %d/%s, want %d/%s", decodedEnv.ID, decodedEnv.Type, id, typ)
+	}
+	decoded, err := decodedEnv.Decode()
+	if typ == TypeError {
+		decoded = err.(*Error)
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(msg, decoded); diff != "" {
+		t.Errorf("decoded value differs (-want +got):\n%s", diff)
 	}
 }
 

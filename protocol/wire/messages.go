@@ -44,6 +44,11 @@ const (
 	TypeDialResult         = "dial.result"
 	TypeIncomingConnection = "incoming.connection"
 	TypeIncomingRequest    = "incoming.request"
+
+	// TypeEvent is pushed by the server on the control stream with ID 0
+	// (since 1.2): something happened that the client did not ask about
+	// and should show at once, such as a port taken by an override.
+	TypeEvent = "event"
 )
 
 // Limits shared by both sides.
@@ -84,8 +89,13 @@ type ClientInfo struct {
 	// Name is who is connecting, such as "alice@laptop".
 	Name    string `json:"name"`
 	Version string `json:"version,omitempty"`
-	// Session groups connections of one remocal session, if any.
+	// Session groups connections of one remocal session, if any. An
+	// operator (CapOperator) resumes the session of that name.
 	Session string `json:"session,omitempty"`
+	// Host and Tool describe the client for humans (since 1.2): the
+	// machine's host name and the program ("remocal exec", "vscode").
+	Host string `json:"host,omitempty"`
+	Tool string `json:"tool,omitempty"`
 }
 
 // Welcome accepts a connection.
@@ -319,6 +329,35 @@ type IncomingRequest struct {
 	Destination  string `json:"destination"`
 }
 
+// Event kinds.
+const (
+	// EventSubscriptionLost: the subscription named in the event ended
+	// without the client asking (another user overrode it; By says who).
+	EventSubscriptionLost = "subscription.lost"
+	// EventSessionEnded: the session was ended (deleted by a user or an
+	// administrator, or the operator is stopping); the connection closes
+	// after the event.
+	EventSessionEnded = "session.ended"
+	// EventPodsChanged: the pods the session receives traffic from
+	// changed (a rollout, a scale up or down); Pods lists them now.
+	EventPodsChanged = "pods.changed"
+)
+
+// Event is a server-pushed notice on the control stream, envelope ID 0.
+// Clients show Message to the user; a client that does not know Kind
+// shows the message and carries on.
+type Event struct {
+	Kind string `json:"kind"`
+	// Subscription and Port say which subscription it is about, if any.
+	Subscription string `json:"subscription,omitempty"`
+	Port         uint16 `json:"port,omitempty"`
+	// By names who caused it, for subscription.lost.
+	By *Holder `json:"by,omitempty"`
+	// Pods are the session's pods now, for pods.changed.
+	Pods    []string `json:"pods,omitempty"`
+	Message string   `json:"message"`
+}
+
 func (Hello) MessageType() string              { return TypeHello }
 func (Welcome) MessageType() string            { return TypeWelcome }
 func (Error) MessageType() string              { return TypeError }
@@ -346,6 +385,7 @@ func (Dial) MessageType() string               { return TypeDial }
 func (DialResult) MessageType() string         { return TypeDialResult }
 func (IncomingConnection) MessageType() string { return TypeIncomingConnection }
 func (IncomingRequest) MessageType() string    { return TypeIncomingRequest }
+func (Event) MessageType() string              { return TypeEvent }
 
 // registry maps a type name to a constructor of its body, for decoding.
 var registry = map[string]func() Message{
@@ -376,6 +416,7 @@ var registry = map[string]func() Message{
 	TypeDialResult:         func() Message { return &DialResult{} },
 	TypeIncomingConnection: func() Message { return &IncomingConnection{} },
 	TypeIncomingRequest:    func() Message { return &IncomingRequest{} },
+	TypeEvent:              func() Message { return &Event{} },
 }
 
 // MessageTypes lists every message type, for tests and vector generators.
@@ -461,6 +502,13 @@ func (s *Subscribe) Validate() error {
 		if err := s.Filter.Validate(); err != nil {
 			return fmt.Errorf("filter: %w", err)
 		}
+	}
+	return nil
+}
+
+func (e *Event) Validate() error {
+	if e.Kind == "" {
+		return fmt.Errorf("event.kind is empty")
 	}
 	return nil
 }

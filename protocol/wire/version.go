@@ -10,7 +10,7 @@ type Version struct {
 }
 
 // Current is the version this build speaks.
-var Current = Version{Major: 1, Minor: 1}
+var Current = Version{Major: 1, Minor: 2}
 
 func (v Version) String() string { return fmt.Sprintf("%d.%d", v.Major, v.Minor) }
 
