@@ -31,7 +31,9 @@ type Options struct {
 	// Session identifies a remocal session across reconnections: the
 	// agent replaces an earlier connection with the same Session (whose
 	// loss it may not have noticed yet), releasing its ports. Empty for
-	// connections that never reconnect.
+	// connections that never reconnect. To an operator it is the name of
+	// the session to resume (Welcome().Operator.Session of the previous
+	// connection): its locks were kept, and the client subscribes again.
 	Session string
 	Logger  *slog.Logger
 	// HandshakeTimeout bounds the handshake; default 10s.
