@@ -381,7 +381,8 @@ func TestOperatorConnectorResumesItsSession(t *testing.T) {
 		Progress: func(s string) { progress = append(progress, s) }}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	c, release, err := k.Connect(ctx, agentclient.Options{Name: "alice@laptop", Session: "client-chosen"})
+	// The fake operator answers no pings: no heartbeat during the test.
+	c, release, err := k.Connect(ctx, agentclient.Options{Name: "alice@laptop", Session: "client-chosen", Heartbeat: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -400,7 +401,7 @@ func TestOperatorConnectorResumesItsSession(t *testing.T) {
 	op.mu.Unlock()
 	<-c.Done()
 	release()
-	c2, release2, err := k.Redial(ctx, agentclient.Options{Name: "alice@laptop", Session: "client-chosen"}, 5*time.Second)
+	c2, release2, err := k.Redial(ctx, agentclient.Options{Name: "alice@laptop", Session: "client-chosen", Heartbeat: time.Hour}, 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -408,6 +409,9 @@ func TestOperatorConnectorResumesItsSession(t *testing.T) {
 	_ = c2
 	op.mu.Lock()
 	defer op.mu.Unlock()
+	if h := op.hellos[0].Client; h.Tool != "remocal" || h.Host == "" {
+		t.Errorf("hello client %+v; want the host name and the tool", h)
+	}
 	if len(op.hellos) != 2 || op.hellos[0].Client.Session != "" || op.hellos[1].Client.Session != "s-0123456789" {
 		t.Errorf("hello sessions %q, %q; want none, then the operator's", op.hellos[0].Client.Session, op.hellos[len(op.hellos)-1].Client.Session)
 	}

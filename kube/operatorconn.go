@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -39,6 +40,10 @@ type OperatorConnector struct {
 	session string // the operator's name for the session, from its welcome
 	note    string
 }
+
+// OperatorHeartbeat is how often a client pings the operator, well
+// within any lease TTL an operator would be configured with.
+const OperatorHeartbeat = 5 * time.Second
 
 // ErrOperatorCannotServe says a target reference has no operator target:
 // label selectors and targetless sessions are reached directly.
@@ -148,6 +153,17 @@ func (o *OperatorConnector) dial(ctx context.Context, opts agentclient.Options) 
 	// The kube-apiserver's TLS and the APIService authenticated the
 	// operator; it proves no agent key.
 	opts.Key, opts.TransportAuthenticated = nil, true
+	// The operator keeps the session's lease (and its locks) alive by
+	// the client's heartbeats.
+	if opts.Heartbeat <= 0 {
+		opts.Heartbeat = OperatorHeartbeat
+	}
+	if opts.Host == "" {
+		opts.Host, _ = os.Hostname()
+	}
+	if opts.Tool == "" {
+		opts.Tool = "remocal"
+	}
 	c, err := agentclient.New(ctx, conn, opts)
 	if err != nil {
 		conn.Close()

@@ -20,6 +20,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sourcegraph/conc"
@@ -145,12 +146,15 @@ func Start(ctx context.Context, opts Options) (*Session, error) {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	cfg := opts.Config.WithDefaults()
-	copts := agentclient.Options{Name: opts.ClientName, Version: opts.Version, Logger: opts.Logger, Session: newSessionID()}
+	var self atomic.Pointer[Session] // for events that arrive before Start returns
+	copts := agentclient.Options{Name: opts.ClientName, Version: opts.Version, Logger: opts.Logger, Session: newSessionID(),
+		OnEvent: func(ev wire.Event) { serverEvent(opts, &self, ev) }}
 	c, release, err := opts.Connector.Connect(ctx, copts)
 	if err != nil {
 		return nil, err
 	}
 	s := &Session{opts: opts, cfg: cfg, clientOpts: copts, client: c, release: release, aborted: make(chan struct{})}
+	self.Store(s)
 	if err := s.prepare(ctx); err != nil {
 		release()
 		return nil, err

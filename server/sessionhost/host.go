@@ -266,7 +266,7 @@ func (h *host) onEvent(ev session.Event) {
 		if ev.Holder != nil {
 			out.Kind = daemon.EventConflict
 			out.Conflict = &daemon.Conflict{SessionID: h.id, Target: h.describe(), Port: ev.RemotePort,
-				Mode: ev.Mode, Holder: ev.Holder, Message: ev.Message}
+				Mode: ev.Mode, Holder: ev.Holder, Message: ev.Message, Taken: ev.Taken}
 		}
 	case daemon.EventAgentLost, daemon.EventAgentGone:
 	case daemon.EventAgentReconnected:

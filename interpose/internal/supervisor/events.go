@@ -27,8 +27,10 @@ type Event struct {
 	// agent) or why the agent connection ended.
 	Err error
 	// Holder is who holds the port when a subscription was refused for a
-	// conflict.
+	// conflict, or who took it (Taken: an operator's subscription.lost
+	// event, another user's override).
 	Holder *wire.Holder
+	Taken  bool
 }
 
 // emit passes ev to Config.OnEvent, if any.
