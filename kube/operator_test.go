@@ -26,6 +26,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/hashicorp/yamux"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -33,6 +34,7 @@ import (
 	"github.com/remocal/remocal/internal/agentclient"
 	"github.com/remocal/remocal/interpose/connect"
 	"github.com/remocal/remocal/protocol/config"
+	"github.com/remocal/remocal/protocol/daemon"
 	"github.com/remocal/remocal/protocol/operator"
 	"github.com/remocal/remocal/protocol/wire"
 )
@@ -83,6 +85,15 @@ func (f *fakeAPIServer) serve(w http.ResponseWriter, r *http.Request) {
 		}
 		w.Header().Set("Content-Type", "application/json")
 		fmt.Fprintf(w, `{"kind":"APIResourceList","apiVersion":"v1","groupVersion":%q,"resources":[]}`, operator.SchemeGroupVersion.String())
+		return
+	}
+	if r.Method == http.MethodGet && r.URL.Path == OperatorAPIPath+"/namespaces/shop/targets" {
+		b, err := os.ReadFile("../protocol/testdata/operator/target-list.json")
+		if err != nil {
+			f.t.Error(err)
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(b)
 		return
 	}
 	if !strings.HasSuffix(r.URL.Path, "/"+operator.SubresourcePortForward) {
@@ -449,5 +460,24 @@ func TestChoosingConnector(t *testing.T) {
 		t.Errorf("auto with an operator: %v, said %q", err, said)
 	} else if _, ok := k.(*OperatorConnector); !ok {
 		t.Errorf("auto with an operator chose %T", k)
+	}
+}
+
+// remocal ls through the operator: its targets in the form of a direct
+// listing, filtered by kind.
+func TestOperatorTargets(t *testing.T) {
+	f := newFakeAPIServer(t)
+	env := f.env(t, tokenUser())
+	got, err := OperatorTargets(context.Background(), env, "", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []daemon.Target{{Ref: "deployment/inventory", Kind: "deployment", Name: "inventory", Namespace: "shop", Provider: Provider,
+		Ready: true, Status: "2/3 ready", Containers: []string{"inventory", "migrate"}}}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("OperatorTargets (-want +got):\n%s", diff)
+	}
+	if got, err := OperatorTargets(context.Background(), env, "", false, config.TargetPod); err != nil || len(got) != 0 {
+		t.Errorf("pods only: %v, %v", got, err)
 	}
 }

@@ -70,6 +70,17 @@ func (c *OperatorClient) ListSessionsWith(ctx context.Context, ns string, opts m
 	return out, nil
 }
 
+// ListTargets lists the targets of namespace ns ("" for all), as the
+// operator serves them.
+func (c *OperatorClient) ListTargets(ctx context.Context, ns string) (*operator.TargetList, error) {
+	out := &operator.TargetList{}
+	err := c.rest.Get().Namespace(ns).Resource(operator.ResourceTargets).Do(ctx).Into(out)
+	if err != nil {
+		return nil, c.explain(err, "list", operator.ResourceTargets, ns)
+	}
+	return out, nil
+}
+
 // WatchSessions watches the sessions of ns ("" for all).
 func (c *OperatorClient) WatchSessions(ctx context.Context, ns string, opts metav1.ListOptions) (watch.Interface, error) {
 	opts.Watch = true
