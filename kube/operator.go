@@ -51,7 +51,7 @@ type OperatorError struct {
 
 func (e *OperatorError) Error() string {
 	if e.Absent {
-		return fmt.Sprintf("no remocal operator in the cluster of context %q (the API %s/%s is not registered)",
+		return fmt.Sprintf("no remocal operator in the cluster of context %q (the API %s/%s is not registered); an administrator installs it with the Helm chart charts/remocal (docs/operator.md)",
 			e.Context, operator.Group, operator.Version)
 	}
 	msg := fmt.Sprintf("the remocal operator in the cluster of context %q is installed but unavailable (HTTP %d", e.Context, e.Status)

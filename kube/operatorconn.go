@@ -313,7 +313,7 @@ func (c *choosingConnector) decide(ctx context.Context) (connect.Connector, erro
 		c.progress(noOperatorNote(oe) + "; connecting directly")
 		return c.direct, nil
 	case errors.As(err, &oe):
-		return nil, fmt.Errorf("operator: true, but %w; install it, or set operator to auto or false (--operator)", oe)
+		return nil, fmt.Errorf("operator: true, but %w; or set operator to auto or false (--operator)", oe)
 	}
 	return nil, err
 }

@@ -137,7 +137,7 @@ func useOperator(ctx context.Context, env *kube.Env, configured config.OperatorM
 	case err == nil:
 		return true, nil
 	case mode == config.OperatorAlways && errors.As(err, &oe):
-		return false, fmt.Errorf("operator: true, but %w; install it, or pass --operator auto or false", err)
+		return false, fmt.Errorf("operator: true, but %w; or pass --operator auto or false", err)
 	case mode == config.OperatorAlways:
 		return false, err
 	}
