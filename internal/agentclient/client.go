@@ -217,7 +217,7 @@ func (c *Client) handshake(ctx context.Context) error {
 		defer dc.SetDeadline(time.Time{})
 	}
 	hello := &wire.Hello{
-		Protocol:     wire.Current,
+		Protocol: wire.Current,
 		Client: wire.ClientInfo{
 			Name: c.opts.Name, Version: c.opts.Version, Session: c.opts.Session,
 			Host: c.opts.Host, Tool: c.opts.Tool,
