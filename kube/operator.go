@@ -262,30 +262,24 @@ func (u *upgrader) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	// The context bounds the handshake; the stream outlives it.
 	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })
-	defer func() {
-		if stop() {
-			conn.SetDeadline(time.Time{})
-		}
-	}()
-	if err := req.Write(conn); err != nil {
-		conn.Close()
-		return nil, ctxErr(ctx, err)
-	}
+	err = req.Write(conn)
+	var resp *http.Response
 	br := bufio.NewReader(conn)
-	resp, err := http.ReadResponse(br, req)
+	if err == nil {
+		resp, err = http.ReadResponse(br, req)
+	}
+	if !stop() {
+		// The context ended: the deadline is (being) set in the past,
+		// whatever was read.
+		conn.Close()
+		return nil, ctx.Err()
+	}
 	if err != nil {
 		conn.Close()
-		return nil, ctxErr(ctx, err)
+		return nil, err
 	}
 	u.conn, u.br = conn, br
 	return resp, nil
-}
-
-func ctxErr(ctx context.Context, err error) error {
-	if ctx.Err() != nil {
-		return ctx.Err()
-	}
-	return err
 }
 
 // connect dials the server of u, with TLS for https.

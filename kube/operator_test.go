@@ -481,3 +481,22 @@ func TestOperatorTargets(t *testing.T) {
 		t.Errorf("pods only: %v, %v", got, err)
 	}
 }
+
+// A server that never answers the upgrade is given up on when the
+// context ends.
+func TestDialOperatorGivesUpWithTheContext(t *testing.T) {
+	f := newFakeAPIServer(t)
+	release := make(chan struct{})
+	defer close(release)
+	f.portforward = func(w http.ResponseWriter, r *http.Request) bool {
+		<-release // never answers while the client waits
+		return true
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err := DialOperator(ctx, f.env(t, tokenUser()), "shop", "deployment.api", nil)
+	if !errors.Is(err, context.DeadlineExceeded) || time.Since(start) > 5*time.Second {
+		t.Fatalf("DialOperator = %v after %v; want the context's deadline, promptly", err, time.Since(start))
+	}
+}
