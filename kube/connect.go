@@ -7,17 +7,30 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/remocal/remocal/interpose/connect"
+	"github.com/remocal/remocal/protocol/config"
 )
 
 // NewConnector is connect.Options.Cluster: the connector of a Kubernetes
 // target, with the agent configured as o says and progress written to
-// o.Stderr.
+// o.Stderr. o.Operator chooses the path: through the cluster's operator
+// (true), directly to an agent remocal starts (false), or, with auto (the
+// default), through the operator when the cluster has an available one,
+// which is found out on the first Connect.
 func NewConnector(ref string, o connect.Options) (connect.Connector, error) {
-	return &Connector{Ref: ref, Flags: o.Kube, Agent: agentOptions(o), Progress: func(msg string) {
+	progress := func(msg string) {
 		if o.Stderr != nil {
 			fmt.Fprintf(o.Stderr, "remocal: %s\n", msg)
 		}
-	}}, nil
+	}
+	direct := &Connector{Ref: ref, Flags: o.Kube, Agent: agentOptions(o), Progress: progress}
+	mode := o.Operator
+	if mode == "" {
+		mode = config.OperatorAuto
+	}
+	if mode == config.OperatorNever {
+		return direct, nil
+	}
+	return &choosingConnector{ref: ref, mode: mode, flags: o.Kube, direct: direct, progress: progress, detect: DetectOperator}, nil
 }
 
 // DefaultImage is the agent image a client of version asks for when the

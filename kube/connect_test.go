@@ -51,11 +51,19 @@ func TestAgentOptions(t *testing.T) {
 
 func TestNewConnector(t *testing.T) {
 	kube := config.Kubernetes{Context: "prod", Namespace: "shop"}
-	c, err := NewConnector("deployment/api", connect.Options{Kube: kube, Version: "1.2.3"})
+	c, err := NewConnector("deployment/api", connect.Options{Kube: kube, Version: "1.2.3", Operator: config.OperatorNever})
 	if err != nil {
 		t.Fatal(err)
 	}
 	k := c.(*Connector)
+	// auto (the default) and true decide on the first Connect, with the
+	// same direct connector to fall back on.
+	for _, mode := range []config.OperatorMode{"", config.OperatorAuto, config.OperatorAlways} {
+		c, err := NewConnector("deployment/api", connect.Options{Kube: kube, Version: "1.2.3", Operator: mode})
+		if ch, ok := c.(*choosingConnector); err != nil || !ok || ch.direct.Ref != "deployment/api" || ch.flags != kube || ch.mode == "" {
+			t.Errorf("NewConnector with operator %q = %T, %v", mode, c, err)
+		}
+	}
 	if k.Ref != "deployment/api" || k.Flags != kube || k.Agent.Image != DefaultImageRepo+":1.2.3" {
 		t.Errorf("NewConnector = ref %q flags %+v image %q", k.Ref, k.Flags, k.Agent.Image)
 	}

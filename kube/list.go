@@ -128,3 +128,39 @@ func inNamespace(ns string) string {
 	}
 	return "in namespace " + ns
 }
+
+// OperatorTargets lists targets through the operator's API (what a user
+// with only the operator's RBAC may see), in the form List returns: of
+// namespace ns, or of all with allNamespaces, of the given kinds (all if
+// none), sorted by namespace then reference.
+func OperatorTargets(ctx context.Context, env *Env, ns string, allNamespaces bool, kinds ...config.TargetKind) ([]daemon.Target, error) {
+	c, err := NewOperatorClient(env)
+	if err != nil {
+		return nil, err
+	}
+	if ns == "" {
+		ns = env.Namespace
+	}
+	if allNamespaces {
+		ns = ""
+	}
+	list, err := c.ListTargets(ctx, ns)
+	if err != nil {
+		return nil, err
+	}
+	out := []daemon.Target{}
+	for _, t := range list.Items {
+		if len(kinds) > 0 && !slices.Contains(kinds, config.TargetKind(t.Spec.Kind)) {
+			continue
+		}
+		out = append(out, daemon.Target{Ref: t.Spec.Kind + "/" + t.Spec.Name, Kind: t.Spec.Kind, Name: t.Spec.Name,
+			Namespace: t.Namespace, Provider: Provider, Ready: t.Status.Ready, Status: t.Status.Status, Containers: t.Spec.Containers})
+	}
+	slices.SortFunc(out, func(a, b daemon.Target) int {
+		if c := strings.Compare(a.Namespace, b.Namespace); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Ref, b.Ref)
+	})
+	return out, nil
+}

@@ -17,6 +17,7 @@ import (
 	"github.com/remocal/remocal/protocol/config"
 	"github.com/remocal/remocal/server"
 	"github.com/remocal/remocal/server/daemonclient"
+	"github.com/remocal/remocal/server/internal/opsessions"
 	"github.com/remocal/remocal/server/internal/targets"
 	"github.com/remocal/remocal/test/envtest"
 	"github.com/remocal/remocal/test/gobuild"
@@ -43,6 +44,7 @@ type daemonOpts struct {
 	idle    time.Duration
 	targets *targets.Set
 	kube    config.Kubernetes
+	remote  *opsessions.Watcher
 }
 
 type testDaemon struct {
@@ -65,7 +67,7 @@ func startDaemon(t testing.TB, o daemonOpts) *testDaemon {
 		o.targets = targets.NewSet()
 	}
 	srv, err := server.New(server.Options{Version: testVersion, Socket: socket, RuntimeDir: dir, Self: binary(t, testVersion),
-		IdleTimeout: o.idle, Targets: o.targets, Kubernetes: o.kube, Logger: slog.New(slog.NewTextHandler(tWriter{t}, nil))})
+		IdleTimeout: o.idle, Targets: o.targets, Remote: o.remote, Kubernetes: o.kube, Logger: slog.New(slog.NewTextHandler(tWriter{t}, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}

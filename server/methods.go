@@ -51,7 +51,7 @@ var methods = map[string]method{
 		return nil, c.s.sessions.stop(ctx, p.ID)
 	})},
 	daemon.MethodSessionList: {fn: func(ctx context.Context, c *client, _ jsonrpc2.RawMessage) (any, error) {
-		return daemon.SessionListResult{Sessions: c.s.sessions.list()}, nil
+		return daemon.SessionListResult{Sessions: c.s.sessions.list(), Remote: c.s.remoteSessions()}, nil
 	}},
 	daemon.MethodSessionDetail: {async: true, fn: withParams(func(ctx context.Context, c *client, p daemon.SessionParams) (any, error) {
 		return c.s.sessions.detail(ctx, p.ID)

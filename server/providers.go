@@ -6,6 +6,7 @@ import (
 
 	"github.com/remocal/remocal/kube"
 	"github.com/remocal/remocal/protocol/config"
+	"github.com/remocal/remocal/server/internal/opsessions"
 	"github.com/remocal/remocal/server/internal/targets"
 )
 
@@ -27,4 +28,15 @@ func NewTargets(k config.Kubernetes, lg *slog.Logger) (*targets.Set, error) {
 		providers = append(providers, targets.NewKube(env, targets.KubeOptions{Logger: lg}))
 	}
 	return targets.NewSet(providers...), nil
+}
+
+// NewRemoteSessions watches the sessions of the cluster's operator, if the
+// kubeconfig loads (nil otherwise): whether the cluster has an operator is
+// found out in the background, and without one nothing is watched.
+func NewRemoteSessions(k config.Kubernetes, lg *slog.Logger) *opsessions.Watcher {
+	env, err := kube.Load(k)
+	if err != nil {
+		return nil
+	}
+	return opsessions.Start(env, lg)
 }

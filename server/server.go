@@ -24,6 +24,7 @@ import (
 
 	"github.com/remocal/remocal/protocol/config"
 	"github.com/remocal/remocal/protocol/daemon"
+	"github.com/remocal/remocal/server/internal/opsessions"
 	"github.com/remocal/remocal/server/internal/targets"
 )
 
@@ -41,6 +42,9 @@ type Options struct {
 	// session; 0 never.
 	IdleTimeout time.Duration
 	Targets     *targets.Set
+	// Remote watches the cluster operator's sessions (NewRemoteSessions);
+	// nil when there is no cluster. The daemon owns and closes it.
+	Remote *opsessions.Watcher
 	// Kubernetes is the cluster the daemon was told to use (`remocal
 	// daemon --kubeconfig F --context C`): sessions whose configuration
 	// names no kubeconfig use it too.
@@ -97,6 +101,9 @@ func New(opts Options) (*Server, error) {
 		return nil, err
 	}
 	s.wg.Go(s.forwardTargetChanges)
+	if opts.Remote != nil {
+		s.wg.Go(s.forwardRemoteSessions)
+	}
 	return s, nil
 }
 
@@ -147,6 +154,9 @@ func (s *Server) shutdown() {
 	s.sessions.stopAll()
 	s.configs.close()
 	s.opts.Targets.Close()
+	if s.opts.Remote != nil {
+		s.opts.Remote.Close()
+	}
 	s.wg.Wait()
 }
 
@@ -216,4 +226,25 @@ func (s *Server) forwardTargetChanges() {
 			s.broadcast(daemon.NotifyTargetsChanged, c)
 		}
 	}
+}
+
+// forwardRemoteSessions tells every client what changes in the operator's
+// sessions: anybody's sessions and locks on the targets in view.
+func (s *Server) forwardRemoteSessions() {
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case n := <-s.opts.Remote.Notifications():
+			s.broadcast(n.Method, n.Params)
+		}
+	}
+}
+
+// remoteSessions lists the operator's sessions in view, if watched.
+func (s *Server) remoteSessions() []daemon.RemoteSession {
+	if s.opts.Remote == nil {
+		return nil
+	}
+	return s.opts.Remote.List()
 }

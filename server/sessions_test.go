@@ -333,7 +333,7 @@ func TestConflictIsAnnounced(t *testing.T) {
 	// The second session's program listens on 8081, mapped to the
 	// target's 8080, which the first session holds.
 	second := startSession(t, alice, daemon.SessionStartParams{Target: target, Incoming: "steal",
-		WorkspaceFolder: project(t, `, "network": {"incoming": {"portMapping": {"8081": 8080}}}`)})
+		WorkspaceFolder: project(t, `, "network": {"incoming": {"portMapping": {"8081": 8080}, "onConflict": "continue"}}`)})
 	join(second, "listen=:8081", "wait")
 
 	n := waitNotification(t, watcher, daemon.NotifyConflict, nil)

@@ -106,10 +106,14 @@ func serveDaemon(ctx context.Context, socket, self string, idle time.Duration, k
 		l.Close()
 		return err
 	}
+	remote := server.NewRemoteSessions(kube, lg)
 	srv, err := server.New(server.Options{Version: version, Socket: socket, Self: self, IdleTimeout: idle,
-		Targets: set, Kubernetes: kube, Logger: lg})
+		Targets: set, Remote: remote, Kubernetes: kube, Logger: lg})
 	if err != nil {
 		set.Close()
+		if remote != nil {
+			remote.Close()
+		}
 		l.Close()
 		return err
 	}
@@ -189,43 +193,34 @@ func printJSON(w io.Writer, raw json.RawMessage) error {
 	return err
 }
 
-func newSessionsCmd() *cobra.Command {
-	var socket, output string
-	cmd := &cobra.Command{
-		Use:   "sessions [-o table|json]",
-		Short: "List the daemon's sessions",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := dialDaemon(cmd.Context(), socket)
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			var res daemon.SessionListResult
-			if err := c.Call(cmd.Context(), daemon.MethodSessionList, nil, &res); err != nil {
-				return err
-			}
-			switch output {
-			case "json":
-				b, _ := json.Marshal(res)
-				return printJSON(cmd.OutOrStdout(), b)
-			case "table":
-				tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-				fmt.Fprintln(tw, "ID\tTARGET\tSTATE\tINCOMING\tOWNER\tSTARTED\tFOLDER")
-				for _, s := range res.Sessions {
-					state := string(s.State)
-					if s.Reason != "" {
-						state += " (" + s.Reason + ")"
-					}
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.ID, s.Target, state, s.Incoming, s.Owner,
-						s.StartedAt.Local().Format(time.TimeOnly), s.WorkspaceFolder)
-				}
-				return tw.Flush()
-			}
-			return fmt.Errorf("-o %q: use table or json", output)
-		},
+// listDaemonSessions prints the local daemon's sessions
+// (`remocal sessions --daemon`).
+func listDaemonSessions(cmd *cobra.Command, socket, output string) error {
+	c, err := dialDaemon(cmd.Context(), socket)
+	if err != nil {
+		return err
 	}
-	cmd.Flags().StringVar(&socket, "socket", "", "unix socket of the daemon")
-	cmd.Flags().StringVarP(&output, "output", "o", "table", "table or json")
-	return cmd
+	defer c.Close()
+	var res daemon.SessionListResult
+	if err := c.Call(cmd.Context(), daemon.MethodSessionList, nil, &res); err != nil {
+		return err
+	}
+	switch output {
+	case "json":
+		b, _ := json.Marshal(res)
+		return printJSON(cmd.OutOrStdout(), b)
+	case "table":
+		tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "ID\tTARGET\tSTATE\tINCOMING\tOWNER\tSTARTED\tFOLDER")
+		for _, s := range res.Sessions {
+			state := string(s.State)
+			if s.Reason != "" {
+				state += " (" + s.Reason + ")"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.ID, s.Target, state, s.Incoming, s.Owner,
+				s.StartedAt.Local().Format(time.TimeOnly), s.WorkspaceFolder)
+		}
+		return tw.Flush()
+	}
+	return fmt.Errorf("-o %q: use table or json", output)
 }

@@ -24,6 +24,7 @@ func newExecCmd() *cobra.Command {
 		logLevel                      string
 		join                          string
 		kf                            kubeFlags
+		operatorMode, onConflict      string
 	)
 	cmd := &cobra.Command{
 		Use:   "exec [--target T] [-f CONFIG] [--steal] -- CMD [ARGS...]",
@@ -42,7 +43,7 @@ an IDE) instead of starting one: that session's settings apply.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if join != "" {
-				for _, name := range []string{"target", "config", "agent", "steal", "mirror", "no-incoming", "kubeconfig", "context", "namespace", "agent-secret-file", "agent-insecure"} {
+				for _, name := range []string{"target", "config", "agent", "steal", "mirror", "no-incoming", "kubeconfig", "context", "namespace", "agent-secret-file", "agent-insecure", "operator", "on-conflict"} {
 					if cmd.Flags().Changed(name) {
 						return fmt.Errorf("--join uses the session's settings; --%s cannot be combined with it", name)
 					}
@@ -60,6 +61,16 @@ an IDE) instead of starting one: that session's settings apply.`,
 				return err
 			}
 			over := session.Overrides{Target: target, AgentAddress: agentAddr, AgentSecretFile: agentSecretFile, AgentInsecure: agentInsecure, Kubernetes: kf.Kubernetes}
+			if operatorMode != "" {
+				if over.Operator, err = config.ParseOperatorMode(operatorMode); err != nil {
+					return fmt.Errorf("--operator %v", err)
+				}
+			}
+			if onConflict != "" {
+				if over.OnConflict = config.OnConflict(onConflict); !over.OnConflict.Valid() {
+					return fmt.Errorf(`--on-conflict: got %q, expected one of "abort", "continue", "override"`, onConflict)
+				}
+			}
 			switch {
 			case steal:
 				over.Incoming = config.IncomingSteal
@@ -111,6 +122,8 @@ an IDE) instead of starting one: that session's settings apply.`,
 	f.BoolVar(&transparentFirst, "transparent-first", false, "do not intercept CMD itself, only the programs it starts (for debuggers such as dlv that launch the program)")
 	f.StringVar(&logLevel, "log-level", "warn", "debug, info, warn or error")
 	kf.register(f)
+	f.StringVar(&operatorMode, "operator", "", `reach Kubernetes targets through the cluster's remocal operator: auto (if it has one), true (only through it) or false (default: the configuration's "operator", else auto)`)
+	f.StringVar(&onConflict, "on-conflict", "", `when another session holds a port: abort (the default), continue without it, or override (take it; operator and RBAC permitting)`)
 	f.StringVar(&join, "join", "", "join the running session serving this socket instead of starting one (how IDEs run static programs and debuggers)")
 	return cmd
 }

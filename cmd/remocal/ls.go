@@ -27,6 +27,7 @@ func newLsCmd() *cobra.Command {
 		allNamespaces bool
 		output        string
 		kinds         []string
+		operatorMode  string
 	)
 	cmd := &cobra.Command{
 		Use:   "ls [-n NAMESPACE | -A] [--kind KIND,...] [-o table|json]",
@@ -69,7 +70,18 @@ remocal/targets (see docs/daemon-protocol.md).`,
 			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), lsTimeout)
 			defer cancel()
-			list, err := kube.List(ctx, env, "", allNamespaces, wanted...)
+			viaOperator, err := useOperator(ctx, env, cfg.Operator, operatorMode)
+			if err != nil {
+				return err
+			}
+			var list []daemon.Target
+			if viaOperator {
+				// What the operator's RBAC lets this user see; no rights on
+				// pods or workloads needed.
+				list, err = kube.OperatorTargets(ctx, env, "", allNamespaces, wanted...)
+			} else {
+				list, err = kube.List(ctx, env, "", allNamespaces, wanted...)
+			}
 			if errors.Is(err, context.DeadlineExceeded) {
 				return fmt.Errorf("the Kubernetes API (context %s) did not answer within %s; is the cluster reachable (kubectl cluster-info)? %w", env.Context, lsTimeout, err)
 			}
@@ -101,7 +113,37 @@ remocal/targets (see docs/daemon-protocol.md).`,
 	f.StringVarP(&output, "output", "o", "table", "table or json")
 	f.StringSliceVar(&kinds, "kind", nil, "list only these kinds: "+kube.KindNames()+" (kubectl's short names work too)")
 	f.StringVarP(&configFile, "config", "f", "", "configuration file for its kubernetes section (default: .remocal/config.json from the working directory upward)")
+	f.StringVar(&operatorMode, "operator", "", `list through the cluster's remocal operator: auto (if it has one), true or false (default: the configuration's "operator", else auto)`)
 	return cmd
+}
+
+// useOperator decides whether to go through the operator: the flag, else
+// the configuration, else auto (when the cluster has an available one).
+func useOperator(ctx context.Context, env *kube.Env, configured config.OperatorMode, flag string) (bool, error) {
+	mode := configured
+	if flag != "" {
+		m, err := config.ParseOperatorMode(flag)
+		if err != nil {
+			return false, fmt.Errorf("--operator %v", err)
+		}
+		mode = m
+	}
+	if mode == config.OperatorNever {
+		return false, nil
+	}
+	err := kube.DetectOperator(ctx, env)
+	var oe *kube.OperatorError
+	switch {
+	case err == nil:
+		return true, nil
+	case mode == config.OperatorAlways && errors.As(err, &oe):
+		return false, fmt.Errorf("operator: true, but %w; or pass --operator auto or false", err)
+	case mode == config.OperatorAlways:
+		return false, err
+	}
+	// auto: no usable operator, or the cluster did not answer (the direct
+	// listing says so in its own words).
+	return false, nil
 }
 
 // parseKinds accepts the kinds as target refs spell them, and kubectl's

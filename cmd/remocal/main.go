@@ -52,7 +52,10 @@ func main() {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newVersionCmd(), newAgentCmd(), newExecCmd(), newLsCmd(), newVerifyConfigCmd(), newDaemonCmd(), newRPCCmd(), newSessionsCmd(), newOperatorCmd())
+	operatorCmd := newOperatorCmd()
+	operatorCmd.AddCommand(newOperatorStatusCmd())
+	root.AddCommand(newVersionCmd(), newAgentCmd(), newExecCmd(), newLsCmd(), newVerifyConfigCmd(), newDaemonCmd(), newRPCCmd(), newSessionsCmd(),
+		operatorCmd)
 	if err := root.ExecuteContext(ctx); err != nil {
 		var exit exitError
 		if !errors.As(err, &exit) || !exit.silent {

@@ -193,3 +193,31 @@ func TestClientWithoutKeyNeedsPermissionToAcceptAnUnprovenAgent(t *testing.T) {
 		t.Fatalf("Dial over TCP without a key: %v; want ErrNoKey before connecting", err)
 	}
 }
+
+// The operator proves nothing in its Welcome (the kube-apiserver's TLS
+// authenticated it): a client told so accepts a Welcome listing
+// CapOperator, and still refuses a plain agent that proves nothing, or one
+// that wants a key it does not have.
+func TestTransportAuthenticatedAcceptsOnlyTheOperator(t *testing.T) {
+	op := &fakeAgent{welcome: func(*wire.Hello) *wire.Welcome { return baseWelcome(wire.CapOperator) }}
+	if _, received, err := op.connect(t, Options{}); !errors.Is(err, ErrUnprovenAgent) {
+		t.Fatalf("the operator without TransportAuthenticated: %v; want ErrUnprovenAgent", err)
+	} else {
+		onlyHello(t, received)
+	}
+	if _, _, err := op.connect(t, Options{TransportAuthenticated: true}); err != nil {
+		t.Fatalf("the operator with TransportAuthenticated: %v", err)
+	}
+	agent := &fakeAgent{welcome: func(*wire.Hello) *wire.Welcome { return baseWelcome() }}
+	if _, received, err := agent.connect(t, Options{TransportAuthenticated: true}); !errors.Is(err, ErrUnprovenAgent) {
+		t.Fatalf("an agent that proves nothing, with TransportAuthenticated: %v; want ErrUnprovenAgent", err)
+	} else {
+		onlyHello(t, received)
+	}
+	keyed := &fakeAgent{welcome: func(*wire.Hello) *wire.Welcome { return baseWelcome(wire.CapAuth) }}
+	if _, received, err := keyed.connect(t, Options{TransportAuthenticated: true}); !errors.Is(err, &wire.Error{Code: wire.CodePermissionDenied}) {
+		t.Fatalf("an agent that wants its key, with TransportAuthenticated: %v; want permission_denied", err)
+	} else {
+		onlyHello(t, received)
+	}
+}

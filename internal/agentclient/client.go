@@ -49,6 +49,13 @@ type Options struct {
 	// the credential), and by the user's explicit --agent-insecure.
 	// Without it a client with no key refuses every agent.
 	Unauthenticated bool
+	// TransportAuthenticated accepts, when Key is nil, a peer whose
+	// Welcome lists wire.CapOperator without a proof: remocal's operator,
+	// reached through the kube-apiserver, whose TLS and APIService
+	// authenticate it. A peer that is not the operator is still held to
+	// the rules above (an agent must prove its key, or Unauthenticated
+	// must be set).
+	TransportAuthenticated bool
 	// Host and Tool describe the client to an operator, which shows them
 	// in its sessions (the machine's host name, "remocal exec").
 	Host, Tool string
@@ -253,6 +260,9 @@ func (c *Client) handshake(ctx context.Context) error {
 	// the agent gets only the hello.
 	key := c.opts.Key
 	switch {
+	case key == nil && c.opts.TransportAuthenticated && wire.HasCapability(w.Capabilities, wire.CapOperator):
+		c.welcome = *w
+		return nil
 	case key == nil && wire.HasCapability(w.Capabilities, wire.CapAuth):
 		return wire.Errorf(wire.CodePermissionDenied,
 			"the agent requires its key and this client was not given one")

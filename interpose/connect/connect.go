@@ -67,6 +67,9 @@ type Options struct {
 	Kube    config.Kubernetes
 	Agent   config.Agent
 	Version string
+	// Operator says whether Kubernetes targets go through the cluster's
+	// operator (config.Config.Operator; "" is auto).
+	Operator config.OperatorMode
 
 	// Cluster makes the connector of a Kubernetes target (ref as
 	// config.Target.String spells it); nil refuses Kubernetes targets.

@@ -21,6 +21,9 @@ type Overrides struct {
 	AgentInsecure   bool
 	Kubernetes      config.Kubernetes
 	Incoming        config.IncomingMode
+	// Operator is --operator; OnConflict a run's network.incoming.onConflict.
+	Operator   config.OperatorMode
+	OnConflict config.OnConflict
 }
 
 // apply overlays the set fields on c.
@@ -42,6 +45,12 @@ func (o Overrides) apply(c *config.Config) {
 	}
 	if o.Incoming != "" {
 		c.Network.Incoming.Mode = o.Incoming
+	}
+	if o.Operator != "" {
+		c.Operator = o.Operator
+	}
+	if o.OnConflict != "" {
+		c.Network.Incoming.OnConflict = o.OnConflict
 	}
 }
 
@@ -84,7 +93,8 @@ func Open(ctx context.Context, o OpenOptions) (*Session, connect.Connector, erro
 	}
 	conn, err := connect.For(cfg.Target, connect.Options{Self: o.Self, AgentAddress: cfg.Agent.Address,
 		AgentSecretFile: o.Overrides.AgentSecretFile, AgentInsecure: o.Overrides.AgentInsecure,
-		Stderr: o.Stderr, Kube: cfg.Kubernetes, Agent: cfg.Agent, Version: o.Version, Cluster: o.Cluster})
+		Stderr: o.Stderr, Kube: cfg.Kubernetes, Agent: cfg.Agent, Version: o.Version, Cluster: o.Cluster,
+		Operator: cfg.Operator})
 	if err != nil {
 		return nil, nil, err
 	}

@@ -109,6 +109,11 @@ func (s *Session) Run(ctx context.Context, argv []string, stdio Stdio) (int, err
 			cmd.Process.Signal(syscall.SIGTERM)
 			<-exited
 			return exitStatus(cmd, waitErr), ctx.Err()
+		case <-s.aborted:
+			// A port the program wants is held (onConflict: abort).
+			cmd.Process.Signal(syscall.SIGTERM)
+			<-exited
+			return exitStatus(cmd, waitErr), s.AbortErr()
 		case <-exited:
 			return exitStatus(cmd, waitErr), nil
 		}

@@ -20,6 +20,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sourcegraph/conc"
@@ -94,6 +95,37 @@ type Session struct {
 	// socket: only the first may be transparent.
 	joined bool
 	wg     conc.WaitGroup
+
+	// aborted is closed when the session must end (abortErr says why): a
+	// port is held by another session and onConflict is abort.
+	aborted   chan struct{}
+	abortErr  error
+	abortOnce sync.Once
+}
+
+// ConflictError is why a session ended under onConflict abort: a port the
+// program listens on is held by another session (Holder says whose).
+type ConflictError = supervisor.ConflictError
+
+// Aborted is closed when the session must end; AbortErr says why. Run
+// stops its program then; other hosts of the session (the daemon's)
+// end it themselves.
+func (s *Session) Aborted() <-chan struct{} { return s.aborted }
+
+// AbortErr says why the session was aborted, once Aborted is closed.
+func (s *Session) AbortErr() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.abortErr
+}
+
+func (s *Session) abort(err error) {
+	s.abortOnce.Do(func() {
+		s.mu.Lock()
+		s.abortErr = err
+		s.mu.Unlock()
+		close(s.aborted)
+	})
 }
 
 // ErrUnsupported wraps kernel feature problems.
@@ -114,12 +146,15 @@ func Start(ctx context.Context, opts Options) (*Session, error) {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	cfg := opts.Config.WithDefaults()
-	copts := agentclient.Options{Name: opts.ClientName, Version: opts.Version, Logger: opts.Logger, Session: newSessionID()}
+	var self atomic.Pointer[Session] // for events that arrive before Start returns
+	copts := agentclient.Options{Name: opts.ClientName, Version: opts.Version, Logger: opts.Logger, Session: newSessionID(),
+		OnEvent: func(ev wire.Event) { serverEvent(opts, &self, ev) }}
 	c, release, err := opts.Connector.Connect(ctx, copts)
 	if err != nil {
 		return nil, err
 	}
-	s := &Session{opts: opts, cfg: cfg, clientOpts: copts, client: c, release: release}
+	s := &Session{opts: opts, cfg: cfg, clientOpts: copts, client: c, release: release, aborted: make(chan struct{})}
+	self.Store(s)
 	if err := s.prepare(ctx); err != nil {
 		release()
 		return nil, err
@@ -325,7 +360,8 @@ func (s *Session) newSupervisor(program string, transparentPID int) (*supervisor
 		return nil, err
 	}
 	in := s.cfg.Network.Incoming
-	inOpts := supervisor.IncomingOptions{Filter: in.HTTPFilter, Ports: in.Ports, IgnorePorts: in.IgnorePorts, PortMapping: in.PortMapping}
+	inOpts := supervisor.IncomingOptions{Filter: in.HTTPFilter, Ports: in.Ports, IgnorePorts: in.IgnorePorts, PortMapping: in.PortMapping,
+		OnConflict: in.OnConflict}
 	switch {
 	case s.targetless: // nothing to take traffic from
 	case in.Mode == config.IncomingMirror:
@@ -337,7 +373,7 @@ func (s *Session) newSupervisor(program string, transparentPID int) (*supervisor
 		Client: s.Client(), Paths: paths, Outgoing: s.out, Processes: rules.NewProcesses(s.cfg.Processes.Local),
 		Incoming: inOpts, Hostname: s.host, DNS: *s.cfg.Network.DNS.Enabled, TransparentPID: transparentPID,
 		DNSNames: rules.NewDNSNames(s.cfg.Network.DNS.Filter.Remote, s.cfg.Network.DNS.Filter.Local),
-		Stderr:   s.opts.Stderr, OnEvent: s.opts.OnEvent, Logger: s.opts.Logger,
+		Stderr:   s.opts.Stderr, OnEvent: s.opts.OnEvent, OnAbort: s.abort, Logger: s.opts.Logger,
 	})
 	if err != nil {
 		return nil, err

@@ -37,6 +37,62 @@ type Config struct {
 	Network    Network    `json:"network,omitzero"`
 	Processes  Processes  `json:"processes,omitzero"`
 	Hostname   *bool      `json:"hostname,omitempty"`
+	// Operator says whether Kubernetes targets are reached through the
+	// operator.
+	Operator OperatorMode `json:"operator,omitempty"`
+}
+
+// OperatorMode says whether Kubernetes targets are reached through the
+// operator: in JSON "auto", true or false.
+type OperatorMode string
+
+// Operator modes.
+const (
+	// OperatorAuto uses the operator when the cluster has an available
+	// one, else reaches the agents directly.
+	OperatorAuto OperatorMode = "auto"
+	// OperatorAlways uses only the operator (JSON true).
+	OperatorAlways OperatorMode = "true"
+	// OperatorNever never uses it (JSON false).
+	OperatorNever OperatorMode = "false"
+)
+
+// ParseOperatorMode reads a flag's value: auto, true or false.
+func ParseOperatorMode(s string) (OperatorMode, error) {
+	switch m := OperatorMode(s); m {
+	case OperatorAuto, OperatorAlways, OperatorNever:
+		return m, nil
+	}
+	return "", fmt.Errorf(`got %q, expected one of "auto", "true", "false"`, s)
+}
+
+// MarshalJSON writes true and false as booleans and auto as a string.
+func (m OperatorMode) MarshalJSON() ([]byte, error) {
+	switch m {
+	case OperatorAlways, OperatorNever:
+		return []byte(m), nil
+	}
+	return json.Marshal(string(m))
+}
+
+// UnmarshalJSON reads "auto", true or false. Parse reaches this only with
+// values the schema already accepted.
+func (m *OperatorMode) UnmarshalJSON(b []byte) error {
+	var v any
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	switch v {
+	case true:
+		*m = OperatorAlways
+	case false:
+		*m = OperatorNever
+	case string(OperatorAuto):
+		*m = OperatorAuto
+	default:
+		return fmt.Errorf(`got %s, expected "auto", true or false`, b)
+	}
+	return nil
 }
 
 // Kubernetes selects the cluster and namespace of Kubernetes targets, as
@@ -167,6 +223,27 @@ type Incoming struct {
 	// PortMapping maps a local listen port to the target's port, for a
 	// local process that cannot listen on the target's port.
 	PortMapping map[uint16]uint16 `json:"portMapping,omitempty"`
+	// OnConflict says what happens when another session holds a port.
+	OnConflict OnConflict `json:"onConflict,omitempty"`
+}
+
+// OnConflict says what a session does when a port it wants is held.
+type OnConflict string
+
+// Conflict policies.
+const (
+	// ConflictAbort ends the session, naming the holder.
+	ConflictAbort OnConflict = "abort"
+	// ConflictContinue runs without the port, saying so.
+	ConflictContinue OnConflict = "continue"
+	// ConflictOverride takes the port (operator only, with RBAC leave).
+	ConflictOverride OnConflict = "override"
+)
+
+// Valid reports whether c is one of the policies; "" (the default,
+// abort) is not one.
+func (c OnConflict) Valid() bool {
+	return c == ConflictAbort || c == ConflictContinue || c == ConflictOverride
 }
 
 // Outgoing configures connections the local process makes.
@@ -228,6 +305,8 @@ const (
 	DefaultIdleTTL      = Duration(time.Minute)
 	DefaultFSMode       = FSRead
 	DefaultIncomingMode = IncomingMirror
+	DefaultOnConflict   = ConflictAbort
+	DefaultOperator     = OperatorAuto
 )
 
 // WithDefaults returns a deep copy of c with every unset field that has a
@@ -252,6 +331,12 @@ func (c *Config) WithDefaults() *Config {
 	}
 	if d.Network.Incoming.Mode == "" {
 		d.Network.Incoming.Mode = DefaultIncomingMode
+	}
+	if d.Network.Incoming.OnConflict == "" {
+		d.Network.Incoming.OnConflict = DefaultOnConflict
+	}
+	if d.Operator == "" {
+		d.Operator = DefaultOperator
 	}
 	for _, b := range []**bool{&d.Network.Outgoing.TCP, &d.Network.Outgoing.UDP, &d.Network.Outgoing.IgnoreLocalhost, &d.Network.DNS.Enabled, &d.Hostname} {
 		if *b == nil {
@@ -374,6 +459,10 @@ func (c *Config) problems(inFile bool) []Problem {
 	for i, p := range c.Processes.Local {
 		add(indexPath("$.processes.local", i), checkExecutableName(p))
 	}
+	if c.Operator != "" {
+		_, err := ParseOperatorMode(string(c.Operator))
+		add("$.operator", err)
+	}
 	return ps
 }
 
@@ -384,6 +473,9 @@ func (in *Incoming) problems(at string, inFile bool) []Problem {
 	}
 	if in.Mode != "" && !in.Mode.Valid() {
 		add(at+".mode", `got %q, expected one of "mirror", "steal", "off"`, in.Mode)
+	}
+	if in.OnConflict != "" && !in.OnConflict.Valid() {
+		add(at+".onConflict", `got %q, expected one of "abort", "continue", "override"`, in.OnConflict)
 	}
 	if f := in.HTTPFilter; f != nil {
 		fp := at + ".httpFilter"

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -124,7 +125,7 @@ func TestProblemPositions(t *testing.T) {
 	}
 	want := []Problem{
 		{Path: "$.fs.mode", Line: 3, Column: 18, Message: `got "x", expected one of "read", "local"`},
-		{Path: "$.bogus", Line: 4, Column: 2, Message: `unknown key "bogus"; expected one of "$schema", "agent", "env", "fs", "hostname", "kubernetes", "network", "processes", "target"`},
+		{Path: "$.bogus", Line: 4, Column: 2, Message: `unknown key "bogus"; expected one of "$schema", "agent", "env", "fs", "hostname", "kubernetes", "network", "operator", "processes", "target"`},
 	}
 	if diff := cmp.Diff(want, cerr.Problems); diff != "" {
 		t.Errorf("problems (-want +got):\n%s", diff)
@@ -262,8 +263,9 @@ func TestWithDefaults(t *testing.T) {
 		Agent:    Agent{IdleTTL: Duration(time.Minute), StartupTimeout: Duration(time.Minute), ImagePullPolicy: "IfNotPresent"},
 		Env:      Env{Include: []string{"*"}},
 		FS:       FS{Mode: FSRead},
-		Network:  Network{Incoming: Incoming{Mode: IncomingMirror}, Outgoing: Outgoing{TCP: ptr(true), UDP: ptr(true), IgnoreLocalhost: ptr(true)}, DNS: DNS{Enabled: ptr(true)}},
+		Network:  Network{Incoming: Incoming{Mode: IncomingMirror, OnConflict: ConflictAbort}, Outgoing: Outgoing{TCP: ptr(true), UDP: ptr(true), IgnoreLocalhost: ptr(true)}, DNS: DNS{Enabled: ptr(true)}},
 		Hostname: ptr(true),
+		Operator: OperatorAuto,
 	}
 	if diff := cmp.Diff(want, d); diff != "" {
 		t.Errorf("defaults (-want +got):\n%s", diff)
@@ -277,8 +279,9 @@ func TestWithDefaults(t *testing.T) {
 		Agent:    Agent{Address: "tcp:127.0.0.1:1", IdleTTL: Duration(time.Second), StartupTimeout: Duration(time.Second), ImagePullPolicy: "Always"},
 		Env:      Env{Include: []string{"A*"}, Exclude: []string{"B"}, Override: map[string]string{"C": "d"}},
 		FS:       FS{Mode: FSLocal, Local: []string{"/x"}},
-		Network:  Network{Incoming: Incoming{Mode: IncomingOff, Ports: []uint16{1}, PortMapping: map[uint16]uint16{1: 2}}, Outgoing: Outgoing{TCP: ptr(false), UDP: ptr(false), IgnoreLocalhost: ptr(false), Filter: Filter{Local: []string{"x"}}}, DNS: DNS{Enabled: ptr(false)}},
+		Network:  Network{Incoming: Incoming{Mode: IncomingOff, Ports: []uint16{1}, PortMapping: map[uint16]uint16{1: 2}, OnConflict: ConflictContinue}, Outgoing: Outgoing{TCP: ptr(false), UDP: ptr(false), IgnoreLocalhost: ptr(false), Filter: Filter{Local: []string{"x"}}}, DNS: DNS{Enabled: ptr(false)}},
 		Hostname: ptr(false),
+		Operator: OperatorNever,
 	}
 	d = explicit.WithDefaults()
 	if diff := cmp.Diff(explicit, d); diff != "" {
@@ -363,6 +366,13 @@ func TestSchemaMatchesStructs(t *testing.T) {
 		}[typ.Kind()]
 		if typ == durationType {
 			wantType = "string"
+		}
+		if typ == reflect.TypeFor[OperatorMode]() {
+			// "auto", true or false.
+			if fmt.Sprint(node["type"]) != "[string boolean]" {
+				t.Errorf("%s: schema type %v, want [string boolean]", path, node["type"])
+			}
+			return
 		}
 		if node["type"] != wantType {
 			t.Errorf("%s: schema type %v, Go type %s", path, node["type"], typ)
@@ -603,4 +613,29 @@ func FuzzParse(f *testing.F) {
 		}
 		checkRoundTrip(t, c)
 	})
+}
+
+// A Config changed by flags (--operator) is checked like a file.
+func TestOperatorModeFlagAndValidate(t *testing.T) {
+	for _, s := range []string{"auto", "true", "false"} {
+		if m, err := ParseOperatorMode(s); err != nil || string(m) != s {
+			t.Errorf("ParseOperatorMode(%q) = %q, %v", s, m, err)
+		}
+	}
+	if _, err := ParseOperatorMode("yes"); err == nil {
+		t.Error(`ParseOperatorMode("yes") accepted`)
+	}
+	c := &Config{Operator: "maybe", Network: Network{Incoming: Incoming{OnConflict: "steal"}}}
+	var cerr *Error
+	if err := c.Validate(); !errors.As(err, &cerr) || len(cerr.Problems) != 2 ||
+		cerr.Problems[0].Path != "$.network.incoming.onConflict" || cerr.Problems[1].Path != "$.operator" {
+		t.Errorf("Validate = %v; want problems at $.network.incoming.onConflict and $.operator", err)
+	}
+	for m, want := range map[OperatorMode]string{OperatorAuto: `"auto"`, OperatorAlways: "true", OperatorNever: "false"} {
+		b, err := json.Marshal(m)
+		var back OperatorMode
+		if err != nil || string(b) != want || json.Unmarshal(b, &back) != nil || back != m {
+			t.Errorf("%q marshals to %s (%v) and back to %q", m, b, err, back)
+		}
+	}
 }

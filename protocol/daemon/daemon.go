@@ -237,6 +237,9 @@ type SessionParams struct {
 // SessionListResult lists every session of the daemon.
 type SessionListResult struct {
 	Sessions []Session `json:"sessions"`
+	// Remote lists the operator's sessions on targets in view, when the
+	// cluster has an operator.
+	Remote []RemoteSession `json:"remote,omitzero"`
 }
 
 // Subscription is incoming traffic a session receives.
@@ -266,20 +269,71 @@ type SessionDetail struct {
 	Errors   []string          `json:"errors"`
 }
 
-// SessionChanged announces a session's new state.
+// SessionChanged announces a session's new state: one of this daemon's
+// (Session), or a session of the cluster's operator on a target in view,
+// anybody's (Remote; Session is then absent).
 type SessionChanged struct {
-	Session Session `json:"session"`
+	Session Session        `json:"session,omitzero"`
+	Remote  *RemoteSession `json:"remote,omitzero"`
+}
+
+// Phases of a RemoteSession: the operator's (Active, Disconnected) and
+// RemoteEnded, sent once when the session is gone.
+const (
+	RemoteActive       = "Active"
+	RemoteDisconnected = "Disconnected"
+	RemoteEnded        = "Ended"
+)
+
+// RemoteSession is a session of the cluster's operator, as a client shows
+// it: "port 8080 on deploy/api is stolen by bob with header x-user: bob
+// since 10:02".
+type RemoteSession struct {
+	// Name is the operator's session name, in Namespace.
+	Name      string `json:"name"`
+	Namespace string `json:"namespace"`
+	// User is its owner as Kubernetes authenticated them; Client what
+	// their client calls itself ("bob@desk"), Tool which program
+	// ("remocal exec", "vscode").
+	User   string `json:"user"`
+	Client string `json:"client"`
+	Tool   string `json:"tool,omitzero"`
+	// Target is the target as remocal spells it ("deployment/api").
+	Target string `json:"target"`
+	// Phase is RemoteActive, RemoteDisconnected (its locks are kept until
+	// ExpiresAt for it to resume) or RemoteEnded.
+	Phase     string       `json:"phase"`
+	Ports     []RemotePort `json:"ports"`
+	Since     time.Time    `json:"since"`
+	ExpiresAt *time.Time   `json:"expiresAt,omitzero"`
+}
+
+// RemotePort is one port a remote session receives; Lock says it holds
+// the port (a steal), since Since.
+type RemotePort struct {
+	Port   uint16           `json:"port"`
+	Mode   wire.Mode        `json:"mode"`
+	Filter *wire.HTTPFilter `json:"filter,omitzero"`
+	Lock   bool             `json:"lock,omitzero"`
+	Since  *time.Time       `json:"since,omitzero"`
 }
 
 // Conflict announces that a session could not take a port because another
 // client holds it.
+//
+// Conflicts seen on the cluster rather than in this daemon's sessions (the
+// operator's sessions watched) have no SessionID: RemoteSession names the
+// operator session ("namespace/name") that lost the port, and Taken says
+// it was taken from it by Holder (an override) rather than refused.
 type Conflict struct {
-	SessionID string       `json:"sessionId"`
-	Target    string       `json:"target"`
-	Port      uint16       `json:"port"`
-	Mode      wire.Mode    `json:"mode"`
-	Holder    *wire.Holder `json:"holder"`
-	Message   string       `json:"message"`
+	SessionID     string       `json:"sessionId"`
+	Target        string       `json:"target"`
+	Port          uint16       `json:"port"`
+	Mode          wire.Mode    `json:"mode"`
+	Holder        *wire.Holder `json:"holder"`
+	Message       string       `json:"message"`
+	RemoteSession string       `json:"remoteSession,omitzero"`
+	Taken         bool         `json:"taken,omitzero"`
 }
 
 // TargetsChanged tells clients to list targets again.

@@ -32,6 +32,13 @@ var kubeSession = Session{ID: "s2", Target: "deployment/inventory", Namespace: "
 	State: StateActive, StartedAt: started, Incoming: "steal", Resolved: "deployment/inventory (pod shop/inventory-7c9f8d5b6-2xk4q, container inventory)",
 	Note: "deployment/inventory has 2 running pods; this session uses inventory-7c9f8d5b6-2xk4q (the oldest), so only its traffic is mirrored or stolen; the other pods serve as before"}
 
+var later = started.Add(32 * time.Minute)
+
+var remoteBob = RemoteSession{Name: "s-0bq3n8c2zd", Namespace: "shop", User: "bob", Client: "bob@desk", Tool: "vscode", Target: "deployment/inventory",
+	Phase: RemoteActive, Since: started, Ports: []RemotePort{
+		{Port: 8080, Mode: wire.ModeSteal, Filter: &wire.HTTPFilter{Headers: map[string]string{"X-User": "bob"}}, Lock: true, Since: &started},
+		{Port: 9090, Mode: wire.ModeMirror}}}
+
 // vectors holds one example of every payload, named by method and role.
 // Every method and notification constant must appear.
 var vectors = map[string]any{
@@ -57,7 +64,15 @@ var vectors = map[string]any{
 	NotifySessionChanged + ".params": SessionChanged{Session: Session{ID: "s1", Target: "pid/4242", WorkspaceFolder: "/home/alice/inventory", Owner: "alice@laptop", State: StateDegraded, Reason: "lost the connection to the agent", StartedAt: started, Incoming: "mirror"}},
 	NotifyConflict + ".params":       Conflict{SessionID: "s1", Target: "pid/4242", Port: 8080, Mode: wire.ModeSteal, Holder: &wire.Holder{Client: "bob@desk", Subscription: "s3", Port: 8080, Mode: wire.ModeSteal}, Message: "port 8080 is already stolen without a filter by bob@desk (subscription s3)"},
 	NotifyTargetsChanged + ".params": TargetsChanged{Provider: "local", Namespace: "local"},
-	NotifyConfigChanged + ".params":  ConfigChanged{WorkspaceFolder: "/home/alice/inventory", File: "/home/alice/inventory/.remocal/config.json", Valid: true, Problems: []Problem{}},
+	// The operator's sessions, anybody's, on targets in view.
+	NotifySessionChanged + ".remote.params": SessionChanged{Remote: &remoteBob},
+	NotifySessionChanged + ".remote-ended.params": SessionChanged{Remote: &RemoteSession{Name: "s-0bq3n8c2zd", Namespace: "shop", User: "bob",
+		Client: "bob@desk", Target: "deployment/inventory", Phase: RemoteEnded, Ports: []RemotePort{}, Since: started}},
+	MethodSessionList + ".remote.result": SessionListResult{Sessions: []Session{kubeSession}, Remote: []RemoteSession{remoteBob}},
+	NotifyConflict + ".taken.params": Conflict{Target: "deployment/inventory", Port: 8080, Mode: wire.ModeSteal, RemoteSession: "shop/s-0bq3n8c2zd", Taken: true,
+		Holder:  &wire.Holder{Client: "carol@desk", User: "carol", Session: "s-c4r0l00001", Subscription: "s9", Port: 8080, Mode: wire.ModeSteal, Since: &later},
+		Message: "port 8080 of deployment/inventory was taken from bob (session shop/s-0bq3n8c2zd) by carol (carol@desk, session s-c4r0l00001) with an override"},
+	NotifyConfigChanged + ".params": ConfigChanged{WorkspaceFolder: "/home/alice/inventory", File: "/home/alice/inventory/.remocal/config.json", Valid: true, Problems: []Problem{}},
 }
 
 // encode uses the daemon's codec, so the vectors are what goes on the wire.

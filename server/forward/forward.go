@@ -67,7 +67,7 @@ func ensureDaemon(ctx context.Context, o Options) error {
 	}
 	if err == nil {
 		if info.Sessions > 0 {
-			return fmt.Errorf("%w: remocal daemon %s (pid %d) is running %d session(s), but this is remocal %s; stop its sessions (remocal sessions) or use the remocal that started it, then retry",
+			return fmt.Errorf("%w: remocal daemon %s (pid %d) is running %d session(s), but this is remocal %s; stop its sessions (remocal sessions --daemon) or use the remocal that started it, then retry",
 				ErrVersionSkew, info.Version, info.PID, info.Sessions, o.Version)
 		}
 		if err := stopDaemon(ctx, o.Socket, info.PID); err != nil {

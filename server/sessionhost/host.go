@@ -141,13 +141,21 @@ func Main(args []string) int {
 		defer close(sent)
 		h.events.run(func(ev Event) { h.conn.Notify(context.Background(), methodEvent, ev) })
 	}()
+	code := 0
 	if err == nil {
-		<-ctx.Done()
+		select {
+		case <-ctx.Done():
+		case <-h.sess.Aborted():
+			// A port is held by another session and onConflict is
+			// abort: the session ends, its last words naming the holder.
+			fmt.Fprintf(out, "remocal: session %s ended: %v\n", p.ID, h.sess.AbortErr())
+			code = 1
+		}
 	}
 	h.sess.Close()
 	h.events.close()
 	<-sent
-	return 0
+	return code
 }
 
 // handle serves the daemon's messages. Notifications never return errors:
@@ -258,7 +266,7 @@ func (h *host) onEvent(ev session.Event) {
 		if ev.Holder != nil {
 			out.Kind = daemon.EventConflict
 			out.Conflict = &daemon.Conflict{SessionID: h.id, Target: h.describe(), Port: ev.RemotePort,
-				Mode: ev.Mode, Holder: ev.Holder, Message: ev.Message}
+				Mode: ev.Mode, Holder: ev.Holder, Message: ev.Message, Taken: ev.Taken}
 		}
 	case daemon.EventAgentLost, daemon.EventAgentGone:
 	case daemon.EventAgentReconnected:

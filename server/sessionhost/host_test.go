@@ -281,7 +281,8 @@ func (w lineWriter) Write(p []byte) (int, error) {
 }
 
 // A port another user steals already: the session reports a conflict
-// naming them, and the program still listens locally.
+// naming them, and with onConflict continue the program still listens
+// locally.
 func TestConflictEvent(t *testing.T) {
 	env := envtest.New(t)
 	addr, _ := startAgent(t, env)
@@ -301,6 +302,7 @@ func TestConflictEvent(t *testing.T) {
 
 	spec := appSpec(t, env, "s1")
 	spec.Config.Agent.Address = addr
+	spec.Config.Network.Incoming.OnConflict = config.ConflictContinue
 	spec.Incoming = "steal"
 	h := startHost(t, spec)
 	if h.Ready().Incoming != "steal" {

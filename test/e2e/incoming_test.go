@@ -135,3 +135,32 @@ func TestPortMapping(t *testing.T) {
 	r.Expect(r.Stdout, "request GET /mapped")
 	r.Wait()
 }
+
+// A port another session steals: by default (onConflict abort) the second
+// session ends naming the holder and its program's listen fails; with
+// continue it runs without the port, saying so.
+func TestConflictAbortsOrContinues(t *testing.T) {
+	env := envtest.New(t)
+	holder := startExec(t, env, []string{"--steal"}, built(t, "probe"), "serve=:8080")
+	holder.Expect(holder.Stderr, "stealing port 8080 of the target")
+
+	// The second program listens on 8081, mapped to the target's 8080
+	// (both programs run on this machine).
+	cfg := filepath.Join(t.TempDir(), "second.json")
+	os.WriteFile(cfg, []byte(`{"network": {"incoming": {"mode": "steal", "portMapping": {"8081": 8080}}}}`), 0o644)
+	r := execIn(t, env, []string{"-f", cfg}, built(t, "probe"), "serve=:8081")
+	if r.Code == 0 {
+		t.Errorf("onConflict abort: exit 0, want the session to fail")
+	}
+	mustContain(t, "abort", r.Stderr, "port 8080 of the target (the program's port 8081) is held by another session",
+		"already stolen without a filter by", "onConflict: abort", `"continue"`)
+
+	c := startExec(t, env, []string{"-f", cfg, "--on-conflict", "continue"}, built(t, "probe"), "listen=:8081", "wait")
+	c.Expect(c.Stderr, "continuing without port 8080 (onConflict: continue)")
+	c.Expect(c.Stdout, "listening :8081")
+	// The holder still gets the target's traffic.
+	if _, by := peerGet(t, env, "/still-mine", nil); by != "local-probe" {
+		t.Errorf("the holder lost the port to a session that continued without it: answered by %q", by)
+	}
+	holder.Expect(holder.Stdout, "request GET /still-mine")
+}

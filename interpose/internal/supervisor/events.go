@@ -2,6 +2,7 @@ package supervisor
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"sort"
 	"strconv"
@@ -26,14 +27,45 @@ type Event struct {
 	// agent) or why the agent connection ended.
 	Err error
 	// Holder is who holds the port when a subscription was refused for a
-	// conflict.
+	// conflict, or who took it (Taken: an operator's subscription.lost
+	// event, another user's override).
 	Holder *wire.Holder
+	Taken  bool
 }
 
 // emit passes ev to Config.OnEvent, if any.
 func (s *Supervisor) emit(ev Event) {
 	if s.cfg.OnEvent != nil {
 		s.cfg.OnEvent(ev)
+	}
+}
+
+// ConflictError ends a session whose onConflict is abort: a port the
+// program listens on is held by another session.
+type ConflictError struct {
+	LocalPort, RemotePort uint16
+	// Holder is who holds it (from the agent's or operator's conflict
+	// error), if said.
+	Holder *wire.Holder
+	// Err is the refusal.
+	Err error
+}
+
+func (e *ConflictError) Error() string {
+	return fmt.Sprintf("port %d of the target (the program's port %d) is held by another session: %v (%s)",
+		e.RemotePort, e.LocalPort, e.Err, e.advice())
+}
+
+func (e *ConflictError) Unwrap() error { return e.Err }
+
+func (e *ConflictError) advice() string {
+	return `onConflict: abort; set network.incoming.onConflict to "continue" to run without the port, or to "override" to take it if your RBAC allows`
+}
+
+// abort tells the session to end.
+func (s *Supervisor) abort(err error) {
+	if s.cfg.OnAbort != nil {
+		s.cfg.OnAbort(err)
 	}
 }
 

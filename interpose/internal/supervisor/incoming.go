@@ -2,6 +2,7 @@ package supervisor
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"net/netip"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/remocal/remocal/internal/agentclient"
 	"github.com/remocal/remocal/interpose/internal/seccomp"
+	"github.com/remocal/remocal/protocol/config"
 	"github.com/remocal/remocal/protocol/daemon"
 	"github.com/remocal/remocal/protocol/wire"
 )
@@ -103,23 +105,35 @@ func (in *incoming) listen(c *call) {
 	in.wanted[port] = wantedPort{remote: remotePort, forward: forward}
 	in.mu.Unlock()
 	c.async(func(c *call) {
-		in.subscribe(port, remotePort, forward)
+		if !in.subscribe(port, remotePort, forward) {
+			// The session is ending: the program must not serve on a
+			// port whose traffic another session holds.
+			c.fail(unix.EADDRINUSE)
+			return
+		}
 		c.ret(0)
 	})
 }
 
-func (in *incoming) subscribe(local, remote uint16, forward netip.AddrPort) {
+// subscribe asks the agent for the target's port; a port another session
+// holds is handled as IncomingOptions.OnConflict says. It reports false
+// when the session is to end (onConflict: abort).
+func (in *incoming) subscribe(local, remote uint16, forward netip.AddrPort) bool {
 	opts := in.s.cfg.Incoming
 	ctx, cancel := context.WithTimeout(in.s.ctx, subscribeTimeout)
 	defer cancel()
 	spec := wire.Subscribe{Port: remote, Mode: opts.Mode, Filter: opts.Filter}
-	sub, err := in.s.agent().Subscribe(ctx, spec, agentclient.ForwardTo(forward.String()))
+	client := in.s.agent()
+	sub, err := client.Subscribe(ctx, spec, agentclient.ForwardTo(forward.String()))
+	override := isConflict(err) && opts.OnConflict == config.ConflictOverride && wire.HasCapability(client.Welcome().Capabilities, wire.CapOperator)
+	if override {
+		// The operator checks that this user may take the port, moves the
+		// lock and tells its holder.
+		spec.Override = true
+		sub, err = client.Subscribe(ctx, spec, agentclient.ForwardTo(forward.String()))
+	}
 	if err != nil {
-		msg := fmt.Sprintf("cannot %s port %d of the target for the program's port %d: %v", opts.Mode, remote, local, err)
-		in.s.warnf("%s", msg)
-		in.s.emit(Event{Kind: daemon.EventSubscribeFailed, Message: msg, LocalPort: local, RemotePort: remote,
-			Mode: opts.Mode, Filter: opts.Filter, Err: err, Holder: holderOf(err)})
-		return
+		return in.refused(local, remote, err, override)
 	}
 	in.mu.Lock()
 	in.subs[local] = sub
@@ -133,10 +147,52 @@ func (in *incoming) subscribe(local, remote uint16, forward netip.AddrPort) {
 		filter = " where " + opts.Filter.String()
 	}
 	msg := fmt.Sprintf("%s port %d of the target%s to %s", what, remote, filter, forward)
+	if override {
+		msg += " (taken from its holder: onConflict override)"
+	}
 	in.s.warnf("%s", msg)
 	in.s.stats.remote("listen")
 	in.s.emit(Event{Kind: daemon.EventSubscribed, Message: msg, LocalPort: local, RemotePort: remote, Mode: opts.Mode, Filter: opts.Filter})
+	return true
 }
+
+// refused tells the user why the port could not be had and, for a
+// conflict under onConflict abort, or an override the operator refused
+// (the user lacks the RBAC permission), ends the session.
+func (in *incoming) refused(local, remote uint16, err error, triedOverride bool) bool {
+	opts := in.s.cfg.Incoming
+	msg := fmt.Sprintf("cannot %s port %d of the target for the program's port %d: %v", opts.Mode, remote, local, err)
+	abort := triedOverride
+	if triedOverride && !isConflict(err) {
+		msg = fmt.Sprintf("the operator refused to let this session take port %d of the target from its holder (onConflict: override): %v", remote, err)
+	} else if isConflict(err) {
+		switch opts.OnConflict {
+		case config.ConflictContinue:
+			msg += fmt.Sprintf("; continuing without port %d (onConflict: continue): your program listens locally but gets none of the target's traffic there", remote)
+		case config.ConflictOverride:
+			if !wire.HasCapability(in.s.agent().Welcome().Capabilities, wire.CapOperator) {
+				msg += "; onConflict override needs the cluster's remocal operator, and this session reaches the agent directly"
+			}
+			abort = true
+		default:
+			abort = true
+		}
+	}
+	if abort {
+		cerr := &ConflictError{LocalPort: local, RemotePort: remote, Holder: holderOf(err), Err: err}
+		msg += "; ending the session (" + cerr.advice() + ")"
+		// The session's end reports cerr to the user; the event carries
+		// the message for the daemon.
+		defer in.s.abort(cerr)
+	} else {
+		in.s.warnf("%s", msg)
+	}
+	in.s.emit(Event{Kind: daemon.EventSubscribeFailed, Message: msg, LocalPort: local, RemotePort: remote,
+		Mode: opts.Mode, Filter: opts.Filter, Err: err, Holder: holderOf(err)})
+	return !abort
+}
+
+func isConflict(err error) bool { return errors.Is(err, &wire.Error{Code: wire.CodeConflict}) }
 
 // resubscribe asks a new agent connection for every wanted port; the old
 // connection's subscriptions ended with it.

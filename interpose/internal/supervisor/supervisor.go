@@ -28,6 +28,7 @@ import (
 	"github.com/remocal/remocal/interpose/internal/inflight"
 	"github.com/remocal/remocal/interpose/internal/rules"
 	"github.com/remocal/remocal/interpose/internal/seccomp"
+	"github.com/remocal/remocal/protocol/config"
 	"github.com/remocal/remocal/protocol/wire"
 )
 
@@ -60,6 +61,11 @@ type Config struct {
 	// notification loop), possibly from several at once; it must return
 	// quickly, since the program may be waiting for that work.
 	OnEvent func(Event)
+	// OnAbort, if set, is told that the session must end: a port the
+	// program listens on is held by another session and
+	// IncomingOptions.OnConflict is abort. The error is a
+	// *ConflictError. It must return quickly.
+	OnAbort func(error)
 	Logger  *slog.Logger
 }
 
@@ -73,6 +79,10 @@ type IncomingOptions struct {
 	IgnorePorts []uint16
 	// PortMapping maps a local port to the target's port.
 	PortMapping map[uint16]uint16
+	// OnConflict says what happens when another session holds the port:
+	// abort ("", the default), continue, or override (through the
+	// operator only).
+	OnConflict config.OnConflict
 }
 
 // Supervisor serves one or more listeners of one session.

@@ -1,0 +1,106 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strconv"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+	"k8s.io/apimachinery/pkg/util/duration"
+
+	"github.com/remocal/remocal/kube"
+	"github.com/remocal/remocal/protocol/operator"
+)
+
+// newOperatorStatusCmd is `remocal operator status`: whether the cluster
+// has an operator, and its state.
+func newOperatorStatusCmd() *cobra.Command {
+	var (
+		kf     kubeFlags
+		output string
+	)
+	cmd := &cobra.Command{
+		Use:   "status [-o table|json]",
+		Short: "Show whether the cluster has a remocal operator, and its state",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if output != "table" && output != "json" {
+				return fmt.Errorf("-o %q: use table or json", output)
+			}
+			env, err := kube.Load(kf.Kubernetes)
+			if err != nil {
+				return err
+			}
+			// Discovery first: it tells "not installed" from "not
+			// answering" from "not allowed to read its status".
+			if err := kube.DetectOperator(cmd.Context(), env); err != nil {
+				return err
+			}
+			c, err := kube.NewOperatorClient(env)
+			if err != nil {
+				return err
+			}
+			st, err := c.Status(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if output == "json" {
+				b, err := json.MarshalIndent(st, "", "  ")
+				if err != nil {
+					return err
+				}
+				_, err = fmt.Fprintln(cmd.OutOrStdout(), string(b))
+				return err
+			}
+			return writeOperatorStatus(cmd.OutOrStdout(), env.Context, st.Status, time.Now())
+		},
+	}
+	kf.register(cmd.Flags())
+	cmd.Flags().StringVarP(&output, "output", "o", "table", "table or json")
+	return cmd
+}
+
+// writeOperatorStatus prints the operator's state for humans.
+func writeOperatorStatus(w io.Writer, context string, st operator.OperatorState, now time.Time) error {
+	health := "healthy"
+	if !st.Healthy {
+		health = "unhealthy"
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "operator:\t%s (API %s, context %q)\n", health, operator.APIServiceName, context)
+	fmt.Fprintf(tw, "version:\t%s\n", st.Version)
+	fmt.Fprintf(tw, "leader:\t%s\n", orDash(st.Leader))
+	fmt.Fprintf(tw, "answered by:\t%s\n", orDash(st.Self))
+	fmt.Fprintf(tw, "sessions:\t%d\n", st.Sessions)
+	fmt.Fprintf(tw, "agents:\t%d\n", len(st.Agents))
+	for _, p := range st.Problems {
+		fmt.Fprintf(tw, "problem:\t%s\n", p)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if len(st.Agents) == 0 {
+		return nil
+	}
+	fmt.Fprintln(w)
+	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "TARGET POD\tAGENT\tSESSIONS\tIDLE")
+	for _, a := range st.Agents {
+		idle := "-"
+		if a.IdleSince != nil {
+			idle = duration.HumanDuration(now.Sub(a.IdleSince.Time))
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", a.Pod, a.Agent, strconv.Itoa(a.Sessions), idle)
+	}
+	return tw.Flush()
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
