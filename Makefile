@@ -17,6 +17,7 @@ deps:
 
 build: bootstrap-fresh
 	go build -trimpath -ldflags "$(LDFLAGS)" -o bin/remocal ./cmd/remocal
+	go build -trimpath -ldflags "$(LDFLAGS)" -o bin/remocal-operator ./cmd/remocal-operator
 
 # The LD_PRELOAD bootstrap library (interpose/bootstrap) is committed and
 # embedded in remocal, so building remocal needs no C compiler. `make

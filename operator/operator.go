@@ -1,4 +1,4 @@
-// Package operator is `remocal operator`: the aggregated API server of
+// Package operator is remocal-operator (cmd/remocal-operator): the aggregated API server of
 // protocol/operator, backed by the Kubernetes target catalogue (package
 // kube) and the session broker. Run is its whole life.
 package operator

@@ -3,7 +3,6 @@ package operator
 import (
 	"context"
 	"errors"
-	"net"
 	"testing"
 	"time"
 
@@ -16,7 +15,6 @@ import (
 	"github.com/remocal/remocal/kube"
 	"github.com/remocal/remocal/operator/internal/backend"
 	"github.com/remocal/remocal/protocol/operator"
-	"github.com/remocal/remocal/protocol/wire"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -65,43 +63,5 @@ func TestTargetsFromTheCluster(t *testing.T) {
 		if _, err := k.Get(context.Background(), "shop", name); !errors.Is(err, backend.ErrNotFound) {
 			t.Errorf("get %q: %v, want not found", name, err)
 		}
-	}
-}
-
-// TestPlaceholderRefusesSessions: until the broker lands, a client is told
-// in its own protocol why it gets no session.
-func TestPlaceholderRefusesSessions(t *testing.T) {
-	b, err := defaultBackend(context.Background(), Deps{Version: "test"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	client, server := net.Pipe()
-	defer client.Close()
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		b.Serve(context.Background(), server, operator.UserInfo{Username: "alice"}, "shop", "deployment.api")
-	}()
-	go func() {
-		if wire.WritePreamble(client) == nil {
-			_ = wire.WriteMessage(client, 1, &wire.Hello{Client: wire.ClientInfo{Name: "alice@laptop"}})
-		}
-	}()
-	if err := wire.ReadPreamble(client); err != nil {
-		t.Fatal(err)
-	}
-	env, err := wire.ReadEnvelope(client, wire.MaxHandshakeFrameSize)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if env.ID != 1 || env.Error == nil || env.Error.Code != wire.CodeUnavailable {
-		t.Errorf("answer %+v", env)
-	}
-	<-done
-	if items, _ := b.List(""); len(items) != 0 {
-		t.Errorf("sessions %v", items)
-	}
-	if st := b.Status(context.Background()); st.Healthy || len(st.Problems) == 0 {
-		t.Errorf("status %+v", st)
 	}
 }

@@ -52,10 +52,8 @@ func main() {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	operatorCmd := newOperatorCmd()
-	operatorCmd.AddCommand(newOperatorStatusCmd())
 	root.AddCommand(newVersionCmd(), newAgentCmd(), newExecCmd(), newLsCmd(), newVerifyConfigCmd(), newDaemonCmd(), newRPCCmd(), newSessionsCmd(),
-		operatorCmd)
+		newOperatorCmd())
 	if err := root.ExecuteContext(ctx); err != nil {
 		var exit exitError
 		if !errors.As(err, &exit) || !exit.silent {

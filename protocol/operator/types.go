@@ -1,6 +1,6 @@
 // Package operator is the contract of remocal's operator API: an aggregated
 // Kubernetes API (group operator.remocal.dev, version v1alpha1) served by
-// `remocal operator` and reached through the cluster's own kube-apiserver,
+// remocal-operator and reached through the cluster's own kube-apiserver,
 // so that Kubernetes authenticates the caller, RBAC authorizes every call
 // and the cluster's audit log records it.
 //

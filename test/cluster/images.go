@@ -107,8 +107,8 @@ type BuiltImage struct {
 
 // BuildImages builds remocal's own images from this checkout without a
 // container engine: the agent (the remocal binary, static, entrypoint
-// `remocal agent`), the operator (the same binary, entrypoint `remocal
-// operator`, user 65532), the inventory example (a Go HTTP API), a small
+// `remocal agent`), the operator (the remocal-operator binary, user
+// 65532), the inventory example (a Go HTTP API), a small
 // Python service (Debian's python3.11 with just the modules the service
 // imports) and Postgres (Debian's PostgreSQL 15, server only). If a
 // cluster is running, it imports them into its containerd.
@@ -160,11 +160,16 @@ func BuildImages(ctx context.Context, o ImageOptions, logf Logf) ([]BuiltImage, 
 		return nil
 	}
 	if want("agent") || want("operator") {
-		remocal := filepath.Join(work, "remocal")
-		if err := build("./cmd/remocal", remocal, "-s -w -X main.version="+o.Version); err != nil {
-			return nil, err
+		remocal, operatorBin := filepath.Join(work, "remocal"), filepath.Join(work, "remocal-operator")
+		for _, b := range []struct{ pkg, out, image string }{{"./cmd/remocal", remocal, "agent"}, {"./cmd/remocal-operator", operatorBin, "operator"}} {
+			if !want(b.image) {
+				continue
+			}
+			if err := build(b.pkg, b.out, "-s -w -X main.version="+o.Version); err != nil {
+				return nil, err
+			}
 		}
-		if err := writeRemocalImages(write, want, remocal, o.Version); err != nil {
+		if err := writeRemocalImages(write, want, remocal, operatorBin, o.Version); err != nil {
 			return nil, err
 		}
 	}
@@ -228,11 +233,11 @@ func BuildImages(ctx context.Context, o ImageOptions, logf Logf) ([]BuiltImage, 
 	return built, nil
 }
 
-// writeRemocalImages writes the images of the remocal binary: the agent
-// (run as root: it enters its target's namespaces) and the operator (an
-// unprivileged API server, user 65532 as distroless images name
-// "nonroot"), each tagged with the binary's version.
-func writeRemocalImages(write func(string, Image) error, want func(string) bool, remocal, version string) error {
+// writeRemocalImages writes remocal's own images: the agent (the remocal
+// binary, run as root: it enters its target's namespaces) and the operator
+// (the remocal-operator binary, an unprivileged API server, user 65532 as
+// distroless images name "nonroot"), each tagged with the version.
+func writeRemocalImages(write func(string, Image) error, want func(string) bool, remocal, operatorBin, version string) error {
 	if want("agent") {
 		if err := write("agent.tar", Image{
 			Name:       AgentImageRepo + ":" + version,
@@ -247,10 +252,10 @@ func writeRemocalImages(write func(string, Image) error, want func(string) bool,
 	}
 	return write("operator.tar", Image{
 		Name:       OperatorImageRepo + ":" + version,
-		Entrypoint: []string{"/remocal", "operator"},
+		Entrypoint: []string{"/remocal-operator"},
 		User:       "65532:65532",
 		Files: []ImageFile{
-			{Path: "/remocal", Source: remocal, Mode: 0o755},
+			{Path: "/remocal-operator", Source: operatorBin, Mode: 0o755},
 			{Path: "/etc/passwd", Data: []byte("root:x:0:0:root:/root:/sbin/nologin\nnobody:x:65534:65534:nobody:/nonexistent:/sbin/nologin\nnonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin\n"), Mode: 0o644},
 			{Path: "/etc/group", Data: []byte("root:x:0:\nnogroup:x:65534:\nnonroot:x:65532:\n"), Mode: 0o644},
 		},

@@ -20,6 +20,8 @@ import (
 // Well-known packages.
 const (
 	Remocal = "github.com/remocal/remocal/cmd/remocal"
+	// Operator is the operator's server, cmd/remocal-operator.
+	Operator = "github.com/remocal/remocal/cmd/remocal-operator"
 	// Probe is the e2e test program (test/e2e/testdata/probe).
 	Probe = "github.com/remocal/remocal/test/e2e/testdata/probe"
 )

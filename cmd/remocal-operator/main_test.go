@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -18,26 +19,56 @@ import (
 	"github.com/remocal/remocal/protocol/operator"
 	"github.com/remocal/remocal/protocol/wire"
 	"github.com/remocal/remocal/test/cluster"
+	"github.com/remocal/remocal/test/gobuild"
 	"github.com/remocal/remocal/test/poll"
 	"github.com/remocal/remocal/test/procwatch"
 )
 
+func TestMain(m *testing.M) { cluster.Main(m, gobuild.Cleanup) }
+
+// operatorBin is the binary under test.
+func operatorBin(t *testing.T) string {
+	t.Helper()
+	return gobuild.Program(t, gobuild.Operator, gobuild.Options{})
+}
+
+// runRemocal runs the operator binary with args to its end.
+func runRemocal(t *testing.T, dir string, env []string, args ...string) procwatch.Result {
+	t.Helper()
+	cmd := exec.Command(operatorBin(t), args...)
+	cmd.Dir, cmd.Env = dir, env
+	return procwatch.Run(t, cmd)
+}
+
+// cleanEnv is the test's environment without a kubeconfig or home, so
+// nothing of the machine's own configuration leaks in.
+func cleanEnv(t *testing.T) []string {
+	t.Helper()
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "KUBECONFIG=") && !strings.HasPrefix(kv, "HOME=") && !strings.HasPrefix(kv, "POD_NAMESPACE=") {
+			env = append(env, kv)
+		}
+	}
+	return append(env, "HOME="+t.TempDir())
+}
+
 // The flags the Helm chart passes are accepted; outside a pod and without
 // --kubeconfig the operator says what it needs.
 func TestOperatorFlags(t *testing.T) {
-	chart := []string{"operator", "--secure-port=8443", "--tls-cert-file=/etc/remocal/tls/tls.crt",
+	chart := []string{"--secure-port=8443", "--tls-cert-file=/etc/remocal/tls/tls.crt",
 		"--tls-private-key-file=/etc/remocal/tls/tls.key", "--namespace=remocal-system"}
 	r := runRemocal(t, t.TempDir(), cleanEnv(t), chart...)
 	if r.Code == 0 || !strings.Contains(r.Stderr, "--kubeconfig") {
 		t.Errorf("outside a pod: exit %d, %s", r.Code, r.Stderr)
 	}
-	r = runRemocal(t, t.TempDir(), cleanEnv(t), "operator", "--secure-port=8443")
+	r = runRemocal(t, t.TempDir(), cleanEnv(t), "--secure-port=8443")
 	if r.Code == 0 || !strings.Contains(r.Stderr, "POD_NAMESPACE") {
 		t.Errorf("without a namespace: exit %d, %s", r.Code, r.Stderr)
 	}
 }
 
-// TestOperatorAgainstTheCluster runs `remocal operator` on loopback with
+// TestOperatorAgainstTheCluster runs remocal-operator on loopback with
 // the cluster's delegated authentication (the front-proxy configuration it
 // publishes, TokenReview) and authorization (SubjectAccessReview against
 // real RBAC), and calls it as service accounts with and without a role.
@@ -91,7 +122,7 @@ spec:
 	alice, nobody := token("alice"), token("nobody")
 
 	port := freePort(t)
-	cmd := exec.Command(remocal(t), "operator", "--kubeconfig", c.Kubeconfig, "--bind-address=127.0.0.1",
+	cmd := exec.Command(operatorBin(t), "--kubeconfig", c.Kubeconfig, "--bind-address=127.0.0.1",
 		"--secure-port="+strconv.Itoa(port), "--cert-dir="+t.TempDir(), "--namespace="+ns)
 	cmd.Env = cleanEnv(t)
 	p := procwatch.Start(t, cmd)

@@ -1,0 +1,42 @@
+package operator
+
+import (
+	"context"
+	"os"
+
+	"github.com/remocal/remocal/kube"
+	"github.com/remocal/remocal/operator/internal/agents"
+	"github.com/remocal/remocal/operator/internal/broker"
+)
+
+// defaultBackend is the session broker over agents the operator runs in
+// its own namespace, one per target pod.
+func defaultBackend(_ context.Context, d Deps) (Backend, error) {
+	self, err := hostname()
+	if err != nil {
+		return nil, err
+	}
+	if pod := os.Getenv("POD_NAME"); pod != "" {
+		self = pod
+	}
+	pods := agents.New(agents.Config{
+		Env:       d.Env,
+		Namespace: d.Namespace,
+		Agent:     kube.AgentOptions{Image: d.AgentImage, IdleTTL: d.AgentTTL},
+		Version:   d.Version,
+		Logger:    d.Log.With("component", "agents"),
+	})
+	b, err := broker.New(broker.Config{
+		Agents:       pods,
+		Authorizer:   d.Authorizer,
+		Version:      d.Version,
+		Self:         self,
+		SessionTTL:   d.SessionTTL,
+		AgentIdleTTL: d.AgentTTL,
+		Logger:       d.Log.With("component", "broker"),
+	})
+	if err != nil {
+		return nil, err
+	}
+	return b, nil
+}
