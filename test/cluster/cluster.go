@@ -26,6 +26,9 @@ type Cluster struct {
 	KubectlPath string
 	// LogDir holds each daemon's log (etcd.log, kube-apiserver.log, ...).
 	LogDir string
+	// AuditLog is the kube-apiserver's audit log (JSON lines): every
+	// request to remocal's operator API, at Metadata level.
+	AuditLog string
 	// CtrSocket is containerd's socket, for `ctr -a`.
 	CtrSocket string
 }
@@ -74,6 +77,7 @@ func handle(bins *binaries) *Cluster {
 		NodeName:   NodeName,
 		NodeIP:     NodeIP,
 		LogDir:     logDir(),
+		AuditLog:   auditLogPath(),
 		CtrSocket:  ctrdSocket(),
 	}
 	if bins != nil {
@@ -222,6 +226,7 @@ func bringUp(ctx context.Context, bins *binaries, logf Logf) (*Cluster, error) {
 		filepath.Join(cniConfDir(), "10-remocal.conflist"): cniConfig(),
 		filepath.Join(confDir(), "kubelet.json"):           kubeletConfig(),
 		filepath.Join(confDir(), "kube-proxy.json"):        kubeProxyConfig(bridgeNetfilter()),
+		auditPolicyPath(): auditPolicy(),
 	}
 	for p, v := range files {
 		if err := writeJSON(p, v); err != nil {

@@ -193,6 +193,25 @@ func etcdArgs() []string {
 	}
 }
 
+func auditPolicyPath() string { return filepath.Join(confDir(), "audit-policy.json") }
+func auditLogPath() string    { return filepath.Join(logDir(), "audit.log") }
+
+// auditPolicy records, at Metadata level (who, what, when, the answer;
+// no bodies), every request to remocal's operator API and nothing else: the
+// operator relies on the cluster's own audit log to record each session
+// (create targets/portforward), and the rest would only fill the disk.
+func auditPolicy() map[string]any {
+	return map[string]any{
+		"apiVersion": "audit.k8s.io/v1",
+		"kind":       "Policy",
+		"omitStages": []string{"RequestReceived"},
+		"rules": []map[string]any{
+			{"level": "Metadata", "resources": []map[string]any{{"group": "operator.remocal.dev"}}},
+			{"level": "None"},
+		},
+	}
+}
+
 func apiserverArgs() []string {
 	return []string{
 		"--advertise-address=" + NodeIP,
@@ -222,6 +241,10 @@ func apiserverArgs() []string {
 		"--proxy-client-cert-file=" + pkiFile("front-proxy-client.crt"),
 		"--proxy-client-key-file=" + pkiFile("front-proxy-client.key"),
 		"--enable-aggregator-routing=true",
+		"--audit-policy-file=" + auditPolicyPath(),
+		"--audit-log-path=" + auditLogPath(),
+		"--audit-log-maxsize=50",
+		"--audit-log-maxbackup=1",
 		"--profiling=false",
 		"--v=1",
 	}
