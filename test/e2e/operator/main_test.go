@@ -21,10 +21,11 @@ import (
 	"time"
 
 	"github.com/remocal/remocal/test/cluster"
+	"github.com/remocal/remocal/test/gobuild"
 )
 
 func TestMain(m *testing.M) {
-	cluster.Main(m)
+	cluster.Main(m, uninstallShared, gobuild.Cleanup)
 }
 
 // version is the images' tag in these tests (as in test/e2e/kube): the
@@ -55,7 +56,7 @@ func buildImages(t testing.TB) {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 		defer cancel()
 		_, images.err = cluster.BuildImages(ctx, cluster.ImageOptions{
-			OutDir: dir, Tag: version, Version: version, Only: []string{"agent", "operator"},
+			OutDir: dir, Tag: version, Version: version, Only: []string{"agent", "operator", "inventory"},
 		}, t.Logf)
 	})
 	if images.err != nil {

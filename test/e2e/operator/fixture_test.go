@@ -1,0 +1,303 @@
+package operator
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/remocal/remocal/protocol/operator"
+	"github.com/remocal/remocal/test/cluster"
+	"github.com/remocal/remocal/test/gobuild"
+	"github.com/remocal/remocal/test/poll"
+	"github.com/remocal/remocal/test/procwatch"
+)
+
+// sessionTTL is the shared install's session TTL: short, so that the
+// lease tests see a dropped client's locks expire.
+const sessionTTL = 15 * time.Second
+
+// shared is the one installation the session tests share: an install
+// takes about a minute and only one may exist in the cluster at a time.
+// It is made on first use, after the install tests (which make their own
+// and refuse to run beside another one) have run in file order, and
+// removed by TestMain.
+var shared struct {
+	once sync.Once
+	in   *install
+	err  error
+}
+
+// sharedOperator returns the shared installation, installing it first.
+// Each test cleans up its own sessions (its remocal processes end with
+// it) and namespaces.
+func sharedOperator(t *testing.T) *install {
+	t.Helper()
+	c := cluster.Require(t)
+	buildImages(t)
+	shared.once.Do(func() { shared.in, shared.err = installShared(t, c) })
+	if shared.err != nil {
+		t.Fatalf("installing the operator for the session tests: %v", shared.err)
+	}
+	return shared.in
+}
+
+func installShared(t *testing.T, c *cluster.Cluster) (*install, error) {
+	reapLeftovers(t, c)
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	in := &install{c: c, ns: "remocal-e2e-sessions-" + fmt.Sprint(os.Getpid()), release: "remocal"}
+	start := time.Now()
+	if _, err := c.Helm(ctx, "install", in.release, chartDir(t), "--namespace", in.ns, "--create-namespace",
+		"--set", "image.tag="+version, "--set", "agent.image.tag="+version, "--set", "image.pullPolicy=Never",
+		"--set", "sessionTTL="+sessionTTL.String(), "--set", "replicas=1"); err != nil {
+		return in, err
+	}
+	// The agents are privileged: docs/operator.md's Install step.
+	if _, err := c.Kubectl(ctx, "label", "namespace", in.ns, "pod-security.kubernetes.io/enforce=privileged"); err != nil {
+		return in, err
+	}
+	if _, err := c.Kubectl(ctx, "wait", "apiservice/"+apiService, "--for=condition=Available", "--timeout=150s"); err != nil {
+		return in, fmt.Errorf("the operator's API did not become available: %w", err)
+	}
+	t.Logf("shared operator installed and available in %s (namespace %s, session TTL %s)", time.Since(start).Round(100*time.Millisecond), in.ns, sessionTTL)
+	return in, nil
+}
+
+// uninstallShared removes the shared installation, if a test made one.
+func uninstallShared() {
+	if shared.in == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	c := shared.in.c
+	if _, err := c.Helm(ctx, "uninstall", shared.in.release, "--namespace", shared.in.ns, "--wait", "--timeout=90s"); err != nil {
+		fmt.Fprintln(os.Stderr, "helm uninstall of the shared operator:", err)
+	}
+	if _, err := c.Kubectl(ctx, "delete", "namespace", shared.in.ns, "--ignore-not-found", "--wait=false"); err != nil {
+		fmt.Fprintln(os.Stderr, "deleting the shared operator's namespace:", err)
+	}
+}
+
+// fixture is one session test: the shared operator, a namespace of
+// applications, and laptops of developers who reach the cluster only
+// through the kube-apiserver with their own credentials.
+type fixture struct {
+	t       *testing.T
+	c       *cluster.Cluster
+	op      *install
+	ns      string
+	project string
+
+	toolbox sync.Once
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	op := sharedOperator(t)
+	f := &fixture{t: t, c: op.c, op: op, ns: op.c.Namespace(t), project: t.TempDir()}
+	f.writeConfig(`{}`)
+	t.Cleanup(func() {
+		if t.Failed() {
+			f.op.dump(t)
+		}
+	})
+	return f
+}
+
+// dev is a developer: an identity of their own and a laptop.
+type dev struct {
+	name       string
+	kubeconfig string
+	local      *cluster.LocalSide
+}
+
+// user makes a developer; roles are ClusterRoles bound to them in the
+// test's namespace (a RoleBinding, as a team gets its namespace).
+func (f *fixture) user(name string, roles ...string) dev {
+	f.t.Helper()
+	d := dev{name: name, kubeconfig: f.c.User(f.t, name, "remocal-e2e-devs"), local: f.c.LocalSide(f.t)}
+	for _, r := range roles {
+		f.bind(name, r)
+	}
+	return d
+}
+
+// bind binds ClusterRole role to user in the test's namespace.
+func (f *fixture) bind(user, role string) {
+	f.t.Helper()
+	f.kubectl("create", "rolebinding", user+"-"+role, "--clusterrole="+role, "--user="+user)
+}
+
+func (f *fixture) writeConfig(jsonc string) {
+	f.t.Helper()
+	dir := filepath.Join(f.project, ".remocal")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		f.t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "config.json"), []byte(jsonc), 0o644); err != nil {
+		f.t.Fatal(err)
+	}
+}
+
+func (f *fixture) ctx() context.Context { return testContext(f.t, 2*time.Minute) }
+
+// kubectl runs kubectl as cluster-admin in the test's namespace.
+func (f *fixture) kubectl(args ...string) string {
+	f.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	out, err := f.c.Kubectl(ctx, append([]string{"-n", f.ns}, args...)...)
+	if err != nil {
+		f.t.Fatalf("kubectl %s: %v", strings.Join(args, " "), err)
+	}
+	return strings.TrimSpace(out)
+}
+
+// apply applies a manifest in the test's namespace; ":dev" image tags
+// become the tests' tag.
+func (f *fixture) apply(manifest string) {
+	f.t.Helper()
+	manifest = strings.ReplaceAll(manifest, ":dev\n", ":"+version+"\n")
+	if _, err := f.c.KubectlInput(f.ctx(), manifest, "-n", f.ns, "apply", "-f", "-"); err != nil {
+		f.t.Fatal(err)
+	}
+}
+
+// deployInventory runs examples/kubernetes/inventory.yaml with replicas
+// pods and waits until they are ready.
+func (f *fixture) deployInventory(replicas int) {
+	f.t.Helper()
+	root, err := cluster.ModuleRoot()
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(root, "examples", "kubernetes", "inventory.yaml"))
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	f.apply(strings.Replace(string(b), "replicas: 2", fmt.Sprintf("replicas: %d", replicas), 1))
+	f.kubectl("rollout", "status", "deployment/inventory", "--timeout=90s")
+}
+
+// remocal is `remocal ARGS` on d's laptop with d's kubeconfig.
+func (f *fixture) remocal(d dev, args ...string) *exec.Cmd {
+	bin := gobuild.Program(f.t, gobuild.Remocal, gobuild.Options{Static: true, Version: version})
+	cmd := d.local.Command(context.Background(), bin, args...)
+	cmd.Dir = f.project
+	cmd.Env = append(os.Environ(), "KUBECONFIG="+d.kubeconfig, "REMOCAL_CLIENT_NAME="+d.name+"@laptop")
+	return cmd
+}
+
+// execArgs is `exec --operator true -n NS -t TARGET FLAGS -- ARGV`.
+func (f *fixture) execArgs(target string, flags []string, argv []string) []string {
+	args := append([]string{"exec", "--operator", "true", "-n", f.ns, "-t", target}, flags...)
+	return append(append(args, "--"), argv...)
+}
+
+// exec runs a session to completion.
+func (f *fixture) exec(d dev, target string, flags []string, argv ...string) procwatch.Result {
+	f.t.Helper()
+	return procwatch.Run(f.t, f.remocal(d, f.execArgs(target, flags, argv)...))
+}
+
+// start starts a session and returns it running.
+func (f *fixture) start(d dev, target string, flags []string, argv ...string) *procwatch.Proc {
+	f.t.Helper()
+	return procwatch.Start(f.t, f.remocal(d, f.execArgs(target, flags, argv)...))
+}
+
+func (f *fixture) probe() string {
+	return gobuild.Program(f.t, gobuild.Probe, gobuild.Options{Static: true})
+}
+
+const toolboxPod = "toolbox"
+
+// get sends GET url from a toolbox pod in the test's namespace (cluster
+// traffic, as another service would send it) and returns the body.
+func (f *fixture) get(url string, headers ...string) (string, error) {
+	f.t.Helper()
+	f.toolbox.Do(func() {
+		f.apply(fmt.Sprintf(`apiVersion: v1
+kind: Pod
+metadata: {name: %s}
+spec:
+  terminationGracePeriodSeconds: 0
+  containers:
+  - {name: toolbox, image: %s, imagePullPolicy: Never, args: [sleep]}
+`, toolboxPod, cluster.ToolboxImage))
+		if err := f.c.WaitPod(f.ctx(), f.ns, toolboxPod, "Ready", 90*time.Second); err != nil {
+			f.t.Fatal(err)
+		}
+	})
+	args := []string{"-n", f.ns, "exec", toolboxPod, "--", "/toolbox", "get", "-timeout", "10s"}
+	for _, h := range headers {
+		args = append(args, "-H", h)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	out, err := f.c.Kubectl(ctx, append(args, url)...)
+	return strings.TrimSpace(out), err
+}
+
+// getUntil polls GET url from the toolbox until the body is want.
+func (f *fixture) getUntil(url, want string, headers ...string) {
+	f.t.Helper()
+	err := poll.Until(f.ctx(), 90*time.Second, func() error {
+		body, err := f.get(url, headers...)
+		if err != nil {
+			return err
+		}
+		if body != want {
+			return fmt.Errorf("GET %s %v: %q, want %q", url, headers, body, want)
+		}
+		return nil
+	})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+}
+
+type podInfo struct{ name, ip string }
+
+// pods lists the running, not terminating pods with selector, oldest first.
+func (f *fixture) pods(selector string) []podInfo {
+	f.t.Helper()
+	out := f.kubectl("get", "pods", "-l", selector, "--field-selector=status.phase=Running", "--sort-by=.metadata.creationTimestamp",
+		"-o", `jsonpath={range .items[*]}{.metadata.name} {.status.podIP} deleting={.metadata.deletionTimestamp}{"\n"}{end}`)
+	var pods []podInfo
+	for _, line := range strings.Split(out, "\n") {
+		if fs := strings.Fields(line); len(fs) == 3 && fs[2] == "deleting=" {
+			pods = append(pods, podInfo{name: fs[0], ip: fs[1]})
+		}
+	}
+	return pods
+}
+
+func appURL(p podInfo, path string) string { return fmt.Sprintf("http://%s:8080%s", p.ip, path) }
+
+// sessions lists the sessions of the test's namespace as cluster-admin.
+func (f *fixture) sessions() []operator.Session {
+	f.t.Helper()
+	var list operator.SessionList
+	if err := json.Unmarshal([]byte(f.kubectl("get", "sessions", "-o", "json")), &list); err != nil {
+		f.t.Fatalf("kubectl get sessions -o json: %v", err)
+	}
+	return list.Items
+}
+
+func mustContain(t *testing.T, what, got string, wants ...string) {
+	t.Helper()
+	for _, w := range wants {
+		if !strings.Contains(got, w) {
+			t.Errorf("%s lacks %q:\n%s", what, w, got)
+		}
+	}
+}

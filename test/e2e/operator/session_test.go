@@ -1,0 +1,54 @@
+package operator
+
+import (
+	"regexp"
+	"testing"
+	"time"
+)
+
+var connectedLine = regexp.MustCompile(`connected through the operator: session (s-[a-z0-9]+)`)
+
+// A developer with only the shipped remocal-user role (no rights on pods,
+// exec, port-forwards or Jobs) runs a program as if inside a Deployment's
+// pod: it sees the pod's environment and files and reaches a cluster
+// Service, all through the operator.
+func TestSessionWithOnlyUserRole(t *testing.T) {
+	f := newFixture(t)
+	f.writeConfig(`{"fs": {"remote": ["/etc/inventory"]}}`)
+	f.deployInventory(1)
+	alice := f.user("alice", "remocal-user")
+
+	start := time.Now()
+	r := f.exec(alice, "deployment/inventory", []string{"--no-incoming"}, f.probe(),
+		"env=GREETING", "read=/etc/inventory/config.json", "get=http://inventory/healthz")
+	t.Logf("remocal exec through the operator (cold: the operator starts the agent) took %s", time.Since(start).Round(100*time.Millisecond))
+	if r.Code != 0 {
+		t.Fatalf("exit %d\nstderr:\n%s", r.Code, r.Stderr)
+	}
+	if connectedLine.FindStringSubmatch(r.Stderr) == nil {
+		t.Errorf("remocal did not say it went through the operator:\n%s", r.Stderr)
+	}
+	mustContain(t, "stdout", r.Stdout,
+		"env GREETING=hello from the cluster",
+		`read /etc/inventory/config.json: {`,
+		"get http://inventory/healthz: 200 ok",
+	)
+
+	// Warm: the agent runs already.
+	start = time.Now()
+	r = f.exec(alice, "deployment/inventory", []string{"--no-incoming"}, f.probe(), "env=GREETING")
+	t.Logf("a second session (warm agent) took %s", time.Since(start).Round(100*time.Millisecond))
+	mustContain(t, "stdout", r.Stdout, "env GREETING=hello from the cluster")
+
+	// Without the role, the API server refuses (403), and remocal says
+	// which permission is missing.
+	dave := f.user("dave")
+	r = f.exec(dave, "deployment/inventory", []string{"--no-incoming"}, f.probe(), "env=GREETING")
+	if r.Code == 0 {
+		t.Fatalf("dave, without remocal-user, got a session:\n%s", r.Stderr)
+	}
+	mustContain(t, "dave's refusal", r.Stderr, "targets/portforward", "remocal-user")
+	if r.Stdout != "" {
+		t.Errorf("dave's program ran: %s", r.Stdout)
+	}
+}
