@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -94,7 +95,8 @@ type fixture struct {
 	c       *cluster.Cluster
 	op      *install
 	ns      string
-	project string
+	// config is the project configuration developers start with.
+	config string
 
 	toolbox sync.Once
 }
@@ -102,8 +104,7 @@ type fixture struct {
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	op := sharedOperator(t)
-	f := &fixture{t: t, c: op.c, op: op, ns: op.c.Namespace(t), project: t.TempDir()}
-	f.writeConfig(`{}`)
+	f := &fixture{t: t, c: op.c, op: op, ns: op.c.Namespace(t), config: `{}`}
 	t.Cleanup(func() {
 		if t.Failed() {
 			f.op.dump(t)
@@ -117,13 +118,17 @@ type dev struct {
 	name       string
 	kubeconfig string
 	local      *cluster.LocalSide
+	// project is the working directory of the developer's remocal runs,
+	// with .remocal/config.json.
+	project string
 }
 
 // user makes a developer; roles are ClusterRoles bound to them in the
 // test's namespace (a RoleBinding, as a team gets its namespace).
 func (f *fixture) user(name string, roles ...string) dev {
 	f.t.Helper()
-	d := dev{name: name, kubeconfig: f.c.User(f.t, name, "remocal-e2e-devs"), local: f.c.LocalSide(f.t)}
+	d := dev{name: name, kubeconfig: f.c.User(f.t, name, "remocal-e2e-devs"), local: f.c.LocalSide(f.t), project: f.t.TempDir()}
+	writeConfig(f.t, d.project, f.config)
 	for _, r := range roles {
 		f.bind(name, r)
 	}
@@ -136,14 +141,23 @@ func (f *fixture) bind(user, role string) {
 	f.kubectl("create", "rolebinding", user+"-"+role, "--clusterrole="+role, "--user="+user)
 }
 
-func (f *fixture) writeConfig(jsonc string) {
+// writeConfig is the project configuration of developers made after it.
+func (f *fixture) writeConfig(jsonc string) { f.config = jsonc }
+
+// configure replaces d's project configuration.
+func (f *fixture) configure(d dev, jsonc string) {
 	f.t.Helper()
-	dir := filepath.Join(f.project, ".remocal")
+	writeConfig(f.t, d.project, jsonc)
+}
+
+func writeConfig(t *testing.T, project, jsonc string) {
+	t.Helper()
+	dir := filepath.Join(project, ".remocal")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		f.t.Fatal(err)
+		t.Fatal(err)
 	}
 	if err := os.WriteFile(filepath.Join(dir, "config.json"), []byte(jsonc), 0o644); err != nil {
-		f.t.Fatal(err)
+		t.Fatal(err)
 	}
 }
 
@@ -191,7 +205,7 @@ func (f *fixture) deployInventory(replicas int) {
 func (f *fixture) remocal(d dev, args ...string) *exec.Cmd {
 	bin := gobuild.Program(f.t, gobuild.Remocal, gobuild.Options{Static: true, Version: version})
 	cmd := d.local.Command(context.Background(), bin, args...)
-	cmd.Dir = f.project
+	cmd.Dir = d.project
 	cmd.Env = append(os.Environ(), "KUBECONFIG="+d.kubeconfig, "REMOCAL_CLIENT_NAME="+d.name+"@laptop")
 	return cmd
 }
@@ -299,5 +313,26 @@ func mustContain(t *testing.T, what, got string, wants ...string) {
 		if !strings.Contains(got, w) {
 			t.Errorf("%s lacks %q:\n%s", what, w, got)
 		}
+	}
+}
+
+// mustGet is get that fails the test on error.
+func (f *fixture) mustGet(url string, headers ...string) string {
+	f.t.Helper()
+	body, err := f.get(url, headers...)
+	if err != nil {
+		f.t.Fatalf("GET %s %v: %v", url, headers, err)
+	}
+	return body
+}
+
+// stop ends sessions as Ctrl-C would (SIGINT to the process group) and
+// waits for them to exit.
+func stop(ps ...*procwatch.Proc) {
+	for _, p := range ps {
+		syscall.Kill(-p.Cmd.Process.Pid, syscall.SIGINT)
+	}
+	for _, p := range ps {
+		p.Wait()
 	}
 }
