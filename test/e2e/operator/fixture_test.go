@@ -91,10 +91,10 @@ func uninstallShared() {
 // applications, and laptops of developers who reach the cluster only
 // through the kube-apiserver with their own credentials.
 type fixture struct {
-	t       *testing.T
-	c       *cluster.Cluster
-	op      *install
-	ns      string
+	t  *testing.T
+	c  *cluster.Cluster
+	op *install
+	ns string
 	// config is the project configuration developers start with.
 	config string
 
