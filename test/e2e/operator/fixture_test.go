@@ -336,3 +336,17 @@ func stop(ps ...*procwatch.Proc) {
 		p.Wait()
 	}
 }
+
+// waitPods waits until exactly n running pods match selector.
+func (f *fixture) waitPods(selector string, n int) {
+	f.t.Helper()
+	err := poll.Until(f.ctx(), 90*time.Second, func() error {
+		if got := len(f.pods(selector)); got != n {
+			return fmt.Errorf("%d running pods with %s, want %d", got, selector, n)
+		}
+		return nil
+	})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+}
