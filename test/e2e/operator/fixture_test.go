@@ -105,9 +105,20 @@ func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	op := sharedOperator(t)
 	f := &fixture{t: t, c: op.c, op: op, ns: op.c.Namespace(t), config: `{}`}
+	// Runs after the test's remocal processes were killed (registered
+	// before them): their sessions, Disconnected, would keep their locks
+	// for the session TTL; an admin ends them at once.
 	t.Cleanup(func() {
 		if t.Failed() {
 			f.op.dump(t)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if _, err := f.c.Kubectl(ctx, "-n", f.ns, "delete", "sessions", "--all"); err != nil {
+			t.Errorf("ending the test's sessions: %v", err)
+		}
+		if out, err := f.c.Kubectl(ctx, "-n", f.ns, "get", "sessions", "-o", "name"); err != nil || strings.TrimSpace(out) != "" {
+			t.Errorf("sessions left after kubectl delete sessions --all: %q %v", out, err)
 		}
 	})
 	return f
