@@ -96,6 +96,7 @@ type install struct {
 func installChart(t *testing.T, c *cluster.Cluster, valuesJSON string) *install {
 	t.Helper()
 	ctx := testContext(t, 3*time.Minute)
+	dropShared()
 	reapLeftovers(t, c)
 	in := &install{c: c, ns: c.Namespace(t), release: "remocal"}
 	values := filepath.Join(t.TempDir(), "values.json")

@@ -25,6 +25,7 @@ const plainNamespace = "remocal"
 func TestPlainManifestsInstall(t *testing.T) {
 	c := cluster.Require(t)
 	buildImages(t)
+	dropShared()
 	reapLeftovers(t, c)
 	ctx := testContext(t, 5*time.Minute)
 	if out, err := c.Kubectl(ctx, "get", "namespace", plainNamespace, "--ignore-not-found", "-o", "name"); err != nil || strings.TrimSpace(out) != "" {

@@ -25,26 +25,32 @@ import (
 const sessionTTL = 15 * time.Second
 
 // shared is the one installation the session tests share: an install
-// takes about a minute and only one may exist in the cluster at a time.
-// It is made on first use, after the install tests (which make their own
-// and refuse to run beside another one) have run in file order, and
-// removed by TestMain.
+// takes a while and only one may exist in the cluster at a time. It is
+// made on first use and removed by TestMain, or before a test that
+// installs the operator its own way (dropShared).
 var shared struct {
-	once sync.Once
-	in   *install
-	err  error
+	mu       sync.Mutex
+	in       *install
+	installs int
 }
 
 // sharedOperator returns the shared installation, installing it first.
-// Each test cleans up its own sessions (its remocal processes end with
-// it) and namespaces.
+// Each test ends its own sessions and deletes its namespaces.
 func sharedOperator(t *testing.T) *install {
 	t.Helper()
 	c := cluster.Require(t)
 	buildImages(t)
-	shared.once.Do(func() { shared.in, shared.err = installShared(t, c) })
-	if shared.err != nil {
-		t.Fatalf("installing the operator for the session tests: %v", shared.err)
+	shared.mu.Lock()
+	defer shared.mu.Unlock()
+	if shared.in == nil {
+		in, err := installShared(t, c)
+		if err != nil {
+			// What was installed goes; the next test tries again.
+			shared.in = in
+			uninstallSharedLocked()
+			t.Fatalf("installing the operator for the session tests: %v", err)
+		}
+		shared.in = in
 	}
 	return shared.in
 }
@@ -53,7 +59,10 @@ func installShared(t *testing.T, c *cluster.Cluster) (*install, error) {
 	reapLeftovers(t, c)
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	in := &install{c: c, ns: "remocal-e2e-sessions-" + fmt.Sprint(os.Getpid()), release: "remocal"}
+	// A fresh name each time: an earlier shared install's namespace may
+	// still be terminating.
+	shared.installs++
+	in := &install{c: c, ns: fmt.Sprintf("remocal-e2e-sessions-%d-%d", os.Getpid(), shared.installs), release: "remocal"}
 	start := time.Now()
 	if _, err := c.Helm(ctx, "install", in.release, chartDir(t), "--namespace", in.ns, "--create-namespace",
 		"--set", "image.tag="+version, "--set", "agent.image.tag="+version, "--set", "image.pullPolicy=Never",
@@ -73,16 +82,27 @@ func installShared(t *testing.T, c *cluster.Cluster) (*install, error) {
 
 // uninstallShared removes the shared installation, if a test made one.
 func uninstallShared() {
+	shared.mu.Lock()
+	defer shared.mu.Unlock()
+	uninstallSharedLocked()
+}
+
+// dropShared is for tests that install the operator themselves: only one
+// installation may exist.
+func dropShared() { uninstallShared() }
+
+func uninstallSharedLocked() {
 	if shared.in == nil {
 		return
 	}
+	in := shared.in
+	shared.in = nil
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	c := shared.in.c
-	if _, err := c.Helm(ctx, "uninstall", shared.in.release, "--namespace", shared.in.ns, "--wait", "--timeout=90s"); err != nil {
+	if _, err := in.c.Helm(ctx, "uninstall", in.release, "--namespace", in.ns, "--wait", "--timeout=90s"); err != nil {
 		fmt.Fprintln(os.Stderr, "helm uninstall of the shared operator:", err)
 	}
-	if _, err := c.Kubectl(ctx, "delete", "namespace", shared.in.ns, "--ignore-not-found", "--wait=false"); err != nil {
+	if _, err := in.c.Kubectl(ctx, "delete", "namespace", in.ns, "--ignore-not-found", "--wait=false"); err != nil {
 		fmt.Fprintln(os.Stderr, "deleting the shared operator's namespace:", err)
 	}
 }
