@@ -83,6 +83,15 @@ func TestUsersShareADeployment(t *testing.T) {
 		}
 	})
 
+	t.Run("continue without the port", func(t *testing.T) {
+		r := f.exec(carol, "deployment/inventory", []string{"--on-conflict", "continue"}, f.probe(), "listen=:8080", "env=GREETING")
+		if r.Code != 0 {
+			t.Fatalf("exit %d under onConflict continue:\n%s", r.Code, r.Stderr)
+		}
+		mustContain(t, "carol's stderr", r.Stderr, "continuing without port 8080 (onConflict: continue)")
+		mustContain(t, "carol's program", r.Stdout, "env GREETING=hello from the cluster")
+	})
+
 	t.Run("override needs the admin role", func(t *testing.T) {
 		r := f.exec(carol, "deployment/inventory", []string{"--on-conflict", "override"}, f.probe(), "serve-all=:8080")
 		if r.Code == 0 {

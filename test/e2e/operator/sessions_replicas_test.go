@@ -98,3 +98,59 @@ spec:
 		r.Expect(r.Stdout, "request GET /"+p.name)
 	}
 }
+
+// A rollout replaces every pod, the primary among them: the session
+// follows, and the new pods' traffic reaches it.
+func TestSessionFollowsARollout(t *testing.T) {
+	f := newFixture(t)
+	f.deployInventory(2)
+	old := f.pods("app=inventory")
+	alice := f.user("alice", "remocal-user")
+	f.configure(alice, `{"network": {"incoming": {"mode": "steal"}}}`)
+	r := f.start(alice, "deployment/inventory", nil, f.probe(), "serve-all=:8080")
+	r.Expect(r.Stderr, "stealing port 8080")
+
+	f.kubectl("rollout", "restart", "deployment/inventory")
+	f.kubectl("rollout", "status", "deployment/inventory", "--timeout=90s")
+	f.waitPods("app=inventory", 2)
+	for _, p := range f.pods("app=inventory") {
+		if slices.Contains(old, p) {
+			t.Fatalf("pod %s survived the rollout", p.name)
+		}
+		f.getUntil(appURL(p, "/after-"+p.name), "local probe")
+		r.Expect(r.Stdout, "request GET /after-"+p.name)
+	}
+}
+
+// A Job is a target like a Deployment.
+func TestSessionOnJob(t *testing.T) {
+	f := newFixture(t)
+	f.apply(`apiVersion: batch/v1
+kind: Job
+metadata: {name: batch}
+spec:
+  template:
+    metadata: {labels: {app: batch}}
+    spec:
+      restartPolicy: Never
+      containers:
+      - name: app
+        image: remocal.local/examples/inventory:dev
+        imagePullPolicy: IfNotPresent
+        env: [{name: GREETING, value: hello from a job}]
+        ports: [{containerPort: 8080}]
+        readinessProbe:
+          httpGet: {path: /healthz, port: 8080}
+          periodSeconds: 1
+`)
+	f.waitPods("app=batch", 1) // kubectl wait fails while there is no pod yet
+	f.kubectl("wait", "pod", "-l", "app=batch", "--for=condition=Ready", "--timeout=90s")
+	alice := f.user("alice", "remocal-user")
+	f.configure(alice, `{"network": {"incoming": {"mode": "steal"}}}`)
+	r := f.start(alice, "job/batch", nil, f.probe(), "env=GREETING", "serve-all=:8080")
+	r.Expect(r.Stdout, "env GREETING=hello from a job")
+	r.Expect(r.Stderr, "stealing port 8080")
+	p := f.pods("app=batch")[0]
+	f.getUntil(appURL(p, "/job"), "local probe")
+	r.Expect(r.Stdout, "request GET /job")
+}
