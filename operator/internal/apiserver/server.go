@@ -153,6 +153,7 @@ func New(c Config) (*Server, error) {
 	stopping, stop := context.WithCancel(context.Background())
 	s := &Server{generic: generic, stop: stop, pf: &portForward{targets: c.Targets, broker: c.Broker, stopping: stopping}}
 	info := genericapiserver.NewDefaultAPIGroupInfo(operator.Group, scheme, runtime.NewParameterCodec(scheme), codecs)
+	info.NegotiatedSerializer = withoutProtobuf{codecs}
 	info.VersionedResourcesStorageMap[operator.Version] = map[string]rest.Storage{
 		operator.ResourceTargets: &targetStorage{targets: c.Targets, sessions: c.Sessions},
 		operator.ResourceTargets + "/" + operator.SubresourcePortForward: s.pf,
