@@ -106,9 +106,14 @@ func TestSessionFollowsARollout(t *testing.T) {
 	f.deployInventory(2)
 	old := f.pods("app=inventory")
 	alice := f.user("alice", "remocal-user")
-	f.configure(alice, `{"network": {"incoming": {"mode": "steal"}}}`)
+	f.configure(alice, `{"fs": {"remote": ["/etc/inventory"]}, "network": {"incoming": {"mode": "steal"}}}`)
 	r := f.start(alice, "deployment/inventory", nil, f.probe(), "serve-all=:8080")
 	r.Expect(r.Stderr, "stealing port 8080")
+	// A second session reads files and dials after the rollout, when
+	// its primary pod is gone.
+	later := f.start(alice, "deployment/inventory", []string{"--no-incoming"}, f.probe(),
+		"wait", "read=/etc/inventory/config.json", "get=http://inventory/healthz")
+	later.Expect(later.Stdout, "waiting")
 
 	f.kubectl("rollout", "restart", "deployment/inventory")
 	f.kubectl("rollout", "status", "deployment/inventory", "--timeout=90s")
@@ -119,6 +124,15 @@ func TestSessionFollowsARollout(t *testing.T) {
 		}
 		f.getUntil(appURL(p, "/after-"+p.name), "local probe")
 		r.Expect(r.Stdout, "request GET /after-"+p.name)
+	}
+	if _, err := later.Stdin.Write([]byte("\n")); err != nil {
+		t.Fatal(err)
+	}
+	later.Expect(later.Stdout, "read /etc/inventory/config.json: {")
+	// The Service's pods answer through the first session's steal.
+	later.Expect(later.Stdout, "get http://inventory/healthz: 200 local probe")
+	if code := later.Wait(); code != 0 {
+		t.Errorf("the session whose primary went away: exit %d", code)
 	}
 }
 
