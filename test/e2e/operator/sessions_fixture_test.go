@@ -118,13 +118,13 @@ type fixture struct {
 	// config is the project configuration developers start with.
 	config string
 
-	toolbox sync.Once
+	toolbox *sync.Once
 }
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	op := sharedOperator(t)
-	f := &fixture{t: t, c: op.c, op: op, ns: op.c.Namespace(t), config: `{}`}
+	f := &fixture{t: t, c: op.c, op: op, ns: op.c.Namespace(t), config: `{}`, toolbox: new(sync.Once)}
 	// Runs after the test's remocal processes were killed (registered
 	// before them): their sessions, Disconnected, would keep their locks
 	// for the session TTL; an admin ends them at once.

@@ -2,6 +2,7 @@ package operator
 
 import (
 	"regexp"
+	"sync"
 	"testing"
 	"time"
 )
@@ -51,4 +52,26 @@ func TestSessionWithOnlyUserRole(t *testing.T) {
 	if r.Stdout != "" {
 		t.Errorf("dave's program ran: %s", r.Stdout)
 	}
+}
+
+// A namespace where sessions ran is deleted promptly while the operator
+// is installed: the namespace controller empties it through the
+// operator's API too (asking for protobuf first).
+func TestNamespaceWithSessionsDeletes(t *testing.T) {
+	f := newFixture(t)
+	ns := f.c.Namespace(t)
+	g := *f
+	g.ns, g.toolbox = ns, new(sync.Once)
+	g.deployInventory(1)
+	alice := g.user("alice", "remocal-user")
+	r := g.exec(alice, "deployment/inventory", []string{"--no-incoming"}, g.probe(), "env=GREETING")
+	if r.Code != 0 {
+		t.Fatalf("exit %d:\n%s", r.Code, r.Stderr)
+	}
+	start := time.Now()
+	if _, err := f.c.Kubectl(f.ctx(), "delete", "namespace", ns, "--wait", "--timeout=60s"); err != nil {
+		status, _ := f.c.Kubectl(f.ctx(), "get", "namespace", ns, "-o", "jsonpath={.status.conditions}")
+		t.Fatalf("namespace %s not deleted within 60 s: %v\n%s", ns, err, status)
+	}
+	t.Logf("namespace deleted in %s", time.Since(start).Round(100*time.Millisecond))
 }
