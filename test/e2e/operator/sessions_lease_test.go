@@ -134,3 +134,53 @@ func TestDroppedConnectionResumes(t *testing.T) {
 		t.Errorf("%d sessions after the reconnect, want the one resumed", n)
 	}
 }
+
+// A client that goes silent (its network gone: no reset, no goodbye, as
+// a laptop that sleeps) is noticed by the keepalive; its traffic goes
+// back to the app and its lock expires a TTL later. When its network
+// comes back, the client reconnects: its session is gone, so it gets a
+// new one and asks for its port again.
+func TestSilentClientsLockExpires(t *testing.T) {
+	f := newFixture(t)
+	f.deployInventory(1)
+	pod := f.pods("app=inventory")[0]
+	alice := f.user("alice", "remocal-user")
+	r, name := f.stealing(alice, pod)
+
+	route := []string{"-n", alice.local.Name, "route", "%s", f.c.NodeIP + "/32", "via", alice.local.HostAddr.String()}
+	ip := func(verb string) {
+		t.Helper()
+		args := append([]string(nil), route...)
+		args[3] = verb
+		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
+			t.Fatalf("ip %v: %v: %s", args, err, out)
+		}
+	}
+	ip("del") // the laptop's only route: its packets go nowhere
+	cut := time.Now()
+	restored := false
+	t.Cleanup(func() {
+		if !restored {
+			ip("add")
+		}
+	})
+	f.getUntil(appURL(pod, "/healthz"), "ok")
+	t.Logf("traffic back to the app %s after the network went", time.Since(cut).Round(100*time.Millisecond))
+	err := poll.Until(f.ctx(), time.Minute, func() error {
+		if s := f.session(name); holdsLock(s, 8080) {
+			return fmt.Errorf("session %s (%s) still holds port 8080", name, s.Status.Phase)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("lock gone %s after the network went (session TTL %s)", time.Since(cut).Round(100*time.Millisecond), sessionTTL)
+
+	ip("add")
+	restored = true
+	r.Expect(r.Stderr, "reconnected to the agent")
+	r.Expect(r.Stderr, "stealing port 8080")
+	f.getUntil(appURL(pod, "/back"), "local probe")
+	r.Expect(r.Stdout, "request GET /back")
+}
