@@ -48,7 +48,9 @@ func TestSessionWithOnlyUserRole(t *testing.T) {
 	if r.Code == 0 {
 		t.Fatalf("dave, without remocal-user, got a session:\n%s", r.Stderr)
 	}
-	mustContain(t, "dave's refusal", r.Stderr, "targets/portforward", "remocal-user")
+	// The API server's own 403 Status, passed on, then what to do.
+	mustContain(t, "dave's refusal", r.Stderr, `is forbidden: User "dave" cannot create resource "targets/portforward" in API group "operator.remocal.dev"`,
+		"ask your administrator to bind the remocal-user ClusterRole")
 	if r.Stdout != "" {
 		t.Errorf("dave's program ran: %s", r.Stdout)
 	}
