@@ -310,8 +310,9 @@ type client struct {
 }
 
 type clientOptions struct {
-	session string
-	target  string // default tgt
+	session   string
+	target    string        // default tgt
+	heartbeat time.Duration // default 200ms, for tests that watch leases
 }
 
 // connect opens a session for user as the API server would hand the
@@ -352,11 +353,15 @@ func (f *fixture) connect(user string, opts clientOptions) (*client, error) {
 		f.b.Serve(context.Background(), server, who, ns, target)
 	}()
 	c := &client{user: user, conn: conn, events: make(chan wire.Event, 16)}
+	heartbeat := opts.heartbeat
+	if heartbeat == 0 {
+		heartbeat = 200 * time.Millisecond
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	ac, err := agentclient.New(ctx, conn, agentclient.Options{
 		Name: user + "@laptop", Version: "test", Session: opts.session, Host: "laptop", Tool: "broker test",
-		Unauthenticated: true, Heartbeat: 200 * time.Millisecond, Logger: testLogger(t, "client-"+user),
+		Unauthenticated: true, Heartbeat: heartbeat, Logger: testLogger(t, "client-"+user),
 		OnEvent: func(ev wire.Event) {
 			select {
 			case c.events <- ev:
