@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -32,7 +33,12 @@ import (
 // network namespaces of internal/localenv) behind TLS and their key on
 // loopback TCP, a real broker, and real clients (internal/agentclient)
 // connected to it over loopback TCP.
-func TestMain(m *testing.M) { envtest.Main(m) }
+func TestMain(m *testing.M) {
+	if os.Getenv(brokerProcessEnv) != "" {
+		os.Exit(runBrokerProcess())
+	}
+	envtest.Main(m)
+}
 
 const ns = "shop"
 
@@ -49,7 +55,7 @@ var agentKey = []byte("the-operator-made-this-agent-key-0123")
 // localenv pod, each on loopback TCP with TLS and a key, as the operator
 // reaches agents in a cluster.
 type localAgents struct {
-	t *testing.T
+	t testing.TB
 
 	mu       sync.Mutex
 	pods     []broker.Pod
@@ -63,12 +69,13 @@ type localAgents struct {
 type localAgent struct {
 	pod   *localenv.Pod
 	addr  string
+	cert  []byte // PEM, for a broker in another process to pin
 	tls   *tls.Config
 	stop  func()
 	dials int
 }
 
-func newLocalAgents(t *testing.T) *localAgents {
+func newLocalAgents(t testing.TB) *localAgents {
 	la := &localAgents{t: t, agents: map[string]*localAgent{}, watchers: map[chan []broker.Pod]struct{}{}}
 	t.Cleanup(la.wg.Wait)
 	return la
@@ -149,7 +156,7 @@ func (la *localAgents) serve(pod *localenv.Pod) {
 	if old := la.agents[pod.Name]; old != nil {
 		dials = old.dials
 	}
-	la.agents[pod.Name] = &localAgent{pod: pod, addr: l.Addr().String(), tls: pinned, stop: stop, dials: dials}
+	la.agents[pod.Name] = &localAgent{pod: pod, addr: l.Addr().String(), cert: cert, tls: pinned, stop: stop, dials: dials}
 	la.mu.Unlock()
 }
 
@@ -488,11 +495,15 @@ func testCtx(t *testing.T) context.Context {
 	return ctx
 }
 
-func testLogger(t *testing.T, who string) *slog.Logger {
-	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug})).With("who", who)
+func testLogger(t testing.TB, who string) *slog.Logger {
+	level := slog.LevelDebug
+	if _, ok := t.(*testing.B); ok {
+		level = slog.LevelWarn // a log line per request would be what a benchmark measures
+	}
+	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: level})).With("who", who)
 }
 
-type tWriter struct{ t *testing.T }
+type tWriter struct{ t testing.TB }
 
 func (w tWriter) Write(p []byte) (int, error) {
 	defer func() { recover() }() // a log from a goroutine outliving its test must not panic the binary
