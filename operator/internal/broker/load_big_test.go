@@ -11,6 +11,7 @@ import (
 	mrand "math/rand/v2"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -20,11 +21,13 @@ import (
 	"github.com/remocal/remocal/internal/agentclient"
 	"github.com/remocal/remocal/internal/localenv"
 	"github.com/remocal/remocal/protocol/wire"
+	"github.com/remocal/remocal/test/poll"
 )
 
 // Issue 10's load figure: 100 sessions on one target, each stealing by
 // its own header, and 1000 requests in flight through the broker at the
-// same moment, spread over them. Every local server holds its requests
+// same moment, spread over them; 20 more sessions mirror the requests of
+// 20 of those users. Every local server holds its requests
 // until all 1000 have arrived, so the test proves they were concurrent
 // (a bounded queue anywhere on the path shows as a shortfall, not as a
 // slow pass). Payloads are checked both ways with SHA-256: the local
@@ -33,6 +36,7 @@ import (
 func TestLoadHundredSessionsThousandConcurrentRequests(t *testing.T) {
 	const (
 		sessions = 100
+		mirrors  = 20 // mirroring sessions, of users u000..u019's requests
 		requests = 1000
 		reqSize  = 16 << 10
 		respSize = 16 << 10
@@ -43,6 +47,7 @@ func TestLoadHundredSessionsThousandConcurrentRequests(t *testing.T) {
 	defer cancel()
 
 	all, release := make(chan struct{}), make(chan struct{})
+	var sent, mirrored sync.Map // user → *digests
 	var arrived, maxArrived atomic.Int64
 	served := make([]atomic.Int64, sessions)
 	clients := make([]*client, sessions)
@@ -88,13 +93,35 @@ func TestLoadHundredSessionsThousandConcurrentRequests(t *testing.T) {
 		}
 	}
 
+	for i := range mirrors {
+		user := fmt.Sprintf("u%03d", i)
+		c := f.mustConnect(fmt.Sprintf("m%03d", i), clientOptions{heartbeat: 5 * time.Second})
+		got := &digests{}
+		mirrored.Store(user, got)
+		ls := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			sum := sha256.New()
+			io.Copy(sum, r.Body)
+			got.add(hex.EncodeToString(sum.Sum(nil)))
+		}))
+		t.Cleanup(ls.Close)
+		spec := wire.Subscribe{Port: 8080, Mode: wire.ModeMirror, Filter: &wire.HTTPFilter{Headers: map[string]string{"X-User": user}}}
+		if _, err := c.Subscribe(ctx, spec, agentclient.ForwardTo(strings.TrimPrefix(ls.URL, "http://"))); err != nil {
+			t.Fatalf("mirror of %s subscribes: %v", user, err)
+		}
+	}
+	for i := range sessions {
+		sent.Store(fmt.Sprintf("u%03d", i), &digests{})
+	}
+
 	peer := f.env.HTTP(f.env.Peer)
 	start := time.Now()
 	var wg sync.WaitGroup
 	errs := make(chan error, requests)
 	for i := range requests {
 		wg.Go(func() {
-			if err := loadRequest(ctx, peer, i, fmt.Sprintf("u%03d", i%sessions), reqSize, respSize); err != nil {
+			user := fmt.Sprintf("u%03d", i%sessions)
+			d, _ := sent.Load(user)
+			if err := loadRequest(ctx, peer, i, user, d.(*digests), reqSize, respSize); err != nil {
 				errs <- err
 			}
 		})
@@ -136,12 +163,28 @@ func TestLoadHundredSessionsThousandConcurrentRequests(t *testing.T) {
 	// Every request reached its own session: its local server and its
 	// counters saw exactly its share.
 	list, _ := f.b.List(ns)
-	if len(list) != sessions {
-		t.Fatalf("%d sessions listed, want %d", len(list), sessions)
+	if len(list) != sessions+mirrors {
+		t.Fatalf("%d sessions listed, want %d", len(list), sessions+mirrors)
 	}
 	for _, s := range list {
 		if got := s.Status.Counters.IncomingRequests; got != requests/sessions {
 			t.Errorf("session %s of %s counted %d requests, want %d", s.Name, s.Spec.User, got, requests/sessions)
+		}
+	}
+	// Each mirror got a copy of each of its user's requests, intact
+	// (copies travel on their own, after the requests).
+	for i := range mirrors {
+		user := fmt.Sprintf("u%03d", i)
+		want, _ := sent.Load(user)
+		got, _ := mirrored.Load(user)
+		err := poll.Until(ctx, 20*time.Second, func() error {
+			if g, w := got.(*digests).sorted(), want.(*digests).sorted(); !slices.Equal(g, w) {
+				return fmt.Errorf("the mirror of %s got %d copies, want the %d requests sent (or their bodies differ)", user, len(g), len(w))
+			}
+			return nil
+		})
+		if err != nil {
+			t.Error(err)
 		}
 	}
 	for i := range served {
@@ -154,10 +197,11 @@ func TestLoadHundredSessionsThousandConcurrentRequests(t *testing.T) {
 // loadRequest posts a random body as user and checks the answer: served
 // by user's local server, which got the body intact, with the response
 // body intact.
-func loadRequest(ctx context.Context, client *http.Client, i int, user string, reqSize, respSize int) error {
+func loadRequest(ctx context.Context, client *http.Client, i int, user string, sent *digests, reqSize, respSize int) error {
 	body := make([]byte, reqSize)
 	rand.Read(body)
 	digest := sha256.Sum256(body)
+	sent.add(hex.EncodeToString(digest[:]))
 	req, err := http.NewRequestWithContext(ctx, "POST", "http://"+localenv.AppIP.String()+":8080/load", bytes.NewReader(body))
 	if err != nil {
 		return err
@@ -191,4 +235,22 @@ func responseBody(seed []byte, size int) []byte {
 	out := make([]byte, size)
 	mrand.NewChaCha8(key).Read(out)
 	return out
+}
+
+// digests collects SHA-256 digests of bodies, concurrently.
+type digests struct {
+	mu sync.Mutex
+	l  []string
+}
+
+func (d *digests) add(s string) {
+	d.mu.Lock()
+	d.l = append(d.l, s)
+	d.mu.Unlock()
+}
+
+func (d *digests) sorted() []string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return slices.Sorted(slices.Values(d.l))
 }
