@@ -11,11 +11,13 @@ import (
 	mrand "math/rand/v2"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -47,6 +49,13 @@ func TestLoadHundredSessionsThousandConcurrentRequests(t *testing.T) {
 		reqSize  = 16 << 10
 		respSize = 16 << 10
 	)
+	// Go raises the soft open-file limit to the hard one at start; the
+	// test holds about 5 descriptors per request in flight (peer, agent,
+	// forwarder and local server ends).
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err == nil && lim.Cur < 8*requests {
+		t.Fatalf("the open-file limit is %d; this test needs %d: raise it (ulimit -Hn / -n) before go test", lim.Cur, 8*requests)
+	}
 	f := newFixture(t, fixtureOptions{})
 	ctx := testCtx(t)
 	ctx, cancel := context.WithTimeout(ctx, 45*time.Second)
@@ -153,6 +162,9 @@ func TestLoadHundredSessionsThousandConcurrentRequests(t *testing.T) {
 	// through: the streams must not starve them.
 	select {
 	case <-all:
+		if fds, err := os.ReadDir("/proc/self/fd"); err == nil {
+			t.Logf("%d file descriptors open with %d requests in flight", len(fds), requests)
+		}
 		for _, c := range []*client{clients[0], clients[sessions/2], clients[sessions-1]} {
 			t0 := time.Now()
 			pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
