@@ -2,6 +2,7 @@ package kube
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/remocal/remocal/test/latency"
+	"github.com/remocal/remocal/test/poll"
 	"github.com/remocal/remocal/test/procwatch"
 )
 
@@ -77,6 +79,15 @@ func BenchmarkOperator(b *testing.B) {
 	f := newFixture(b)
 	f.deployInventory(1)
 	opNS := f.installOperator(b)
+	footprint := func(b *testing.B) {
+		for b.Loop() { // a reading, not a loop: b.Loop runs the function once
+		}
+		rss, ws := f.with(b).operatorMemory(opNS)
+		b.ReportMetric(float64(rss)/(1<<20), "rss-MiB")
+		b.ReportMetric(float64(ws)/(1<<20), "working-set-MiB")
+	}
+	b.Run("footprint/idle", footprint)
+	defer b.Run("footprint/after", footprint)
 
 	for _, mode := range []string{"direct", "operator"} {
 		flag := "--operator=" + strconv.FormatBool(mode == "operator")
@@ -150,6 +161,63 @@ func BenchmarkOperator(b *testing.B) {
 			b.ReportMetric(m["p90"]/1e3, name+"-p90-µs")
 		}
 	})
+}
+
+// operatorMemory is the operator container's RSS and working set, as the
+// kubelet's summary reports them (what a memory limit is measured on).
+func (f *fixture) operatorMemory(ns string) (rss, workingSet uint64) {
+	f.t.Helper()
+	pod := f.kubectlIn(ns, "get", "pods", "-l", "app.kubernetes.io/name=remocal-operator", "-o", "jsonpath={.items[0].metadata.name} {.items[0].spec.nodeName}")
+	name, node, _ := strings.Cut(pod, " ")
+	err := poll.Until(context.Background(), time.Minute, func() error {
+		out, err := f.c.Kubectl(f.ctx(), "get", "--raw", "/api/v1/nodes/"+node+"/proxy/stats/summary")
+		if err != nil {
+			return err
+		}
+		var summary struct {
+			Pods []struct {
+				PodRef struct {
+					Name, Namespace string
+				}
+				Containers []struct {
+					Name   string
+					Memory *struct {
+						RSSBytes        uint64 `json:"rssBytes"`
+						WorkingSetBytes uint64 `json:"workingSetBytes"`
+					}
+				}
+			}
+		}
+		if err := json.Unmarshal([]byte(out), &summary); err != nil {
+			return err
+		}
+		for _, p := range summary.Pods {
+			if p.PodRef.Name != name || p.PodRef.Namespace != ns {
+				continue
+			}
+			for _, c := range p.Containers {
+				if c.Memory != nil && c.Memory.RSSBytes > 0 {
+					rss, workingSet = c.Memory.RSSBytes, c.Memory.WorkingSetBytes
+					return nil
+				}
+			}
+		}
+		return fmt.Errorf("the kubelet of %s reports no memory of %s/%s yet", node, ns, name)
+	})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return rss, workingSet
+}
+
+// kubectlIn runs kubectl in namespace ns.
+func (f *fixture) kubectlIn(ns string, args ...string) string {
+	f.t.Helper()
+	out, err := f.c.Kubectl(f.ctx(), append([]string{"-n", ns}, args...)...)
+	if err != nil {
+		f.t.Fatalf("kubectl %s: %v", strings.Join(args, " "), err)
+	}
+	return strings.TrimSpace(out)
 }
 
 func reportDurations(b *testing.B, durs []time.Duration) {
