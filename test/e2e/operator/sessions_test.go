@@ -1,6 +1,7 @@
 package operator
 
 import (
+	"net/http"
 	"regexp"
 	"sync"
 	"testing"
@@ -34,6 +35,9 @@ func TestSessionWithOnlyUserRole(t *testing.T) {
 		`read /etc/inventory/config.json: {`,
 		"get http://inventory/healthz: 200 ok",
 	)
+	// The cluster's own audit log records the session: who opened it on
+	// which target.
+	requireAudited(t, f.c, "alice", f.ns, "deployment.inventory", http.StatusSwitchingProtocols)
 
 	// Warm: the agent runs already.
 	start = time.Now()
@@ -54,6 +58,7 @@ func TestSessionWithOnlyUserRole(t *testing.T) {
 	if r.Stdout != "" {
 		t.Errorf("dave's program ran: %s", r.Stdout)
 	}
+	requireAudited(t, f.c, "dave", f.ns, "deployment.inventory", http.StatusForbidden)
 }
 
 // A namespace where sessions ran is deleted promptly while the operator
