@@ -2,6 +2,7 @@ package apiserver
 
 import (
 	"bufio"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
@@ -125,5 +126,62 @@ func TestSessionsAreLongRunning(t *testing.T) {
 		if got, err := r.ReadString('\n'); err != nil || got != fmt.Sprintf("echo still there %d?\n", i) {
 			t.Errorf("session %d after the request timeout: %q, %v", i, got, err)
 		}
+	}
+}
+
+// TestFollowerIsNotReadyAndRefusesSessions: a replica that does not lead
+// fails /readyz (check "leader"), so its Service routes nothing to it,
+// and answers a session that reaches it anyway with 503, which clients
+// retry; the rest of its API still answers. Once it leads it is ready
+// and serves sessions.
+func TestFollowerIsNotReadyAndRefusesSessions(t *testing.T) {
+	ts := startServer(t)
+	readyz := func() (int, string) {
+		res, err := ts.client(tls.Certificate{}).Get(ts.base + "/readyz?verbose")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		body, _ := io.ReadAll(io.LimitReader(res.Body, 1<<16))
+		return res.StatusCode, string(body)
+	}
+	leader := "remocal-operator-7d9-abcde"
+	ts.otherLeader.Store(&leader)
+	ts.follower.Store(true)
+
+	if code, body := readyz(); code != http.StatusInternalServerError || !strings.Contains(body, "[-]leader failed") {
+		t.Errorf("follower's /readyz: %d %s", code, body)
+	}
+	_, _, res := ts.dialUpgrade(t, http.MethodPost, "alice", pf, true)
+	body, _ := io.ReadAll(io.LimitReader(res.Body, 1<<16))
+	if res.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), "not the leader ("+leader+" is)") {
+		t.Errorf("session on a follower: %s %s", res.Status, body)
+	}
+	ts.otherLeader.Store(nil)
+	_, _, res = ts.dialUpgrade(t, http.MethodPost, "alice", pf, true)
+	body, _ = io.ReadAll(io.LimitReader(res.Body, 1<<16))
+	if res.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), "election") {
+		t.Errorf("session during an election: %s %s", res.Status, body)
+	}
+	if code, body := ts.do(t, http.MethodGet, "alice", api+"/namespaces/shop/targets", nil); code != http.StatusOK {
+		t.Errorf("a follower's targets: %d %s", code, body)
+	}
+
+	ts.follower.Store(false)
+	if code, body := readyz(); code != http.StatusOK {
+		t.Errorf("leader's /readyz: %d %s", code, body)
+	}
+	conn, r, res := ts.dialUpgrade(t, http.MethodPost, "alice", pf, true)
+	if res.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("session on the leader: %s", res.Status)
+	}
+	if _, err := r.ReadString('\n'); err != nil {
+		t.Fatal(err)
+	}
+	conn.Close()
+	ts.broker.mu.Lock()
+	defer ts.broker.mu.Unlock()
+	if len(ts.broker.served) != 1 {
+		t.Errorf("the broker served %v, want the leader's one session", ts.broker.served)
 	}
 }

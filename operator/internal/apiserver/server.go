@@ -78,6 +78,13 @@ type Config struct {
 	Broker   backend.Broker
 	Status   backend.Status
 
+	// Leading, when set, says whether this replica is the leader (the
+	// one that serves sessions) and which replica is: a follower fails
+	// its readiness check "leader", so its Service sends it nothing, and
+	// refuses a session that reaches it anyway with 503, which clients
+	// retry. Nil: this replica always leads.
+	Leading func() (leading bool, leader string)
+
 	// BackendAuthorizer, when set, is bound to the server's authorizer
 	// by New, so a broker built before the server can ask it
 	// (onConflict: override).
@@ -143,7 +150,7 @@ func New(c Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("build the API server: %w", err)
 	}
-	if err := generic.AddReadyzChecks(frontProxyReady(gc.Authentication.RequestHeaderConfig)); err != nil {
+	if err := generic.AddReadyzChecks(frontProxyReady(gc.Authentication.RequestHeaderConfig), leaderReady(c.Leading)); err != nil {
 		return nil, fmt.Errorf("readiness check: %w", err)
 	}
 	authz := gc.Authorization.Authorizer
@@ -151,7 +158,7 @@ func New(c Config) (*Server, error) {
 		c.BackendAuthorizer.bind(authz)
 	}
 	stopping, stop := context.WithCancel(context.Background())
-	s := &Server{generic: generic, stop: stop, pf: &portForward{targets: c.Targets, broker: c.Broker, stopping: stopping}}
+	s := &Server{generic: generic, stop: stop, pf: &portForward{targets: c.Targets, broker: c.Broker, stopping: stopping, leading: c.Leading}}
 	info := genericapiserver.NewDefaultAPIGroupInfo(operator.Group, scheme, runtime.NewParameterCodec(scheme), codecs)
 	info.NegotiatedSerializer = withoutProtobuf{codecs}
 	info.VersionedResourcesStorageMap[operator.Version] = map[string]rest.Storage{
@@ -204,6 +211,31 @@ func frontProxyReady(rh *authenticatorfactory.RequestHeaderConfig) healthz.Healt
 		}
 		return nil
 	})
+}
+
+// leaderReady is the readiness check "leader": only the leader is ready,
+// so the operator's Service (and through it the APIService) routes to the
+// replica that serves sessions. A follower still serves its API (its
+// /readyz and /livez, and a 503 to any session that reaches it): once it
+// becomes the leader it is ready at the next probe.
+func leaderReady(leading func() (bool, string)) healthz.HealthChecker {
+	return healthz.NamedCheck("leader", func(*http.Request) error {
+		if leading == nil {
+			return nil
+		}
+		if ok, leader := leading(); !ok {
+			return errNotLeader(leader)
+		}
+		return nil
+	})
+}
+
+// errNotLeader says why a follower does not serve sessions.
+func errNotLeader(leader string) error {
+	if leader == "" {
+		return errors.New("this replica is not the leader, and no replica leads at the moment (an election is under way); retry in a few seconds")
+	}
+	return fmt.Errorf("this replica is not the leader (%s is); retry in a few seconds, the operator's Service routes to the leader", leader)
 }
 
 // Run serves until ctx ends, then shuts down gracefully. Sessions end

@@ -20,6 +20,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -42,6 +43,10 @@ type testServer struct {
 	broker   *echoBroker
 	// stop stops the server and returns what Run returned.
 	stop func() error
+	// follower makes the server a follower (not the leader) while set;
+	// otherLeader names the leader then.
+	follower    atomic.Bool
+	otherLeader atomic.Pointer[string]
 }
 
 var rules = rbac{
@@ -114,7 +119,7 @@ func startServerWith(t *testing.T, requestTimeout time.Duration, maxInFlight int
 	}}
 	backendAuthz := &Authorizer{}
 	srv, err := New(Config{Options: o, Version: "test", Targets: ts.targets, Sessions: ts.sessions, Broker: ts.broker,
-		Status: fakeStatus{}, Authorizer: rules, BackendAuthorizer: backendAuthz, requestTimeout: requestTimeout, maxInFlight: maxInFlight})
+		Status: fakeStatus{}, Authorizer: rules, BackendAuthorizer: backendAuthz, Leading: ts.leading, requestTimeout: requestTimeout, maxInFlight: maxInFlight})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -163,6 +168,17 @@ func startServerWith(t *testing.T, requestTimeout time.Duration, maxInFlight int
 		t.Errorf("backend authorizer: bob may not kill sessions: %v, %v", ok, err)
 	}
 	return ts
+}
+
+// leading is the server's Config.Leading.
+func (ts *testServer) leading() (bool, string) {
+	if !ts.follower.Load() {
+		return true, "self"
+	}
+	if l := ts.otherLeader.Load(); l != nil {
+		return false, *l
+	}
+	return false, ""
 }
 
 // client speaks HTTP/1.1 over TLS with cert as its client certificate.

@@ -114,6 +114,8 @@ type portForward struct {
 	// them; running counts them so Run can.
 	stopping context.Context
 	running  sync.WaitGroup
+	// leading is Config.Leading.
+	leading func() (bool, string)
 }
 
 // serve runs one session until the broker returns or the server stops.
@@ -149,6 +151,13 @@ func (p *portForward) Connect(ctx context.Context, name string, _ runtime.Object
 	u, ok := genericapirequest.UserFrom(ctx)
 	if !ok {
 		return nil, apierrors.NewUnauthorized("no authenticated user on the request")
+	}
+	if p.leading != nil {
+		// Endpoints lag behind a change of leader: a session that
+		// reaches a follower is told to come again, not held.
+		if ok, leader := p.leading(); !ok {
+			return nil, apierrors.NewServiceUnavailable(errNotLeader(leader).Error())
+		}
 	}
 	if _, err := p.targets.Get(ctx, ns, name); err != nil {
 		return nil, backendError(err, operator.ResourceTargets, name)
