@@ -2,7 +2,6 @@ package operator
 
 import (
 	"context"
-	"os"
 
 	"github.com/remocal/remocal/kube"
 	"github.com/remocal/remocal/operator/internal/agents"
@@ -12,13 +11,6 @@ import (
 // defaultBackend is the session broker over agents the operator runs in
 // its own namespace, one per target pod.
 func defaultBackend(_ context.Context, d Deps) (Backend, error) {
-	self, err := hostname()
-	if err != nil {
-		return nil, err
-	}
-	if pod := os.Getenv("POD_NAME"); pod != "" {
-		self = pod
-	}
 	pods := agents.New(agents.Config{
 		Env:       d.Env,
 		Namespace: d.Namespace,
@@ -30,7 +22,8 @@ func defaultBackend(_ context.Context, d Deps) (Backend, error) {
 		Agents:       pods,
 		Authorizer:   d.Authorizer,
 		Version:      d.Version,
-		Self:         self,
+		Self:         d.Self,
+		Leader:       d.Leader,
 		SessionTTL:   d.SessionTTL,
 		AgentIdleTTL: d.AgentTTL,
 		Logger:       d.Log.With("component", "broker"),

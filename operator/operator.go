@@ -39,6 +39,8 @@ type Options struct {
 	// sessions is kept.
 	SessionTTL time.Duration
 	AgentTTL   time.Duration
+	// Election is the leader election among the operator's replicas.
+	Election LeaderElection
 	// Version is the operator's version (remocal's).
 	Version string
 	// Log receives the operator's own events (nil: slog.Default()); the
@@ -72,6 +74,10 @@ type Deps struct {
 	AgentTTL   time.Duration
 	Version    string
 	Log        *slog.Logger
+	// Self names this replica (its pod); Leader names the one that leads
+	// now.
+	Self   string
+	Leader func() string
 }
 
 // NewOptions returns the defaults; the namespace defaults to $POD_NAMESPACE
@@ -82,6 +88,7 @@ func NewOptions(version string) *Options {
 		AgentImage: kube.DefaultImage(version),
 		SessionTTL: 5 * time.Minute,
 		AgentTTL:   10 * time.Minute,
+		Election:   DefaultLeaderElection(),
 		Version:    version,
 		server:     apiserver.NewOptions(),
 	}
@@ -94,6 +101,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.AgentImage, "agent-image", o.AgentImage, "image of the agents the operator starts")
 	fs.DurationVar(&o.SessionTTL, "session-ttl", o.SessionTTL, "how long a disconnected session keeps its ports for its client to come back")
 	fs.DurationVar(&o.AgentTTL, "agent-ttl", o.AgentTTL, "how long an agent without sessions is kept before it is removed")
+	o.Election.AddFlags(fs)
 	o.server.SecureServing.AddFlags(fs)
 	o.server.Authentication.AddFlags(fs)
 	o.server.Authorization.AddFlags(fs)
@@ -111,6 +119,7 @@ func (o *Options) validate() error {
 	if o.SessionTTL <= 0 || o.AgentTTL <= 0 {
 		errs = append(errs, fmt.Errorf("--session-ttl (%s) and --agent-ttl (%s) must be positive", o.SessionTTL, o.AgentTTL))
 	}
+	errs = append(errs, o.Election.validate())
 	return errors.Join(errs...)
 }
 
@@ -136,6 +145,23 @@ func Run(ctx context.Context, o *Options) error {
 			o.server.Authorization.RemoteKubeConfigFile = o.Kubeconfig
 		}
 	}
+	self, err := replicaName()
+	if err != nil {
+		return err
+	}
+	// The run ends with ctx, or when this replica loses the Lease.
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	leading := func() (bool, string) { return true, self }
+	leader := func() string { return self }
+	var el *elector
+	if o.Election.Enabled {
+		el, err = newElector(o.Election, env.Client, o.Namespace, self, log, func() { cancel(errLostLease) })
+		if err != nil {
+			return err
+		}
+		leading, leader = el.Leading, el.Leader
+	}
 	targets := &kubeTargets{env: env}
 	authz := &apiserver.Authorizer{}
 	newBackend := o.NewBackend
@@ -145,18 +171,50 @@ func Run(ctx context.Context, o *Options) error {
 	// The backend's goroutines end with ctx; Run returns after the
 	// server, which ends every session first.
 	b, err := newBackend(ctx, Deps{Env: env, Targets: targets, Authorizer: authz, Namespace: o.Namespace,
-		AgentImage: o.AgentImage, SessionTTL: o.SessionTTL, AgentTTL: o.AgentTTL, Version: o.Version, Log: log})
+		AgentImage: o.AgentImage, SessionTTL: o.SessionTTL, AgentTTL: o.AgentTTL, Version: o.Version, Log: log,
+		Self: self, Leader: leader})
 	if err != nil {
 		return fmt.Errorf("start the session broker: %w", err)
 	}
 	srv, err := apiserver.New(apiserver.Config{Options: o.server, Version: o.Version, Targets: targets,
-		Sessions: b, Broker: b, Status: b, BackendAuthorizer: authz})
+		Sessions: b, Broker: b, Status: b, BackendAuthorizer: authz, Leading: leading})
 	if err != nil {
 		return errors.Join(err, closeBackend(b))
 	}
-	log.Info("serving the operator API", "namespace", o.Namespace, "port", o.server.SecureServing.BindPort, "agentImage", o.AgentImage)
+	log.Info("serving the operator API", "namespace", o.Namespace, "port", o.server.SecureServing.BindPort,
+		"agentImage", o.AgentImage, "self", self, "leaderElection", o.Election.Enabled)
+	if el != nil {
+		// The election runs until the sessions have ended (ReleaseOnCancel
+		// must not hand the Lease over while this replica still serves).
+		elCtx, stopElection := context.WithCancel(context.WithoutCancel(ctx))
+		el.run(elCtx)
+		stopLeading := context.AfterFunc(ctx, el.end)
+		defer func() {
+			stopLeading()
+			el.end()
+			stopElection()
+			el.wait()
+		}()
+	}
 	err = srv.Run(ctx)
-	return errors.Join(err, closeBackend(b))
+	err = errors.Join(err, closeBackend(b))
+	if cause := context.Cause(ctx); errors.Is(cause, errLostLease) {
+		err = errors.Join(cause, err)
+	}
+	return err
+}
+
+// replicaName is this replica's name: its pod's (POD_NAME, from the
+// downward API), else the host's.
+func replicaName() (string, error) {
+	if pod := os.Getenv("POD_NAME"); pod != "" {
+		return pod, nil
+	}
+	h, err := hostname()
+	if err != nil {
+		return "", fmt.Errorf("name this replica (set POD_NAME): %w", err)
+	}
+	return h, nil
 }
 
 // closeBackend closes b if it can be closed.
