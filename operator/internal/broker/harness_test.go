@@ -283,6 +283,10 @@ type fixture struct {
 	authz  *authorizer
 	b      *broker.Broker
 	serves sync.WaitGroup
+	// serveCtx is what Serve runs under, as the API server's; stopServing
+	// ends it, as a stopping server cuts its upgraded connections.
+	serveCtx    context.Context
+	stopServing context.CancelFunc
 }
 
 type fixtureOptions struct {
@@ -293,19 +297,27 @@ func newFixture(t *testing.T, opts fixtureOptions) *fixture {
 	env := envtest.New(t)
 	f := &fixture{t: t, env: env, agents: newLocalAgents(t), authz: &authorizer{allowed: map[string]bool{}}}
 	f.agents.add(env.App, time.Now().Add(-time.Hour))
-	b, err := broker.New(broker.Config{
-		Agents: f.agents, Authorizer: f.authz, Version: "test", Self: "operator-0",
-		SessionTTL: opts.sessionTTL, AgentIdleTTL: time.Minute, Logger: testLogger(t, "broker"),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.b = b
+	f.serveCtx, f.stopServing = context.WithCancel(context.Background())
+	f.b = f.newBroker("operator-0", opts)
 	t.Cleanup(func() {
-		b.Close()
+		f.stopServing()
+		f.b.Close()
 		f.serves.Wait()
 	})
 	return f
+}
+
+// newBroker is a broker over the fixture's agents: a replica of the
+// operator named self.
+func (f *fixture) newBroker(self string, opts fixtureOptions) *broker.Broker {
+	b, err := broker.New(broker.Config{
+		Agents: f.agents, Authorizer: f.authz, Version: "test", Self: self,
+		SessionTTL: opts.sessionTTL, AgentIdleTTL: time.Minute, Logger: testLogger(f.t, "broker-"+self),
+	})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return b
 }
 
 // client is one user's connection through the broker.
@@ -355,9 +367,10 @@ func (f *fixture) connect(user string, opts clientOptions) (*client, error) {
 		target = tgt
 	}
 	f.serves.Add(1)
+	b, serveCtx := f.b, f.serveCtx
 	go func() {
 		defer f.serves.Done()
-		f.b.Serve(context.Background(), server, who, ns, target)
+		b.Serve(serveCtx, server, who, ns, target)
 	}()
 	c := &client{user: user, conn: conn, events: make(chan wire.Event, 16)}
 	heartbeat := opts.heartbeat

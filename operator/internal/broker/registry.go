@@ -37,8 +37,9 @@ func newRegistry() *registry {
 func sessionKey(namespace, name string) string { return namespace + "/" + name }
 
 // publish records a change of s. obj is s's state (taken by the caller
-// without holding r.mu; the lock order is r.mu before session.mu).
-func (r *registry) publish(typ backend.EventType, s *session) {
+// without holding r.mu; the lock order is r.mu before session.mu). Adding
+// a session under a name another one has is refused (false).
+func (r *registry) publish(typ backend.EventType, s *session) bool {
 	// One publish of s at a time, so a later state never gets an earlier
 	// version than an older one.
 	s.pubMu.Lock()
@@ -48,15 +49,18 @@ func (r *registry) publish(typ backend.EventType, s *session) {
 	defer r.mu.Unlock()
 	switch typ {
 	case backend.Added:
+		if other := r.sessions[sessionKey(s.ns, s.name)]; other != nil && other != s {
+			return false
+		}
 		r.sessions[sessionKey(s.ns, s.name)] = s
 	case backend.Deleted:
 		if r.sessions[sessionKey(s.ns, s.name)] != s {
-			return // deleted already
+			return true // deleted already
 		}
 		delete(r.sessions, sessionKey(s.ns, s.name))
 	default:
 		if r.sessions[sessionKey(s.ns, s.name)] != s {
-			return // a late change of a session that is gone
+			return true // a late change of a session that is gone
 		}
 	}
 	r.rv++
@@ -74,6 +78,7 @@ func (r *registry) publish(typ backend.EventType, s *session) {
 			}
 		}
 	}
+	return true
 }
 
 func (r *registry) get(namespace, name string) *session {

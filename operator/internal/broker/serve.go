@@ -101,24 +101,41 @@ func toWire(err error) *wire.Error {
 // attach finds the session the hello resumes, or starts a new one. A
 // session is resumed only by the same user, on the same target, while it
 // lives; a still-connected one is taken over (its connection may be dead
-// without the operator having noticed yet).
+// without the operator having noticed yet). A name this replica does not
+// know is a session the previous leader served (the operator's replicas
+// share no state): the new session takes that name, so the client and
+// `remocal sessions` see one session across the handover, and the client
+// takes its ports again by subscribing again.
 func (b *Broker) attach(ctx context.Context, who operator.UserInfo, ns, target string, hello *wire.Hello) (s *session, resumed bool, err error) {
+	adopt := ""
 	if name := hello.Client.Session; name != "" {
-		if s := b.reg.get(ns, name); s != nil && s.target == target && s.user.Username == who.Username {
+		s := b.reg.get(ns, name)
+		if s != nil && s.target == target && s.user.Username == who.Username {
 			if s.takeOver(hello) {
 				s.log.Info("client resumed the session")
 				return s, true, nil
 			}
 		}
+		if s == nil && validSessionName(name) {
+			adopt = name
+		}
 	}
-	s, err = b.newSession(ctx, who, ns, target, hello)
+	s, err = b.newSession(ctx, who, ns, target, hello, adopt)
 	if err != nil {
 		return nil, false, err
 	}
 	s.phase = operator.PhaseActive
 	s.lastHeartbeat = time.Now()
-	b.reg.publish(backend.Added, s)
-	s.log.Info("session started", "client", hello.Client.Name, "pods", podNames(s.pods))
+	if !b.reg.publish(backend.Added, s) {
+		// Another connection adopted the name meanwhile.
+		s.rename(newSessionName())
+		b.reg.publish(backend.Added, s)
+	}
+	if adopt != "" && s.name == adopt {
+		s.log.Info("session taken over from the previous leader", "client", hello.Client.Name, "pods", podNames(s.pods))
+	} else {
+		s.log.Info("session started", "client", hello.Client.Name, "pods", podNames(s.pods))
+	}
 	return s, false, nil
 }
 

@@ -86,11 +86,36 @@ func newSessionName() string {
 	return "s-" + string(b)
 }
 
+// validSessionName reports whether name is one newSessionName could
+// have made.
+func validSessionName(name string) bool {
+	rest, ok := strings.CutPrefix(name, "s-")
+	if !ok || len(rest) != 10 {
+		return false
+	}
+	for _, c := range rest {
+		if !('a' <= c && c <= 'z' || '0' <= c && c <= '9') {
+			return false
+		}
+	}
+	return true
+}
+
+// rename gives a session that is not yet registered another name.
+func (s *session) rename(name string) {
+	s.name = name
+	s.log = s.b.log.With("session", s.name, "user", s.user.Username, "target", s.ns+"/"+s.target)
+}
+
 // newSession starts following the target's pods and waits for the first
-// set. The session is not yet registered.
-func (b *Broker) newSession(ctx context.Context, who operator.UserInfo, ns, target string, hello *wire.Hello) (*session, error) {
+// set. The session is not yet registered; it is named name, or a new
+// name when empty.
+func (b *Broker) newSession(ctx context.Context, who operator.UserInfo, ns, target string, hello *wire.Hello, name string) (*session, error) {
+	if name == "" {
+		name = newSessionName()
+	}
 	s := &session{
-		b: b, name: newSessionName(), ns: ns, target: target, user: who,
+		b: b, name: name, ns: ns, target: target, user: who,
 		uid: types.UID(rand.Text()), start: time.Now(), subs: map[string]*sub{}, held: map[string]Pod{},
 		client: clientInfo(hello),
 	}
