@@ -92,6 +92,17 @@ func (o *OperatorConnector) Note() string {
 	return o.note
 }
 
+// Peer names the operator and the session, for messages about the
+// connection (connect.Peer).
+func (o *OperatorConnector) Peer() string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.session != "" {
+		return "the operator (session " + o.session + ")"
+	}
+	return "the operator"
+}
+
 // Session is the operator's name for the session, once connected.
 func (o *OperatorConnector) Session() string {
 	o.mu.Lock()
@@ -268,6 +279,14 @@ func (c *choosingConnector) Connect(ctx context.Context, opts agentclient.Option
 	return k.Connect(ctx, opts)
 }
 
+// Peer is the chosen connector's (connect.Peer).
+func (c *choosingConnector) Peer() string {
+	if p, ok := c.current().(connect.Peer); ok {
+		return p.Peer()
+	}
+	return ""
+}
+
 // Redial goes the way Connect went.
 func (c *choosingConnector) Redial(ctx context.Context, opts agentclient.Options, patience time.Duration) (*agentclient.Client, func(), error) {
 	r, ok := c.current().(connect.Redialer)
@@ -333,3 +352,5 @@ func noOperatorNote(e *OperatorError) string {
 var _ connect.Connector = (*OperatorConnector)(nil)
 var _ connect.Redialer = (*OperatorConnector)(nil)
 var _ connect.Redialer = (*choosingConnector)(nil)
+var _ connect.Peer = (*choosingConnector)(nil)
+var _ connect.Peer = (*OperatorConnector)(nil)

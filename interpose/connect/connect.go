@@ -44,6 +44,13 @@ type Redialer interface {
 	Redial(ctx context.Context, opts agentclient.Options, patience time.Duration) (*agentclient.Client, func(), error)
 }
 
+// Peer is a Connector that names what its connection reaches, for the
+// messages about the connection dropping and coming back ("the operator
+// (session s-…)"); without it they say "the agent".
+type Peer interface {
+	Peer() string
+}
+
 // Options for For.
 type Options struct {
 	// Self is the remocal binary, used to start local agents.

@@ -38,13 +38,14 @@ func (s *Session) link() {
 			sup.AgentLost()
 		}
 		effect := "remote files now fail with EIO and connections through the target with ENETUNREACH"
+		peer := s.peer()
 		if !canRedial {
 			s.report(supervisor.Event{Kind: daemon.EventAgentLost, Err: c.Err(), Message: fmt.Sprintf(
-				"lost the connection to the agent (%v); programs keep running, but %s", c.Err(), effect)})
+				"lost the connection to %s (%v); programs keep running, but %s", peer, c.Err(), effect)})
 			return
 		}
 		s.report(supervisor.Event{Kind: daemon.EventAgentLost, Err: c.Err(), Message: fmt.Sprintf(
-			"lost the connection to the agent (%v); reconnecting, and until then %s", c.Err(), effect)})
+			"lost the connection to %s (%v); reconnecting, and until then %s", peer, c.Err(), effect)})
 		started := time.Now()
 		next, release, err := redialer.Redial(s.ctx, s.clientOpts, reconnectPatience)
 		if s.ctx.Err() != nil {
@@ -55,7 +56,7 @@ func (s *Session) link() {
 		}
 		if err != nil {
 			s.report(supervisor.Event{Kind: daemon.EventAgentGone, Err: err, Message: fmt.Sprintf(
-				"could not reconnect to the agent: %v; programs keep running without the target (restart the session for a new agent)", err)})
+				"could not reconnect to %s: %v; programs keep running without the target (restart the session for a new agent)", peer, err)})
 			return
 		}
 		s.mu.Lock()
@@ -68,8 +69,18 @@ func (s *Session) link() {
 			sup.Reconnected(next)
 		}
 		s.report(supervisor.Event{Kind: daemon.EventAgentReconnected, Message: fmt.Sprintf(
-			"reconnected to the agent after %v", time.Since(started).Round(10*time.Millisecond))})
+			"reconnected to %s after %v", s.peer(), time.Since(started).Round(10*time.Millisecond))})
 	}
+}
+
+// peer names what the session's connection reaches.
+func (s *Session) peer() string {
+	if p, ok := s.opts.Connector.(connect.Peer); ok {
+		if name := p.Peer(); name != "" {
+			return name
+		}
+	}
+	return "the agent"
 }
 
 // report tells the user and, as data, OnEvent.
