@@ -73,6 +73,9 @@ func TestSessionSurvivesLeaderDeletion(t *testing.T) {
 		if now == leader {
 			t.Errorf("round %d: %s still leads after its pod was deleted", round+1, leader)
 		}
+		if st := f.op.kubectl(t, "get", "operatorstatus", "operator", "-o", "jsonpath={.status.leader} {.status.self}"); st != now+" "+now {
+			t.Errorf("round %d: the operator's status says leader and self %q, want %s", round+1, st, now)
+		}
 		avail := f.op.kubectl(t, "get", "apiservice", apiService, "-o",
 			`jsonpath={.status.conditions[?(@.type=="Available")].status} since {.status.conditions[?(@.type=="Available")].lastTransitionTime}`)
 		t.Logf("round %d: leader %s deleted at %s; the session's connection cut after %s; %s leads; alice's requests reached her laptop again after %s (%s); APIService Available %s",
