@@ -4,11 +4,14 @@
 package operator
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
+	"runtime/pprof"
+	"sync"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -196,12 +199,48 @@ func Run(ctx context.Context, o *Options) error {
 			el.wait()
 		}()
 	}
+	stopWatch := watchShutdown(ctx, log, shutdownReport)
+	defer stopWatch()
 	err = srv.Run(ctx)
 	err = errors.Join(err, closeBackend(b))
 	if cause := context.Cause(ctx); errors.Is(cause, errLostLease) {
 		err = errors.Join(cause, err)
 	}
 	return err
+}
+
+// shutdownReport is how long a stopping operator may take (its sessions
+// cut, its agents' subscriptions removed) before it logs what it waits
+// for: a follower takes over only once the Lease is released.
+const shutdownReport = 10 * time.Second
+
+// watchShutdown logs every goroutine's stack when the operator is still
+// stopping after d; the returned function ends the watch.
+func watchShutdown(ctx context.Context, log *slog.Logger, d time.Duration) func() {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		select {
+		case <-ctx.Done():
+		case <-done:
+			return
+		}
+		t := time.NewTimer(d)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			var buf bytes.Buffer
+			pprof.Lookup("goroutine").WriteTo(&buf, 2)
+			log.Error("the operator is still stopping; what it waits for follows", "after", d, "goroutines", buf.String())
+		case <-done:
+		}
+	}()
+	return func() {
+		close(done)
+		wg.Wait()
+	}
 }
 
 // replicaName is this replica's name: its pod's (POD_NAME, from the

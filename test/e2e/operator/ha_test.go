@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/remocal/remocal/test/poll"
+	"github.com/remocal/remocal/test/procwatch"
 )
 
 // haRounds is how many times the leader is deleted under one session.
@@ -37,10 +38,16 @@ func TestSessionSurvivesLeaderDeletion(t *testing.T) {
 		t.Fatalf("before the handover alice's request got %q (%v)", body, err)
 	}
 
+	agentJobs := func() string {
+		return f.op.kubectl(t, "get", "jobs", "-l", "remocal.dev/operator-agent=true", "-o", "jsonpath={.items[*].metadata.uid}")
+	}
+	jobs := agentJobs()
 	var took []time.Duration
 	for round := range haRounds {
 		leader := f.haLeader()
 		f.haWaitFollower(leader)
+		// The leader's log to its end, for the record of its shutdown.
+		procwatch.Start(t, f.c.KubectlCmd(t.Context(), "-n", f.op.ns, "logs", "-f", "--timestamps", leader))
 		deleted := time.Now()
 		f.op.kubectl(t, "delete", "pod", leader, "--wait=false")
 		// The stopping leader cuts the session's connection (its
@@ -80,6 +87,10 @@ func TestSessionSurvivesLeaderDeletion(t *testing.T) {
 			`jsonpath={.status.conditions[?(@.type=="Available")].status} since {.status.conditions[?(@.type=="Available")].lastTransitionTime}`)
 		t.Logf("round %d: leader %s deleted at %s; the session's connection cut after %s; %s leads; alice's requests reached her laptop again after %s (%s); APIService Available %s",
 			round+1, leader, deleted.UTC().Format(time.TimeOnly), cut.Round(10*time.Millisecond), now, d.Round(10*time.Millisecond), line, avail)
+	}
+	// The new leaders joined the agent that ran; none started another.
+	if now := agentJobs(); now != jobs || jobs == "" {
+		t.Errorf("the agent Jobs were %q before the handovers, %q after", jobs, now)
 	}
 	for _, s := range f.sessions() {
 		if s.Spec.User.Username == "alice" && s.Name != session {
