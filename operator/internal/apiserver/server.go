@@ -108,6 +108,8 @@ type Server struct {
 	generic *genericapiserver.GenericAPIServer
 	pf      *portForward
 	stop    context.CancelFunc
+	// endWatches ends the watches as soon as the server starts stopping.
+	endWatches context.CancelFunc
 }
 
 // New builds the server: it loads or generates the serving certificate,
@@ -158,17 +160,19 @@ func New(c Config) (*Server, error) {
 		c.BackendAuthorizer.bind(authz)
 	}
 	stopping, stop := context.WithCancel(context.Background())
-	s := &Server{generic: generic, stop: stop, pf: &portForward{targets: c.Targets, broker: c.Broker, stopping: stopping, leading: c.Leading}}
+	watching, endWatches := context.WithCancel(context.Background())
+	s := &Server{generic: generic, stop: stop, endWatches: endWatches, pf: &portForward{targets: c.Targets, broker: c.Broker, stopping: stopping, leading: c.Leading}}
 	info := genericapiserver.NewDefaultAPIGroupInfo(operator.Group, scheme, runtime.NewParameterCodec(scheme), codecs)
 	info.NegotiatedSerializer = withoutProtobuf{codecs}
 	info.VersionedResourcesStorageMap[operator.Version] = map[string]rest.Storage{
 		operator.ResourceTargets: &targetStorage{targets: c.Targets, sessions: c.Sessions},
 		operator.ResourceTargets + "/" + operator.SubresourcePortForward: s.pf,
-		operator.ResourceSessions: &sessionStorage{sessions: c.Sessions, authz: authz},
+		operator.ResourceSessions: &sessionStorage{sessions: c.Sessions, authz: authz, stopping: watching},
 		operator.ResourceStatuses: &statusStorage{status: c.Status},
 	}
 	if err := generic.InstallAPIGroup(&info); err != nil {
 		stop()
+		endWatches()
 		return nil, fmt.Errorf("install the %s API: %w", operator.Group, err)
 	}
 	return s, nil
@@ -243,6 +247,9 @@ func errNotLeader(leader string) error {
 func (s *Server) Run(ctx context.Context) error {
 	defer s.pf.running.Wait()
 	defer s.stop()
+	defer s.endWatches()
+	stopWatches := context.AfterFunc(ctx, s.endWatches)
+	defer stopWatches()
 	return s.generic.PrepareRun().RunWithContext(ctx)
 }
 

@@ -26,6 +26,12 @@ import (
 type sessionStorage struct {
 	sessions backend.Sessions
 	authz    authorizer.Authorizer
+	// stopping ends when the server starts stopping: watches end then.
+	// The HTTP server's shutdown waits for every open response, and a
+	// watch (the garbage collector of kube-controller-manager keeps one
+	// on sessions) would hold a stopping replica, and its Lease, until
+	// the shutdown timeout.
+	stopping context.Context
 }
 
 var (
@@ -66,7 +72,15 @@ func (s *sessionStorage) Get(ctx context.Context, name string, _ *metav1.GetOpti
 }
 
 func (s *sessionStorage) Watch(ctx context.Context, o *metainternalversion.ListOptions) (watch.Interface, error) {
-	ctx, cancel := context.WithCancel(ctx)
+	ctx, cancelCtx := context.WithCancel(ctx)
+	cancel := cancelCtx
+	if s.stopping != nil {
+		stop := context.AfterFunc(s.stopping, cancelCtx)
+		cancel = func() {
+			stop()
+			cancelCtx()
+		}
+	}
 	ns := genericapirequest.NamespaceValue(ctx)
 	// A "watch list" (sendInitialEvents) is a list as events, a bookmark
 	// saying where it ends, then the changes after it.

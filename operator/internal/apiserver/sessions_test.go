@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apiserver/pkg/features"
@@ -213,5 +214,28 @@ func TestSessionsWatchList(t *testing.T) {
 	ts.sessions.add(session("shop", "s-carol1", "carol", "deployment.inventory"))
 	if ev := next(t, d); ev.Type != "ADDED" || ev.Object.Name != "s-carol1" {
 		t.Errorf("then %s %s", ev.Type, ev.Object.Name)
+	}
+}
+
+// TestWatchesEndWhenTheServerStops: an open watch (kube-controller-manager's
+// garbage collector keeps one on sessions) does not hold a stopping
+// server until its shutdown timeout: a stopping leader would keep its
+// Lease, and its sessions, that long.
+func TestWatchesEndWhenTheServerStops(t *testing.T) {
+	ts := startServer(t)
+	d, res := ts.watch(t, "resourceVersion=3")
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("watch: %s", res.Status)
+	}
+	start := time.Now()
+	if err := ts.stop(); err != nil {
+		t.Errorf("Run: %v", err)
+	}
+	if took := time.Since(start); took > 10*time.Second {
+		t.Errorf("the server took %v to stop with a watch open", took)
+	}
+	var ev watchEvent
+	if err := d.Decode(&ev); err == nil {
+		t.Errorf("the watch went on after the server stopped: %+v", ev)
 	}
 }
