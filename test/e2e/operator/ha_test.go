@@ -13,7 +13,7 @@ import (
 )
 
 // haRounds is how many times the leader is deleted under one session.
-const haRounds = 3
+const haRounds = 5
 
 var reconnectedLine = regexp.MustCompile(`reconnected to the operator \(session (s-[a-z0-9]+)\) after`)
 
@@ -71,6 +71,11 @@ func TestSessionSurvivesLeaderDeletion(t *testing.T) {
 		}
 		d := time.Since(deleted)
 		took = append(took, d)
+		// Within the Lease's duration (15 s): the stopping leader
+		// released it, nobody waited for it to expire.
+		if d > 15*time.Second {
+			t.Errorf("round %d: the session's traffic came back only %v after the leader's deletion", round+1, d.Round(10*time.Millisecond))
+		}
 		line := a.Expect(a.Stderr, "reconnected to the operator")
 		if m := reconnectedLine.FindStringSubmatch(line); m == nil || m[1] != session {
 			t.Errorf("round %d: %q, want the session %s", round+1, line, session)
