@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net/url"
 	"os"
 	"strings"
@@ -227,10 +228,23 @@ func (o *OperatorConnector) Redial(ctx context.Context, opts agentclient.Options
 		select {
 		case <-ctx.Done():
 			return nil, nil, ctx.Err()
-		case <-time.After(backoff): // retry backoff, not synchronisation
+		case <-time.After(jitter(backoff)): // retry backoff, not synchronisation
 		}
-		backoff = min(2*backoff, 2*time.Second)
+		backoff = min(2*backoff, redialMaxBackoff)
 	}
+}
+
+// redialMaxBackoff caps the pause between tries to resume a session. A
+// leader handover makes the operator unavailable for 2–4 s (the follower
+// takes the Lease, becomes ready, the APIService follows; docs/operator.md,
+// High availability): a longer pause would add up to itself to the
+// session's interruption.
+const redialMaxBackoff = time.Second
+
+// jitter spreads d over [0.75d, 1.25d): the clients of a stopping leader
+// all retry at once otherwise.
+func jitter(d time.Duration) time.Duration {
+	return d*3/4 + time.Duration(rand.Int64N(int64(d/2)+1))
 }
 
 // choosingConnector decides between the operator and the direct path on
