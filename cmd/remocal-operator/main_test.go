@@ -219,8 +219,18 @@ spec:
 	if res.StatusCode != http.StatusSwitchingProtocols {
 		t.Fatalf("portforward: %s", res.Status)
 	}
+	// The operator speaks as an agent: it answers once the client has
+	// said who it is.
+	if err := wire.WritePreamble(conn); err != nil {
+		t.Fatal(err)
+	}
+	if err := wire.WriteMessage(conn, 0, &wire.Hello{Protocol: wire.Current, Client: wire.ClientInfo{Name: "alice@test"},
+		Capabilities: wire.AllCapabilities, Nonce: wire.NewNonce()}); err != nil {
+		t.Fatal(err)
+	}
+	conn.SetReadDeadline(time.Now().Add(30 * time.Second))
 	if err := wire.ReadPreamble(r); err != nil {
-		t.Errorf("after the upgrade: %v", err)
+		t.Errorf("after the upgrade and a hello: %v", err)
 	}
 }
 
