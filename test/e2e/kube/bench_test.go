@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/remocal/remocal/test/cluster"
 	"github.com/remocal/remocal/test/latency"
 	"github.com/remocal/remocal/test/procwatch"
 )
@@ -66,7 +67,7 @@ func BenchmarkRequestLatency(b *testing.B) {
 	url := "http://inventory/healthz"
 	f.mustGet(url) // starts the toolbox pod
 	b.ResetTimer()
-	direct, err := f.c.Kubectl(f.ctx(), "-n", f.ns, "exec", toolboxPod, "--", "/toolbox", "bench-get", "-n", n, url)
+	direct, err := f.c.Kubectl(f.ctx(), "-n", f.ns, "exec", cluster.ToolboxPod, "--", "/toolbox", "bench-get", "-n", n, url)
 	if err != nil {
 		b.Fatal(err)
 	}

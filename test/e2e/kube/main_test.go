@@ -15,7 +15,6 @@ package kube
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -75,14 +74,15 @@ type fixture struct {
 	// kubeconfig is what remocal uses; tests may point it elsewhere.
 	kubeconfig string
 
-	toolboxOnce *sync.Once // shared with the fixture's copies (with)
+	toolbox *cluster.Toolbox // shared with the fixture's copies (with)
 }
 
 func newFixture(t testing.TB) *fixture {
 	t.Helper()
 	c := cluster.Require(t)
 	buildImages(t)
-	f := &fixture{t: t, c: c, ns: c.Namespace(t), local: c.LocalSide(t), project: t.TempDir(), kubeconfig: c.Kubeconfig, toolboxOnce: new(sync.Once)}
+	f := &fixture{t: t, c: c, ns: c.Namespace(t), local: c.LocalSide(t), project: t.TempDir(), kubeconfig: c.Kubeconfig}
+	f.toolbox = c.Toolbox(f.ns)
 	f.writeConfig(`{}`)
 	return f
 }
@@ -218,33 +218,11 @@ func (f *fixture) probe() string {
 	return gobuild.Program(f.t, gobuild.Probe, gobuild.Options{Static: true})
 }
 
-// toolbox is a pod in the test's namespace that sends requests as cluster
-// traffic.
-const toolboxPod = "toolbox"
-
-// get sends GET url from the toolbox pod with headers ("Name: value") and
-// returns the body, or an error with what the toolbox said.
+// get sends GET url from the namespace's toolbox pod with headers ("Name:
+// value") and returns the body, or an error with what the toolbox said.
 func (f *fixture) get(url string, headers ...string) (string, error) {
 	f.t.Helper()
-	f.toolboxOnce.Do(func() {
-		f.apply(fmt.Sprintf(`apiVersion: v1
-kind: Pod
-metadata: {name: %s}
-spec:
-  terminationGracePeriodSeconds: 0
-  containers:
-  - {name: toolbox, image: %s, imagePullPolicy: Never, args: [sleep]}
-`, toolboxPod, cluster.ToolboxImage))
-		if err := f.c.WaitPod(f.ctx(), f.ns, toolboxPod, "Ready", 90*time.Second); err != nil {
-			f.t.Fatal(err)
-		}
-	})
-	args := []string{"-n", f.ns, "exec", toolboxPod, "--", "/toolbox", "get", "-timeout", "10s"}
-	for _, h := range headers {
-		args = append(args, "-H", h)
-	}
-	out, err := f.c.Kubectl(f.ctx(), append(args, url)...)
-	return strings.TrimSpace(out), err
+	return f.toolbox.Get(f.ctx(), url, headers...)
 }
 
 // mustGet is get that fails the test on error.

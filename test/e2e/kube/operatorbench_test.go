@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/remocal/remocal/test/cluster"
 	"github.com/remocal/remocal/test/latency"
 	"github.com/remocal/remocal/test/poll"
 	"github.com/remocal/remocal/test/procwatch"
@@ -133,7 +134,7 @@ func BenchmarkOperator(b *testing.B) {
 		g.mustGet(url) // starts the toolbox pod
 		out := map[string]string{}
 		var err error
-		if out["pod-to-app"], err = g.c.Kubectl(g.ctx(), "-n", g.ns, "exec", toolboxPod, "--", "/toolbox", "bench-get", "-n", n, url); err != nil {
+		if out["pod-to-app"], err = g.c.Kubectl(g.ctx(), "-n", g.ns, "exec", cluster.ToolboxPod, "--", "/toolbox", "bench-get", "-n", n, url); err != nil {
 			b.Fatal(err)
 		}
 		for _, mode := range []string{"direct", "operator"} {
@@ -142,7 +143,7 @@ func BenchmarkOperator(b *testing.B) {
 			if body := g.mustGet(url); !strings.Contains(body, "local probe") {
 				b.Fatalf("%s: the steal did not take the request: %q", mode, body)
 			}
-			if out["stolen-"+mode], err = g.c.Kubectl(g.ctx(), "-n", g.ns, "exec", toolboxPod, "--", "/toolbox", "bench-get", "-n", n, url); err != nil {
+			if out["stolen-"+mode], err = g.c.Kubectl(g.ctx(), "-n", g.ns, "exec", cluster.ToolboxPod, "--", "/toolbox", "bench-get", "-n", n, url); err != nil {
 				b.Fatal(err)
 			}
 			// SIGTERM reaches the program, which dies of it, and the

@@ -118,13 +118,14 @@ type fixture struct {
 	// config is the project configuration developers start with.
 	config string
 
-	toolbox *sync.Once
+	toolbox *cluster.Toolbox
 }
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	op := sharedOperator(t)
-	f := &fixture{t: t, c: op.c, op: op, ns: op.c.Namespace(t), config: `{}`, toolbox: new(sync.Once)}
+	f := &fixture{t: t, c: op.c, op: op, ns: op.c.Namespace(t), config: `{}`}
+	f.toolbox = op.c.Toolbox(f.ns)
 	// Runs after the test's remocal processes were killed (registered
 	// before them): their sessions, Disconnected, would keep their locks
 	// for the session TTL; an admin ends them at once.
@@ -263,33 +264,13 @@ func (f *fixture) probe() string {
 	return gobuild.Program(f.t, gobuild.Probe, gobuild.Options{Static: true})
 }
 
-const toolboxPod = "toolbox"
-
-// get sends GET url from a toolbox pod in the test's namespace (cluster
-// traffic, as another service would send it) and returns the body.
+// get sends GET url from the namespace's toolbox pod (cluster traffic, as
+// another service would send it) and returns the body.
 func (f *fixture) get(url string, headers ...string) (string, error) {
 	f.t.Helper()
-	f.toolbox.Do(func() {
-		f.apply(fmt.Sprintf(`apiVersion: v1
-kind: Pod
-metadata: {name: %s}
-spec:
-  terminationGracePeriodSeconds: 0
-  containers:
-  - {name: toolbox, image: %s, imagePullPolicy: Never, args: [sleep]}
-`, toolboxPod, cluster.ToolboxImage))
-		if err := f.c.WaitPod(f.ctx(), f.ns, toolboxPod, "Ready", 90*time.Second); err != nil {
-			f.t.Fatal(err)
-		}
-	})
-	args := []string{"-n", f.ns, "exec", toolboxPod, "--", "/toolbox", "get", "-timeout", "10s"}
-	for _, h := range headers {
-		args = append(args, "-H", h)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	out, err := f.c.Kubectl(ctx, append(args, url)...)
-	return strings.TrimSpace(out), err
+	return f.toolbox.Get(ctx, url, headers...)
 }
 
 // getUntil polls GET url from the toolbox until the body is want.

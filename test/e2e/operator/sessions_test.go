@@ -3,7 +3,6 @@ package operator
 import (
 	"net/http"
 	"regexp"
-	"sync"
 	"testing"
 	"time"
 )
@@ -68,7 +67,7 @@ func TestNamespaceWithSessionsDeletes(t *testing.T) {
 	f := newFixture(t)
 	ns := f.c.Namespace(t)
 	g := *f
-	g.ns, g.toolbox = ns, new(sync.Once)
+	g.ns, g.toolbox = ns, f.c.Toolbox(ns)
 	g.deployInventory(1)
 	alice := g.user("alice", "remocal-user")
 	r := g.exec(alice, "deployment/inventory", []string{"--no-incoming"}, g.probe(), "env=GREETING")
