@@ -75,8 +75,10 @@ func TestSecondStealRejected(t *testing.T) {
 	alice := f.startOn(laptop{name: "alice@laptop"}, "deployment/inventory", []string{"--steal"}, f.probe(), "serve-all=:8080")
 	alice.Expect(alice.Stderr, "stealing port 8080")
 	bob := f.startOn(laptop{local: f.c.LocalSide(t), name: "bob@desk"}, "deployment/inventory", []string{"--steal"}, f.probe(), "serve-all=:8080")
-	line := bob.Expect(bob.Stderr, "cannot steal port 8080")
-	mustContain(t, "bob's refusal", line, "already stolen without a filter by alice@laptop")
+	// onConflict abort (the default): bob's session ends, saying who holds
+	// the port.
+	line := bob.Expect(bob.Stderr, "port 8080 of the target (the program's port 8080) is held by another session")
+	mustContain(t, "bob's refusal", line, "already stolen without a filter by alice@laptop", "onConflict: abort")
 	if body := f.mustGet(appURL(pod, "/who")); body != "local probe" {
 		t.Errorf("got %q, want alice's laptop to keep the port", body)
 	}
