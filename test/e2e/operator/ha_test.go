@@ -29,8 +29,9 @@ func TestSessionSurvivesLeaderDeletion(t *testing.T) {
 	pod := f.pods("app=inventory")[0]
 	f.haReplicas(2)
 
-	alice := f.user("alice", "remocal-user")
+	// The configuration alice's project starts with (f.user writes it).
 	f.writeConfig(`{"network": {"incoming": {"mode": "steal", "httpFilter": {"headers": {"X-Remocal-User": "alice"}}}}}`)
+	alice := f.user("alice", "remocal-user")
 	a := f.start(alice, "deployment/inventory", nil, f.probe(), "serve-all=:8080")
 	session := connectedLine.FindStringSubmatch(a.Expect(a.Stderr, "connected through the operator"))[1]
 	a.Expect(a.Stderr, `stealing port 8080 of the target where header X-Remocal-User="alice"`)

@@ -118,8 +118,8 @@ func TestDroppedConnectionResumes(t *testing.T) {
 		t.Fatalf("ss -K: %v: %s", err, out)
 	}
 	dropped := time.Now()
-	r.Expect(r.Stderr, "lost the connection to the agent")
-	r.Expect(r.Stderr, "reconnected to the agent")
+	r.Expect(r.Stderr, "lost the connection to the operator (session "+name+")")
+	r.Expect(r.Stderr, "reconnected to the operator (session "+name+")")
 	t.Logf("resumed %s after the drop", time.Since(dropped).Round(10*time.Millisecond))
 	f.getUntil(appURL(pod, "/again"), "local probe")
 	r.Expect(r.Stdout, "request GET /again")
@@ -179,7 +179,7 @@ func TestSilentClientsLockExpires(t *testing.T) {
 
 	ip("add")
 	restored = true
-	r.Expect(r.Stderr, "reconnected to the agent")
+	r.Expect(r.Stderr, "reconnected to the operator")
 	r.Expect(r.Stderr, "stealing port 8080")
 	f.getUntil(appURL(pod, "/back"), "local probe")
 	r.Expect(r.Stdout, "request GET /back")
