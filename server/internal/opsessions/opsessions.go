@@ -10,6 +10,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -45,20 +46,22 @@ type Watcher struct {
 	done     chan struct{}
 
 	mu sync.Mutex
-	// holders maps a lock (namespace, target, port, filter) to the
-	// session holding it; released to when its holder let it go.
-	holders  map[lockKey]string
-	released map[lockKey]release
+	// holders are the locks held on each port of a target, by session
+	// and filter; released the locks let go of lately (at: when).
+	holders  map[portKey][]lockHolder
+	released map[portKey][]lockHolder
 }
 
-type lockKey struct {
+// portKey is a port of a target: the locks on it conflict or not by
+// their filters, as the operator decides (wire.Conflicts).
+type portKey struct {
 	namespace, target string
 	port              uint16
-	filter            string
 }
 
-type release struct {
+type lockHolder struct {
 	session string
+	filter  *wire.HTTPFilter
 	at      time.Time
 }
 
@@ -81,7 +84,7 @@ func start(source func(context.Context) (cache.ListerWatcher, error), log *slog.
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	w := &Watcher{log: log, out: make(chan Notification, 256), now: now, cancel: cancel, done: make(chan struct{}),
-		holders: map[lockKey]string{}, released: map[lockKey]release{}}
+		holders: map[portKey][]lockHolder{}, released: map[portKey][]lockHolder{}}
 	go func() {
 		defer close(w.done)
 		lw, err := source(ctx)
@@ -189,57 +192,87 @@ func (w *Watcher) deleted(obj any) {
 
 // trackLocks records the locks s holds now (none if gone) and returns a
 // conflict for each lock it took from another session that held it still
-// or let it go just before.
+// or let it go just before. A lock is taken from every lock its filter
+// conflicts with (an unfiltered override takes a port from every filter),
+// the rule the operator's override applies.
 func (w *Watcher) trackLocks(s *operator.Session, gone bool) []daemon.Conflict {
 	now := w.now()
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	holds := map[lockKey]operator.PortStatus{}
+	type held struct {
+		k portKey
+		p operator.PortStatus
+	}
+	var holds []held
 	if !gone {
 		for _, p := range s.Status.Ports {
 			if p.Lock {
-				holds[keyOf(s, p)] = p
+				holds = append(holds, held{portKey{s.Namespace, s.Spec.Target, p.Port}, p})
 			}
 		}
 	}
-	for k, holder := range w.holders {
-		if holder == s.Name && k.namespace == s.Namespace {
-			if _, still := holds[k]; !still {
-				delete(w.holders, k)
-				w.released[k] = release{session: s.Name, at: now}
-			}
+	holdsNow := func(k portKey, f *wire.HTTPFilter) bool {
+		return slices.ContainsFunc(holds, func(h held) bool { return h.k == k && sameFilter(h.p.Filter, f) })
+	}
+	for k, hs := range w.holders {
+		if k.namespace != s.Namespace {
+			continue
 		}
+		w.holders[k] = slices.DeleteFunc(hs, func(h lockHolder) bool {
+			if h.session != s.Name || holdsNow(k, h.filter) {
+				return false
+			}
+			w.released[k] = append(w.released[k], lockHolder{session: s.Name, filter: h.filter, at: now})
+			return true
+		})
 	}
 	var out []daemon.Conflict
-	for k, p := range holds {
-		prev, held := w.holders[k]
-		if !held {
-			if r, ok := w.released[k]; ok && r.session != s.Name && now.Sub(r.at) <= takenWindow {
-				prev, held = r.session, true
+	for _, h := range holds {
+		if slices.ContainsFunc(w.holders[h.k], func(l lockHolder) bool { return l.session == s.Name && sameFilter(l.filter, h.p.Filter) }) {
+			continue // held already: taken (or not) when it was
+		}
+		var from []string
+		takenFrom := func(l lockHolder) bool {
+			if l.session == s.Name || !filtersConflict(l.filter, h.p.Filter) {
+				return false
 			}
+			if !slices.Contains(from, l.session) {
+				from = append(from, l.session)
+			}
+			return true
 		}
-		if held && prev != s.Name {
-			out = append(out, taken(s, p, prev))
+		w.holders[h.k] = slices.DeleteFunc(w.holders[h.k], takenFrom)
+		w.released[h.k] = slices.DeleteFunc(w.released[h.k], func(l lockHolder) bool {
+			return now.Sub(l.at) <= takenWindow && takenFrom(l)
+		})
+		for _, prev := range from {
+			out = append(out, taken(s, h.p, prev))
 		}
-		w.holders[k] = s.Name
-		delete(w.released, k)
+		w.holders[h.k] = append(w.holders[h.k], lockHolder{session: s.Name, filter: h.p.Filter})
 	}
-	// Forget releases nobody took.
-	for k, r := range w.released {
-		if now.Sub(r.at) > takenWindow {
+	// Forget releases nobody took, and ports nobody holds.
+	for k, rs := range w.released {
+		if rs = slices.DeleteFunc(rs, func(l lockHolder) bool { return now.Sub(l.at) > takenWindow }); len(rs) == 0 {
 			delete(w.released, k)
+		} else {
+			w.released[k] = rs
 		}
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Port < out[j].Port })
+	for k, hs := range w.holders {
+		if len(hs) == 0 {
+			delete(w.holders, k)
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Port < out[j].Port })
 	return out
 }
 
-func keyOf(s *operator.Session, p operator.PortStatus) lockKey {
-	k := lockKey{namespace: s.Namespace, target: s.Spec.Target, port: p.Port}
-	if p.Filter != nil {
-		k.filter = p.Filter.String()
-	}
-	return k
+func sameFilter(a, b *wire.HTTPFilter) bool { return a.String() == b.String() }
+
+// filtersConflict reports whether steals of one port with filters a and b
+// cannot both hold.
+func filtersConflict(a, b *wire.HTTPFilter) bool {
+	return wire.Conflicts(wire.Subscribe{Port: 1, Mode: wire.ModeSteal, Filter: a}, wire.Subscribe{Port: 1, Mode: wire.ModeSteal, Filter: b})
 }
 
 // taken is the conflict of a lock s took from the session named prev.

@@ -151,3 +151,66 @@ func TestWatcherTakenBeforeTheHolderLetGo(t *testing.T) {
 		t.Fatalf("%s %+v; want 8080 taken from s-alice", n.Method, n.Params)
 	}
 }
+
+func filtered(s *operator.Session, user string) *operator.Session {
+	for i := range s.Status.Ports {
+		s.Status.Ports[i].Filter = &wire.HTTPFilter{Headers: map[string]string{"X-User": user}}
+	}
+	return s
+}
+
+// Locks of one port with filters that do not conflict are no conflict; an
+// unfiltered override takes the port from every filtered holder, as the
+// operator's override does (the lock's filter differs from theirs).
+func TestWatcherOverrideAcrossFilters(t *testing.T) {
+	src := fcache.NewFakeControllerSource()
+	defer src.Shutdown()
+	src.Add(filtered(session("s-alice", "alice", 8080), "alice"))
+	src.Add(filtered(session("s-bob", "bob", 8080), "bob"))
+	w := New(src, nil)
+	defer w.Close()
+	nextRemote(t, w)
+	nextRemote(t, w)
+	// bob's port goes first, then carol's unfiltered lock comes.
+	src.Modify(session("s-bob", "bob"))
+	if r := nextRemote(t, w); r.Name != "s-bob" || len(r.Ports) != 0 {
+		t.Fatalf("bob after the override: %+v", r)
+	}
+	src.Add(session("s-carol", "carol", 8080))
+	if r := nextRemote(t, w); r.Name != "s-carol" {
+		t.Fatalf("carol's session announced as %+v", r)
+	}
+	from := map[string]bool{}
+	for range 2 {
+		n := next(t, w)
+		c, ok := n.Params.(daemon.Conflict)
+		if n.Method != daemon.NotifyConflict || !ok || !c.Taken || c.Holder == nil || c.Holder.Session != "s-carol" || c.Holder.Filter != nil {
+			t.Fatalf("%s %+v; want a lock taken by carol without a filter", n.Method, n.Params)
+		}
+		from[c.RemoteSession] = true
+	}
+	if !from["shop/s-alice"] || !from["shop/s-bob"] {
+		t.Errorf("taken from %v; want alice's and bob's sessions", from)
+	}
+	// carol's later updates take nothing again; a filtered lock beside
+	// another filter is nobody's loss.
+	c := session("s-carol", "carol", 8080)
+	c.Status.Counters.IncomingRequests = 1
+	c.ResourceVersion = "2"
+	src.Modify(c)
+	nextRemote(t, w)
+	src.Add(filtered(session("s-dave", "dave", 9090), "dave"))
+	src.Add(filtered(session("s-erin", "erin", 9090), "erin"))
+	nextRemote(t, w)
+	if r := nextRemote(t, w); r.Name != "s-erin" {
+		t.Fatalf("erin's session announced as %+v", r)
+	}
+	// Notifications come in order: a conflict of erin's would come
+	// before this change of bob's.
+	b := session("s-bob", "bob")
+	b.Status.Phase = operator.PhaseDisconnected
+	src.Modify(b)
+	if r := nextRemote(t, w); r.Name != "s-bob" || r.Phase != daemon.RemoteDisconnected {
+		t.Errorf("after erin's filtered lock beside dave's: %+v; want bob's change and no conflict", r)
+	}
+}
