@@ -236,7 +236,8 @@ const (
 	ConflictAbort OnConflict = "abort"
 	// ConflictContinue runs without the port, saying so.
 	ConflictContinue OnConflict = "continue"
-	// ConflictOverride takes the port (operator only, with RBAC leave).
+	// ConflictOverride takes the port (through the operator only, when RBAC
+	// grants the user override on the target).
 	ConflictOverride OnConflict = "override"
 )
 

@@ -17,20 +17,7 @@ import (
 // host exits, and its last words, which the daemon shows, name the holder.
 func TestConflictAbortEndsTheSession(t *testing.T) {
 	env := envtest.New(t)
-	addr, _ := startAgent(t, env)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	bob, err := agentclient.Dial(ctx, addr, agentclient.Options{Name: "bob@desk"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer bob.Close()
-	sub, err := bob.Subscribe(ctx, wire.Subscribe{Port: localenv.AppPort, Mode: wire.ModeSteal},
-		agentclient.HandlerFunc(func(_ context.Context, in *agentclient.Incoming) { in.Stream.Close() }))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sub.Close(context.Background())
+	addr, _ := agentWithStolenAppPort(t, env, "bob@desk")
 
 	spec := appSpec(t, env, "s1")
 	spec.Config.Agent.Address = addr
@@ -49,4 +36,27 @@ func TestConflictAbortEndsTheSession(t *testing.T) {
 	}
 	p.Stdin.Close()
 	p.Wait()
+}
+
+// agentWithStolenAppPort starts an agent on env's app and has another
+// client, named holder, steal the app's port on it without a filter, for
+// as long as the test runs; it returns the agent's address and the
+// holder's subscription.
+func agentWithStolenAppPort(t *testing.T, env *localenv.Env, holder string) (addr, subscription string) {
+	t.Helper()
+	addr, _ = startAgent(t, env)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := agentclient.Dial(ctx, addr, agentclient.Options{Name: holder})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	sub, err := c.Subscribe(ctx, wire.Subscribe{Port: localenv.AppPort, Mode: wire.ModeSteal},
+		agentclient.HandlerFunc(func(_ context.Context, in *agentclient.Incoming) { in.Stream.Close() }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sub.Close(context.Background()) })
+	return addr, sub.ID()
 }

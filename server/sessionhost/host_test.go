@@ -16,7 +16,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/remocal/remocal/internal/agentclient"
 	"github.com/remocal/remocal/internal/localenv"
 	"github.com/remocal/remocal/interpose/session"
 	"github.com/remocal/remocal/protocol/config"
@@ -285,20 +284,7 @@ func (w lineWriter) Write(p []byte) (int, error) {
 // locally.
 func TestConflictEvent(t *testing.T) {
 	env := envtest.New(t)
-	addr, _ := startAgent(t, env)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	bob, err := agentclient.Dial(ctx, addr, agentclient.Options{Name: "bob@desk"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer bob.Close()
-	sub, err := bob.Subscribe(ctx, wire.Subscribe{Port: localenv.AppPort, Mode: wire.ModeSteal},
-		agentclient.HandlerFunc(func(_ context.Context, in *agentclient.Incoming) { in.Stream.Close() }))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sub.Close(context.Background())
+	addr, bobSub := agentWithStolenAppPort(t, env, "bob@desk")
 
 	spec := appSpec(t, env, "s1")
 	spec.Config.Agent.Address = addr
@@ -315,8 +301,8 @@ func TestConflictEvent(t *testing.T) {
 		c.SessionID != "s1" || c.Target != spec.Target {
 		t.Errorf("conflict event %+v (conflict %+v), want bob@desk holding port 8080", ev, c)
 	}
-	if c != nil && c.Holder != nil && c.Holder.Subscription != sub.ID() {
-		t.Errorf("holder's subscription %q, want %q", c.Holder.Subscription, sub.ID())
+	if c != nil && c.Holder != nil && c.Holder.Subscription != bobSub {
+		t.Errorf("holder's subscription %q, want %q", c.Holder.Subscription, bobSub)
 	}
 	mustContain(t, "conflict message", ev.Message, "cannot steal port 8080", "bob@desk")
 	p.Expect(p.Stdout, "listening :8080") // the program goes on locally
