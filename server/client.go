@@ -20,10 +20,11 @@ import (
 // client is one connected JSON-RPC peer: an IDE window, a forwarder, a
 // script.
 type client struct {
-	s    *Server
-	conn jsonrpc2.Conn
-	log  *slog.Logger
-	id   uint64
+	s       *Server
+	conn    jsonrpc2.Conn
+	replies *replyWatch
+	log     *slog.Logger
+	id      uint64
 
 	mu               sync.Mutex
 	initialized      bool // initialize answered
@@ -67,7 +68,8 @@ func (s *Server) ServeConn(rwc io.ReadWriteCloser) {
 	c.log = s.log.With("client", c.id)
 	c.inflight = map[jsonrpc2.ID]context.CancelFunc{}
 	c.cancelledEarly = map[jsonrpc2.ID]bool{}
-	c.conn = jsonrpc2.NewConn(framing.NewStream(rwc, s.opts.MaxMessage), jsonrpc2.WithPreempter(c))
+	c.replies = newReplyWatch(framing.NewStream(rwc, s.opts.MaxMessage))
+	c.conn = jsonrpc2.NewConn(c.replies, jsonrpc2.WithPreempter(c))
 	if !s.addClient(c) {
 		rwc.Close()
 		return
@@ -86,6 +88,7 @@ func (s *Server) ServeConn(rwc io.ReadWriteCloser) {
 	}
 	c.close()
 	<-sender
+	c.replies.flush()
 	if err := c.conn.Err(); err != nil && !errors.Is(err, io.EOF) {
 		c.log.Info("client connection ended", "err", err)
 	}
@@ -237,6 +240,7 @@ func (c *client) handle(ctx context.Context, req *jsonrpc2.Request) (result any,
 		// Registered before going async: once Async returns, later
 		// requests run and a $/cancelRequest for this one may follow.
 		id := req.ID()
+		callCtx = context.WithValue(callCtx, requestIDKey{}, id)
 		c.inflightMu.Lock()
 		c.inflight[id] = cancel
 		if c.cancelledEarly[id] {

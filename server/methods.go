@@ -26,7 +26,7 @@ var methods = map[string]method{
 		return c.s.info(), nil
 	}},
 	daemon.MethodDaemonShutdown: {fn: withParams(func(ctx context.Context, c *client, p daemon.DaemonShutdownParams) (any, error) {
-		return nil, c.s.requestShutdown(p.Force)
+		return nil, c.s.requestShutdown(ctx, c, p.Force)
 	})},
 	daemon.MethodNamespaces: {fn: func(ctx context.Context, c *client, _ jsonrpc2.RawMessage) (any, error) {
 		ns := c.s.opts.Targets.Namespaces()

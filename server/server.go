@@ -202,15 +202,15 @@ func (s *Server) info() daemon.DaemonInfo {
 }
 
 // requestShutdown ends the daemon; it refuses while sessions run unless
-// forced, so one client cannot end the others' sessions by accident.
-func (s *Server) requestShutdown(force bool) error {
+// forced, so one client cannot end the others' sessions by accident. The
+// daemon stops once the reply is written: stopping closes every
+// connection, and a closing connection writes nothing more.
+func (s *Server) requestShutdown(ctx context.Context, c *client, force bool) error {
 	if n := s.sessions.count(); n > 0 && !force {
 		return daemon.Errorf(daemon.CodeBusy, "the daemon runs %d session(s); stop them first or pass force", n)
 	}
 	s.log.Info("shutdown requested")
-	// Closing each connection waits for its in-flight handlers, so this
-	// request's reply is written before its connection goes.
-	s.cancel(errShutdown)
+	c.afterReply(ctx, func() { s.cancel(errShutdown) })
 	return nil
 }
 
