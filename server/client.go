@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -313,9 +314,20 @@ func (c *client) initialize(ctx context.Context, raw jsonrpc2.RawMessage) (any, 
 		c.s.configs.watch(c, f)
 	}
 	return protocol.InitializeResult{
-		ServerInfo: protocol.ServerInfo{Name: daemon.ServerName, Version: protocol.NewOptional(c.s.opts.Version)},
+		Capabilities: protocol.ServerCapabilities{Experimental: experimental},
+		ServerInfo:   protocol.ServerInfo{Name: daemon.ServerName, Version: protocol.NewOptional(c.s.opts.Version)},
 	}, nil
 }
+
+// experimental names the contract this daemon speaks, for clients to
+// check before they rely on it.
+var experimental = func() []byte {
+	b, err := json.Marshal(daemon.InitializeExperimental{Remocal: daemon.ExperimentalRemocal{ProtocolVersion: daemon.ProtocolVersion}})
+	if err != nil {
+		panic(err)
+	}
+	return b
+}()
 
 // displayName is how the client appears as a session owner.
 func (c *client) displayName() string {

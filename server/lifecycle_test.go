@@ -26,11 +26,14 @@ func TestInitializeReportsVersion(t *testing.T) {
 	if v, _ := c.Server.Version.Get(); c.Server.Name != daemon.ServerName || v != testVersion {
 		t.Errorf("serverInfo = %+v", c.Server)
 	}
+	if c.ProtocolVersion != daemon.ProtocolVersion {
+		t.Errorf("initialize reports protocol version %q, want %q", c.ProtocolVersion, daemon.ProtocolVersion)
+	}
 	var info daemon.DaemonInfo
 	if err := c.Call(testCtx(t), daemon.MethodDaemonInfo, nil, &info); err != nil {
 		t.Fatal(err)
 	}
-	if info.Version != testVersion || info.Clients != 1 || info.Socket != d.socket {
+	if info.Version != testVersion || info.ProtocolVersion != daemon.ProtocolVersion || info.Clients != 1 || info.Socket != d.socket {
 		t.Errorf("info = %+v", info)
 	}
 }

@@ -56,6 +56,9 @@ var methods = map[string]method{
 	daemon.MethodSessionDetail: {async: true, fn: withParams(func(ctx context.Context, c *client, p daemon.SessionParams) (any, error) {
 		return c.s.sessions.detail(ctx, p.ID)
 	})},
+	daemon.MethodSessionKill: {async: true, fn: withParams(func(ctx context.Context, c *client, p daemon.RemoteSessionParams) (any, error) {
+		return nil, c.s.killRemote(ctx, p)
+	})},
 }
 
 // withParams decodes a method's parameters, with an error that says what

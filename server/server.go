@@ -196,7 +196,7 @@ func (s *Server) clientCount() int {
 
 func (s *Server) info() daemon.DaemonInfo {
 	return daemon.DaemonInfo{
-		Version: s.opts.Version, PID: os.Getpid(), Socket: s.opts.Socket,
+		Version: s.opts.Version, ProtocolVersion: daemon.ProtocolVersion, PID: os.Getpid(), Socket: s.opts.Socket,
 		Sessions: s.sessions.count(), Clients: s.clientCount(), StartedAt: s.started.UTC().Truncate(time.Second),
 	}
 }

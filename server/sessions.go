@@ -112,11 +112,19 @@ func (m *sessions) start(ctx context.Context, c *client, p daemon.SessionStartPa
 		e.Problems = problems
 		return res, e
 	}
-	if file != "" {
-		// The session's agent address and kubeconfig come only from
-		// the file: refuse what a cloned repository cannot choose.
+	if cfg, err = config.Overlay(cfg, p.Overrides, "the session's overrides"); err != nil {
+		return res, overridesError(err)
+	}
+	if file != "" || len(p.Overrides) > 0 {
+		// The session's agent address and kubeconfig come only from the
+		// file or the overrides, which a cloned repository's launch
+		// configuration may hold: refuse what a repository cannot choose.
+		checked := file
+		if checked == "" {
+			checked = filepath.Join(folder, config.Dir, config.File)
+		}
 		var ce *config.Error
-		if err := cfg.CheckFile(file); errors.As(err, &ce) {
+		if err := cfg.CheckFile(checked); errors.As(err, &ce) {
 			e := daemon.Errorf(daemon.CodeInvalidConfig, "%v", err)
 			for _, pr := range ce.Problems {
 				e.Problems = append(e.Problems, daemon.Problem{Path: pr.Path, Message: pr.Message})
@@ -167,7 +175,7 @@ func (m *sessions) start(ctx context.Context, c *client, p daemon.SessionStartPa
 		return res, err
 	}
 	se := &session{socket: filepath.Join(dir, id+".sock"), starter: c, info: daemon.Session{
-		ID: id, Target: target, Namespace: namespace, WorkspaceFolder: folder, Owner: c.displayName(),
+		ID: id, Target: target, Namespace: namespace, WorkspaceFolder: folder, Owner: c.displayName(), Label: p.Label,
 		State: daemon.StateStarting, StartedAt: time.Now().UTC().Truncate(time.Millisecond),
 	}}
 	m.mu.Lock()
@@ -224,6 +232,20 @@ func (m *sessions) start(ctx context.Context, c *client, p daemon.SessionStartPa
 		c.showMessage(protocol.MessageTypeInfo, fmt.Sprintf("remocal session %s: %s", id, ready.Note))
 	}
 	return res, nil
+}
+
+// overridesError reports problems of remocal/session/start's overrides,
+// which come from the client (a launch configuration), not from a file.
+func overridesError(err error) error {
+	var ce *config.Error
+	if !errors.As(err, &ce) {
+		return daemon.Errorf(daemon.CodeInvalidParams, "overrides: %v", err)
+	}
+	e := daemon.Errorf(daemon.CodeInvalidConfig, "the session's overrides (the launch configuration's remocal settings) have %d problem(s): %v; fix them and start again", len(ce.Problems), ce.Problems[0])
+	for _, pr := range ce.Problems {
+		e.Problems = append(e.Problems, daemon.Problem{Path: pr.Path, Message: pr.Message})
+	}
+	return e
 }
 
 func wrapperFlags(p *daemon.Program) []string {

@@ -21,6 +21,28 @@ import (
 // ServerName is what the daemon reports in initialize.
 const ServerName = "remocal"
 
+// ProtocolVersion is the version of this contract, "MAJOR.MINOR". A client
+// that needs MAJOR.N works with any daemon of the same major whose minor is
+// at least N; the daemon reports it in initialize
+// (capabilities.experimental.remocal.protocolVersion) and in
+// remocal/daemon/info.
+//
+// 1.0: the methods and notifications up to the operator's sessions.
+// 1.1: session labels, configuration overrides in remocal/session/start,
+// remocal/session/kill, the protocol version itself.
+const ProtocolVersion = "1.1"
+
+// InitializeExperimental is what the daemon puts under
+// capabilities.experimental of its initialize result.
+type InitializeExperimental struct {
+	Remocal ExperimentalRemocal `json:"remocal"`
+}
+
+// ExperimentalRemocal names the contract the daemon speaks.
+type ExperimentalRemocal struct {
+	ProtocolVersion string `json:"protocolVersion"`
+}
+
 // Requests (client → daemon).
 const (
 	MethodDaemonInfo     = "remocal/daemon/info"
@@ -33,6 +55,9 @@ const (
 	MethodSessionStop    = "remocal/session/stop"
 	MethodSessionList    = "remocal/session/list"
 	MethodSessionDetail  = "remocal/session/detail"
+	// MethodSessionKill ends an operator session, anybody's, as the
+	// cluster's RBAC allows (1.1).
+	MethodSessionKill = "remocal/session/kill"
 )
 
 // Notifications (daemon → every initialized client).
@@ -47,11 +72,13 @@ const (
 // with its own before relaying, to restart an older daemon that has no
 // sessions.
 type DaemonInfo struct {
-	Version  string `json:"version"`
-	PID      int    `json:"pid"`
-	Socket   string `json:"socket"`
-	Sessions int    `json:"sessions"`
-	Clients  int    `json:"clients"`
+	Version string `json:"version"`
+	// ProtocolVersion is ProtocolVersion of the daemon's build (1.1).
+	ProtocolVersion string `json:"protocolVersion"`
+	PID             int    `json:"pid"`
+	Socket          string `json:"socket"`
+	Sessions        int    `json:"sessions"`
+	Clients         int    `json:"clients"`
 	// StartedAt is when the daemon started (RFC 3339).
 	StartedAt time.Time `json:"startedAt"`
 }
@@ -175,6 +202,13 @@ type SessionStartParams struct {
 	ConfigFile string              `json:"configFile,omitzero"`
 	Incoming   config.IncomingMode `json:"incoming,omitzero"`
 	Program    *Program            `json:"program,omitzero"`
+	// Label says what the session is for, shown in clients' views:
+	// "debug: Launch API", "terminal" (1.1).
+	Label string `json:"label,omitzero"`
+	// Overrides is a partial configuration, shaped like
+	// .remocal/config.json, merged over the workspace's: objects key by
+	// key, any other value replaced. It is validated like the file (1.1).
+	Overrides map[string]any `json:"overrides,omitzero"`
 	// WorkDoneToken, if set, receives $/progress while the session starts.
 	WorkDoneToken any `json:"workDoneToken,omitzero"`
 }
@@ -200,7 +234,9 @@ type Session struct {
 	Namespace       string `json:"namespace,omitzero"`
 	WorkspaceFolder string `json:"workspaceFolder"`
 	// Owner is who started it ("alice@laptop via vscode").
-	Owner     string       `json:"owner"`
+	Owner string `json:"owner"`
+	// Label is the start request's label (1.1).
+	Label     string       `json:"label,omitzero"`
 	State     SessionState `json:"state"`
 	Reason    string       `json:"reason,omitzero"`
 	StartedAt time.Time    `json:"startedAt"`
@@ -232,6 +268,12 @@ type SessionStartResult struct {
 // SessionParams names a session.
 type SessionParams struct {
 	ID string `json:"id"`
+}
+
+// RemoteSessionParams names an operator session (1.1).
+type RemoteSessionParams struct {
+	Namespace string `json:"namespace"`
+	Name      string `json:"name"`
 }
 
 // SessionListResult lists every session of the daemon.

@@ -20,14 +20,19 @@ const (
 	CodeUnsupported     = 1006 // this machine cannot run sessions
 	CodeBusy            = 1007 // e.g. shutdown refused while sessions run
 	CodeTargetRefused   = 1008 // remocal will not run a session there (kube-system, a static pod, ...)
-	CodeInternal        = 1099
+	// CodeForbidden: the cluster's RBAC refused (1.1).
+	CodeForbidden = 1009
+	// CodeNoOperator: the request needs the cluster's remocal operator and
+	// it has none (1.1).
+	CodeNoOperator = 1010
+	CodeInternal   = 1099
 )
 
 var reasons = map[int]string{
 	CodeNotInitialized: "not_initialized", CodeInvalidParams: "invalid_params", CodeMethodNotFound: "method_not_found",
 	CodeInvalidConfig: "invalid_config", CodeTargetNotFound: "target_not_found", CodeSessionNotFound: "session_not_found",
 	CodeConflict: "conflict", CodeAgent: "agent", CodeUnsupported: "unsupported", CodeBusy: "busy",
-	CodeTargetRefused: "target_refused", CodeInternal: "internal",
+	CodeTargetRefused: "target_refused", CodeForbidden: "forbidden", CodeNoOperator: "no_operator", CodeInternal: "internal",
 }
 
 // Reason names a code.

@@ -29,7 +29,7 @@ var session = Session{ID: "s1", Target: "pid/4242", WorkspaceFolder: "/home/alic
 	State: StateActive, StartedAt: started, Incoming: "mirror"}
 
 var kubeSession = Session{ID: "s2", Target: "deployment/inventory", Namespace: "shop", WorkspaceFolder: "/home/alice/inventory", Owner: "alice@laptop via Visual Studio Code 1.139.1",
-	State: StateActive, StartedAt: started, Incoming: "steal", Resolved: "deployment/inventory (pod shop/inventory-7c9f8d5b6-2xk4q, container inventory)",
+	Label: "debug: Launch inventory", State: StateActive, StartedAt: started, Incoming: "steal", Resolved: "deployment/inventory (pod shop/inventory-7c9f8d5b6-2xk4q, container inventory)",
 	Note: "deployment/inventory has 2 running pods; this session uses inventory-7c9f8d5b6-2xk4q (the oldest), so only its traffic is mirrored or stolen; the other pods serve as before"}
 
 var later = started.Add(32 * time.Minute)
@@ -42,7 +42,10 @@ var remoteBob = RemoteSession{Name: "s-0bq3n8c2zd", Namespace: "shop", User: "bo
 // vectors holds one example of every payload, named by method and role.
 // Every method and notification constant must appear.
 var vectors = map[string]any{
-	MethodDaemonInfo + ".result":     DaemonInfo{Version: "0.3.0", PID: 7311, Socket: "/run/user/1000/remocal/daemon.sock", Sessions: 1, Clients: 2, StartedAt: started},
+	"initialize.result": initializeResult{Capabilities: initializeCapabilities{Experimental: InitializeExperimental{Remocal: ExperimentalRemocal{ProtocolVersion: ProtocolVersion}}},
+		ServerInfo: initializeServerInfo{Name: ServerName, Version: "0.3.0"}},
+	MethodSessionKill + ".params":    RemoteSessionParams{Namespace: "shop", Name: "s-0bq3n8c2zd"},
+	MethodDaemonInfo + ".result":     DaemonInfo{Version: "0.3.0", ProtocolVersion: ProtocolVersion, PID: 7311, Socket: "/run/user/1000/remocal/daemon.sock", Sessions: 1, Clients: 2, StartedAt: started},
 	MethodDaemonShutdown + ".params": DaemonShutdownParams{Force: true},
 	MethodNamespaces + ".result":     NamespacesResult{Namespaces: []Namespace{{Name: "local", Provider: "local"}, {Name: "default", Provider: "kubernetes"}}},
 	MethodTargets + ".params":        TargetsParams{Kinds: []string{"pid"}, Namespace: "local"},
@@ -51,11 +54,13 @@ var vectors = map[string]any{
 		{Ref: "deployment/inventory", Kind: "deployment", Name: "inventory", Namespace: "shop", Provider: "kubernetes", Ready: true, Status: "2/3 ready",
 			Containers: []string{"inventory", "migrate"}, Description: "remocal.local/examples/inventory:dev, istio/proxyv2:1.24"},
 	}},
-	MethodConfigResolve + ".params":  ConfigParams{WorkspaceFolder: "/home/alice/inventory"},
-	MethodConfigResolve + ".result":  ConfigResult{File: "/home/alice/inventory/.remocal/config.json", Valid: true, Problems: []Problem{}, Config: map[string]any{"target": "pid/4242", "fs": map[string]any{"mode": "read"}}},
-	MethodConfigVerify + ".params":   ConfigParams{File: "/home/alice/inventory/.remocal/config.json"},
-	MethodConfigVerify + ".result":   ConfigResult{File: "/home/alice/inventory/.remocal/config.json", Valid: false, Problems: []Problem{{Path: "$.network.incoming.mode", Line: 3, Column: 34, Message: `got "copy", expected one of "mirror", "steal", "off"`}}},
-	MethodSessionStart + ".params":   SessionStartParams{Target: "deployment/inventory", Namespace: "shop", WorkspaceFolder: "/home/alice/inventory", Incoming: "steal", Program: &Program{Path: "/home/alice/inventory/bin/inventory", Args: []string{"--debug"}, Launch: LaunchAuto}, WorkDoneToken: "start-1"},
+	MethodConfigResolve + ".params": ConfigParams{WorkspaceFolder: "/home/alice/inventory"},
+	MethodConfigResolve + ".result": ConfigResult{File: "/home/alice/inventory/.remocal/config.json", Valid: true, Problems: []Problem{}, Config: map[string]any{"target": "pid/4242", "fs": map[string]any{"mode": "read"}}},
+	MethodConfigVerify + ".params":  ConfigParams{File: "/home/alice/inventory/.remocal/config.json"},
+	MethodConfigVerify + ".result":  ConfigResult{File: "/home/alice/inventory/.remocal/config.json", Valid: false, Problems: []Problem{{Path: "$.network.incoming.mode", Line: 3, Column: 34, Message: `got "copy", expected one of "mirror", "steal", "off"`}}},
+	MethodSessionStart + ".params": SessionStartParams{Target: "deployment/inventory", Namespace: "shop", WorkspaceFolder: "/home/alice/inventory", Incoming: "steal", Program: &Program{Path: "/home/alice/inventory/bin/inventory", Args: []string{"--debug"}, Launch: LaunchAuto},
+		Label: "debug: Launch inventory", Overrides: map[string]any{"network": map[string]any{"incoming": map[string]any{"httpFilter": map[string]any{"headers": map[string]any{"X-User": "alice"}}}}},
+		WorkDoneToken: "start-1"},
 	MethodSessionStart + ".result":   SessionStartResult{Session: kubeSession, Env: map[string]string{"API_TOKEN": "remote-secret-token", "LD_PRELOAD": "/run/user/1000/remocal/libremocal_bootstrap-0123456789abcdef.so", "REMOCAL_SESSION_SOCKET": "/run/user/1000/remocal/sessions/s2.sock"}, Wrapper: []string{"/usr/local/bin/remocal", "exec", "--join", "/run/user/1000/remocal/sessions/s2.sock", "--", "/home/alice/inventory/bin/inventory", "--debug"}, Warnings: []string{}},
 	MethodSessionStop + ".params":    SessionParams{ID: "s1"},
 	MethodSessionList + ".result":    SessionListResult{Sessions: []Session{session, kubeSession}},
@@ -73,6 +78,22 @@ var vectors = map[string]any{
 		Holder:  &wire.Holder{Client: "carol@desk", User: "carol", Session: "s-c4r0l00001", Subscription: "s9", Port: 8080, Mode: wire.ModeSteal, Since: &later},
 		Message: "port 8080 of deployment/inventory was taken from bob (session shop/s-0bq3n8c2zd) by carol (carol@desk, session s-c4r0l00001) with an override"},
 	NotifyConfigChanged + ".params": ConfigChanged{WorkspaceFolder: "/home/alice/inventory", File: "/home/alice/inventory/.remocal/config.json", Valid: true, Problems: []Problem{}},
+}
+
+// initializeResult is the part of LSP's InitializeResult the daemon fills
+// (go.lsp.dev/protocol's type holds the experimental member as raw JSON).
+type initializeResult struct {
+	Capabilities initializeCapabilities `json:"capabilities"`
+	ServerInfo   initializeServerInfo   `json:"serverInfo"`
+}
+
+type initializeCapabilities struct {
+	Experimental InitializeExperimental `json:"experimental"`
+}
+
+type initializeServerInfo struct {
+	Name    string `json:"name"`
+	Version string `json:"version"`
 }
 
 // encode uses the daemon's codec, so the vectors are what goes on the wire.
@@ -137,7 +158,7 @@ func TestGoldenVectors(t *testing.T) {
 func TestEveryMethodHasVectors(t *testing.T) {
 	for _, m := range []string{MethodDaemonInfo, MethodDaemonShutdown, MethodNamespaces, MethodTargets, MethodConfigResolve,
 		MethodConfigVerify, MethodSessionStart, MethodSessionStop, MethodSessionList, MethodSessionDetail,
-		NotifySessionChanged, NotifyConflict, NotifyTargetsChanged, NotifyConfigChanged} {
+		MethodSessionKill, "initialize", NotifySessionChanged, NotifyConflict, NotifyTargetsChanged, NotifyConfigChanged} {
 		found := false
 		for name := range vectors {
 			if filepath.Ext(name) != "" && name[:len(name)-len(filepath.Ext(name))] == m {

@@ -5,6 +5,7 @@ package daemonclient
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"strings"
@@ -12,6 +13,8 @@ import (
 	"go.lsp.dev/jsonrpc2"
 	"go.lsp.dev/protocol"
 	"go.lsp.dev/uri"
+
+	"github.com/remocal/remocal/protocol/daemon"
 )
 
 // Notification is a notification the daemon sent.
@@ -24,6 +27,9 @@ type Notification struct {
 type Client struct {
 	conn   jsonrpc2.Conn
 	Server protocol.ServerInfo
+	// ProtocolVersion is the daemon's protocol/daemon.ProtocolVersion;
+	// empty for daemons older than 1.1.
+	ProtocolVersion string
 
 	notes chan Notification
 }
@@ -72,6 +78,12 @@ func New(ctx context.Context, nc net.Conn, opts Options) (*Client, error) {
 		return nil, fmt.Errorf("initialize: %w", err)
 	}
 	c.Server = res.ServerInfo
+	if len(res.Capabilities.Experimental) > 0 {
+		var ex daemon.InitializeExperimental
+		if err := json.Unmarshal(res.Capabilities.Experimental, &ex); err == nil {
+			c.ProtocolVersion = ex.Remocal.ProtocolVersion
+		}
+	}
 	if err := c.conn.Notify(ctx, "initialized", struct{}{}); err != nil {
 		c.conn.Close()
 		return nil, err

@@ -2,6 +2,7 @@ package opsessions
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"time"
 
@@ -20,7 +21,7 @@ import (
 // cluster-wide, else in the context's namespace, the targets the daemon
 // shows in either case.
 func Start(env *kube.Env, log *slog.Logger) *Watcher {
-	return start(func(ctx context.Context) (cache.ListerWatcher, error) {
+	return start(func(ctx context.Context, w *Watcher) (cache.ListerWatcher, error) {
 		if err := kube.DetectOperator(ctx, env); err != nil {
 			return nil, err
 		}
@@ -35,6 +36,9 @@ func Start(env *kube.Env, log *slog.Logger) *Watcher {
 		if log != nil {
 			log.Info("watching the operator's sessions", "namespace", ns)
 		}
+		w.mu.Lock()
+		w.kill = c.DeleteSession
+		w.mu.Unlock()
 		return &cache.ListWatch{
 			ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
 				return c.ListSessionsWith(ctx, ns, o)
@@ -44,4 +48,21 @@ func Start(env *kube.Env, log *slog.Logger) *Watcher {
 			},
 		}, nil
 	}, log, time.Now)
+}
+
+// ErrNoOperator is returned by Kill when the cluster has no remocal
+// operator (or the daemon has not found it yet).
+var ErrNoOperator = errors.New("the cluster has no remocal operator")
+
+// Kill ends the operator session ns/name, as the cluster's RBAC allows
+// (deleting another user's session needs the verb kill). Errors keep the
+// API's status: apierrors.IsForbidden and IsNotFound see through them.
+func (w *Watcher) Kill(ctx context.Context, ns, name string) error {
+	w.mu.Lock()
+	kill := w.kill
+	w.mu.Unlock()
+	if kill == nil {
+		return ErrNoOperator
+	}
+	return kill(ctx, ns, name)
 }

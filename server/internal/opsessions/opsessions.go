@@ -46,6 +46,9 @@ type Watcher struct {
 	done     chan struct{}
 
 	mu sync.Mutex
+	// kill deletes a session through the operator's API; nil until the
+	// operator was found (and for watchers over a given list-watch).
+	kill func(ctx context.Context, ns, name string) error
 	// holders are the locks held on each port of a target, by session
 	// and filter; released the locks let go of lately (at: when).
 	holders  map[portKey][]lockHolder
@@ -72,13 +75,13 @@ func New(lw cache.ListerWatcher, log *slog.Logger) *Watcher {
 }
 
 func newWith(lw cache.ListerWatcher, log *slog.Logger, now func() time.Time) *Watcher {
-	return start(func(context.Context) (cache.ListerWatcher, error) { return lw, nil }, log, now)
+	return start(func(context.Context, *Watcher) (cache.ListerWatcher, error) { return lw, nil }, log, now)
 }
 
 // start runs source in the background (it may wait for the cluster), then
 // the informer over the list-watch it returns; a source error ends the
 // watch (there is nothing to watch).
-func start(source func(context.Context) (cache.ListerWatcher, error), log *slog.Logger, now func() time.Time) *Watcher {
+func start(source func(context.Context, *Watcher) (cache.ListerWatcher, error), log *slog.Logger, now func() time.Time) *Watcher {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -87,7 +90,7 @@ func start(source func(context.Context) (cache.ListerWatcher, error), log *slog.
 		holders: map[portKey][]lockHolder{}, released: map[portKey][]lockHolder{}}
 	go func() {
 		defer close(w.done)
-		lw, err := source(ctx)
+		lw, err := source(ctx, w)
 		if err != nil {
 			if ctx.Err() == nil {
 				log.Info("not watching the operator's sessions", "reason", err)

@@ -3,12 +3,15 @@ package operator
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"go.lsp.dev/jsonrpc2"
 
 	"github.com/remocal/remocal/protocol/daemon"
 	"github.com/remocal/remocal/server/daemonclient"
@@ -114,7 +117,8 @@ func (d *ideDaemon) remote(within time.Duration, ok func(daemon.RemoteSession) b
 // shows what the operator's sessions do live: bob's filtered steal on a
 // Deployment with its owner, target, port, filter and lock; carol's
 // admin override of bob's port, as a lock taken from bob's session; and
-// bob's session's end.
+// bob's session ended through the daemon (remocal/session/kill) by carol,
+// after alice's attempt was refused by RBAC.
 func TestDaemonShowsOperatorSessions(t *testing.T) {
 	f := newFixture(t)
 	f.deployInventory(1)
@@ -165,11 +169,24 @@ func TestDaemonShowsOperatorSessions(t *testing.T) {
 	mustContain(t, "the conflict's message", c.Message, "carol", bobSession, "8080")
 	mustContain(t, "bob's notice", b.Expect(b.Stderr, "carol"), "8080")
 
-	// bob ends his session: it is shown gone.
-	stop(b)
-	// A client that went away ungracefully leaves its session for the
-	// session TTL; either way it ends within it.
-	ide.remote(sessionTTL+procwatch.Patience, func(r daemon.RemoteSession) bool {
+	// alice (remocal-user) may not end bob's session through her daemon;
+	// carol (remocal-admin) may, and it is shown gone at once.
+	err = ide.client.Call(f.ctx(), daemon.MethodSessionKill, daemon.RemoteSessionParams{Namespace: f.ns, Name: bobSession}, nil)
+	var je *jsonrpc2.Error
+	if !errors.As(err, &je) || je.Code != daemon.CodeForbidden {
+		t.Fatalf("alice's kill of bob's session = %v, want forbidden", err)
+	}
+	mustContain(t, "the refusal", je.Message, "kill", bobSession)
+	admin := f.startDaemon(carol)
+	if err := admin.client.Call(f.ctx(), daemon.MethodSessionKill, daemon.RemoteSessionParams{Namespace: f.ns, Name: bobSession}, nil); err != nil {
+		t.Fatalf("carol's kill of bob's session: %v", err)
+	}
+	ide.remote(procwatch.Patience, func(r daemon.RemoteSession) bool {
 		return r.Name == bobSession && r.Phase == daemon.RemoteEnded && len(r.Ports) == 0
 	})
+	err = admin.client.Call(f.ctx(), daemon.MethodSessionKill, daemon.RemoteSessionParams{Namespace: f.ns, Name: bobSession}, nil)
+	if !errors.As(err, &je) || je.Code != daemon.CodeSessionNotFound {
+		t.Errorf("a second kill = %v, want session_not_found", err)
+	}
+	stop(b)
 }
