@@ -7,7 +7,7 @@ GOFLAGS_TEST ?= -count=1
 FUZZTIME ?= 3s
 
 .PHONY: all deps build bootstrap bootstrap-fresh test unit e2e fuzz-short bench lint demo clean \
-	cluster-up cluster-down cluster-test images manifests
+	cluster-up cluster-down cluster-test images manifests jetbrains-core-test
 
 all: build
 
@@ -57,6 +57,7 @@ bootstrap-fresh:
 # network namespace; see test/envtest.
 test: deps lint
 	go test -race $(GOFLAGS_TEST) ./...
+	$(MAKE) --no-print-directory jetbrains-core-test
 	$(MAKE) --no-print-directory fuzz-short
 	$(MAKE) --no-print-directory e2e
 
@@ -100,6 +101,15 @@ lint:
 		if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	go vet ./...
 	go tool staticcheck ./...
+	@test/setup/jetbrains-core.sh lint
+
+# The JetBrains plugin's core (extensions/jetbrains/core, Java 17): its unit
+# tests with JUnit's console launcher, then its integration tests against the
+# real daemon through test/e2e/jetbrains (root). Installs the JDK, gson and
+# JUnit 5 from Debian if missing (test/setup/jetbrains.sh). The IDE glue
+# (extensions/jetbrains/plugin) is not built here: see CONTRIBUTING.md.
+jetbrains-core-test:
+	@test/setup/jetbrains-core.sh test
 
 # The embedded default: a "remote" environment in network namespaces, and
 # your local copy of its service run under remocal exec, shown feature by
