@@ -63,19 +63,20 @@ final class GradleInit {
         String path = envFile.toString().replace("\\", "\\\\").replace("'", "\\'");
         return """
                 // Written by the remocal plugin for one run; see docs/jetbrains.md ("Gradle").
+                // The session's variables go to the processes of the tasks named on the
+                // command line, at configuration time (so the configuration cache keeps them),
+                // and to nothing else: not to Gradle, its daemon or other tasks.
                 def remocalSession = new groovy.json.JsonSlurper().parse(new File('%s'))
                 def remocalRequested = gradle.startParameter.taskNames.findAll { !it.startsWith('-') }
-                def remocalWanted = { Task t ->
-                    remocalRequested.any { sel ->
-                        sel == t.name || sel == t.path || ':' + sel == t.path || (!sel.startsWith(':') && t.path.endsWith(':' + sel))
-                    }
-                }
-                gradle.taskGraph.whenReady { graph ->
-                    def reached = graph.allTasks.findAll { it instanceof org.gradle.process.ProcessForkOptions && remocalWanted(it) }
-                    if (reached.isEmpty()) {
-                        logger.warn("remocal: none of the tasks ${remocalRequested} starts a process (JavaExec, Test, Exec); session ${remocalSession.session} reaches nothing in this build. Name the task that runs your program, e.g. run, test or bootRun.")
-                    }
-                    reached.each { t ->
+                def remocalReached = []
+                allprojects {
+                    tasks.withType(org.gradle.process.ProcessForkOptions).configureEach { t ->
+                        def wanted = remocalRequested.any { sel ->
+                            sel == t.name || sel == t.path || ':' + sel == t.path || (!sel.startsWith(':') && t.path.endsWith(':' + sel))
+                        }
+                        if (!wanted) {
+                            return
+                        }
                         remocalSession.vars.each { v ->
                             def cur = t.environment[v.name]?.toString()
                             if (v.how == 'set' || cur == null || cur.isEmpty()) {
@@ -85,9 +86,17 @@ final class GradleInit {
                             }
                         }
                         if (t instanceof org.gradle.api.tasks.testing.Test) {
+                            // A run in the target's context must run, not be skipped as up to date.
                             t.outputs.upToDateWhen { false }
                         }
-                        logger.lifecycle("remocal: ${t.path} runs in session ${remocalSession.session}")
+                        remocalReached << t.path
+                    }
+                }
+                gradle.taskGraph.whenReady {
+                    if (remocalReached.isEmpty()) {
+                        logger.warn("remocal: none of the tasks ${remocalRequested} starts a process (JavaExec, Test, Exec); session ${remocalSession.session} reaches nothing in this build. Name the task that runs your program, e.g. run, test or bootRun.")
+                    } else {
+                        logger.lifecycle("remocal: ${remocalReached.sort().join(', ')} run in session ${remocalSession.session}")
                     }
                 }
                 """.formatted(path);

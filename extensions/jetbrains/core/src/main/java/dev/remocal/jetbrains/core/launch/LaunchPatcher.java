@@ -45,7 +45,13 @@ public final class LaunchPatcher {
                     throw new PatchException("mvnd keeps a Maven daemon that would serve later builds in this session; "
                             + "run the configuration with mvn (or ./mvnw) instead");
                 }
-                p.transparentFirst = true; // Maven stays local; what it forks joins
+                // Maven stays local, what it forks joins: the first process to join a
+                // transparentFirst session (Maven's JVM, through the bootstrap library in
+                // LD_PRELOAD) is left alone, its children are intercepted. Env, not a
+                // wrapper, because IDEs hand Maven's JVM over as Java parameters whose
+                // executable cannot be replaced.
+                p.launch = "env";
+                p.transparentFirst = true;
             }
             default -> {
                 if (l.debugger()) {
@@ -69,7 +75,7 @@ public final class LaunchPatcher {
         if (l.kind() == LaunchKind.GRADLE) {
             return patchGradle(l, r);
         }
-        boolean wantWrapper = l.kind() == LaunchKind.MAVEN || l.debugger();
+        boolean wantWrapper = l.debugger();
         List<String> wrapper = r.wrapper == null || r.wrapper.isEmpty() ? null : r.wrapper;
         if (wantWrapper && wrapper == null) {
             throw new PatchException("session " + r.session.id + " was started without a wrapper, but this " + l.kind().name().toLowerCase()

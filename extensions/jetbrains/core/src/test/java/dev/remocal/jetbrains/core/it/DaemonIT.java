@@ -151,7 +151,7 @@ class DaemonIT {
         }
     }
 
-    /** Maven's shape: the launched JVM stays local behind the wrapper, the JVM it forks joins. */
+    /** Maven's shape: the launched JVM stays local (the session's transparent first process), the JVM it forks joins. */
     @Test
     @Order(4)
     void aMavenLaunchKeepsMavenLocalAndItsForkInTheSession(@TempDir Path state) throws Exception {
@@ -160,8 +160,8 @@ class DaemonIT {
         Protocol.SessionStartResult res = start(launch, "maven: probe");
         try {
             Patched patched = new LaunchPatcher(state).patch(launch, res);
-            assertEquals(List.of(BINARY, "exec", "--join"), patched.launch().argv().subList(0, 3));
-            assertTrue(patched.launch().argv().contains("--transparent-first"), patched.launch().argv().toString());
+            assertEquals(null, res.wrapper, "Maven takes env: IDEs cannot wrap the JVM they start for it");
+            assertEquals(launch.argv(), patched.launch().argv());
             try (ProcessLines p = run(patched.launch())) {
                 assertEquals("parent file missing", p.await("parent file ", WAIT), "the launched JVM (Maven) reads this machine's files");
                 assertTrue(p.await("child file ", WAIT).contains(FILE_TEXT));
@@ -173,9 +173,32 @@ class DaemonIT {
         }
     }
 
-    /** The daemon going away: the client reconnects (the forwarder starts a new daemon) and the store is refreshed. */
+    /** A debugger's shape (dlv exec, gdb): it runs behind the wrapper, untouched, and what it starts joins. */
     @Test
     @Order(5)
+    void aDebuggerLaunchStaysLocalBehindTheWrapper(@TempDir Path state) throws Exception {
+        Launch launch = new Launch(LaunchKind.PLAIN, JAVA, List.of("-cp", classes.toString(), TestProgram.CLASS, "fork", FILE),
+                Map.of(), WORKSPACE.toString(), true);
+        Protocol.SessionStartResult res = start(launch, "debug: probe");
+        try {
+            Patched patched = new LaunchPatcher(state).patch(launch, res);
+            List<String> argv = patched.launch().argv();
+            assertEquals(List.of(BINARY, "exec", "--join"), argv.subList(0, 3));
+            assertTrue(argv.contains("--transparent-first"), argv.toString());
+            assertEquals(launch.argv(), argv.subList(argv.indexOf("--") + 1, argv.size()));
+            try (ProcessLines p = run(patched.launch())) {
+                assertEquals("parent file missing", p.await("parent file ", WAIT), "the debugger reads this machine's files");
+                assertTrue(p.await("child file ", WAIT).contains(FILE_TEXT));
+                assertEquals(0, p.process.waitFor());
+            }
+        } finally {
+            stop(res.session.id);
+        }
+    }
+
+    /** The daemon going away: the client reconnects (the forwarder starts a new daemon) and the store is refreshed. */
+    @Test
+    @Order(6)
     void reconnectsWhenTheDaemonGoesAway() throws Exception {
         int oldPid = await(client.info()).pid;
         List<String> disconnects = new CopyOnWriteArrayList<>();

@@ -92,8 +92,8 @@ class LaunchPatcherTest {
                                 "SPRING_PROFILES_ACTIVE", "dev", "LD_PRELOAD", BOOT, LaunchPatcher.SOCKET_ENV, SOCK), "auto", null),
                 new Case("java: a wrapper the configuration asked for", javaWrapped, sessionEnv(), true,
                         concat(join(false), "--", javaWrapped.argv()), sessionEnv(), "auto", null),
-                new Case("maven: mvn stays local behind --transparent-first, env merged", maven, sessionEnv(), true,
-                        concat(join(true), "--", maven.argv()), withAll(sessionEnv(), "MAVEN_OPTS", "-Xmx1g"), "auto", true),
+                new Case("maven: env into a transparentFirst session (Maven stays local, its forks join)", maven, sessionEnv(), false,
+                        maven.argv(), withAll(sessionEnv(), "MAVEN_OPTS", "-Xmx1g"), "env", true),
                 new Case("go: a static binary gets the wrapper", goStatic, sessionEnv(), true,
                         concat(join(false), "--", goStatic.argv()), sessionEnv(), "auto", null),
                 new Case("go: a dynamic binary gets env, its own LD_PRELOAD kept after the bootstrap", goDynamic, sessionEnv(), false,
@@ -165,7 +165,7 @@ class LaunchPatcherTest {
         assertTrue(json.contains("{\"name\":\"API_TOKEN\",\"value\":\"remote-secret-token\",\"how\":\"set\",\"separator\":\"\"}"), json);
         String text = once.files().get(script);
         assertTrue(text.contains("new File('" + envFile + "')"), text);
-        assertTrue(text.contains("ProcessForkOptions") && text.contains("upToDateWhen { false }"), text);
+        assertTrue(text.contains("tasks.withType(org.gradle.process.ProcessForkOptions).configureEach") && text.contains("upToDateWhen { false }"), text);
 
         Patched twice = patcher.patch(once.launch(), r);
         assertEquals(once.launch(), twice.launch());
@@ -184,12 +184,16 @@ class LaunchPatcherTest {
     }
 
     @Test
-    void mavenRefusesMvndAndAMissingWrapper() {
+    void mavenRefusesMvnd() {
         Launch mvnd = launch(LaunchKind.MAVEN, "/opt/mvnd/bin/mvnd", List.of("test"), Map.of());
         PatchException e = assertThrows(PatchException.class, () -> LaunchPatcher.programFor(mvnd));
         assertTrue(e.getMessage().contains("mvn"), e.getMessage());
-        Launch mvn = launch(LaunchKind.MAVEN, "mvn", List.of("test"), Map.of());
-        e = assertThrows(PatchException.class, () -> new LaunchPatcher(GRADLE_DIR).patch(mvn, result(sessionEnv(), null, mvn)));
+    }
+
+    @Test
+    void aDebuggerNeedsItsWrapper() {
+        Launch dlv = new Launch(LaunchKind.GO, "dlv", List.of("exec", "bin/app"), Map.of(), null, true);
+        PatchException e = assertThrows(PatchException.class, () -> new LaunchPatcher(GRADLE_DIR).patch(dlv, result(sessionEnv(), null, dlv)));
         assertTrue(e.getMessage().contains("stays local"), e.getMessage());
     }
 
