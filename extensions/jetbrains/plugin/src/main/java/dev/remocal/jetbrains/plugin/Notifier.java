@@ -16,8 +16,12 @@ final class Notifier implements SessionStore.Listener {
     }
 
     static void warn(Project project, String message) {
+        show(project, message, NotificationType.WARNING);
+    }
+
+    static void show(Project project, String message, NotificationType type) {
         NotificationGroupManager.getInstance().getNotificationGroup("remocal")
-                .createNotification("remocal", message, NotificationType.WARNING).notify(project);
+                .createNotification("remocal", message, type).notify(project);
     }
 
     @Override

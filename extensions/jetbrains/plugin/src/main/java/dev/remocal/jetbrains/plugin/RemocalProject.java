@@ -110,6 +110,16 @@ public final class RemocalProject implements PersistentStateComponent<RemocalPro
             client = new DaemonClient(DaemonOptions.of(RemocalSettings.get().binary(), ide, "0.3.0",
                     base == null ? List.of() : List.of(Path.of(base)), LOG::info));
             SessionFeed.attach(client, store, LOG::info);
+            client.addListener(new DaemonClient.Listener() {
+                @Override
+                public void onNotification(String method, com.google.gson.JsonElement params) {
+                    // The daemon's notes (which replica a session uses) are for the user.
+                    dev.remocal.jetbrains.core.protocol.Progress.message(method, params)
+                            .filter(m -> m.type <= 3)
+                            .ifPresent(m -> Notifier.show(project, m.message, m.type == 3
+                                    ? com.intellij.notification.NotificationType.INFORMATION : com.intellij.notification.NotificationType.WARNING));
+                }
+            });
         }
         client.connect();
         return client;
@@ -143,7 +153,25 @@ public final class RemocalProject implements PersistentStateComponent<RemocalPro
             p.workspaceFolder = project.getBasePath();
             p.program = LaunchPatcher.programFor(launch);
             p.label = label;
-            Protocol.SessionStartResult res = awaitCancellable(client().startSession(p));
+            String token = "jetbrains-" + java.util.UUID.randomUUID();
+            p.workDoneToken = new com.google.gson.JsonPrimitive(token);
+            DaemonClient c = client();
+            var indicator = ProgressManager.getInstance().getProgressIndicator();
+            DaemonClient.Listener progress = new DaemonClient.Listener() {
+                @Override
+                public void onNotification(String method, com.google.gson.JsonElement params) {
+                    dev.remocal.jetbrains.core.protocol.Progress.of(method, params, token)
+                            .filter(r -> r.message() != null && indicator != null)
+                            .ifPresent(r -> indicator.setText2("remocal: " + r.message()));
+                }
+            };
+            c.addListener(progress);
+            Protocol.SessionStartResult res;
+            try {
+                res = awaitCancellable(c.startSession(p));
+            } finally {
+                c.removeListener(progress);
+            }
             res.warnings.forEach(w -> Notifier.warn(project, w));
             Patched patched = new LaunchPatcher(Path.of(PathManager.getSystemPath(), "remocal", "gradle")).patch(launch, res);
             for (Map.Entry<Path, String> f : patched.files().entrySet()) {
