@@ -182,7 +182,7 @@ public final class DaemonClient implements AutoCloseable {
 
     /** A typed request: the result decoded into type (null for a JSON null). */
     public <T> CompletableFuture<T> call(String method, Object params, Class<T> type, Duration timeout) {
-        return request(method, params, timeout).thenApply(e -> e == null || e.isJsonNull() ? null : Json.GSON.fromJson(e, type));
+        return RpcConnection.decoded(request(method, params, timeout), e -> e == null || e.isJsonNull() ? null : Json.GSON.fromJson(e, type));
     }
 
     public CompletableFuture<Protocol.DaemonInfo> info() {

@@ -117,6 +117,20 @@ public final class RpcConnection implements AutoCloseable {
         return f;
     }
 
+    /**
+     * raw's result mapped by decode, as a future whose cancellation cancels raw too (and so the
+     * request on the daemon): a plain thenApply would leave the request running.
+     */
+    public static <T> CompletableFuture<T> decoded(CompletableFuture<JsonElement> raw, java.util.function.Function<JsonElement, T> decode) {
+        CompletableFuture<T> out = raw.thenApply(decode);
+        out.whenComplete((r, t) -> {
+            if (t instanceof CancellationException) {
+                raw.cancel(true);
+            }
+        });
+        return out;
+    }
+
     public void notify(String method, Object params) throws IOException {
         JsonObject msg = new JsonObject();
         msg.addProperty("jsonrpc", "2.0");

@@ -20,8 +20,8 @@ import java.util.concurrent.CopyOnWriteArrayList;
  * ("mine": every IDE window and script sharing the daemon), the operator's sessions of everybody
  * on targets in view, the port locks they hold, and recent conflicts. {@link #reset} replaces it
  * all from remocal/session/list after every (re)connect, since notifications sent while
- * disconnected are lost. Thread-safe; listeners run on the thread that applied the change (the
- * daemon client's events thread).
+ * disconnected are lost. Thread-safe; listeners run on the thread that applied the change (a
+ * daemon client thread, never the UI's: views hop to their own thread).
  */
 public final class SessionStore {
     /** How many conflicts are remembered (the newest). */

@@ -127,6 +127,18 @@ class RpcConnectionTest {
     }
 
     @Test
+    void cancellingADecodedResultCancelsTheRequest() throws Exception {
+        CompletableFuture<JsonElement> raw = conn.request("remocal/session/start", null, null);
+        CompletableFuture<String> typed = RpcConnection.decoded(raw, JsonElement::toString);
+        JsonObject req = peerRead();
+        typed.cancel(true);
+        assertTrue(raw.isCancelled());
+        JsonObject cancel = peerRead();
+        assertEquals("$/cancelRequest", cancel.get("method").getAsString());
+        assertEquals(req.get("id"), cancel.getAsJsonObject("params").get("id"));
+    }
+
+    @Test
     void aRequestFromTheDaemonIsRefusedNotLeftWaiting() throws Exception {
         peerSend("{\"jsonrpc\":\"2.0\",\"id\":77,\"method\":\"window/workDoneProgress/create\",\"params\":{}}");
         JsonObject answer = peerRead();
