@@ -49,7 +49,14 @@ public final class GradleRunPatch implements GradleTaskManagerExtension {
         ExternalSystemProgressNotificationManager.getInstance().addNotificationListener(id, new ExternalSystemTaskNotificationListener() {
             @Override
             public void onEnd(ExternalSystemTaskId ended) {
-                rp.store().session(session).ifPresent(s -> stop(rp, session));
+                stop(rp, session);
+                for (var f : patched.files().keySet()) {
+                    try {
+                        java.nio.file.Files.deleteIfExists(f);
+                    } catch (java.io.IOException ignored) {
+                        // the IDE's system directory; a leftover is harmless
+                    }
+                }
             }
         });
     }
