@@ -201,6 +201,12 @@ class DaemonIT {
     @Order(6)
     void reconnectsWhenTheDaemonGoesAway() throws Exception {
         int oldPid = await(client.info()).pid;
+        java.util.concurrent.atomic.AtomicInteger resets = new java.util.concurrent.atomic.AtomicInteger();
+        store.addListener(e -> {
+            if (e.kind() == SessionStore.Kind.RESET) {
+                resets.incrementAndGet();
+            }
+        });
         List<String> disconnects = new CopyOnWriteArrayList<>();
         client.addListener(new DaemonClient.Listener() {
             @Override
@@ -221,6 +227,7 @@ class DaemonIT {
             }
         });
         assertNotEquals(oldPid, await(client.info()).pid);
+        Poll.until(WAIT, "listing the sessions again after reconnecting", () -> resets.get() > 0 ? null : "no reset of the session store yet");
         assertTrue(disconnects.get(0).contains("lost the connection to the remocal daemon"), disconnects.get(0));
     }
 
