@@ -104,7 +104,8 @@ class LaunchPatcherTest {
                         withAll(sessionEnv(), "PYTHONPATH", "/home/alice/pyservice/src:/srv/lib"), "auto", null),
                 new Case("node: the IDE's NODE_OPTIONS kept", node, sessionEnv(), false, node.argv(),
                         withAll(sessionEnv(), "NODE_OPTIONS", "--require /idea/debugConnector.js"), "auto", null),
-                new Case("plain: a wrapper", plain, sessionEnv(), true, concat(join(false), "--", plain.argv()), sessionEnv(), "auto", null)
+                new Case("plain: a static program gets the wrapper", plain, sessionEnv(), true, concat(join(false), "--", plain.argv()), sessionEnv(), "auto", null),
+                new Case("plain: a dynamic program gets env, its argv untouched", plain, sessionEnv(), false, plain.argv(), sessionEnv(), "auto", null)
         ).map(Arguments::of);
     }
 
