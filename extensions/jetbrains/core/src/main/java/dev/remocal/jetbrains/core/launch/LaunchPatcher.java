@@ -78,7 +78,7 @@ public final class LaunchPatcher {
         boolean wantWrapper = l.debugger();
         List<String> wrapper = r.wrapper == null || r.wrapper.isEmpty() ? null : r.wrapper;
         if (wantWrapper && wrapper == null) {
-            throw new PatchException("session " + r.session.id + " was started without a wrapper, but this " + l.kind().name().toLowerCase()
+            throw new PatchException("session " + r.session.id + " was started without a wrapper, but this " + l.kind().name().toLowerCase(java.util.Locale.ROOT)
                     + " launch needs one so that " + l.executable() + " itself stays local; start the session with LaunchPatcher.programFor(launch)");
         }
         Launch out = l.withEnv(EnvMerge.merge(l.env(), r.env));
