@@ -8,7 +8,7 @@ import * as vscode from 'vscode';
 
 import type { Connection } from './connection';
 import type { Notifier } from './notify';
-import { problemSpan } from './problems';
+import { problemSpan, starterConfig } from './problems';
 import { checkConfigResult, type ConfigChanged, Methods, type Problem } from './protocol';
 import type { WorkspaceChoice } from './state';
 
@@ -67,18 +67,6 @@ export class ConfigProblems {
   dispose(): void {
     this.diagnostics.dispose();
   }
-}
-
-/** The starter configuration for a target (every other key keeps its default). */
-export function starterConfig(target: { ref: string; namespace?: string } | undefined): string {
-  const cfg: Record<string, unknown> = {};
-  cfg.target = target?.ref ?? 'targetless';
-  if (target?.namespace) {
-    cfg.kubernetes = { namespace: target.namespace };
-  }
-  cfg.env = { include: ['*'] };
-  cfg.network = { incoming: { mode: 'mirror' } };
-  return `${JSON.stringify(cfg, null, 2)}\n`;
 }
 
 export async function openConfig(notifier: Notifier): Promise<void> {

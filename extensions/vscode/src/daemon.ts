@@ -172,9 +172,13 @@ export class DaemonClient {
     }
     let raw: unknown;
     try {
-      raw = params === undefined
-        ? await this.conn.sendRequest(method, token)
-        : await this.conn.sendRequest(method, params, token);
+      // vscode-jsonrpc sends every argument but a trailing token as a
+      // parameter: an undefined token would turn params into an array.
+      const args: unknown[] = params === undefined ? [] : [params];
+      if (token) {
+        args.push(token);
+      }
+      raw = await this.conn.sendRequest(method, ...args);
     } catch (e) {
       throw toDaemonError(e, this.closed);
     }
@@ -216,7 +220,16 @@ export class DaemonClient {
     }
     this.conn.dispose();
     if (this.proc.exitCode === null && this.proc.signalCode === null) {
-      this.proc.kill();
+      // The forwarder ends when its stdin does; a signal, then a kill,
+      // make sure of it (the shared daemon is another process and lives on).
+      this.proc.stdin.end();
+      this.proc.kill('SIGTERM');
+      const proc = this.proc;
+      setTimeout(() => {
+        if (proc.exitCode === null && proc.signalCode === null) {
+          proc.kill('SIGKILL');
+        }
+      }, 2_000).unref();
     }
   }
 

@@ -1,5 +1,6 @@
-// Problems of a configuration file (JSON path, 1-based line and column) as
-// zero-based ranges for the Problems panel.
+// .remocal/config.json without the editor: problems (JSON path, 1-based line
+// and column) as zero-based ranges for the Problems panel, and the starter
+// file remocal.createConfig writes.
 import type { Problem } from './protocol';
 
 export interface Span { line: number; character: number; endLine: number; endCharacter: number }
@@ -23,4 +24,16 @@ export function problemSpan(p: Problem, lines: readonly string[]): Span {
     endCharacter = Math.min(character + 1, text.length);
   }
   return { line, character, endLine: line, endCharacter };
+}
+
+/** The starter configuration for a target (every other key keeps its default). */
+export function starterConfig(target: { ref: string; namespace?: string } | undefined): string {
+  const cfg: Record<string, unknown> = {};
+  cfg.target = target?.ref ?? 'targetless';
+  if (target?.namespace) {
+    cfg.kubernetes = { namespace: target.namespace };
+  }
+  cfg.env = { include: ['*'] };
+  cfg.network = { incoming: { mode: 'mirror' } };
+  return `${JSON.stringify(cfg, null, 2)}\n`;
 }
