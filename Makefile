@@ -7,7 +7,7 @@ GOFLAGS_TEST ?= -count=1
 FUZZTIME ?= 3s
 
 .PHONY: all deps build bootstrap bootstrap-fresh test unit e2e fuzz-short bench lint demo clean \
-	cluster-up cluster-down cluster-test images manifests
+	cluster-up cluster-down cluster-test images manifests vscode
 
 all: build
 
@@ -57,6 +57,7 @@ bootstrap-fresh:
 # network namespace; see test/envtest.
 test: deps lint
 	go test -race $(GOFLAGS_TEST) ./...
+	@test/setup/vscode.sh unit
 	$(MAKE) --no-print-directory fuzz-short
 	$(MAKE) --no-print-directory e2e
 
@@ -74,6 +75,7 @@ e2e: deps
 # Unit tests only: no root, no namespaces.
 unit:
 	go test -short $(GOFLAGS_TEST) ./...
+	@test/setup/vscode.sh unit
 
 # Each fuzz target briefly; longer runs: make fuzz-short FUZZTIME=5m
 fuzz-short:
@@ -100,6 +102,7 @@ lint:
 		if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	go vet ./...
 	go tool staticcheck ./...
+	@test/setup/vscode.sh lint
 
 # The embedded default: a "remote" environment in network namespaces, and
 # your local copy of its service run under remocal exec, shown feature by
@@ -146,6 +149,13 @@ manifests:
 	@mkdir -p deploy
 	@$(CLUSTER) manifests > deploy/remocal-operator.yaml.tmp && mv deploy/remocal-operator.yaml.tmp deploy/remocal-operator.yaml \
 		|| { rm -f deploy/remocal-operator.yaml.tmp; exit 1; }
+
+# The VS Code extension (extensions/vscode; docs/vscode.md) as
+# bin/remocal-<extension version>.vsix, with a static linux-x64 remocal and
+# the configuration schema inside. Node 24 and the npm packages are cached in
+# /var/cache/remocal-vscode (test/setup/node.sh), never in the checkout.
+vscode: bootstrap-fresh
+	@test/setup/vscode.sh package $(VERSION)
 
 clean:
 	rm -rf bin

@@ -16,7 +16,7 @@ const target = { ref: 'deployment/inventory', namespace: 'shop', provider: 'kube
 
 function input(config: Partial<DebugConfig>, more: Partial<PlanInput> = {}): PlanInput {
   return {
-    config: { type: 'go', request: 'launch', name: 'Run', ...config } as DebugConfig,
+    config: { type: 'go', request: 'launch', name: 'Run', ...config },
     enabled: true, target, workspaceFolder: '/w', pathEnv: '', isLive: () => false, ...more,
   };
 }
