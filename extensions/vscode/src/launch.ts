@@ -2,6 +2,10 @@
 // whether a launch configuration runs in a remocal session, what session to
 // ask the daemon for, and how to launch the program with what it returned.
 //
+// A configuration carrying the marker of a running session (VS Code
+// resolves some configurations twice) or js-debug's __pendingTargetId (its
+// child sessions) is passed through unchanged.
+//
 // Which program the daemon judges (it decides env vs wrapper, never the
 // extension), by debug type:
 //   node, pwa-node        the runtime: runtimeExecutable, else `node` on PATH,
@@ -162,6 +166,12 @@ export function plan(input: PlanInput): Plan {
     // js-debug's child sessions and its node→pwa-node rewrite come
     // through again: they already carry the session's env.
     return { kind: 'skip', why: `already in remocal session ${mark}` };
+  }
+  if ('__pendingTargetId' in config) {
+    // js-debug's child sessions (the node process itself, workers) carry
+    // this field and none of the parent's: the parent's session already
+    // holds the process, whose env the child inherited.
+    return { kind: 'skip', why: 'a js-debug child session (its parent is in the session)' };
   }
   if (config.request === 'attach') {
     return { kind: 'skip', why: 'an attach request starts no program' };

@@ -79,6 +79,8 @@ test('attach, opt-out, off and already-rewritten configurations are left alone',
   assert.equal(plan(input({ remocal: { target: 'pid/1' } }, { enabled: false })).kind, 'start');
   const live = plan(input({ [marker]: 'm1' }, { isLive: (m) => m === 'm1' }));
   assert.deepEqual(live, { kind: 'skip', why: 'already in remocal session m1' });
+  // js-debug's child sessions carry __pendingTargetId and nothing of the parent's.
+  assert.equal(plan(input({ type: 'pwa-node', name: 'app.js [8618]', __pendingTargetId: 'ab12' })).kind, 'skip');
   // A marker of an ended session (a restart) starts a new session.
   assert.equal(plan(input({ [marker]: 'gone' })).kind, 'start');
 });
