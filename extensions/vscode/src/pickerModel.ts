@@ -43,6 +43,14 @@ export function describeTarget(s: StoredTarget | undefined): string {
   return s.namespace ? `${s.ref} (${s.namespace})` : s.ref;
 }
 
+/** The status bar item's text. */
+export function statusText(enabled: boolean, target: { ref: string; namespace?: string } | undefined): string {
+  if (!enabled) {
+    return 'remocal: off';
+  }
+  return `remocal: ${target ? describeTarget({ ...target, provider: '' }) : 'no target'}`;
+}
+
 export function sameTarget(a: StoredTarget, b: StoredTarget): boolean {
   return a.ref === b.ref && (a.namespace ?? '') === (b.namespace ?? '') && a.provider === b.provider;
 }

@@ -2,15 +2,8 @@
 // click toggles.
 import * as vscode from 'vscode';
 
-import { describeTarget } from './pickerModel';
+import { describeTarget, statusText } from './pickerModel';
 import type { WorkspaceChoice } from './state';
-
-export function statusText(enabled: boolean, target: { ref: string; namespace?: string } | undefined): string {
-  if (!enabled) {
-    return 'remocal: off';
-  }
-  return `remocal: ${target ? describeTarget({ ...target, provider: '' }) : 'no target'}`;
-}
 
 export class StatusBar {
   readonly item = vscode.window.createStatusBarItem('remocal.status', vscode.StatusBarAlignment.Left, 10);
