@@ -15,6 +15,7 @@ import { startSession } from './sessionStart';
 import type { WorkspaceChoice } from './state';
 
 interface Running {
+  /** The daemon's session id; empty once it ended (or its daemon went away: ids restart with a new daemon). */
   sessionId: string;
   folder: vscode.WorkspaceFolder | undefined;
   /** The configuration as it was before the rewrite, for restarts and "steal instead". */
@@ -24,6 +25,8 @@ interface Running {
 
 /** A started session no debug session claimed within this time is stopped (the launch failed). */
 const unclaimedMs = 60_000;
+/** Ended entries are kept (a restart of their debug session needs the original) up to this many. */
+const maxEntries = 100;
 
 export class RemocalDebugProvider implements vscode.DebugConfigurationProvider {
   /** By marker (a UUID per start, so a restarted daemon's reused ids cannot match). */
@@ -54,7 +57,7 @@ export class RemocalDebugProvider implements vscode.DebugConfigurationProvider {
     let config: DebugConfig = debugConfiguration;
     const mark = config[marker];
     const run = typeof mark === 'string' ? this.running.get(mark) : undefined;
-    if (typeof mark === 'string' && !(run && this.isSessionAlive(run.sessionId))) {
+    if (typeof mark === 'string' && !(run && this.alive(run))) {
       // A restart of a debug session whose remocal session ended: start
       // over from the configuration as the user wrote it.
       config = run ? { ...run.original } : stripMarker(config);
@@ -64,7 +67,7 @@ export class RemocalDebugProvider implements vscode.DebugConfigurationProvider {
     try {
       p = plan({
         config, enabled: this.choice.enabled, target: this.choice.target, workspaceFolder: ws?.uri.fsPath ?? '',
-        pathEnv: process.env.PATH, isLive: (m) => this.running.has(m) && this.isSessionAlive(this.running.get(m)?.sessionId ?? ''),
+        pathEnv: process.env.PATH, isLive: (m) => { const r = this.running.get(m); return r !== undefined && this.alive(r); },
       });
     } catch (e) {
       this.notifier.error(`launch configuration "${config.name}"`, e);
@@ -82,7 +85,7 @@ export class RemocalDebugProvider implements vscode.DebugConfigurationProvider {
       const result = await this.busy(startSession(this.conn, p.params, token));
       const id = randomUUID();
       const out = apply(config, result, id);
-      this.running.set(id, { sessionId: result.session.id, folder, original: config });
+      this.remember(id, { sessionId: result.session.id, folder, original: config });
       this.log.appendLine(`debug "${config.name}": session ${result.session.id} on ${result.session.resolved ?? result.session.target}, ${result.wrapper ? `wrapper ${result.wrapper[0]}` : 'env'}`);
       this.notifier.warnings(result.session.id, result.warnings);
       setTimeout(() => { void this.reapUnclaimed(id); }, unclaimedMs).unref();
@@ -91,6 +94,27 @@ export class RemocalDebugProvider implements vscode.DebugConfigurationProvider {
       // Undefined cancels the launch; the message says why and what to do.
       this.notifier.error(`starting a session for "${config.name}"`, e, {});
       return undefined;
+    }
+  }
+
+  private alive(r: Running): boolean {
+    return r.sessionId !== '' && this.isSessionAlive(r.sessionId);
+  }
+
+  private remember(mark: string, r: Running): void {
+    this.running.set(mark, r);
+    for (const old of this.running.keys()) {
+      if (this.running.size <= maxEntries) {
+        break;
+      }
+      this.running.delete(old);
+    }
+  }
+
+  /** The daemon went away with its sessions; a new daemon reuses their ids, which must not match. */
+  daemonLost(): void {
+    for (const r of this.running.values()) {
+      r.sessionId = '';
     }
   }
 
@@ -105,19 +129,21 @@ export class RemocalDebugProvider implements vscode.DebugConfigurationProvider {
   }
 
   private async terminated(s: vscode.DebugSession): Promise<void> {
-    for (const [mark, run] of this.running) {
-      if (run.debugSession?.id === s.id) {
-        this.running.delete(mark);
-        await this.stop(run.sessionId, `debug session "${s.name}" ended`);
+    for (const run of this.running.values()) {
+      if (run.debugSession?.id === s.id && run.sessionId !== '') {
+        const id = run.sessionId;
+        run.sessionId = '';
+        await this.stop(id, `debug session "${s.name}" ended`);
       }
     }
   }
 
   private async reapUnclaimed(mark: string): Promise<void> {
     const run = this.running.get(mark);
-    if (run && !run.debugSession) {
-      this.running.delete(mark);
-      await this.stop(run.sessionId, 'no debug session started with it');
+    if (run && !run.debugSession && run.sessionId !== '') {
+      const id = run.sessionId;
+      run.sessionId = '';
+      await this.stop(id, 'no debug session started with it');
     }
   }
 
@@ -135,23 +161,22 @@ export class RemocalDebugProvider implements vscode.DebugConfigurationProvider {
 
   /** Whether the session was started for a debug session here (its conflicts offer "steal instead"). */
   owns(sessionId: string): boolean {
-    return [...this.running.values()].some((r) => r.sessionId === sessionId);
+    return sessionId !== '' && [...this.running.values()].some((r) => r.sessionId === sessionId);
   }
 
   /** Stops the debug session of sessionId and launches its configuration again with overrides merged in. */
   async relaunchWith(sessionId: string, overrides: JsonObject): Promise<boolean> {
-    const entry = [...this.running.entries()].find(([, r]) => r.sessionId === sessionId);
-    if (!entry) {
+    const run = sessionId === '' ? undefined : [...this.running.values()].find((r) => r.sessionId === sessionId);
+    if (!run) {
       return false;
     }
-    const [mark, run] = entry;
     const field = parseLaunchField(run.original.remocal, run.original.name) || {};
     const next: DebugConfig = { ...run.original, remocal: { ...field, overrides: mergeOverrides(field.overrides, overrides) } };
     if (run.debugSession) {
       await vscode.debug.stopDebugging(run.debugSession);
     }
-    this.running.delete(mark);
-    await this.stop(run.sessionId, 'relaunching with other settings');
+    run.sessionId = '';
+    await this.stop(sessionId, 'relaunching with other settings');
     return vscode.debug.startDebugging(run.folder, next);
   }
 }

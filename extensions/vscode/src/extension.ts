@@ -124,6 +124,8 @@ function wireDaemon(p: Parts, status: StatusBar, problems: ConfigProblems): void
     })());
   });
   p.conn.onDisconnected((reason) => {
+    p.provider.daemonLost();
+    p.shell.daemonLost();
     p.model.reset(undefined);
     p.view.refresh(reason);
     status.update(false, reason);

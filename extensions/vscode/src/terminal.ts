@@ -82,6 +82,11 @@ export class TargetShell implements vscode.TerminalProfileProvider {
     }
   }
 
+  /** The daemon went away with its sessions; a new daemon's ids must not match them. */
+  daemonLost(): void {
+    this.byName.clear();
+  }
+
   private async closed(t: vscode.Terminal): Promise<void> {
     const name = 'name' in t.creationOptions ? t.creationOptions.name : undefined;
     const id = name ? this.byName.get(name) : undefined;
