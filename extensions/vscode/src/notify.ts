@@ -12,7 +12,17 @@ export interface ActionContext {
 
 export type ActionRunner = (action: ActionId, ctx: ActionContext) => Promise<void>;
 
+/**
+ * The daemon tells the starting client about a conflict twice: a
+ * window/showMessage and the remocal/conflict that carries the details. The
+ * message waits this long and is dropped when the conflict (shown with its
+ * actions) says the same.
+ */
+const duplicateWindowMs = 400;
+
 export class Notifier {
+  private recentConflicts: Array<{ message: string; at: number }> = [];
+
   constructor(
     private readonly log: vscode.OutputChannel,
     private readonly run: ActionRunner,
@@ -51,10 +61,27 @@ export class Notifier {
   daemonMessage(p: ShowMessageParams): void {
     const severity = p.type === 1 ? 'error' : p.type === 2 ? 'warning' : 'info';
     const text = p.message.startsWith('remocal') ? p.message : `remocal: ${p.message}`;
-    this.show({ severity, message: text, actions: severity === 'info' ? [] : ['showLog'] });
+    if (severity === 'info') {
+      this.show({ severity, message: text, actions: [] });
+      return;
+    }
+    setTimeout(() => {
+      if (this.isConflictShown(p.message)) {
+        this.log.appendLine(`[${severity}] ${text} (shown as a conflict)`);
+        return;
+      }
+      this.show({ severity, message: text, actions: ['showLog'] });
+    }, duplicateWindowMs);
+  }
+
+  private isConflictShown(message: string): boolean {
+    const now = Date.now();
+    this.recentConflicts = this.recentConflicts.filter((c) => now - c.at < 10_000);
+    return this.recentConflicts.some((c) => c.message !== '' && message.includes(c.message));
   }
 
   conflict(c: Conflict, mine: boolean): void {
+    this.recentConflicts.push({ message: c.message, at: Date.now() });
     if (c.taken) {
       // Someone's lock moved on the cluster: news, not a failure of ours.
       this.show({ severity: 'info', message: `remocal: ${c.message}`, actions: [] });
