@@ -17,10 +17,14 @@ import type { WorkspaceChoice } from './state';
 interface Running {
   /** The daemon's session id; empty once it ended (or its daemon went away: ids restart with a new daemon). */
   sessionId: string;
+  /** The id the session started with, and the daemon connection it belongs to, for actions after it ended. */
+  startedAs: string;
+  epoch: number;
   folder: vscode.WorkspaceFolder | undefined;
   /** The configuration as it was before the rewrite, for restarts and "steal instead". */
   original: DebugConfig;
   debugSession?: vscode.DebugSession;
+  debugEnded?: boolean;
 }
 
 /** A started session no debug session claimed within this time is stopped (the launch failed). */
@@ -31,6 +35,8 @@ const maxEntries = 100;
 export class RemocalDebugProvider implements vscode.DebugConfigurationProvider {
   /** By marker (a UUID per start, so a restarted daemon's reused ids cannot match). */
   private readonly running = new Map<string, Running>();
+  /** Counts daemons gone away: a new daemon numbers sessions from s1 again. */
+  private epoch = 0;
 
   constructor(
     private readonly conn: Connection,
@@ -85,7 +91,7 @@ export class RemocalDebugProvider implements vscode.DebugConfigurationProvider {
       const result = await this.busy(startSession(this.conn, p.params, token));
       const id = randomUUID();
       const out = apply(config, result, id);
-      this.remember(id, { sessionId: result.session.id, folder, original: config });
+      this.remember(id, { sessionId: result.session.id, startedAs: result.session.id, epoch: this.epoch, folder, original: config });
       this.log.appendLine(`debug "${config.name}": session ${result.session.id} on ${result.session.resolved ?? result.session.target}, ${result.wrapper ? `wrapper ${result.wrapper[0]}` : 'env'}`);
       this.notifier.warnings(result.session.id, result.warnings);
       setTimeout(() => { void this.reapUnclaimed(id); }, unclaimedMs).unref();
@@ -113,6 +119,7 @@ export class RemocalDebugProvider implements vscode.DebugConfigurationProvider {
 
   /** The daemon went away with its sessions; a new daemon reuses their ids, which must not match. */
   daemonLost(): void {
+    this.epoch++;
     for (const r of this.running.values()) {
       r.sessionId = '';
     }
@@ -130,6 +137,9 @@ export class RemocalDebugProvider implements vscode.DebugConfigurationProvider {
 
   private async terminated(s: vscode.DebugSession): Promise<void> {
     for (const run of this.running.values()) {
+      if (run.debugSession?.id === s.id) {
+        run.debugEnded = true;
+      }
       if (run.debugSession?.id === s.id && run.sessionId !== '') {
         const id = run.sessionId;
         run.sessionId = '';
@@ -161,22 +171,36 @@ export class RemocalDebugProvider implements vscode.DebugConfigurationProvider {
 
   /** Whether the session was started for a debug session here (its conflicts offer "steal instead"). */
   owns(sessionId: string): boolean {
-    return sessionId !== '' && [...this.running.values()].some((r) => r.sessionId === sessionId);
+    return this.byStartId(sessionId) !== undefined;
+  }
+
+  /** The latest launch whose session started as sessionId with the current daemon (it may have ended since). */
+  private byStartId(sessionId: string): Running | undefined {
+    return [...this.running.values()].reverse().find((r) => r.startedAs === sessionId && r.epoch === this.epoch);
   }
 
   /** Stops the debug session of sessionId and launches its configuration again with overrides merged in. */
   async relaunchWith(sessionId: string, overrides: JsonObject): Promise<boolean> {
-    const run = sessionId === '' ? undefined : [...this.running.values()].find((r) => r.sessionId === sessionId);
+    // The conflict may have ended the session (onConflict: abort) and its
+    // debug session before the user picked the action.
+    const run = this.byStartId(sessionId);
     if (!run) {
       return false;
     }
     const field = parseLaunchField(run.original.remocal, run.original.name) || {};
-    const next: DebugConfig = { ...run.original, remocal: { ...field, overrides: mergeOverrides(field.overrides, overrides) } };
-    if (run.debugSession) {
+    // The configuration's "incoming" would win over the overrides' mode.
+    const next: DebugConfig = {
+      ...run.original,
+      remocal: { target: field.target, namespace: field.namespace, overrides: mergeOverrides(field.overrides, overrides) },
+    };
+    if (run.debugSession && !run.debugEnded) {
       await vscode.debug.stopDebugging(run.debugSession);
     }
-    run.sessionId = '';
-    await this.stop(sessionId, 'relaunching with other settings');
+    if (run.sessionId !== '') {
+      const id = run.sessionId;
+      run.sessionId = '';
+      await this.stop(id, 'relaunching with other settings');
+    }
     return vscode.debug.startDebugging(run.folder, next);
   }
 }
