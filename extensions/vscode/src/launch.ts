@@ -79,6 +79,9 @@ export function parseLaunchField(v: unknown, configName: string): LaunchField | 
   }
   const out: LaunchField = {};
   for (const [k, x] of Object.entries(v)) {
+    if (x === undefined) {
+      continue;
+    }
     switch (k) {
       case 'target':
       case 'namespace':

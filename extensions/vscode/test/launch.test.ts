@@ -45,6 +45,8 @@ test('the launch field is false, absent or a checked object', () => {
   assert.equal(parseLaunchField(undefined, 'x'), undefined);
   assert.equal(parseLaunchField(false, 'x'), false);
   assert.deepEqual(parseLaunchField({ target: 'pid/1', incoming: 'steal' }, 'x'), { target: 'pid/1', incoming: 'steal' });
+  // Fields set to undefined (a relaunch built in code) count as absent.
+  assert.deepEqual(parseLaunchField({ target: undefined, overrides: { hostname: false } }, 'x'), { overrides: { hostname: false } });
   assert.throws(() => parseLaunchField('yes', 'Run'), (e: unknown) => e instanceof LaunchFieldError && /"Run": "remocal" must be false or an object/.test(e.message));
   assert.throws(() => parseLaunchField({ incoming: 'copy' }, 'x'), /incoming must be "mirror", "steal" or "off"/);
   assert.throws(() => parseLaunchField({ traget: 'pid/1' }, 'x'), /unknown field "traget"/);
