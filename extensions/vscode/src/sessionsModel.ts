@@ -24,11 +24,19 @@ export interface Node {
 }
 
 const maxConflicts = 50;
+/**
+ * How long a conflict stays in view after its session ended: a session
+ * that aborts on a conflict ends at once, and the user needs to see why.
+ */
+export const keepConflictsMs = 5 * 60_000;
 
 export class SessionsModel {
   private readonly sessions = new Map<string, Session>();
   private readonly remote = new Map<string, RemoteSession>();
   private conflicts: Conflict[] = [];
+  private readonly seen = new WeakMap<Conflict, number>();
+
+  constructor(private readonly now: () => number = Date.now) {}
 
   /** Replaces everything with a fresh listing (at connect). */
   reset(list: SessionListResult | undefined): void {
@@ -50,8 +58,8 @@ export class SessionsModel {
   sessionChanged(s: Session | undefined, r: RemoteSession | undefined): void {
     if (s) {
       if (s.state === 'ended') {
+        // Its conflicts stay a while, under "Conflicts": why it ended.
         this.sessions.delete(s.id);
-        this.conflicts = this.conflicts.filter((c) => c.sessionId !== s.id);
       } else {
         this.sessions.set(s.id, s);
       }
@@ -60,7 +68,6 @@ export class SessionsModel {
       const key = remoteKey(r);
       if (r.phase === 'Ended') {
         this.remote.delete(key);
-        this.conflicts = this.conflicts.filter((c) => c.remoteSession !== key);
       } else {
         this.remote.set(key, r);
       }
@@ -71,7 +78,12 @@ export class SessionsModel {
     // One entry per (session, port): a newer report replaces the older.
     const same = (x: Conflict): boolean =>
       x.port === c.port && x.target === c.target && x.sessionId === c.sessionId && (x.remoteSession ?? '') === (c.remoteSession ?? '');
+    this.seen.set(c, this.now());
     this.conflicts = [...this.conflicts.filter((x) => !same(x)), c].slice(-maxConflicts);
+  }
+
+  private recent(c: Conflict): boolean {
+    return this.now() - (this.seen.get(c) ?? 0) < keepConflictsMs;
   }
 
   render(): Node[] {
@@ -87,6 +99,7 @@ export class SessionsModel {
         children: [...this.remote.values()].map((r) => remoteNode(r, this.conflicts.filter((c) => c.remoteSession === remoteKey(r)))),
       });
     }
+    this.conflicts = this.conflicts.filter((c) => this.sessions.has(c.sessionId) || (c.remoteSession !== undefined && this.remote.has(c.remoteSession)) || this.recent(c));
     const loose = this.conflicts.filter((c) => !this.sessions.has(c.sessionId) && !(c.remoteSession && this.remote.has(c.remoteSession)));
     if (loose.length > 0) {
       out.push({ id: 'conflicts', label: 'Conflicts', contextValue: 'group', icon: errorIcon, children: loose.map(conflictNode) });
@@ -213,7 +226,8 @@ export function conflictNode(c: Conflict): Node {
   return {
     id: `conflict/${c.sessionId || c.remoteSession || ''}/${c.target}/${c.port}`,
     label: c.taken ? `:${c.port} taken by ${who}` : `:${c.port} held by ${who}`,
-    description: [c.target, h ? `${h.mode}${h.filter ? ` [${formatFilter(h.filter)}]` : ''}` : '', h?.since ? `since ${formatSince(h.since)}` : '']
+    description: [c.target, h ? `${h.mode}${h.filter ? ` [${formatFilter(h.filter)}]` : ''}` : '', h?.since ? `since ${formatSince(h.since)}` : '',
+      c.sessionId ? `session ${c.sessionId}` : (c.remoteSession ?? '')]
       .filter((x) => x !== '').join(' · '),
     tooltip: c.message,
     contextValue: 'conflict',

@@ -6,7 +6,7 @@ import { test } from 'node:test';
 
 import { decode } from '../src/check';
 import { checkConflict, checkSessionChanged, checkSessionListResult } from '../src/protocol';
-import { conflictNode, formatFilter, remoteNode, sessionNode, SessionsModel } from '../src/sessionsModel';
+import { conflictNode, formatFilter, keepConflictsMs, remoteNode, sessionNode, SessionsModel } from '../src/sessionsModel';
 
 const golden = (f: string): unknown =>
   JSON.parse(readFileSync(path.resolve(__dirname, '../../../../protocol/testdata/daemon', f), 'utf8')) as unknown;
@@ -61,9 +61,13 @@ test('conflicts are highlighted on their session', () => {
   assert.equal(s1.children.length, 1);
   assert.equal(s1.children[0].label, ':8080 held by bob@desk');
   assert.equal(s1.children[0].tooltip, c.message);
-  // The session ends: its conflict goes with it.
+  // The session ends (onConflict: abort): its conflict stays a while, apart, saying why.
   model.sessionChanged({ ...list.sessions[0], id: 's1', state: 'ended' }, undefined);
   assert.deepEqual(model.render()[0].children.map((n) => n.sessionId), ['s2']);
+  const loose = model.render().find((n) => n.id === 'conflicts');
+  assert.ok(loose);
+  assert.equal(loose.label, 'Conflicts');
+  assert.deepEqual(loose.children.map((n) => [n.label, n.description]), [[':8080 held by bob@desk', 'pid/4242 · steal · session s1']]);
 });
 
 test('a lock taken on the cluster shows on the remote session', () => {
@@ -76,9 +80,21 @@ test('a lock taken on the cluster shows on the remote session', () => {
   assert.ok(cluster);
   assert.equal(cluster.children[0].icon?.id, 'error');
   assert.match(cluster.children[0].description ?? '', /taken :8080$/);
-  // The remote session ends: it leaves the view with its conflict.
+  // The remote session ends: it leaves the view; its conflict stays a while.
   const ended = decode(checkSessionChanged, golden('remocal.sessionChanged.remote-ended.params.json'));
   model.sessionChanged(ended.session, ended.remote);
+  assert.deepEqual(model.render().map((n) => n.id), ['mine', 'conflicts']);
+});
+
+test('conflicts of ended sessions leave the view after a while', () => {
+  let now = 0;
+  const model = new SessionsModel(() => now);
+  model.reset(decode(checkSessionListResult, golden('remocal.session.list.result.json')));
+  model.conflict(decode(checkConflict, golden('remocal.conflict.params.json')));
+  model.sessionChanged({ ...list.sessions[0], id: 's1', state: 'ended' }, undefined);
+  now += keepConflictsMs - 1;
+  assert.deepEqual(model.render().map((n) => n.id), ['mine', 'conflicts']);
+  now += 1;
   assert.deepEqual(model.render().map((n) => n.id), ['mine']);
 });
 
