@@ -6,6 +6,7 @@ import {
   arr, bool, type Check, DecodeError, type JsonObject, jsonObject, literal, num, obj, opt, record, str, time, uint,
 } from './check';
 
+/** Requests (client → daemon) and the LSP lifecycle. */
 export const Methods = {
   initialize: 'initialize',
   initialized: 'initialized',
@@ -24,6 +25,7 @@ export const Methods = {
   sessionDetail: 'remocal/session/detail',
 } as const;
 
+/** Notifications (daemon → client). */
 export const Notifications = {
   sessionChanged: 'remocal/sessionChanged',
   conflict: 'remocal/conflict',
