@@ -7,7 +7,7 @@ GOFLAGS_TEST ?= -count=1
 FUZZTIME ?= 3s
 
 .PHONY: all deps build bootstrap bootstrap-fresh test unit e2e fuzz-short bench lint demo clean \
-	cluster-up cluster-down cluster-test images manifests jetbrains-core-test
+	cluster-up cluster-down cluster-test images manifests jetbrains-core-test vscode
 
 all: build
 
@@ -57,6 +57,7 @@ bootstrap-fresh:
 # network namespace; see test/envtest.
 test: deps lint
 	go test -race $(GOFLAGS_TEST) ./...
+	@test/setup/vscode.sh unit
 	$(MAKE) --no-print-directory jetbrains-core-test
 	$(MAKE) --no-print-directory fuzz-short
 	$(MAKE) --no-print-directory e2e
@@ -75,6 +76,7 @@ e2e: deps
 # Unit tests only: no root, no namespaces.
 unit:
 	go test -short $(GOFLAGS_TEST) ./...
+	@test/setup/vscode.sh unit
 
 # Each fuzz target briefly; longer runs: make fuzz-short FUZZTIME=5m
 fuzz-short:
@@ -102,6 +104,7 @@ lint:
 	go vet ./...
 	go tool staticcheck ./...
 	@test/setup/jetbrains-core.sh lint
+	@test/setup/vscode.sh lint
 
 # The JetBrains plugin's core (extensions/jetbrains/core, Java 17): its unit
 # tests with JUnit's console launcher, then its integration tests against the
@@ -156,6 +159,13 @@ manifests:
 	@mkdir -p deploy
 	@$(CLUSTER) manifests > deploy/remocal-operator.yaml.tmp && mv deploy/remocal-operator.yaml.tmp deploy/remocal-operator.yaml \
 		|| { rm -f deploy/remocal-operator.yaml.tmp; exit 1; }
+
+# The VS Code extension (extensions/vscode; docs/vscode.md) as
+# bin/remocal-<extension version>.vsix, with a static linux-x64 remocal and
+# the configuration schema inside. Node 24 and the npm packages are cached in
+# /var/cache/remocal-vscode (test/setup/node.sh), never in the checkout.
+vscode: bootstrap-fresh
+	@test/setup/vscode.sh package $(VERSION)
 
 clean:
 	rm -rf bin

@@ -1,0 +1,190 @@
+// The TypeScript daemon client against the real daemon of this checkout:
+// `remocal daemon --stdio` built from ./cmd/remocal (or $REMOCAL_BIN),
+// with a runtime directory and HOME of the test's own, so it starts a
+// daemon of its own with only the local provider (no kubeconfig). No root
+// needed: the daemon runs no sessions here.
+import assert from 'node:assert/strict';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { after, before, test } from 'node:test';
+
+import { Connection } from '../src/connection';
+import { type ClientOptions, DaemonClient, DaemonError, DaemonUnavailable } from '../src/daemon';
+import { describeError } from '../src/errors';
+import { problemSpan, starterConfig } from '../src/problems';
+import {
+  checkConfigResult, checkDaemonInfo, checkNamespacesResult, checkNull, checkSessionListResult, checkTargetsResult, ErrorCodes, Methods,
+} from '../src/protocol';
+import { waitFor } from './waitFor';
+
+const repoRoot = path.resolve(__dirname, '../../../..');
+const pkg = JSON.parse(readFileSync(path.resolve(__dirname, '../../package.json'), 'utf8')) as { remocalProtocol: string };
+const tmp = mkdtempSync(path.join(os.tmpdir(), 'remocal-vscode-daemon-'));
+const runtimeDir = path.join(tmp, 'run');
+const home = path.join(tmp, 'home');
+const workspace = path.join(tmp, 'workspace');
+let binary = process.env.REMOCAL_BIN ?? '';
+const log: string[] = [];
+const children: ChildProcess[] = [];
+let daemonPid = 0;
+
+function options(more: Partial<ClientOptions> = {}): ClientOptions {
+  const env: NodeJS.ProcessEnv = { PATH: process.env.PATH, HOME: home, XDG_RUNTIME_DIR: runtimeDir };
+  return {
+    binary, clientName: 'vscode-remocal', clientVersion: '0.0.0-test', neededProtocol: pkg.remocalProtocol,
+    workspaceFolders: [{ uri: `file://${workspace}`, name: 'workspace' }], log: (l) => log.push(l), env, ...more,
+  };
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+before(() => {
+  mkdirSync(runtimeDir, { mode: 0o700 });
+  mkdirSync(home);
+  mkdirSync(path.join(workspace, '.remocal'), { recursive: true });
+  if (binary === '') {
+    binary = path.join(tmp, 'remocal');
+    execFileSync('/usr/local/go/bin/go', ['build', '-o', binary, './cmd/remocal'], { cwd: repoRoot, stdio: 'inherit' });
+  }
+});
+
+after(async () => {
+  for (const c of children) {
+    c.kill('SIGKILL');
+  }
+  // The test's daemon would otherwise linger for its idle timeout.
+  try {
+    const c = await DaemonClient.start(options());
+    await c.request(Methods.daemonShutdown, { force: true }, checkNull).catch(() => null);
+    c.dispose();
+  } catch {
+    // Already gone.
+  }
+  if (daemonPid > 0) {
+    await waitFor('the test daemon to exit', () => (alive(daemonPid) ? undefined : true));
+  }
+  rmSync(tmp, { recursive: true, force: true });
+});
+
+test('initialize reports the protocol version the extension needs', async () => {
+  const c = await DaemonClient.start(options());
+  try {
+    assert.equal(c.protocolVersion, pkg.remocalProtocol);
+    assert.notEqual(c.serverVersion, '');
+    const info = await c.request(Methods.daemonInfo, undefined, checkDaemonInfo);
+    assert.equal(info.protocolVersion, pkg.remocalProtocol);
+    assert.ok(info.clients >= 1);
+    assert.equal(info.sessions, 0);
+    assert.ok(info.socket.startsWith(runtimeDir), `socket ${info.socket} is not in the test's runtime directory`);
+    daemonPid = info.pid;
+  } finally {
+    await c.shutdown();
+  }
+});
+
+test('a daemon older than needed is refused with both versions and the fix', async () => {
+  await assert.rejects(DaemonClient.start(options({ neededProtocol: '1.99' })), (e: unknown) => {
+    assert.ok(e instanceof DaemonUnavailable);
+    assert.ok(e.permanent);
+    assert.match(e.message, new RegExp(`speaks daemon protocol ${pkg.remocalProtocol.replace('.', '\\.')}, and this extension needs 1\\.99: update remocal`));
+    return true;
+  });
+});
+
+test('a missing binary says to install remocal or set remocal.binaryPath', async () => {
+  await assert.rejects(DaemonClient.start(options({ binary: path.join(tmp, 'no-such-remocal') })),
+    (e: unknown) => e instanceof DaemonUnavailable && e.permanent && /ENOENT.*remocal\.binaryPath/.test(e.message));
+});
+
+test('namespaces, local targets and the session list decode', async () => {
+  const sleeper = spawn('sleep', ['300'], { stdio: 'ignore' });
+  children.push(sleeper);
+  const c = await DaemonClient.start(options());
+  try {
+    const ns = await c.request(Methods.namespaces, undefined, checkNamespacesResult);
+    assert.ok(ns.namespaces.some((n) => n.name === 'local' && n.provider === 'local'), JSON.stringify(ns));
+    // The local provider rescans processes every 2 s: wait for ours.
+    const mine = await waitFor(`pid/${sleeper.pid} among the local targets`, async () => {
+      const r = await c.request(Methods.targets, { namespace: 'local', kinds: ['pid'] }, checkTargetsResult);
+      return r.targets.find((t) => t.ref === `pid/${sleeper.pid}`);
+    });
+    assert.equal(mine.kind, 'pid');
+    assert.equal(mine.provider, 'local');
+    assert.match(mine.description ?? '', /sleep 300/);
+    const list = await c.request(Methods.sessionList, undefined, checkSessionListResult);
+    assert.deepEqual(list.sessions, []);
+  } finally {
+    await c.shutdown();
+    sleeper.kill();
+  }
+});
+
+test('errors carry the daemon code and reason, and read as messages', async () => {
+  const c = await DaemonClient.start(options());
+  try {
+    await assert.rejects(c.request(Methods.sessionStop, { id: 's-nope' }, checkNull), (e: unknown) => {
+      assert.ok(e instanceof DaemonError);
+      assert.equal(e.code, ErrorCodes.sessionNotFound);
+      assert.equal(e.reason, 'session_not_found');
+      assert.match(describeError('stopping session s-nope', e).message, /^remocal: stopping session s-nope failed: /);
+      return true;
+    });
+    await assert.rejects(c.request('remocal/no/such', {}, checkNull),
+      (e: unknown) => e instanceof DaemonError && e.code === ErrorCodes.methodNotFound);
+  } finally {
+    await c.shutdown();
+  }
+});
+
+test('configuration problems come with positions that map into the file', async () => {
+  const file = path.join(workspace, '.remocal', 'config.json');
+  const text = '{\n  "target": "pid/1",\n  "network": { "incoming": { "mode": "copy" } }\n}\n';
+  writeFileSync(file, text);
+  const c = await DaemonClient.start(options());
+  try {
+    const r = await c.request(Methods.configVerify, { workspaceFolder: workspace }, checkConfigResult);
+    assert.equal(r.file, file);
+    assert.equal(r.valid, false);
+    const p = r.problems.find((x) => x.path === '$.network.incoming.mode');
+    assert.ok(p, JSON.stringify(r.problems));
+    const s = problemSpan(p, text.split('\n'));
+    assert.equal(text.split('\n')[s.line].slice(s.character, s.endCharacter), '"copy"');
+    // The starter file the extension writes is valid as it is.
+    writeFileSync(file, starterConfig({ ref: 'deployment/inventory', namespace: 'shop' }));
+    const ok = await c.request(Methods.configVerify, { workspaceFolder: workspace }, checkConfigResult);
+    assert.deepEqual(ok.problems, []);
+    assert.equal(ok.valid, true);
+  } finally {
+    await c.shutdown();
+    rmSync(file);
+  }
+});
+
+test('the connection notices a killed daemon and reconnects on the next use', async () => {
+  const conn = Connection.fromOptions(() => options());
+  const disconnects: string[] = [];
+  conn.onDisconnected((r) => disconnects.push(r));
+  try {
+    const first = await conn.request(Methods.daemonInfo, undefined, checkDaemonInfo);
+    process.kill(first.pid, 'SIGKILL');
+    await waitFor('the connection to notice', () => (disconnects.length > 0 ? true : undefined));
+    assert.equal(conn.connected, false);
+    assert.match(disconnects[0], /exited|closed/);
+    // The next use starts a new daemon.
+    const second = await conn.request(Methods.daemonInfo, undefined, checkDaemonInfo);
+    assert.notEqual(second.pid, first.pid);
+    assert.ok(conn.connected);
+    daemonPid = second.pid;
+  } finally {
+    await conn.stop();
+  }
+});
