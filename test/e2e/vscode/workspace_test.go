@@ -17,6 +17,8 @@ const (
 	cfgNodeSteal   = "node app (steal)"
 	cfgFixtureDyn  = "fixture dynamic"
 	cfgFixtureStat = "fixture static"
+	// cfgNodeLocal opts out of remocal: the harness's own js-debug check.
+	cfgNodeLocal = "node local"
 )
 
 // makeWorkspace writes the workspace VS Code opens: the node app, a
@@ -47,6 +49,8 @@ func makeWorkspace(t *testing.T, pkgDir string, env *localenv.Env, remocal strin
 				{"type": "node", "request": "launch", "name": cfgNode, "program": "${workspaceFolder}/app.js", "env": nodeEnv},
 				{"type": "node", "request": "launch", "name": cfgNodeSteal, "program": "${workspaceFolder}/app.js", "env": nodeEnv,
 					"remocal": map[string]any{"incoming": "steal"}},
+				{"type": "node", "request": "launch", "name": cfgNodeLocal, "program": "${workspaceFolder}/app.js",
+					"env": map[string]string{"APP_PORT": "18080"}, "remocal": false},
 				{"type": "remocal-fixture", "request": "launch", "name": cfgFixtureDyn, "program": programs["dynamic"], "args": []string{"dynamic"}},
 				{"type": "remocal-fixture", "request": "launch", "name": cfgFixtureStat, "program": programs["static"], "args": []string{"static"}},
 			},

@@ -5,6 +5,7 @@
 const vscode = require('vscode');
 const fs = require('node:fs');
 const h = require('../lib/harness');
+const d = require('../lib/debug');
 
 h.test('the driver saves screenshots', async () => {
   const { path: file } = await h.screenshot('harness-start');
@@ -40,3 +41,35 @@ for (const kind of ['dynamic', 'static']) {
     h.assertIncludes(out, 'CONFIG=<error', `${name} output`);
   });
 }
+
+// js-debug, the real debugger the remocal tests use, started through the
+// workbench's own QuickPick, stopped at breakpoints, variables read: the
+// same helpers the remocal tests use, on a configuration that opts out.
+h.test('js-debug stops at breakpoints in the node app (opted out of remocal)', async () => {
+  const app = h.context().nodeApp;
+  const name = 'node local';
+  d.clearBreakpoints();
+  d.breakpointAt(app, d.markerLine(app, 'BREAK-LOADED'));
+  const since = h.mark();
+  await d.startThroughUI(name);
+  let stop = await d.waitStopped(name, since);
+  let frame = await d.locals(stop);
+  h.assert(frame.line === d.markerLine(app, 'BREAK-LOADED'), `stopped at line ${frame.line}`);
+  h.assertIncludes(frame.vars.token, '<unset>', 'token without remocal');
+  h.assertIncludes(frame.vars.config, '<error', 'config without remocal');
+  await h.screenshot('harness-js-debug-stopped');
+  d.clearBreakpoints();
+  d.breakpointAt(app, d.markerLine(app, 'BREAK-REQUEST'));
+  const since2 = h.mark();
+  await d.cont(stop);
+  await d.waitOutput(name, since, 'app: listening on 18080');
+  const res = fetch('http://127.0.0.1:18080/local-check', { signal: AbortSignal.timeout(30000) });
+  stop = await d.waitStopped(name, since2);
+  frame = await d.locals(stop);
+  h.assertIncludes(frame.vars.seen, 'GET /local-check', 'seen at BREAK-REQUEST');
+  d.clearBreakpoints();
+  await d.cont(stop);
+  const body = await (await res).text();
+  h.assertIncludes(body, 'from the debuggee: GET /local-check', 'the response');
+  await d.stopAll();
+});
