@@ -23,10 +23,22 @@ import (
 // screenshot of whatever hung.
 const runTimeout = 8 * time.Minute
 
+// Environment variables that change a run (all optional):
+//
+//	REMOCAL_VSCODE_SUITES     comma-separated suite file prefixes (suite/tests)
+//	REMOCAL_ARTIFACTS         where screenshots and logs go (default artifacts/)
+//	REMOCAL_VSCODE_CACHE      the host's install (default /var/cache/remocal-vscode)
+//	REMOCAL_VSCODE_EXTENSION  the extension to test (default extensions/vscode)
+//	REMOCAL_E2E_BINARY        a remocal binary to use instead of building one
+
 // staticProgram is the static printenv of testdata (the wrapper path).
 const staticProgram = "github.com/remocal/remocal/test/e2e/vscode/testdata/printenv"
 
 func TestVSCode(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a real VS Code run takes minutes: make vscode-e2e (and so make test) runs it")
+	}
+	envtest.RequireRoot(t)
 	h := findHost(t)
 	pkgDir, err := os.Getwd()
 	if err != nil {
@@ -34,7 +46,7 @@ func TestVSCode(t *testing.T) {
 	}
 	suites := os.Getenv("REMOCAL_VSCODE_SUITES")
 	exts := []string{filepath.Join(pkgDir, "testdata", "fixture-debug")}
-	if ext, err := remocalExtension(pkgDir); err == nil {
+	if ext, err := remocalExtension(pkgDir, os.Getenv("REMOCAL_VSCODE_EXTENSION")); err == nil {
 		exts = append([]string{ext}, exts...)
 	} else if needsRemocal(suites) {
 		t.Fatalf("%v (REMOCAL_VSCODE_SUITES=00 runs only the harness's own suite)", err)
@@ -42,7 +54,10 @@ func TestVSCode(t *testing.T) {
 
 	start := time.Now()
 	env := envtest.New(t)
-	remocal := gobuild.Program(t, gobuild.Remocal, gobuild.Options{Static: true})
+	remocal := os.Getenv("REMOCAL_E2E_BINARY")
+	if remocal == "" {
+		remocal = gobuild.Program(t, gobuild.Remocal, gobuild.Options{Static: true})
+	}
 	programs := map[string]string{
 		"static":  gobuild.Program(t, staticProgram, gobuild.Options{Static: true}),
 		"dynamic": buildC(t, filepath.Join(pkgDir, "testdata", "printenv.c")),
@@ -59,17 +74,18 @@ func TestVSCode(t *testing.T) {
 	ws := makeWorkspace(t, pkgDir, env, remocal, programs)
 	artifacts := artifactsDir(t, pkgDir)
 	c := startControl(t, env, map[string]any{
-		"target":       fmt.Sprintf("pid/%d", env.App.PID),
-		"workspace":    ws,
-		"programs":     programs,
-		"nodeApp":      filepath.Join(ws, "app.js"),
-		"appPort":      localenv.AppPort,
-		"apiToken":     localenv.AppAPIToken,
-		"configMarker": `"environment": "remote"`,
-		"remocal":      remocal,
-		"daemonSocket": socket,
-		"scratch":      scratch,
-		"artifacts":    artifacts,
+		"target":          fmt.Sprintf("pid/%d", env.App.PID),
+		"workspace":       ws,
+		"secondWorkspace": makeSecondWorkspace(t, env),
+		"programs":        programs,
+		"nodeApp":         filepath.Join(ws, "app.js"),
+		"appPort":         localenv.AppPort,
+		"apiToken":        localenv.AppAPIToken,
+		"configMarker":    `"environment": "remote"`,
+		"remocal":         remocal,
+		"daemonSocket":    socket,
+		"scratch":         scratch,
+		"artifacts":       artifacts,
 	}, socket)
 	// Whatever the run leaves behind: the daemon the extension started
 	// (it detaches from code-server's process group) and its sessions.
@@ -112,9 +128,12 @@ func needsRemocal(suites string) bool {
 	return false
 }
 
-// remocalExtension is extensions/vscode, if it is built.
-func remocalExtension(pkgDir string) (string, error) {
-	dir := filepath.Join(pkgDir, "..", "..", "..", "extensions", "vscode")
+// remocalExtension is extensions/vscode (or dir, when set), if it is
+// built.
+func remocalExtension(pkgDir, dir string) (string, error) {
+	if dir == "" {
+		dir = filepath.Join(pkgDir, "..", "..", "..", "extensions", "vscode")
+	}
 	if _, err := os.Stat(filepath.Join(dir, "package.json")); err != nil {
 		return "", fmt.Errorf("the remocal extension is not in this checkout (%s)", dir)
 	}

@@ -75,3 +75,33 @@ func makeWorkspace(t *testing.T, pkgDir string, env *localenv.Env, remocal strin
 	}
 	return ws
 }
+
+// secondPort is the local port the second client's program listens on;
+// its workspace maps it to the target's port (the debuggee has that one
+// locally).
+const secondPort = 9080
+
+// makeSecondWorkspace is the workspace of the suites' second daemon client
+// (a script): same target, stealing the target's port into secondPort.
+func makeSecondWorkspace(t *testing.T, env *localenv.Env) string {
+	t.Helper()
+	ws := filepath.Join(t.TempDir(), "second-client")
+	cfg := map[string]any{
+		"target": fmt.Sprintf("pid/%d", env.App.PID),
+		"network": map[string]any{"incoming": map[string]any{
+			"mode": "steal", "ports": []int{secondPort},
+			"portMapping": map[string]int{fmt.Sprint(secondPort): localenv.AppPort},
+		}},
+	}
+	b, err := json.MarshalIndent(cfg, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(ws, ".remocal"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(ws, ".remocal", "config.json"), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return ws
+}

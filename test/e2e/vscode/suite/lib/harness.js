@@ -140,9 +140,10 @@ function screenshot(name) {
   return driver({ do: 'screenshot', name });
 }
 
-// debugMessages returns the DAP messages seen so far matching pred.
-function debugMessages(pred) {
-  return messages.filter(pred);
+// debugMessages returns the DAP messages seen so far (after mark since)
+// matching pred.
+function debugMessages(pred, since = 0) {
+  return messages.slice(since).filter(pred);
 }
 
 // waitDebug resolves with the first DAP message (past or future, after

@@ -1,0 +1,106 @@
+// The remocal view lives from daemon notifications: a second client (a
+// script speaking JSON-RPC to the same daemon) starting and stopping a
+// session shows up and goes away, and when it holds the target's port the
+// conflict with our own session is shown.
+'use strict';
+const vscode = require('vscode');
+const { spawn } = require('node:child_process');
+const h = require('../lib/harness');
+const d = require('../lib/debug');
+const { Client } = require('../lib/rpc');
+
+const secondLabel = 'second client';
+const secondOwner = 'vscode-e2e-second-client';
+
+// treeText is every label, description and tooltip of the sessions view.
+async function treeText(api) {
+  const parts = [];
+  const walk = (items) => {
+    for (const it of items ?? []) {
+      parts.push([it.label, it.description, typeof it.tooltip === 'string' ? it.tooltip : JSON.stringify(it.tooltip), it.contextValue]
+        .filter(Boolean).join(' | '));
+      walk(it.children);
+    }
+  };
+  walk(await api.sessionsTree());
+  return parts.join('\n');
+}
+
+function shows(text, sess) {
+  return text.includes(sess.id) || text.includes(secondLabel) || text.includes(secondOwner);
+}
+
+async function openView() {
+  await vscode.commands.executeCommand('workbench.view.extension.remocal');
+  return h.driver({ do: 'waitFor', selector: '.pane-body .monaco-list-row' });
+}
+
+async function second() {
+  const { remocal } = h.context();
+  const c = new Client(remocal, {});
+  await c.initialize([h.context().secondWorkspace]);
+  return c;
+}
+
+h.test('a second client\'s session appears in the sessions view and goes away', async () => {
+  const api = await h.remocal();
+  const c = await second();
+  try {
+    const { session } = await c.request('remocal/session/start', {
+      target: h.context().target, workspaceFolder: h.context().secondWorkspace, incoming: 'mirror', label: secondLabel,
+    }, 90000);
+    await h.waitFor('the sessions view to show the second client\'s session', async () => shows(await treeText(api), session));
+    await openView();
+    await h.driver({ do: 'waitFor', selector: '.pane-body .monaco-list-row', hasText: h.context().target });
+    await h.screenshot('sessions-view-second-client');
+    await c.request('remocal/session/stop', { id: session.id });
+    await h.waitFor('the sessions view to drop the stopped session', async () => !shows(await treeText(api), session));
+  } finally {
+    await c.close();
+  }
+});
+
+h.test('the conflict is shown when the second client holds the port', async () => {
+  const api = await h.remocal();
+  const { target, secondWorkspace, appPort } = h.context();
+  const c = await second();
+  let prog;
+  try {
+    // Its workspace steals the target's port 8080 into local port 9080.
+    const res = await c.request('remocal/session/start', {
+      target, workspaceFolder: secondWorkspace, incoming: 'steal', label: secondLabel,
+      program: { path: process.execPath, args: ['-e', holder], launch: 'auto' },
+    }, 90000);
+    const argv = res.wrapper?.length ? res.wrapper : [process.execPath, '-e', holder];
+    prog = spawn(argv[0], argv.slice(1), { env: { ...process.env, ...res.env }, stdio: 'ignore', detached: true });
+    await h.waitFor('the second client to hold the target\'s port', async () => {
+      const detail = await c.request('remocal/session/detail', { id: res.session.id });
+      return detail.subscriptions.some((s) => s.port === appPort && s.mode === 'steal');
+    }, 60000);
+    const since = h.mark();
+    await d.start('node app (steal)');
+    await d.waitOutput('node app (steal)', since, `app: listening on ${appPort}`, 90000);
+    await openView();
+    const text = await h.waitFor('the sessions view to show the conflict', async () => {
+      const t = await treeText(api);
+      return /conflict/i.test(t) && t;
+    }, 30000);
+    h.assertIncludes(text, String(appPort), 'the conflict names the port');
+    await h.screenshot('sessions-view-conflict');
+    await d.stopAll();
+    await c.request('remocal/session/stop', { id: res.session.id });
+  } finally {
+    if (prog?.pid) {
+      try {
+        process.kill(-prog.pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+    await c.close();
+  }
+});
+
+// holder listens on 9080, the local port the second workspace maps to the
+// target's 8080.
+const holder = "require('node:http').createServer((q, s) => s.end('second client\\n')).listen(9080)";
