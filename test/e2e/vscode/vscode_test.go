@@ -45,9 +45,13 @@ func TestVSCode(t *testing.T) {
 		t.Fatal(err)
 	}
 	suites := os.Getenv("REMOCAL_VSCODE_SUITES")
-	exts := []string{filepath.Join(pkgDir, "testdata", "fixture-debug")}
+	// The extension under development is remocal's; the fixture's debug
+	// type is installed beside it. Without remocal's (only the harness's
+	// own suite), the fixture is the one under development.
+	fixture := filepath.Join(pkgDir, "testdata", "fixture-debug")
+	dev, install := fixture, []string(nil)
 	if ext, err := remocalExtension(pkgDir, os.Getenv("REMOCAL_VSCODE_EXTENSION")); err == nil {
-		exts = append([]string{ext}, exts...)
+		dev, install = ext, []string{fixture}
 	} else if needsRemocal(suites) {
 		t.Fatalf("%v (REMOCAL_VSCODE_SUITES=00 runs only the harness's own suite)", err)
 	}
@@ -92,11 +96,12 @@ func TestVSCode(t *testing.T) {
 	t.Cleanup(func() { stopDaemon(t, socket) })
 
 	code := runDriver(t, h, driverRun{
-		workspace:  ws,
-		extensions: exts,
-		tests:      filepath.Join(pkgDir, "suite", "index.js"),
-		artifacts:  artifacts,
-		runDir:     runDir,
+		workspace: ws,
+		extension: dev,
+		install:   install,
+		tests:     filepath.Join(pkgDir, "suite", "index.js"),
+		artifacts: artifacts,
+		runDir:    runDir,
 		env: []string{
 			"PATH=" + filepath.Dir(remocal) + ":" + h.nodeBin + ":" + os.Getenv("PATH"),
 			"REMOCAL_E2E_CONTROL=" + c.url,
@@ -180,7 +185,8 @@ func artifactsDir(t *testing.T, pkgDir string) string {
 
 type driverRun struct {
 	workspace, tests, artifacts, runDir string
-	extensions                          []string
+	extension                           string
+	install                             []string
 	env                                 []string
 }
 
@@ -194,8 +200,9 @@ func runDriver(t *testing.T, h host, r driverRun) int {
 		"--code-server", h.codeServer, "--playwright-core", h.playwright,
 		"--workspace", r.workspace, "--tests", r.tests, "--artifacts", r.artifacts,
 		"--run-dir", r.runDir, "--timeout", fmt.Sprint(int((runTimeout - 30*time.Second).Seconds()))}
-	for _, e := range r.extensions {
-		args = append(args, "--extension", e)
+	args = append(args, "--extension", r.extension)
+	for _, e := range r.install {
+		args = append(args, "--install", e)
 	}
 	cmd := exec.CommandContext(ctx, h.node, args...)
 	cmd.Env = append(os.Environ(), r.env...)

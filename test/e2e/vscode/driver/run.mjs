@@ -9,8 +9,14 @@
 // command is answered through the real UI). Each request is answered only
 // once the action is done, which is the whole handshake: no files to poll.
 //
-// Usage: node run.mjs --code-server BIN --workspace DIR --extension DIR...
-//        --tests FILE --artifacts DIR [--timeout SECONDS] [--run-dir DIR]
+// Usage: node run.mjs --code-server BIN --playwright-core DIR --workspace DIR
+//        --extension DIR [--install DIR...] --tests FILE --artifacts DIR
+//        [--timeout SECONDS] [--run-dir DIR]
+//
+// --extension is the extension under development (the workbench takes one
+// from the URL payload: it keeps only the last of a repeated key);
+// --install puts more extension folders into the run's extensions dir, as
+// if installed.
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
@@ -24,6 +30,7 @@ const { values: opts } = parseArgs({
     'code-server': { type: 'string' },
     workspace: { type: 'string' },
     extension: { type: 'string', multiple: true, default: [] },
+    install: { type: 'string', multiple: true, default: [] },
     tests: { type: 'string' },
     artifacts: { type: 'string' },
     timeout: { type: 'string', default: '300' },
@@ -35,7 +42,7 @@ const { values: opts } = parseArgs({
 for (const need of ['code-server', 'workspace', 'tests', 'artifacts', 'playwright-core']) {
   if (!opts[need]) fail(`missing --${need}; see the usage at the top of ${import.meta.filename}`);
 }
-if (opts.extension.length === 0) fail('missing --extension: give at least one extension development folder');
+if (opts.extension.length !== 1) fail('give exactly one --extension (the one under development); --install adds others');
 
 const timeoutMs = Number(opts.timeout) * 1000;
 const started = Date.now();
@@ -62,6 +69,7 @@ const dirs = {
 for (const d of Object.values(dirs)) fs.mkdirSync(d, { recursive: true, mode: 0o700 });
 fs.mkdirSync(opts.artifacts, { recursive: true });
 writeUserSettings(path.join(dirs.userData, 'User', 'settings.json'));
+for (const dir of opts.install) installExtension(dir);
 
 let server; // code-server child (its own process group)
 let browser;
@@ -95,6 +103,12 @@ async function finish(code) {
     log(`closing chromium: ${e.message}`);
   }
   killServer();
+  // The server side's logs (extension host, pty host, remote agent).
+  try {
+    fs.cpSync(path.join(dirs.userData, 'logs'), path.join(opts.artifacts, 'server-logs'), { recursive: true });
+  } catch (e) {
+    log(`copying the server logs: ${e.message}`);
+  }
   log(`exit ${code} after ${((Date.now() - started) / 1000).toFixed(1)}s`);
   process.exit(code);
 }
@@ -125,6 +139,16 @@ try {
   finish(2);
 }
 
+// installExtension copies an extension folder into the extensions dir
+// under the name VS Code gives installed extensions; VS Code scans the
+// folder on start.
+function installExtension(dir) {
+  const pkg = JSON.parse(fs.readFileSync(path.join(dir, 'package.json'), 'utf8'));
+  const dest = path.join(dirs.extensions, `${pkg.publisher}.${pkg.name}-${pkg.version}`);
+  fs.cpSync(dir, dest, { recursive: true });
+  log(`installed ${pkg.publisher}.${pkg.name} from ${dir}`);
+}
+
 function writeUserSettings(file) {
   fs.mkdirSync(path.dirname(file), { recursive: true });
   const settings = {
@@ -140,6 +164,7 @@ function writeUserSettings(file) {
     'debug.openDebug': 'neverOpen',
     'window.dialogStyle': 'custom',
     'terminal.integrated.enablePersistentSessions': false,
+    'extensions.ignoreRecommendations': true,
   };
   fs.writeFileSync(file, JSON.stringify(settings, null, 2));
 }

@@ -10,6 +10,7 @@
 const fs = require('node:fs');
 const path = require('node:path');
 const h = require('./lib/harness');
+const d = require('./lib/debug');
 
 exports.run = async function run() {
   const only = (process.env.REMOCAL_VSCODE_SUITES ?? '').split(',').map((s) => s.trim()).filter(Boolean);
@@ -18,6 +19,10 @@ exports.run = async function run() {
     .filter((f) => only.length === 0 || only.some((p) => f.startsWith(p)));
   if (files.length === 0) throw new Error(`no test file in ${dir} matches REMOCAL_VSCODE_SUITES=${only.join(',')}`);
   await h.setup();
+  h.afterEach(async () => {
+    d.clearBreakpoints();
+    await d.stopAll();
+  });
   for (const f of files) {
     h.currentFile(f);
     require(path.join(dir, f));

@@ -88,8 +88,9 @@ async function cont({ session, threadId }) {
 
 // stopAll ends every debug session and waits until none is left.
 async function stopAll() {
-  await vscode.debug.stopDebugging();
-  await h.waitFor('every debug session to end', () => vscode.debug.activeDebugSession === undefined, 30000);
+  for (const s of h.debugSessions().filter((x) => !x.parentSession)) await vscode.debug.stopDebugging(s);
+  await h.waitFor(() => `every debug session to end (left: ${h.debugSessions().map((x) => x.name).join(', ')})`,
+    () => h.debugSessions().length === 0, 30000);
 }
 
 module.exports = {

@@ -9,11 +9,13 @@ const fs = require('node:fs');
 const path = require('node:path');
 
 const tests = [];
+const afterEachFns = [];
 let file = '';
 let ctx = {};
 let logFile;
 const messages = []; // {session, dir, msg}, every DAP message seen
 const messageListeners = new Set();
+const liveSessions = new Map(); // id -> vscode.DebugSession, started and not yet terminated
 
 function currentFile(f) {
   file = f;
@@ -28,6 +30,13 @@ function log(msg) {
 // test registers fn under name; opts.timeoutMs bounds it (default 90 s).
 function test(name, fn, opts = {}) {
   tests.push({ name: `${file.replace(/\.test\.js$/, '')}: ${name}`, fn, timeoutMs: opts.timeoutMs ?? 90000 });
+}
+
+// afterEach registers fn to run after every test, passed or failed, so a
+// failed test leaves nothing running for the next (a debuggee holding the
+// app's port, a breakpoint).
+function afterEach(fn) {
+  afterEachFns.push(fn);
 }
 
 async function runAll() {
@@ -52,6 +61,13 @@ async function runAll() {
     } finally {
       clearTimeout(timer);
     }
+    for (const fn of afterEachFns) {
+      try {
+        await fn();
+      } catch (e) {
+        log(`cleanup after ${t.name}: ${e?.stack ?? e}`);
+      }
+    }
   }
   return results;
 }
@@ -64,6 +80,10 @@ async function setup() {
   }
   if (process.env.REMOCAL_E2E_CONTROL) ctx = await control('/context');
   log(`context: ${JSON.stringify(ctx)}`);
+  const dev = vscode.extensions.all.filter((e) => !e.packageJSON?.isBuiltin && !e.extensionPath.includes('/code-server/lib/vscode/'));
+  log(`extensions under test: ${dev.map((e) => `${e.id} (${e.extensionPath})`).join(', ') || 'none'}`);
+  vscode.debug.onDidStartDebugSession((ds) => liveSessions.set(ds.id, ds));
+  vscode.debug.onDidTerminateDebugSession((ds) => liveSessions.delete(ds.id));
   vscode.debug.registerDebugAdapterTrackerFactory('*', {
     createDebugAdapterTracker(session) {
       const record = (dir) => (msg) => {
@@ -85,8 +105,8 @@ function context() {
 }
 
 // waitFor calls fn until it returns something truthy (returned) or the
-// deadline passes (then it throws with what was awaited and fn's last
-// error). Backoff from 50 ms to 1 s.
+// deadline passes (then it throws with what was awaited, a string or a
+// function giving one, and fn's last error). Backoff from 50 ms to 1 s.
 async function waitFor(what, fn, timeoutMs = 30000) {
   const deadline = Date.now() + timeoutMs;
   let delay = 50;
@@ -100,7 +120,7 @@ async function waitFor(what, fn, timeoutMs = 30000) {
       last = e;
     }
     if (Date.now() >= deadline) {
-      throw new Error(`timed out after ${timeoutMs / 1000}s waiting for ${what}${last ? `: ${last.message ?? last}` : ''}`);
+      throw new Error(`timed out after ${timeoutMs / 1000}s waiting for ${typeof what === 'function' ? what() : what}${last ? `: ${last.message ?? last}` : ''}`);
     }
     await new Promise((r) => setTimeout(r, Math.min(delay, Math.max(0, deadline - Date.now()))));
     delay = Math.min(delay * 2, 1000);
@@ -181,6 +201,11 @@ function outputOf(name, since = 0) {
     .map((m) => m.msg.body?.output ?? '').join('');
 }
 
+// debugSessions are the debug sessions started and not yet terminated.
+function debugSessions() {
+  return [...liveSessions.values()];
+}
+
 function rootName(s) {
   let cur = s;
   while (cur.parentSession) cur = cur.parentSession;
@@ -198,6 +223,21 @@ async function remocal() {
   return api;
 }
 
+// notification returns the texts of the workbench notifications holding
+// text, read from the notification center (toasts hide after a while; the
+// center lists every notification shown), opened for it and closed again.
+async function notification(text, timeoutMs = 20000) {
+  await vscode.commands.executeCommand('notifications.showList');
+  try {
+    return (await driver({ do: 'waitFor', selector: '.notifications-center .notification-list-item', hasText: text, timeoutMs })).texts;
+  } catch {
+    const { texts } = await driver({ do: 'texts', selector: '.notification-list-item' });
+    throw new Error(`no notification says ${JSON.stringify(text)}; the notifications: ${JSON.stringify(texts)}`);
+  } finally {
+    await vscode.commands.executeCommand('notifications.hideList');
+  }
+}
+
 function assert(cond, msg) {
   if (!cond) throw new Error(`assertion failed: ${msg}`);
 }
@@ -209,6 +249,6 @@ function assertIncludes(haystack, needle, what) {
 }
 
 module.exports = {
-  currentFile, log, test, runAll, setup, teardown, context, waitFor, driver, control, screenshot,
-  debugMessages, waitDebug, mark, outputOf, rootName, remocal, assert, assertIncludes,
+  currentFile, log, test, afterEach, runAll, setup, teardown, context, waitFor, driver, control, screenshot,
+  debugMessages, waitDebug, mark, outputOf, rootName, debugSessions, remocal, notification, assert, assertIncludes,
 };

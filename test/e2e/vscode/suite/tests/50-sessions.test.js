@@ -65,31 +65,57 @@ h.test('the conflict is shown when the second client holds the port', async () =
   const { target, secondWorkspace, appPort } = h.context();
   const c = await second();
   let prog;
+  let sessionId;
   try {
     // Its workspace steals the target's port 8080 into local port 9080.
     const res = await c.request('remocal/session/start', {
       target, workspaceFolder: secondWorkspace, incoming: 'steal', label: secondLabel,
       program: { path: process.execPath, args: ['-e', holder], launch: 'auto' },
     }, 90000);
+    sessionId = res.session.id;
     const argv = res.wrapper?.length ? res.wrapper : [process.execPath, '-e', holder];
+    h.log(`second client: session ${res.session.id}, running ${argv.join(' ').slice(0, 200)}`);
     prog = spawn(argv[0], argv.slice(1), { env: { ...process.env, ...res.env }, stdio: 'ignore', detached: true });
     await h.waitFor('the second client to hold the target\'s port', async () => {
       const detail = await c.request('remocal/session/detail', { id: res.session.id });
       return detail.subscriptions.some((s) => s.port === appPort && s.mode === 'steal');
     }, 60000);
-    const since = h.mark();
-    await d.start('node app (steal)');
-    await d.waitOutput('node app (steal)', since, `app: listening on ${appPort}`, 90000);
+    // The view shows who holds the port before our session asks for it.
     await openView();
-    const text = await h.waitFor('the sessions view to show the conflict', async () => {
-      const t = await treeText(api);
-      return /conflict/i.test(t) && t;
-    }, 30000);
-    h.assertIncludes(text, String(appPort), 'the conflict names the port');
+    const holderText = await treeText(api);
+    h.assert(shows(holderText, res.session) && holderText.includes('steal'),
+      `the sessions view shows the second client's steal: ${holderText}`);
+    h.log('second client holds the port; starting node app (steal)');
+    const since = h.mark();
+    // Watch the view from the start: the highlight may last only as long
+    // as our (aborted) session.
+    let highlighted = '';
+    let watching = true;
+    const watcher = (async () => {
+      while (watching && !highlighted) {
+        const t = await treeText(api).catch(() => '');
+        if (/conflict/i.test(t)) highlighted = t;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    })();
+    await d.start('node app (steal)');
+    // Our session cannot take the port (onConflict: abort): the conflict
+    // is shown, naming the port and who holds it.
+    const texts = await h.notification('conflict', 60000);
+    h.log(`conflict notification: ${texts.join(' / ')}`);
+    h.assert(texts.some((t) => t.includes(String(appPort))), `the conflict names port ${appPort}: ${JSON.stringify(texts)}`);
+    h.log(`node app (steal) printed: ${h.outputOf('node app (steal)', since).slice(0, 600)}`);
+    await h.waitFor('the sessions view to highlight the conflict', () => highlighted, 15000).finally(() => {
+      watching = false;
+      return watcher;
+    });
+    h.log(`sessions view with the conflict: ${highlighted}`);
+    h.log(`the daemon's sessions: ${JSON.stringify((await c.request('remocal/session/list')).sessions.map((x) => [x.id, x.label, x.state, x.incoming]))}`);
+    await openView();
     await h.screenshot('sessions-view-conflict');
     await d.stopAll();
-    await c.request('remocal/session/stop', { id: res.session.id });
   } finally {
+    if (sessionId) await c.request('remocal/session/stop', { id: sessionId }).catch((e) => h.log(`stopping the second client's session: ${e.message}`));
     if (prog?.pid) {
       try {
         process.kill(-prog.pid, 'SIGKILL');
@@ -99,7 +125,7 @@ h.test('the conflict is shown when the second client holds the port', async () =
     }
     await c.close();
   }
-});
+}, { timeoutMs: 180000 });
 
 // holder listens on 9080, the local port the second workspace maps to the
 // target's 8080.

@@ -18,7 +18,14 @@ h.test('the target shell sees the target\'s files and env', async () => {
       }
     });
   });
-  await vscode.commands.executeCommand('workbench.action.terminal.newWithProfile', { profileName: 'remocal: target shell' });
+  // Through the workbench's profile picker, as a user opens it.
+  const picked = vscode.commands.executeCommand('workbench.action.terminal.newWithProfile');
+  await h.driver({ do: 'waitFor', selector: '.quick-input-widget .monaco-list-row' });
+  await h.driver({ do: 'type', text: 'remocal: target shell' });
+  await h.screenshot('terminal-profile-picker');
+  await h.driver({ do: 'waitFor', selector: '.quick-input-widget .monaco-list-row.focused', hasText: 'remocal: target shell' });
+  await h.driver({ do: 'press', key: 'Enter' });
+  await picked;
   const term = await h.waitFor('the remocal: target shell terminal', () => Promise.race([opened, null]), 30000);
   term.show();
   const cfgOut = path.join(scratch, 'terminal-config.out');
@@ -29,8 +36,9 @@ h.test('the target shell sees the target\'s files and env', async () => {
   const token = await h.waitFor(`${tokOut} from the terminal`, () => fs.existsSync(tokOut) && fs.readFileSync(tokOut, 'utf8'), 30000);
   h.assertIncludes(config, configMarker, 'cat /etc/inventory/config.json in the target shell');
   h.assertIncludes(token, `API_TOKEN=${apiToken}`, 'echo $API_TOKEN in the target shell');
-  term.sendText('echo "in the target: $API_TOKEN"; head -3 /etc/inventory/config.json');
-  await h.driver({ do: 'waitFor', selector: '.terminal-wrapper, .xterm', timeoutMs: 10000 });
+  term.sendText('clear; echo "in the target: $API_TOKEN"; head -3 /etc/inventory/config.json');
+  // What the terminal shows, as rendered in the page.
+  await h.driver({ do: 'waitFor', selector: '.xterm-rows', hasText: `in the target: ${apiToken}`, timeoutMs: 20000 });
   await h.screenshot('target-shell');
   term.dispose();
 });

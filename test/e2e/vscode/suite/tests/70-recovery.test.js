@@ -13,7 +13,7 @@ h.test('the daemon killed mid-session: noticed, said, recovered on the next F5',
   const { pid } = await h.control('/daemon/kill', {});
   h.assert(pid > 0, 'the control server killed the daemon');
   await h.waitFor('the extension to notice the daemon is gone', () => !api.state().connected, 30000);
-  const { texts } = await h.driver({ do: 'waitFor', selector: '.notifications-toasts .notification-toast', hasText: 'daemon', timeoutMs: 30000 });
+  const texts = await h.notification('daemon');
   h.log(`notification: ${texts.join(' / ')}`);
   await h.screenshot('daemon-killed');
   await d.stopAll();
@@ -25,4 +25,4 @@ h.test('the daemon killed mid-session: noticed, said, recovered on the next F5',
   const info = await api.request('remocal/daemon/info');
   h.assert(info.pid !== pid, `a new daemon (pid ${info.pid}, the killed one was ${pid})`);
   await h.screenshot('daemon-recovered');
-});
+}, { timeoutMs: 180000 });
