@@ -165,6 +165,9 @@ function writeUserSettings(file) {
     'window.dialogStyle': 'custom',
     'terminal.integrated.enablePersistentSessions': false,
     'extensions.ignoreRecommendations': true,
+    // The DOM renderer: the terminal's text is then in the page, where the
+    // suites can wait for it (the WebGL one draws pixels only).
+    'terminal.integrated.gpuAcceleration': 'off',
   };
   fs.writeFileSync(file, JSON.stringify(settings, null, 2));
 }

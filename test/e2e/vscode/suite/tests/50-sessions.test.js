@@ -104,13 +104,13 @@ h.test('the conflict is shown when the second client holds the port', async () =
     const texts = await h.notification('conflict', 60000);
     h.log(`conflict notification: ${texts.join(' / ')}`);
     h.assert(texts.some((t) => t.includes(String(appPort))), `the conflict names port ${appPort}: ${JSON.stringify(texts)}`);
+    h.log(`the daemon's sessions: ${JSON.stringify((await c.request('remocal/session/list')).sessions.map((x) => [x.id, x.label, x.state, x.incoming]))}`);
     h.log(`node app (steal) printed: ${h.outputOf('node app (steal)', since).slice(0, 600)}`);
     await h.waitFor('the sessions view to highlight the conflict', () => highlighted, 15000).finally(() => {
       watching = false;
       return watcher;
     });
     h.log(`sessions view with the conflict: ${highlighted}`);
-    h.log(`the daemon's sessions: ${JSON.stringify((await c.request('remocal/session/list')).sessions.map((x) => [x.id, x.label, x.state, x.incoming]))}`);
     await openView();
     await h.screenshot('sessions-view-conflict');
     await d.stopAll();
