@@ -111,6 +111,7 @@ func TestVSCode(t *testing.T) {
 	})
 	t.Logf("VS Code run took %s; screenshots and logs in %s", time.Since(start).Round(100*time.Millisecond), artifacts)
 	if code != 0 {
+		logExtensionOutput(t, artifacts)
 		t.Fatalf("the in-host suites failed (driver exit %d); see the [suite] lines above and %s", code, artifacts)
 	}
 	pngs, _ := filepath.Glob(filepath.Join(artifacts, "*.png"))
@@ -249,5 +250,24 @@ func runDriver(t *testing.T, h host, r driverRun) int {
 		t.Logf("the driver's last lines:\n%s", strings.Join(tail, "\n"))
 		t.Fatalf("the driver failed: %v", err)
 		return -1
+	}
+}
+
+// logExtensionOutput logs the end of the remocal extension's output
+// channel, which the driver copied from the server's logs: what the
+// extension did and the daemon's messages, the first thing to read when a
+// suite fails.
+func logExtensionOutput(t *testing.T, artifacts string) {
+	t.Helper()
+	files, _ := filepath.Glob(filepath.Join(artifacts, "server-logs", "*", "exthost*", "output_logging_*", "*remocal.log"))
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		if len(b) > 16<<10 {
+			b = b[len(b)-16<<10:]
+		}
+		t.Logf("the extension's output (%s, last 16 KiB):\n%s", f, b)
 	}
 }
