@@ -17,6 +17,10 @@ const (
 	cfgNodeSteal   = "node app (steal)"
 	cfgFixtureDyn  = "fixture dynamic"
 	cfgFixtureStat = "fixture static"
+	// cfgNodeStealShared keeps running without the port when another
+	// session holds it (onConflict "continue", through the launch
+	// configuration's overrides), so the conflict stays to be seen.
+	cfgNodeStealShared = "node app (steal, keep going)"
 	// cfgNodeLocal opts out of remocal: the harness's own js-debug check.
 	cfgNodeLocal = "node local"
 )
@@ -49,6 +53,10 @@ func makeWorkspace(t *testing.T, pkgDir string, env *localenv.Env, remocal strin
 				{"type": "node", "request": "launch", "name": cfgNode, "program": "${workspaceFolder}/app.js", "env": nodeEnv},
 				{"type": "node", "request": "launch", "name": cfgNodeSteal, "program": "${workspaceFolder}/app.js", "env": nodeEnv,
 					"remocal": map[string]any{"incoming": "steal"}},
+				{"type": "node", "request": "launch", "name": cfgNodeStealShared, "program": "${workspaceFolder}/app.js", "env": nodeEnv,
+					"remocal": map[string]any{"incoming": "steal", "overrides": map[string]any{
+						"network": map[string]any{"incoming": map[string]any{"onConflict": "continue"}},
+					}}},
 				{"type": "node", "request": "launch", "name": cfgNodeLocal, "program": "${workspaceFolder}/app.js",
 					"env": map[string]string{"APP_PORT": "18080"}, "remocal": false},
 				{"type": "remocal-fixture", "request": "launch", "name": cfgFixtureDyn, "program": programs["dynamic"], "args": []string{"dynamic"}},

@@ -85,34 +85,28 @@ h.test('the conflict is shown when the second client holds the port', async () =
     const holderText = await treeText(api);
     h.assert(shows(holderText, res.session) && holderText.includes('steal'),
       `the sessions view shows the second client's steal: ${holderText}`);
-    h.log('second client holds the port; starting node app (steal)');
+    // Our session asks for the same port, and keeps running without it
+    // (onConflict "continue" from the launch configuration's overrides):
+    // the conflict is shown, in a notification and in the view.
+    const cfg = 'node app (steal, keep going)';
+    h.log(`second client holds the port; starting ${cfg}`);
     const since = h.mark();
-    // Watch the view from the start: the highlight may last only as long
-    // as our (aborted) session.
-    let highlighted = '';
-    let watching = true;
-    const watcher = (async () => {
-      while (watching && !highlighted) {
-        const t = await treeText(api).catch(() => '');
-        if (/conflict/i.test(t)) highlighted = t;
-        await new Promise((r) => setTimeout(r, 100));
-      }
-    })();
-    await d.start('node app (steal)');
-    // Our session cannot take the port (onConflict: abort): the conflict
-    // is shown, naming the port and who holds it.
+    await d.start(cfg);
     const texts = await h.notification('conflict', 60000);
     h.log(`conflict notification: ${texts.join(' / ')}`);
     h.assert(texts.some((t) => t.includes(String(appPort))), `the conflict names port ${appPort}: ${JSON.stringify(texts)}`);
     h.log(`the daemon's sessions: ${JSON.stringify((await c.request('remocal/session/list')).sessions.map((x) => [x.id, x.label, x.state, x.incoming]))}`);
-    h.log(`node app (steal) printed: ${h.outputOf('node app (steal)', since).slice(0, 600)}`);
-    await h.waitFor('the sessions view to highlight the conflict', () => highlighted, 15000).finally(() => {
-      watching = false;
-      return watcher;
-    });
-    h.log(`sessions view with the conflict: ${highlighted}`);
     await openView();
+    let last = '';
+    const text = await h.waitFor(() => `the sessions view to highlight the conflict (it shows: ${last})`, async () => {
+      last = await treeText(api);
+      return /conflict/i.test(last) && last;
+    }, 30000);
+    h.log(`sessions view with the conflict: ${text}`);
+    h.assertIncludes(text, `${appPort}`, 'the highlighted conflict names the port');
+    await h.driver({ do: 'waitFor', selector: '.pane-body .monaco-list-row', hasText: 'conflict' });
     await h.screenshot('sessions-view-conflict');
+    h.log(`${cfg} printed: ${h.outputOf(cfg, since).slice(0, 600)}`);
     await d.stopAll();
   } finally {
     if (sessionId) await c.request('remocal/session/stop', { id: sessionId }).catch((e) => h.log(`stopping the second client's session: ${e.message}`));
