@@ -53,7 +53,7 @@ func TestVSCode(t *testing.T) {
 	if ext, err := remocalExtension(pkgDir, os.Getenv("REMOCAL_VSCODE_EXTENSION")); err == nil {
 		dev, install = ext, []string{fixture}
 	} else if needsRemocal(suites) {
-		t.Fatalf("%v (REMOCAL_VSCODE_SUITES=00 runs only the harness's own suite)", err)
+		t.Fatalf("%v; REMOCAL_VSCODE_EXTENSION=DIR tests an extension elsewhere, REMOCAL_VSCODE_SUITES=00 runs only the harness's own suite", err)
 	}
 
 	start := time.Now()
