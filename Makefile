@@ -6,7 +6,7 @@ LDFLAGS := -X main.version=$(VERSION)
 GOFLAGS_TEST ?= -count=1
 FUZZTIME ?= 3s
 
-.PHONY: all deps build bootstrap bootstrap-fresh test unit e2e fuzz-short bench lint demo clean \
+.PHONY: all deps build bootstrap bootstrap-fresh test unit e2e fuzz-short bench lint demo clean vscode-host vscode-e2e \
 	cluster-up cluster-down cluster-test images manifests jetbrains-core-test vscode
 
 all: build
@@ -56,11 +56,24 @@ bootstrap-fresh:
 # namespaces). Integration tests isolate themselves in a loopback-only
 # network namespace; see test/envtest.
 test: deps lint
-	go test -race $(GOFLAGS_TEST) ./...
+	go test -race $(GOFLAGS_TEST) $$(go list ./... | grep -v '/test/e2e/vscode$$')
 	@test/setup/vscode.sh unit
 	$(MAKE) --no-print-directory jetbrains-core-test
 	$(MAKE) --no-print-directory fuzz-short
 	$(MAKE) --no-print-directory e2e
+	$(MAKE) --no-print-directory vscode-e2e
+
+# The test host of the VS Code extension (root): Debian's chromium, and
+# Node 24, code-server and playwright-core cached in /var/cache/remocal-vscode
+# (minutes the first time, seconds after).
+vscode-host:
+	@test/setup/vscode-host.sh >/dev/null
+
+# The VS Code extension's tests inside a real VS Code (root; test/e2e/vscode,
+# a few minutes): code-server in Debian's chromium, against the real daemon
+# and the local environment. Screenshots and logs: test/e2e/vscode/artifacts.
+vscode-e2e: deps vscode-host $(if $(wildcard extensions/vscode/package.json),vscode)
+	go test $(GOFLAGS_TEST) -timeout 15m ./test/e2e/vscode/
 
 # The tests that need a real Kubernetes cluster (root): the harness's own,
 # the Kubernetes end-to-end tests and the cluster-backed daemon and CLI
