@@ -33,12 +33,14 @@ func Start(env *kube.Env, log *slog.Logger) *Watcher {
 		if _, err := c.ListSessionsWith(ctx, "", metav1.ListOptions{Limit: 1}); apierrors.IsForbidden(err) {
 			ns = env.Namespace
 		}
-		if log != nil {
-			log.Info("watching the operator's sessions", "namespace", ns)
-		}
+		// Kill works from the moment the log says the daemon watches:
+		// callers (and tests) take the line as "the operator was found".
 		w.mu.Lock()
 		w.kill = c.DeleteSession
 		w.mu.Unlock()
+		if log != nil {
+			log.Info("watching the operator's sessions", "namespace", ns)
+		}
 		return &cache.ListWatch{
 			ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
 				return c.ListSessionsWith(ctx, ns, o)
