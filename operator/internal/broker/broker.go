@@ -30,6 +30,7 @@ import (
 	"github.com/remocal/remocal/operator/internal/backend"
 	"github.com/remocal/remocal/operator/internal/locks"
 	"github.com/remocal/remocal/protocol/operator"
+	"github.com/remocal/remocal/protocol/policy"
 )
 
 // Config configures a broker.
@@ -51,6 +52,16 @@ type Config struct {
 	// DefaultAgentIdleTTL.
 	AgentIdleTTL time.Duration
 	Logger       *slog.Logger
+	// Policies, if set, restrict sessions (protocol/policy); TargetInfo
+	// gives the labels and default container policies select targets by;
+	// Resolver resolves the host names of outgoing rules (default: the
+	// operator's own DNS).
+	Policies   Policies
+	TargetInfo TargetInfo
+	Resolver   policy.Resolver
+	// Auditor, if set, receives an audit record of every connect,
+	// subscription, override, kill, policy denial and session end.
+	Auditor Auditor
 }
 
 const (
@@ -202,6 +213,7 @@ func (b *Broker) Delete(ctx context.Context, namespace, name, reason string) err
 	if reason == "" {
 		reason = "the session was deleted"
 	}
+	s.record(Record{Action: ActionKill, Decision: DecisionAllow, What: "delete session", Reason: reason})
 	s.end(reason)
 	return nil
 }

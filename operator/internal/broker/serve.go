@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -18,6 +19,7 @@ import (
 	"github.com/remocal/remocal/internal/relay"
 	"github.com/remocal/remocal/operator/internal/backend"
 	"github.com/remocal/remocal/protocol/operator"
+	"github.com/remocal/remocal/protocol/policy"
 	"github.com/remocal/remocal/protocol/wire"
 )
 
@@ -120,10 +122,21 @@ func (b *Broker) attach(ctx context.Context, who operator.UserInfo, ns, target s
 			adopt = name
 		}
 	}
-	s, err = b.newSession(ctx, who, ns, target, hello, adopt)
+	pt, err := b.policyTarget(ctx, ns, target)
 	if err != nil {
 		return nil, false, err
 	}
+	pols, err := b.policiesFor(pt)
+	if err != nil {
+		d := asDenial(err)
+		b.recordConnect(who, ns, target, hello, DecisionDeny, d)
+		return nil, false, d.Wire()
+	}
+	s, err = b.newSession(ctx, who, ns, target, hello, adopt, pt, pols)
+	if err != nil {
+		return nil, false, err
+	}
+	s.record(Record{Action: ActionConnect, Decision: DecisionAllow, What: "start session", Reason: policyNames(pols)})
 	s.phase = operator.PhaseActive
 	s.lastHeartbeat = time.Now()
 	if !b.reg.publish(backend.Added, s) {
@@ -387,6 +400,10 @@ func (s *session) handle(ctx context.Context, cc *clientConn, msg wire.Message) 
 	case *wire.Unsubscribe:
 		return s.unsubscribe(ctx, m)
 	case *wire.Ping, *wire.EnvGet, *wire.FileRead, *wire.FileStat, *wire.FileReadlink, *wire.FileReaddir, *wire.FileAccess:
+		msg, werr := s.checkRequest(msg)
+		if werr != nil {
+			return nil, werr
+		}
 		c, pod, err := s.primaryAgent(ctx)
 		if err != nil {
 			return nil, err
@@ -399,6 +416,7 @@ func (s *session) handle(ctx context.Context, cc *clientConn, msg wire.Message) 
 			}
 			return nil, wire.Errorf(wire.CodeUnavailable, "the agent of pod %s (the session's primary) did not answer: %v", pod.Name, err)
 		}
+		s.filterResult(res)
 		return res, nil
 	default:
 		return nil, wire.Errorf(wire.CodeUnsupported, "%s is not a request the operator answers", msg.MessageType())
@@ -443,6 +461,10 @@ func (cc *clientConn) serveStream(st net.Conn) {
 	}
 	ctx, cancel := context.WithTimeout(cc.ctx, time.Minute)
 	defer cancel()
+	if werr := cc.s.checkDial(ctx, dial); werr != nil {
+		wire.WriteEnvelope(st, wire.ErrorEnvelope(0, werr))
+		return
+	}
 	c, _, err := cc.s.primaryAgent(ctx)
 	if err != nil {
 		wire.WriteEnvelope(st, wire.ErrorEnvelope(0, err))
@@ -459,6 +481,10 @@ func (cc *clientConn) serveStream(st net.Conn) {
 		return
 	}
 	cc.s.counters.outConns.Add(1)
+	if ap, err := policy.DialAddr(dial.Address); err == nil {
+		cc.s.dials.add(st, ap)
+		defer cc.s.dials.remove(st)
+	}
 	relay.Conns(counting(st, &cc.s.counters.bytesOut), counting(up, &cc.s.counters.bytesIn))
 }
 
@@ -513,4 +539,29 @@ func (cc *clientConn) openStream(ctx context.Context) (net.Conn, error) {
 		}()
 		return nil, ctx.Err()
 	}
+}
+
+// recordConnect audits a connect refused before any session existed.
+func (b *Broker) recordConnect(who operator.UserInfo, ns, target string, hello *wire.Hello, decision string, d *policy.Denial) {
+	if b.cfg.Auditor == nil {
+		return
+	}
+	r := Record{Time: time.Now(), Action: ActionConnect, User: who, From: clientInfo(hello), Namespace: ns, Target: target,
+		What: "start session", Decision: decision}
+	if d != nil {
+		r.Action, r.Reason, r.Policy, r.Rule = ActionPolicyDenial, d.Message, &d.Policy, d.Rule
+	}
+	b.cfg.Auditor.Record(r)
+}
+
+// policyNames lists the policies that apply, for the connect record.
+func policyNames(set policy.Set) string {
+	if len(set) == 0 {
+		return ""
+	}
+	names := make([]string, len(set))
+	for i, p := range set {
+		names[i] = p.Ref.String()
+	}
+	return "policies: " + strings.Join(names, ", ")
 }

@@ -28,6 +28,9 @@ func (s *session) subscribe(ctx context.Context, cc *clientConn, req *wire.Subsc
 	id := fmt.Sprintf("o%d", s.nextSub)
 	s.mu.Unlock()
 
+	if werr := s.checkSubscribe(req); werr != nil {
+		return nil, werr
+	}
 	spec := *req
 	spec.Override = false // the agents know nothing of it
 	override := false
@@ -37,6 +40,7 @@ func (s *session) subscribe(ctx context.Context, cc *clientConn, req *wire.Subsc
 			return nil, wire.Errorf(wire.CodeUnavailable, "could not check whether you may override port %d of %s: %v", req.Port, targetRef(s.target), err)
 		}
 		if !ok {
+			s.record(Record{Action: ActionOverride, Decision: DecisionDeny, What: fmt.Sprintf("steal port %d", req.Port), Reason: "RBAC: no override on targets"})
 			return nil, wire.Errorf(wire.CodePermissionDenied,
 				"you (%s) may not take port %d of %s from its holder: onConflict: override needs the verb override on targets in namespace %s (the remocal admin role); use abort or continue, or ask an administrator",
 				s.user.Username, req.Port, targetRef(s.target), s.ns)
@@ -52,6 +56,7 @@ func (s *session) subscribe(ctx context.Context, cc *clientConn, req *wire.Subsc
 	})
 	var ce *locks.ConflictError
 	if errors.As(err, &ce) {
+		s.record(Record{Action: ActionSubscribe, Decision: DecisionDeny, What: fmt.Sprintf("%s port %d %s", req.Mode, req.Port, req.Filter.String()), Reason: "conflict: " + ce.Error()})
 		return nil, ce.Wire()
 	}
 	if err != nil {
@@ -81,6 +86,11 @@ func (s *session) subscribe(ctx context.Context, cc *clientConn, req *wire.Subsc
 			return nil, err
 		}
 	}
+	action := ActionSubscribe
+	if len(evicted) > 0 {
+		action = ActionOverride
+	}
+	s.record(Record{Action: action, Decision: DecisionAllow, What: fmt.Sprintf("%s port %d %s", req.Mode, req.Port, req.Filter.String())})
 	s.log.Info("subscribed", "subscription", id, "port", req.Port, "mode", req.Mode, "filter", req.Filter.String(), "override", override, "pods", len(pods))
 	s.b.reg.publish(backend.Modified, s)
 	return &wire.SubscribeResult{ID: id}, nil
