@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/spf13/pflag"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -22,6 +23,8 @@ import (
 	"github.com/remocal/remocal/kube"
 	"github.com/remocal/remocal/operator/internal/apiserver"
 	"github.com/remocal/remocal/operator/internal/backend"
+	"github.com/remocal/remocal/operator/internal/broker"
+	"github.com/remocal/remocal/operator/internal/policies"
 )
 
 // Options configure the operator. NewOptions gives the defaults; AddFlags
@@ -81,6 +84,10 @@ type Deps struct {
 	// now.
 	Self   string
 	Leader func() string
+	// Policies follows the policy resources; TargetInfo gives a target's
+	// labels and default container for them.
+	Policies   *policies.Watcher
+	TargetInfo broker.TargetInfo
 }
 
 // NewOptions returns the defaults; the namespace defaults to $POD_NAMESPACE
@@ -166,6 +173,21 @@ func Run(ctx context.Context, o *Options) error {
 		leading, leader = el.Leading, el.Leader
 	}
 	targets := &kubeTargets{env: env}
+	dyn, err := dynamic.NewForConfig(env.Config)
+	if err != nil {
+		return fmt.Errorf("build the Kubernetes client: %w", err)
+	}
+	pw := policies.New(dyn, log.With("component", "policies"))
+	pt := &policyTargets{dyn: dyn, targets: &kubeTargets{env: env}, watcher: pw}
+	targets.policies = pt
+	// The policies' informers run until Run returns; sessions are refused
+	// until they have listed (policies.Watcher.For).
+	pctx, stopPolicies := context.WithCancel(context.WithoutCancel(ctx))
+	pw.Start(pctx)
+	defer func() {
+		stopPolicies()
+		pw.Shutdown()
+	}()
 	authz := &apiserver.Authorizer{}
 	newBackend := o.NewBackend
 	if newBackend == nil {
@@ -175,7 +197,7 @@ func Run(ctx context.Context, o *Options) error {
 	// server, which ends every session first.
 	b, err := newBackend(ctx, Deps{Env: env, Targets: targets, Authorizer: authz, Namespace: o.Namespace,
 		AgentImage: o.AgentImage, SessionTTL: o.SessionTTL, AgentTTL: o.AgentTTL, Version: o.Version, Log: log,
-		Self: self, Leader: leader})
+		Self: self, Leader: leader, Policies: pw, TargetInfo: pt.info})
 	if err != nil {
 		return fmt.Errorf("start the session broker: %w", err)
 	}

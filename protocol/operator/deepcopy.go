@@ -20,6 +20,13 @@ func (t *Target) DeepCopyInto(out *Target) {
 	t.ObjectMeta.DeepCopyInto(&out.ObjectMeta)
 	out.Spec.Containers = slices.Clone(t.Spec.Containers)
 	out.Status.Pods = slices.Clone(t.Status.Pods)
+	if t.Status.Policies != nil {
+		out.Status.Policies = make([]AppliedPolicy, len(t.Status.Policies))
+		for i, p := range t.Status.Policies {
+			out.Status.Policies[i] = p
+			out.Status.Policies[i].Rules = slices.Clone(p.Rules)
+		}
+	}
 }
 
 // DeepCopy returns a copy of t.

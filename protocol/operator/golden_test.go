@@ -40,7 +40,9 @@ var target = Target{
 	ObjectMeta: metav1.ObjectMeta{Name: TargetName("deployment", "inventory"), Namespace: "shop", CreationTimestamp: started},
 	Spec:       TargetSpec{Kind: "deployment", Name: "inventory", Containers: []string{"inventory", "migrate"}},
 	Status: TargetStatus{Ready: true, Status: "2/3 ready", Sessions: 2,
-		Pods: []string{"inventory-7c9f8d5b6-2xk4q", "inventory-7c9f8d5b6-9wq7z"}},
+		Pods: []string{"inventory-7c9f8d5b6-2xk4q", "inventory-7c9f8d5b6-9wq7z"},
+		Policies: []AppliedPolicy{{Kind: "RemocalPolicy", Namespace: "shop", Name: "checkout-rules",
+			Rules: []string{"incoming: steal only with an HTTP filter", `incoming: a steal must filter on header X-User = "{{user}}"`}}}},
 }
 
 var session = Session{

@@ -97,6 +97,21 @@ type TargetStatus struct {
 	Pods []string `json:"pods,omitempty"`
 	// Sessions counts the live sessions on the target.
 	Sessions int `json:"sessions"`
+	// Policies are the policies (protocol/policy) that apply to sessions
+	// on the target, with what each allows; filled when one target is
+	// read (get), not in lists.
+	Policies []AppliedPolicy `json:"policies,omitempty"`
+}
+
+// AppliedPolicy is a policy that applies to a target.
+type AppliedPolicy struct {
+	// Kind is RemocalPolicy or RemocalClusterPolicy.
+	Kind      string `json:"kind"`
+	Namespace string `json:"namespace,omitempty"`
+	Name      string `json:"name"`
+	// Rules say what it allows and forbids, one per line, for humans
+	// ({{user}} stands for the session's user).
+	Rules []string `json:"rules"`
 }
 
 // TargetList is a list of targets.

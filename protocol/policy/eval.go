@@ -422,7 +422,7 @@ const (
 )
 
 // Describe lists what spec allows and forbids, one line per rule, for
-// humans (remocal operator policies).
+// humans (remocal operator policies); user "" leaves {{user}} as is.
 func (spec *Spec) Describe(user string) []string {
 	var out []string
 	if in := spec.Incoming; in != nil {
@@ -435,7 +435,11 @@ func (spec *Spec) Describe(user string) []string {
 			out = append(out, "incoming: no mirror")
 		}
 		if h := in.RequireHeader; h != nil {
-			out = append(out, fmt.Sprintf("incoming: a steal must filter on header %s = %q", http.CanonicalHeaderKey(h.Name), ExpandUser(h.Value, user)))
+			v := h.Value
+			if user != "" {
+				v = ExpandUser(v, user)
+			}
+			out = append(out, fmt.Sprintf("incoming: a steal must filter on header %s = %q", http.CanonicalHeaderKey(h.Name), v))
 		}
 		if in.ForbidOverride {
 			out = append(out, "incoming: no onConflict: override")
