@@ -222,7 +222,9 @@ func (h *host) start(ctx context.Context, p startParams) (Ready, *hostError) {
 		if code == daemon.CodeInvalidConfig {
 			return fail(code, "invalid configuration: %v", err)
 		}
-		return fail(code, "%v", err)
+		r, he := fail(code, "%v", err)
+		he.Policy = policyOf(err)
+		return r, he
 	}
 	dir := p.LibraryDir
 	if dir == "" {

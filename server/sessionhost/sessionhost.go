@@ -28,6 +28,7 @@ import (
 
 	"github.com/remocal/remocal/protocol/config"
 	"github.com/remocal/remocal/protocol/daemon"
+	"github.com/remocal/remocal/protocol/wire"
 )
 
 // Arg selects session host mode in os.Args[1].
@@ -138,8 +139,9 @@ type readyParams struct {
 
 // hostError is a start failure with a protocol/daemon error code.
 type hostError struct {
-	Code    int    `json:"code"`
-	Message string `json:"message"`
+	Code    int                   `json:"code"`
+	Message string                `json:"message"`
+	Policy  *wire.PolicyViolation `json:"policy,omitzero"`
 }
 
 // Descriptors the host inherits.
