@@ -28,6 +28,7 @@ func defaultBackend(_ context.Context, d Deps) (Backend, error) {
 		AgentIdleTTL: d.AgentTTL,
 		Logger:       d.Log.With("component", "broker"),
 		TargetInfo:   d.TargetInfo,
+		Auditor:      d.Auditor,
 	}
 	if d.Policies != nil {
 		cfg.Policies = d.Policies

@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"runtime/pprof"
@@ -47,6 +48,12 @@ type Options struct {
 	AgentTTL   time.Duration
 	// Election is the leader election among the operator's replicas.
 	Election LeaderElection
+	// MetricsAddr is where Prometheus metrics are served (plain HTTP,
+	// /metrics); empty or "0" serves none.
+	MetricsAddr string
+	// Audit receives the audit records as JSON lines (default: standard
+	// output).
+	Audit io.Writer
 	// Version is the operator's version (remocal's).
 	Version string
 	// Log receives the operator's own events (nil: slog.Default()); the
@@ -88,19 +95,22 @@ type Deps struct {
 	// labels and default container for them.
 	Policies   *policies.Watcher
 	TargetInfo broker.TargetInfo
+	// Auditor receives the broker's audit records.
+	Auditor broker.Auditor
 }
 
 // NewOptions returns the defaults; the namespace defaults to $POD_NAMESPACE
 // (the downward API in the operator's Deployment).
 func NewOptions(version string) *Options {
 	return &Options{
-		Namespace:  os.Getenv("POD_NAMESPACE"),
-		AgentImage: kube.DefaultImage(version),
-		SessionTTL: 5 * time.Minute,
-		AgentTTL:   10 * time.Minute,
-		Election:   DefaultLeaderElection(),
-		Version:    version,
-		server:     apiserver.NewOptions(),
+		Namespace:   os.Getenv("POD_NAMESPACE"),
+		AgentImage:  kube.DefaultImage(version),
+		SessionTTL:  5 * time.Minute,
+		AgentTTL:    10 * time.Minute,
+		Election:    DefaultLeaderElection(),
+		MetricsAddr: ":9090",
+		Version:     version,
+		server:      apiserver.NewOptions(),
 	}
 }
 
@@ -111,6 +121,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.AgentImage, "agent-image", o.AgentImage, "image of the agents the operator starts")
 	fs.DurationVar(&o.SessionTTL, "session-ttl", o.SessionTTL, "how long a disconnected session keeps its ports for its client to come back")
 	fs.DurationVar(&o.AgentTTL, "agent-ttl", o.AgentTTL, "how long an agent without sessions is kept before it is removed")
+	fs.StringVar(&o.MetricsAddr, "metrics-bind-address", o.MetricsAddr, "address of the Prometheus metrics endpoint (plain HTTP, /metrics); 0 disables it")
 	o.Election.AddFlags(fs)
 	o.server.SecureServing.AddFlags(fs)
 	o.server.Authentication.AddFlags(fs)
@@ -189,6 +200,18 @@ func Run(ctx context.Context, o *Options) error {
 		pw.Shutdown()
 	}()
 	authz := &apiserver.Authorizer{}
+	auditOut := o.Audit
+	if auditOut == nil {
+		auditOut = os.Stdout
+	}
+	use := newUsage()
+	aud := newAuditor(auditOut, env.Client, log.With("component", "audit"), nil, use)
+	actx, stopAudit := context.WithCancel(context.WithoutCancel(ctx))
+	aud.run(actx)
+	defer func() {
+		stopAudit()
+		aud.wait()
+	}()
 	newBackend := o.NewBackend
 	if newBackend == nil {
 		newBackend = defaultBackend
@@ -197,12 +220,36 @@ func Run(ctx context.Context, o *Options) error {
 	// server, which ends every session first.
 	b, err := newBackend(ctx, Deps{Env: env, Targets: targets, Authorizer: authz, Namespace: o.Namespace,
 		AgentImage: o.AgentImage, SessionTTL: o.SessionTTL, AgentTTL: o.AgentTTL, Version: o.Version, Log: log,
-		Self: self, Leader: leader, Policies: pw, TargetInfo: pt.info})
+		Self: self, Leader: leader, Policies: pw, TargetInfo: pt.info, Auditor: aud})
 	if err != nil {
 		return fmt.Errorf("start the session broker: %w", err)
 	}
+	var traffic func() map[string][2]uint64
+	if t, ok := b.(interface{ Traffic() map[string][2]uint64 }); ok {
+		traffic = t.Traffic
+	}
+	// Set before the API server serves, so before any record.
+	aud.metrics = newMetrics(b, b, traffic)
+	status := &statusWithUsage{inner: b, sessions: b, usage: use, problems: func() []string {
+		if !pw.Synced() {
+			return []string{"the policies are not loaded yet (remocalpolicies, remocalclusterpolicies.policy.remocal.dev): sessions are refused until they are; check that the chart's CRDs are installed"}
+		}
+		return nil
+	}}
+	if o.MetricsAddr != "" && o.MetricsAddr != "0" {
+		mctx, stopMetrics := context.WithCancel(context.WithoutCancel(ctx))
+		waitMetrics, err := serveMetrics(mctx, o.MetricsAddr, aud.metrics, log.With("component", "metrics"))
+		if err != nil {
+			stopMetrics()
+			return errors.Join(fmt.Errorf("serve metrics on %s: %w", o.MetricsAddr, err), closeBackend(b))
+		}
+		defer func() {
+			stopMetrics()
+			waitMetrics()
+		}()
+	}
 	srv, err := apiserver.New(apiserver.Config{Options: o.server, Version: o.Version, Targets: targets,
-		Sessions: b, Broker: b, Status: b, BackendAuthorizer: authz, Leading: leading})
+		Sessions: b, Broker: b, Status: status, BackendAuthorizer: authz, Leading: leading})
 	if err != nil {
 		return errors.Join(err, closeBackend(b))
 	}

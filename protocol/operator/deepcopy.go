@@ -154,6 +154,12 @@ func (s *OperatorState) DeepCopyInto(out *OperatorState) {
 		*o = *a
 		o.IdleSince = a.IdleSince.DeepCopy()
 	})
+	out.Targets = copyItems(s.Targets, func(a, o *TargetSessions) {
+		*o = *a
+		o.Users = slices.Clone(a.Users)
+	})
+	out.RecentDenials = slices.Clone(s.RecentDenials)
+	out.Usage = slices.Clone(s.Usage)
 }
 
 // DeepCopyInto copies l into out.

@@ -43,8 +43,12 @@ type Record struct {
 	Reason   string
 	Policy   *policy.Ref
 	Rule     string
-	// Duration is a session's length, for session-end.
+	// Duration is a session's length, for session-end, and the connect
+	// latency for connect.
 	Duration time.Duration
+	// Conflict marks a subscription refused because another session
+	// holds the port.
+	Conflict bool
 }
 
 // Auditor receives the broker's audit records (the operator writes them

@@ -23,6 +23,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -84,6 +85,29 @@ type Broker struct {
 
 	mu     sync.Mutex
 	closed bool
+
+	// traffic counts what the broker routed, by mode.
+	traffic [numModes]struct{ requests, bytes atomic.Uint64 }
+}
+
+// Modes of routed traffic, for Traffic.
+const (
+	modeMirror = iota
+	modeSteal
+	modeOutgoing
+	numModes
+)
+
+// Traffic is what the broker routed since it started, by mode ("mirror",
+// "steal": incoming connections and requests; "outgoing": connections the
+// sessions opened): requests (connections or HTTP requests) and bytes,
+// both directions, counted when each ends.
+func (b *Broker) Traffic() map[string][2]uint64 {
+	out := map[string][2]uint64{}
+	for i, name := range []string{"mirror", "steal", "outgoing"} {
+		out[name] = [2]uint64{b.traffic[i].requests.Load(), b.traffic[i].bytes.Load()}
+	}
+	return out
 }
 
 var (

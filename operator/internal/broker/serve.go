@@ -37,6 +37,7 @@ const (
 // Serve implements backend.Broker: it runs one client connection until it
 // ends. The session it opens or resumes outlives it by the session TTL.
 func (b *Broker) Serve(ctx context.Context, conn net.Conn, who operator.UserInfo, namespace, target string) {
+	start := time.Now()
 	defer conn.Close()
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stop()
@@ -51,7 +52,7 @@ func (b *Broker) Serve(ctx context.Context, conn net.Conn, who operator.UserInfo
 		return
 	}
 	conn.SetDeadline(time.Time{})
-	s, resumed, err := b.attach(ctx, who, namespace, target, hello)
+	s, resumed, err := b.attach(ctx, who, namespace, target, hello, start)
 	if err != nil {
 		reject(conn, toWire(err))
 		b.log.Info("session refused", "user", who.Username, "target", namespace+"/"+target, "err", err)
@@ -108,7 +109,7 @@ func toWire(err error) *wire.Error {
 // share no state): the new session takes that name, so the client and
 // `remocal sessions` see one session across the handover, and the client
 // takes its ports again by subscribing again.
-func (b *Broker) attach(ctx context.Context, who operator.UserInfo, ns, target string, hello *wire.Hello) (s *session, resumed bool, err error) {
+func (b *Broker) attach(ctx context.Context, who operator.UserInfo, ns, target string, hello *wire.Hello, start time.Time) (s *session, resumed bool, err error) {
 	adopt := ""
 	if name := hello.Client.Session; name != "" {
 		s := b.reg.get(ns, name)
@@ -136,7 +137,9 @@ func (b *Broker) attach(ctx context.Context, who operator.UserInfo, ns, target s
 	if err != nil {
 		return nil, false, err
 	}
-	s.record(Record{Action: ActionConnect, Decision: DecisionAllow, What: "start session", Reason: policyNames(pols)})
+	// Duration is the connect latency: the hello to a registered session
+	// (pods listed, policies evaluated).
+	s.record(Record{Action: ActionConnect, Decision: DecisionAllow, What: "start session", Reason: policyNames(pols), Duration: time.Since(start)})
 	s.phase = operator.PhaseActive
 	s.lastHeartbeat = time.Now()
 	if !b.reg.publish(backend.Added, s) {
@@ -485,7 +488,11 @@ func (cc *clientConn) serveStream(st net.Conn) {
 		cc.s.dials.add(st, ap)
 		defer cc.s.dials.remove(st)
 	}
-	relay.Conns(counting(st, &cc.s.counters.bytesOut), counting(up, &cc.s.counters.bytesIn))
+	out := &cc.s.b.traffic[modeOutgoing]
+	out.requests.Add(1)
+	var n atomic.Uint64
+	relay.Conns(counting(counting(st, &cc.s.counters.bytesOut), &n), counting(counting(up, &cc.s.counters.bytesIn), &n))
+	out.bytes.Add(n.Load())
 }
 
 // countingConn counts the bytes read from a stream as they pass, so a

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/remocal/remocal/internal/agentclient"
@@ -56,7 +57,7 @@ func (s *session) subscribe(ctx context.Context, cc *clientConn, req *wire.Subsc
 	})
 	var ce *locks.ConflictError
 	if errors.As(err, &ce) {
-		s.record(Record{Action: ActionSubscribe, Decision: DecisionDeny, What: fmt.Sprintf("%s port %d %s", req.Mode, req.Port, req.Filter.String()), Reason: "conflict: " + ce.Error()})
+		s.record(Record{Action: ActionSubscribe, Decision: DecisionDeny, What: fmt.Sprintf("%s port %d %s", req.Mode, req.Port, req.Filter.String()), Reason: ce.Error(), Conflict: true})
 		return nil, ce.Wire()
 	}
 	if err != nil {
@@ -227,7 +228,14 @@ func (s *session) deliver(ctx context.Context, sb *sub, in *agentclient.Incoming
 		relay.Abort(in.Stream)
 		return
 	}
-	relay.Conns(counting(in.Stream, &s.counters.bytesIn), counting(st, &s.counters.bytesOut))
+	mode := &s.b.traffic[modeMirror]
+	if sb.spec.Mode == wire.ModeSteal {
+		mode = &s.b.traffic[modeSteal]
+	}
+	mode.requests.Add(1)
+	var n atomic.Uint64
+	relay.Conns(counting(counting(in.Stream, &s.counters.bytesIn), &n), counting(counting(st, &s.counters.bytesOut), &n))
+	mode.bytes.Add(n.Load())
 }
 
 // agentConflict explains an agent's conflict error whose holder is one of

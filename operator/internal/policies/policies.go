@@ -90,7 +90,13 @@ func (w *Watcher) WaitForSync(ctx context.Context) error {
 	return nil
 }
 
+// Synced reports whether both informers have listed.
+func (w *Watcher) Synced() bool { return w.synced() }
+
 func (w *Watcher) synced() bool { return w.ns.HasSynced() && w.cluster.HasSynced() }
+
+// syncWait is how long a session waits for the policies' first list.
+const syncWait = 10 * time.Second
 
 // errNotLoaded refuses sessions until the policies are known: a session
 // let through before would escape them.
@@ -100,7 +106,12 @@ var errNotLoaded = &policy.Denial{Policy: policy.Ref{Kind: "policies"}, Rule: po
 // For implements broker.Policies.
 func (w *Watcher) For(t policy.Target) (policy.Set, error) {
 	if !w.synced() {
-		return nil, errNotLoaded
+		// Right after the operator starts: the first list takes a moment.
+		ctx, cancel := context.WithTimeout(context.Background(), syncWait)
+		defer cancel()
+		if !cache.WaitForCacheSync(ctx.Done(), w.ns.HasSynced, w.cluster.HasSynced) {
+			return nil, errNotLoaded
+		}
 	}
 	var set policy.Set
 	for _, obj := range w.cluster.GetStore().List() {
@@ -149,10 +160,6 @@ func decode(obj any, kind string) (policy.Ref, policy.Spec, error) {
 	}
 	return ref, p.Spec, nil
 }
-
-// List returns every policy that applies to t with what it says, for
-// the target's status (remocal operator policies).
-func (w *Watcher) List(t policy.Target) (policy.Set, error) { return w.For(t) }
 
 // TargetLabels reads a target object's labels with the dynamic client:
 // kind as remocal spells it (resource "deployments.apps").
