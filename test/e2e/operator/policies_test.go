@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -135,39 +136,6 @@ spec:
 	})
 	stop(a)
 
-	t.Run("audit lines", func(t *testing.T) {
-		lines := f.auditLines(t)
-		find := func(what string, ok func(l remocaloperator.AuditLine) bool) {
-			t.Helper()
-			for _, l := range lines {
-				if ok(l) {
-					return
-				}
-			}
-			t.Errorf("no audit line for %s among %d", what, len(lines))
-		}
-		find("bob's denial", func(l remocaloperator.AuditLine) bool {
-			return l.Action == "policy-denial" && l.User == "bob" && l.Decision == "deny" && l.Namespace == f.ns &&
-				l.Target == "deployment/inventory" && l.Policy != nil && l.Policy.Name == "own-header" && l.Rule == "incoming.requireHeader" &&
-				l.From.Client == "bob@laptop" && l.What == "steal port 8080"
-		})
-		find("the revoked steal", func(l remocaloperator.AuditLine) bool {
-			return l.Action == "policy-denial" && l.User == "alice" && l.Decision == "revoke" && l.Policy != nil && l.Policy.Name == "no-steal"
-		})
-		find("the blocked dial", func(l remocaloperator.AuditLine) bool {
-			return l.Action == "policy-denial" && l.User == "alice" && l.Rule == "outgoing.block" && l.Policy != nil && l.Policy.Name == cpName
-		})
-		find("alice's connect", func(l remocaloperator.AuditLine) bool {
-			return l.Action == "connect" && l.User == "alice" && l.Decision == "allow" && strings.Contains(l.Reason, own)
-		})
-		find("alice's subscription", func(l remocaloperator.AuditLine) bool {
-			return l.Action == "subscribe" && l.User == "alice" && l.Decision == "allow" && strings.Contains(l.What, "steal port 8080")
-		})
-		find("a session's end", func(l remocaloperator.AuditLine) bool {
-			return l.Action == "session-end" && l.User == "alice" && l.Seconds > 0
-		})
-	})
-
 	t.Run("events on the target", func(t *testing.T) {
 		err := poll.Until(f.ctx(), 30*time.Second, func() error {
 			var list corev1.EventList
@@ -187,6 +155,48 @@ spec:
 			}
 			if len(seen) != 3 {
 				return fmt.Errorf("events on deployment/inventory: saw %v of denied, started, ended", seen)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Error(err)
+		}
+	})
+
+	// A session whose client went away ends after the session TTL: the
+	// session-end lines come then.
+	t.Run("audit lines", func(t *testing.T) {
+		checks := []struct {
+			what string
+			ok   func(l remocaloperator.AuditLine) bool
+		}{
+			{"bob's denial", func(l remocaloperator.AuditLine) bool {
+				return l.Action == "policy-denial" && l.User == "bob" && l.Decision == "deny" && l.Namespace == f.ns &&
+					l.Target == "deployment/inventory" && l.Policy != nil && l.Policy.Name == "own-header" && l.Rule == "incoming.requireHeader" &&
+					l.From.Client == "bob@laptop" && l.What == "steal port 8080"
+			}},
+			{"the revoked steal", func(l remocaloperator.AuditLine) bool {
+				return l.Action == "policy-denial" && l.User == "alice" && l.Decision == "revoke" && l.Policy != nil && l.Policy.Name == "no-steal"
+			}},
+			{"the blocked dial", func(l remocaloperator.AuditLine) bool {
+				return l.Action == "policy-denial" && l.User == "alice" && l.Rule == "outgoing.block" && l.Policy != nil && l.Policy.Name == cpName
+			}},
+			{"alice's connect", func(l remocaloperator.AuditLine) bool {
+				return l.Action == "connect" && l.User == "alice" && l.Decision == "allow" && strings.Contains(l.Reason, own)
+			}},
+			{"alice's subscription", func(l remocaloperator.AuditLine) bool {
+				return l.Action == "subscribe" && l.User == "alice" && l.Decision == "allow" && strings.Contains(l.What, "steal port 8080")
+			}},
+			{"a session's end", func(l remocaloperator.AuditLine) bool {
+				return l.Action == "session-end" && l.User == "alice" && l.Seconds > 0
+			}},
+		}
+		err := poll.Until(f.ctx(), 45*time.Second, func() error {
+			lines := f.auditLines(t)
+			for _, c := range checks {
+				if !slices.ContainsFunc(lines, c.ok) {
+					return fmt.Errorf("no audit line for %s among %d", c.what, len(lines))
+				}
 			}
 			return nil
 		})
