@@ -3,6 +3,7 @@ package policy
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/netip"
 	"strings"
 	"testing"
@@ -175,4 +176,41 @@ func TestSortPutsClusterPoliciesFirst(t *testing.T) {
 	if s[0].Ref.Kind != KindClusterPolicy {
 		t.Errorf("order = %v", s)
 	}
+}
+
+// BenchmarkChecks measures a request's policy checks with ten policies
+// applying (what the operator does on every subscription, file request
+// and dial; docs/operator.md, Policies).
+func BenchmarkChecks(b *testing.B) {
+	var s Set
+	for i := range 10 {
+		s = append(s, Applied{Ref: Ref{Kind: KindPolicy, Namespace: "shop", Name: fmt.Sprint("p", i)}, Spec: Spec{
+			Incoming: &Incoming{BlockUnfilteredSteal: true, RequireHeader: &HeaderRequirement{Name: "x-user", Value: "{{user}}"}},
+			Outgoing: &Outgoing{Allow: []Destination{{CIDR: "10.0.0.0/8"}}, Block: []Destination{{CIDR: "10.96.0.1", Ports: []int32{443}}}},
+			Files:    &Files{NotFound: []string{"/var/run/secrets", "/home/*/.ssh"}, ReadOnly: []string{"/data"}},
+		}})
+	}
+	sub := wire.Subscribe{Port: 8080, Mode: wire.ModeSteal, Filter: hdrFilter("X-User", "alice")}
+	ap := netip.MustParseAddrPort("10.96.0.7:5432")
+	b.Run("subscribe", func(b *testing.B) {
+		for b.Loop() {
+			if d := s.Subscribe("alice", "deployment/api", sub); d != nil {
+				b.Fatal(d)
+			}
+		}
+	})
+	b.Run("file", func(b *testing.B) {
+		for b.Loop() {
+			if d := s.File("/etc/app/config.json", false); d != nil {
+				b.Fatal(d)
+			}
+		}
+	})
+	b.Run("dial", func(b *testing.B) {
+		for b.Loop() {
+			if d := s.Dial(context.Background(), nil, ap); d != nil {
+				b.Fatal(d)
+			}
+		}
+	})
 }
