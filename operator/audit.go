@@ -174,7 +174,7 @@ func targetEvent(r broker.Record) *corev1.Event {
 	case r.Action == broker.ActionOverride && r.Decision == broker.DecisionAllow:
 		typ, reason, msg = corev1.EventTypeWarning, EventOverride, fmt.Sprintf("%s took over %s (onConflict: override) in session %s", who, r.What, r.Session)
 	case r.Action == broker.ActionKill:
-		reason, msg = EventSessionKilled, fmt.Sprintf("remocal session %s of %s was deleted: %s", r.Session, r.User.Username, r.Reason)
+		reason, msg = EventSessionKilled, fmt.Sprintf("remocal session %s (%s) was deleted: %s", r.Session, r.What, r.Reason)
 	default:
 		return nil
 	}

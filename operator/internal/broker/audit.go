@@ -66,7 +66,10 @@ func (s *session) record(r Record) {
 	s.mu.Lock()
 	r.From = s.client
 	s.mu.Unlock()
-	r.User, r.Namespace, r.Target, r.Session = s.user, s.ns, s.target, s.name
+	if r.User.Username == "" {
+		r.User = s.user
+	}
+	r.Namespace, r.Target, r.Session = s.ns, s.target, s.name
 	if r.Time.IsZero() {
 		r.Time = time.Now()
 	}

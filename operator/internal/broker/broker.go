@@ -27,6 +27,7 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	genericapirequest "k8s.io/apiserver/pkg/endpoints/request"
 
 	"github.com/remocal/remocal/operator/internal/backend"
 	"github.com/remocal/remocal/operator/internal/locks"
@@ -237,7 +238,13 @@ func (b *Broker) Delete(ctx context.Context, namespace, name, reason string) err
 	if reason == "" {
 		reason = "the session was deleted"
 	}
-	s.record(Record{Action: ActionKill, Decision: DecisionAllow, What: "delete session", Reason: reason})
+	// The record's user is who ended it (the API server put them in
+	// ctx), the session's owner in what.
+	r := Record{Action: ActionKill, Decision: DecisionAllow, What: "delete session of " + s.user.Username, Reason: reason}
+	if u, ok := genericapirequest.UserFrom(ctx); ok {
+		r.User = operator.UserInfo{Username: u.GetName(), UID: u.GetUID(), Groups: u.GetGroups()}
+	}
+	s.record(r)
 	s.end(reason)
 	return nil
 }

@@ -3,11 +3,15 @@ package broker_test
 import (
 	"bufio"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"k8s.io/apiserver/pkg/authentication/user"
+	genericapirequest "k8s.io/apiserver/pkg/endpoints/request"
 
 	"github.com/remocal/remocal/internal/localenv"
 	"github.com/remocal/remocal/operator/internal/broker"
@@ -192,5 +196,27 @@ func TestPolicyCreatedMidSessionTakesAwayWhatItForbids(t *testing.T) {
 	}
 	if s, _ := f.b.Get(ns, alice.Welcome().Operator.Session); len(s.Status.Ports) != 0 {
 		t.Errorf("ports after the policy: %+v", s.Status.Ports)
+	}
+}
+
+func TestKillIsAuditedWithWhoEndedIt(t *testing.T) {
+	audit := &auditLog{}
+	f := newFixture(t, fixtureOptions{auditor: audit})
+	alice := f.mustConnect("alice", clientOptions{})
+	ctx := genericapirequest.WithUser(testCtx(t), &user.DefaultInfo{Name: "erin", Groups: []string{"admins"}})
+	if err := f.b.Delete(ctx, ns, alice.Welcome().Operator.Session, "the session was ended by erin (kill)"); err != nil {
+		t.Fatal(err)
+	}
+	r := audit.find(broker.ActionKill, broker.DecisionAllow)
+	if r == nil || r.User.Username != "erin" || r.What != "delete session of alice" || r.Session != alice.Welcome().Operator.Session {
+		t.Errorf("kill record = %+v", r)
+	}
+	if err := poll.Until(ctx, 10*time.Second, func() error {
+		if r := audit.find(broker.ActionSessionEnd, broker.DecisionAllow); r == nil || r.User.Username != "alice" || r.Duration <= 0 {
+			return fmt.Errorf("session-end record = %+v", r)
+		}
+		return nil
+	}); err != nil {
+		t.Error(err)
 	}
 }
