@@ -249,6 +249,9 @@ type Session struct {
 	// Note explains a choice made for the user, such as which of several
 	// replicas the session uses and what that means for their traffic.
 	Note string `json:"note,omitzero"`
+	// Policy is the operator policy and rule that refused one of the
+	// session's ports, while the session is degraded by it (1.2).
+	Policy *wire.PolicyViolation `json:"policy,omitzero"`
 }
 
 // SessionStartResult tells the client how to launch its program in the

@@ -72,6 +72,10 @@ var vectors = map[string]any{
 	NotifyTargetsChanged + ".params": TargetsChanged{Provider: "local", Namespace: "local"},
 	// The operator's sessions, anybody's, on targets in view.
 	NotifySessionChanged + ".remote.params": SessionChanged{Remote: &remoteBob},
+	NotifySessionChanged + ".policy.params": SessionChanged{Session: Session{ID: "s2", Target: "deployment/inventory", Namespace: "shop", WorkspaceFolder: "/home/alice/inventory",
+		Owner: "alice@laptop", State: StateDegraded, StartedAt: started, Incoming: "steal",
+		Reason: "cannot steal port 8080 of the target for the program's port 8080: permission_denied: RemocalPolicy shop/no-steal denies it (rule incoming.blockSteal): stealing port 8080 of deployment/inventory is not allowed; mirror it instead (network.incoming.mode: mirror)",
+		Policy: &wire.PolicyViolation{Kind: "RemocalPolicy", Namespace: "shop", Name: "no-steal", Rule: "incoming.blockSteal"}}},
 	NotifySessionChanged + ".remote-ended.params": SessionChanged{Remote: &RemoteSession{Name: "s-0bq3n8c2zd", Namespace: "shop", User: "bob",
 		Client: "bob@desk", Target: "deployment/inventory", Phase: RemoteEnded, Ports: []RemotePort{}, Since: started}},
 	MethodSessionList + ".remote.result": SessionListResult{Sessions: []Session{kubeSession}, Remote: []RemoteSession{remoteBob}},

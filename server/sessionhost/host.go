@@ -265,6 +265,7 @@ func (h *host) onEvent(ev session.Event) {
 	switch ev.Kind {
 	case daemon.EventSubscribed:
 	case daemon.EventSubscribeFailed:
+		out.Policy = policyOf(ev.Err)
 		if ev.Holder != nil {
 			out.Kind = daemon.EventConflict
 			out.Conflict = &daemon.Conflict{SessionID: h.id, Target: h.describe(), Port: ev.RemotePort,

@@ -89,6 +89,9 @@ type Event struct {
 	// Resolved is set for EventAgentReconnected: what the target resolves
 	// to now (a new pod after the old one went away).
 	Resolved string `json:"resolved,omitzero"`
+	// Policy is set for EventSubscribeFailed when an operator policy
+	// refused the port.
+	Policy *wire.PolicyViolation `json:"policy,omitzero"`
 }
 
 // Detail is what the session is doing.

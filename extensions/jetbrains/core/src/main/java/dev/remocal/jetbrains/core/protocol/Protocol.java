@@ -199,6 +199,8 @@ public final class Protocol {
         public String incoming;
         public String resolved;
         public String note;
+        /** The operator policy that refused one of its ports, while degraded by it (1.2). */
+        public PolicyViolation policy;
     }
 
     public static final class SessionStartResult {
