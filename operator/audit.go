@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -140,6 +141,9 @@ var involvedKinds = map[string][2]string{
 	"job": {"batch/v1", "Job"}, "cronjob": {"batch/v1", "CronJob"},
 }
 
+// eventSeq numbers the Events this operator writes.
+var eventSeq atomic.Uint64
+
 // Event reasons on targets.
 const (
 	EventSessionStarted = "RemocalSessionStarted"
@@ -180,7 +184,10 @@ func targetEvent(r broker.Record) *corev1.Event {
 	}
 	now := metav1.NewTime(r.Time)
 	return &corev1.Event{
-		ObjectMeta:     metav1.ObjectMeta{GenerateName: name + ".remocal-", Namespace: r.Namespace},
+		// Named as kubectl's events are (object.timestamp), with a
+		// sequence number so that events in one nanosecond differ.
+		ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("%s.remocal.%x.%d", truncate(name, 200), time.Now().UnixNano(), eventSeq.Add(1)),
+			Namespace: r.Namespace},
 		InvolvedObject: corev1.ObjectReference{APIVersion: k[0], Kind: k[1], Name: name, Namespace: r.Namespace},
 		Reason:         reason, Message: truncate(msg, 1024), Type: typ,
 		Source:         corev1.EventSource{Component: "remocal-operator"},
