@@ -136,6 +136,9 @@ spec:
 	})
 	stop(a)
 
+	// The sessions of finished clients would end after the session TTL;
+	// an admin ends them now (kill), which is audited too.
+	f.kubectl("delete", "sessions", "--all")
 	t.Run("events on the target", func(t *testing.T) {
 		err := poll.Until(f.ctx(), 30*time.Second, func() error {
 			var list corev1.EventList
@@ -163,8 +166,6 @@ spec:
 		}
 	})
 
-	// A session whose client went away ends after the session TTL: the
-	// session-end lines come then.
 	t.Run("audit lines", func(t *testing.T) {
 		checks := []struct {
 			what string
@@ -189,6 +190,9 @@ spec:
 			}},
 			{"a session's end", func(l remocaloperator.AuditLine) bool {
 				return l.Action == "session-end" && l.User == "alice" && l.Seconds > 0
+			}},
+			{"the admin's kill", func(l remocaloperator.AuditLine) bool {
+				return l.Action == "kill" && l.User != "alice" && l.What == "delete session of alice" && strings.Contains(l.Reason, "(kill)")
 			}},
 		}
 		err := poll.Until(f.ctx(), 45*time.Second, func() error {
