@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"net/netip"
 	"strings"
 	"sync"
 	"syscall"
@@ -79,9 +80,11 @@ func TestPolicyRulesAtTheBroker(t *testing.T) {
 	audit := &auditLog{}
 	pols.put("incoming", policy.Spec{Incoming: &policy.Incoming{BlockUnfilteredSteal: true, BlockMirror: true,
 		RequireHeader: &policy.HeaderRequirement{Name: "X-User", Value: "{{user}}"}}})
-	pols.put("outgoing", policy.Spec{Outgoing: &policy.Outgoing{Block: []policy.Destination{{CIDR: localenv.RedisIP.String() + "/32", Ports: []int32{6379}}}}})
+	pols.put("outgoing", policy.Spec{Outgoing: &policy.Outgoing{
+		Allow: []policy.Destination{{CIDR: netip.PrefixFrom(localenv.AppIP, 24).Masked().String()}},
+		Block: []policy.Destination{{CIDR: localenv.RedisIP.String() + "/32", Ports: []int32{6379}}}}})
 	pols.put("env-files", policy.Spec{Env: &policy.Env{Exclude: []string{"GREET*"}},
-		Files: &policy.Files{NotFound: []string{"/etc/inventory"}, ReadOnly: []string{"/etc"}}})
+		Files: &policy.Files{NotFound: []string{"/etc/inventory"}, ReadOnly: []string{"/etc"}, Local: []string{"/etc/resolv.conf"}}})
 	f := newFixture(t, fixtureOptions{policies: pols, auditor: audit})
 	ctx := testCtx(t)
 	alice := f.mustConnect("alice", clientOptions{})
@@ -118,8 +121,18 @@ func TestPolicyRulesAtTheBroker(t *testing.T) {
 	err = alice.Access(ctx, "/etc/hostname", 2)
 	denied(t, "write access to a read-only path", err, "env-files", policy.RuleFilesReadOnly, wire.CodePermissionDenied)
 
+	_, err = alice.ReadFile(ctx, "/etc/resolv.conf")
+	denied(t, "read a local-only file", err, "env-files", policy.RuleFilesLocal, wire.CodeNotFound)
+
 	_, err = alice.DialContext(ctx, "tcp", localenv.RedisIP.String()+":6379")
 	denied(t, "dial a blocked destination", err, "outgoing", policy.RuleOutgoingBlock, wire.CodePermissionDenied)
+	_, err = alice.DialContext(ctx, "tcp", "192.0.2.1:80")
+	denied(t, "dial outside the allowed destinations", err, "outgoing", policy.RuleOutgoingAllow, wire.CodePermissionDenied)
+	app, err := alice.DialContext(ctx, "tcp", netip.AddrPortFrom(localenv.AppIP, 8080).String())
+	if err != nil {
+		t.Fatalf("dial an allowed destination: %v", err)
+	}
+	app.Close()
 
 	r := audit.find(broker.ActionPolicyDenial, broker.DecisionDeny)
 	if r == nil || r.User.Username != "alice" || r.Namespace != ns || r.Target != tgt || r.Policy == nil || r.Rule == "" || r.From.Name != "alice@laptop" {
