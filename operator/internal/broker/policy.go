@@ -189,14 +189,37 @@ func (d *dials) snapshot() map[net.Conn]netip.AddrPort {
 // what the policies now forbid (its client is told, with the policy and
 // rule): subscriptions go, open outgoing connections are closed; later
 // env, file and dial requests are checked against the new set.
+//
+// The targets' labels are read again first (once per target), so a policy
+// selecting by labels sees them as they are now.
 func (b *Broker) PoliciesChanged() {
+	byTarget := map[string][]*session{}
 	for _, s := range b.reg.all() {
-		b.goTracked(func() { s.reapplyPolicies() })
+		k := s.ns + "/" + s.target
+		byTarget[k] = append(byTarget[k], s)
+	}
+	for _, sessions := range byTarget {
+		b.goTracked(func() {
+			first := sessions[0]
+			first.mu.Lock()
+			pt := first.pt
+			first.mu.Unlock()
+			if b.cfg.TargetInfo != nil {
+				if now, err := b.policyTarget(b.ctx, first.ns, first.target); err == nil {
+					pt = now
+				} else {
+					first.log.Warn("read the target's labels again for the policies; keeping the old ones", "err", err)
+				}
+			}
+			for _, s := range sessions {
+				s.reapplyPolicies(pt)
+			}
+		})
 	}
 }
 
-func (s *session) reapplyPolicies() {
-	set, err := s.b.policiesFor(s.pt)
+func (s *session) reapplyPolicies(pt policy.Target) {
+	set, err := s.b.policiesFor(pt)
 	var invalid *policy.Denial
 	if err != nil {
 		invalid = asDenial(err)
@@ -208,7 +231,7 @@ func (s *session) reapplyPolicies() {
 		s.mu.Unlock()
 		return
 	}
-	s.pols, s.polErr = set, invalid
+	s.pt, s.pols, s.polErr = pt, set, invalid
 	type loss struct {
 		sb *sub
 		d  *policy.Denial
