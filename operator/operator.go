@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/spf13/pflag"
-	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -184,34 +183,12 @@ func Run(ctx context.Context, o *Options) error {
 		leading, leader = el.Leading, el.Leader
 	}
 	targets := &kubeTargets{env: env}
-	dyn, err := dynamic.NewForConfig(env.Config)
+	gov, err := startGovernance(ctx, env, targets, o.Audit, log)
 	if err != nil {
-		return fmt.Errorf("build the Kubernetes client: %w", err)
+		return err
 	}
-	pw := policies.New(dyn, log.With("component", "policies"))
-	pt := &policyTargets{dyn: dyn, targets: &kubeTargets{env: env}, watcher: pw}
-	targets.policies = pt
-	// The policies' informers run until Run returns; sessions are refused
-	// until they have listed (policies.Watcher.For).
-	pctx, stopPolicies := context.WithCancel(context.WithoutCancel(ctx))
-	pw.Start(pctx)
-	defer func() {
-		stopPolicies()
-		pw.Shutdown()
-	}()
+	defer gov.stop()
 	authz := &apiserver.Authorizer{}
-	auditOut := o.Audit
-	if auditOut == nil {
-		auditOut = os.Stdout
-	}
-	use := newUsage()
-	aud := newAuditor(auditOut, env.Client, log.With("component", "audit"), nil, use)
-	actx, stopAudit := context.WithCancel(context.WithoutCancel(ctx))
-	aud.run(actx)
-	defer func() {
-		stopAudit()
-		aud.wait()
-	}()
 	newBackend := o.NewBackend
 	if newBackend == nil {
 		newBackend = defaultBackend
@@ -220,33 +197,13 @@ func Run(ctx context.Context, o *Options) error {
 	// server, which ends every session first.
 	b, err := newBackend(ctx, Deps{Env: env, Targets: targets, Authorizer: authz, Namespace: o.Namespace,
 		AgentImage: o.AgentImage, SessionTTL: o.SessionTTL, AgentTTL: o.AgentTTL, Version: o.Version, Log: log,
-		Self: self, Leader: leader, Policies: pw, TargetInfo: pt.info, Auditor: aud})
+		Self: self, Leader: leader, Policies: gov.policies, TargetInfo: gov.targets.info, Auditor: gov.audit})
 	if err != nil {
 		return fmt.Errorf("start the session broker: %w", err)
 	}
-	var traffic func() map[string][2]uint64
-	if t, ok := b.(interface{ Traffic() map[string][2]uint64 }); ok {
-		traffic = t.Traffic
-	}
-	// Set before the API server serves, so before any record.
-	aud.metrics = newMetrics(b, b, traffic)
-	status := &statusWithUsage{inner: b, sessions: b, usage: use, problems: func() []string {
-		if !pw.Synced() {
-			return []string{"the policies are not loaded yet (remocalpolicies, remocalclusterpolicies.policy.remocal.dev): sessions are refused until they are; check that the chart's CRDs are installed"}
-		}
-		return nil
-	}}
-	if o.MetricsAddr != "" && o.MetricsAddr != "0" {
-		mctx, stopMetrics := context.WithCancel(context.WithoutCancel(ctx))
-		waitMetrics, err := serveMetrics(mctx, o.MetricsAddr, aud.metrics, log.With("component", "metrics"))
-		if err != nil {
-			stopMetrics()
-			return errors.Join(fmt.Errorf("serve metrics on %s: %w", o.MetricsAddr, err), closeBackend(b))
-		}
-		defer func() {
-			stopMetrics()
-			waitMetrics()
-		}()
+	status, err := gov.serve(ctx, b, o.MetricsAddr, log)
+	if err != nil {
+		return errors.Join(err, closeBackend(b))
 	}
 	srv, err := apiserver.New(apiserver.Config{Options: o.server, Version: o.Version, Targets: targets,
 		Sessions: b, Broker: b, Status: status, BackendAuthorizer: authz, Leading: leading})

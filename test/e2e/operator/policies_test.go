@@ -36,38 +36,7 @@ func TestPolicies(t *testing.T) {
 	pod := f.pods("app=inventory")[0]
 	alice := f.user("alice", "remocal-user")
 	bob := f.user("bob", "remocal-user")
-	cpName := "e2e-" + f.ns
-	f.apply(`apiVersion: policy.remocal.dev/v1alpha1
-kind: RemocalPolicy
-metadata:
-  name: own-header
-spec:
-  targets:
-    names: [deploy/inventory]
-  incoming:
-    requireHeader: {name: X-Remocal-User, value: "{{user}}"}
-`)
-	if _, err := f.c.KubectlInput(f.ctx(), fmt.Sprintf(`apiVersion: policy.remocal.dev/v1alpha1
-kind: RemocalClusterPolicy
-metadata:
-  name: %s
-spec:
-  targets:
-    namespaces: [%s]
-    selector: {matchLabels: {app: inventory}}
-  incoming: {blockMirror: true}
-  env: {exclude: [GREET*]}
-  files: {notFound: [/etc/inventory/config.json]}
-  outgoing:
-    block: [{host: inventory.%s.svc.cluster.local, ports: [80]}]
-`, cpName, f.ns, f.ns), "apply", "-f", "-"); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		f.c.Kubectl(ctx, "delete", "remocalclusterpolicy", cpName, "--ignore-not-found")
-	})
+	cpName := applyTestPolicies(t, f)
 	cp := "RemocalClusterPolicy " + cpName
 	own := "RemocalPolicy " + f.ns + "/own-header"
 
@@ -139,120 +108,167 @@ spec:
 	// The sessions of finished clients would end after the session TTL;
 	// an admin ends them now (kill), which is audited too.
 	f.kubectl("delete", "sessions", "--all")
-	t.Run("events on the target", func(t *testing.T) {
-		err := poll.Until(f.ctx(), 30*time.Second, func() error {
-			var list corev1.EventList
-			if err := json.Unmarshal([]byte(f.kubectl("get", "events", "--field-selector", "involvedObject.kind=Deployment,involvedObject.name=inventory", "-o", "json")), &list); err != nil {
-				return err
-			}
-			seen := map[string]bool{}
-			for _, ev := range list.Items {
-				switch {
-				case ev.Reason == remocaloperator.EventPolicyDenied && ev.Type == corev1.EventTypeWarning && strings.Contains(ev.Message, own) && strings.Contains(ev.Message, "bob"):
-					seen["denied"] = true
-				case ev.Reason == remocaloperator.EventSessionStarted && strings.Contains(ev.Message, "alice (alice@laptop) started remocal session s-"):
-					seen["started"] = true
-				case ev.Reason == remocaloperator.EventSessionEnded:
-					seen["ended"] = true
-				}
-			}
-			if len(seen) != 3 {
-				return fmt.Errorf("events on deployment/inventory: saw %v of denied, started, ended", seen)
-			}
-			return nil
-		})
-		if err != nil {
-			t.Error(err)
-		}
-	})
+	t.Run("events on the target", func(t *testing.T) { checkTargetEvents(t, f, own) })
 
-	t.Run("audit lines", func(t *testing.T) {
-		checks := []struct {
-			what string
-			ok   func(l remocaloperator.AuditLine) bool
-		}{
-			{"bob's denial", func(l remocaloperator.AuditLine) bool {
-				return l.Action == "policy-denial" && l.User == "bob" && l.Decision == "deny" && l.Namespace == f.ns &&
-					l.Target == "deployment/inventory" && l.Policy != nil && l.Policy.Name == "own-header" && l.Rule == "incoming.requireHeader" &&
-					l.From.Client == "bob@laptop" && l.What == "steal port 8080"
-			}},
-			{"the revoked steal", func(l remocaloperator.AuditLine) bool {
-				return l.Action == "policy-denial" && l.User == "alice" && l.Decision == "revoke" && l.Policy != nil && l.Policy.Name == "no-steal"
-			}},
-			{"the blocked dial", func(l remocaloperator.AuditLine) bool {
-				return l.Action == "policy-denial" && l.User == "alice" && l.Rule == "outgoing.block" && l.Policy != nil && l.Policy.Name == cpName
-			}},
-			{"alice's connect", func(l remocaloperator.AuditLine) bool {
-				return l.Action == "connect" && l.User == "alice" && l.Decision == "allow" && strings.Contains(l.Reason, own)
-			}},
-			{"alice's subscription", func(l remocaloperator.AuditLine) bool {
-				return l.Action == "subscribe" && l.User == "alice" && l.Decision == "allow" && strings.Contains(l.What, "steal port 8080")
-			}},
-			{"a session's end", func(l remocaloperator.AuditLine) bool {
-				return l.Action == "session-end" && l.User == "alice" && l.Seconds > 0
-			}},
-			{"the admin's kill", func(l remocaloperator.AuditLine) bool {
-				return l.Action == "kill" && l.User != "alice" && l.What == "delete session of alice" && strings.Contains(l.Reason, "(kill)")
-			}},
-		}
-		err := poll.Until(f.ctx(), 45*time.Second, func() error {
-			lines := f.auditLines(t)
-			for _, c := range checks {
-				if !slices.ContainsFunc(lines, c.ok) {
-					return fmt.Errorf("no audit line for %s among %d", c.what, len(lines))
-				}
-			}
-			return nil
-		})
-		if err != nil {
-			t.Error(err)
-		}
-	})
+	t.Run("audit lines", func(t *testing.T) { checkPolicyAudit(t, f, own, cpName) })
 
-	t.Run("metrics", func(t *testing.T) {
-		after := f.scrape(t)
-		denials := `remocal_operator_policy_denials_total{policy="RemocalPolicy ` + f.ns + `/no-steal",rule="incoming.blockSteal"}`
-		if after[denials] < before[denials]+2 { // alice's revoked steal, bob's refused one
-			t.Errorf("%s went from %v to %v", denials, before[denials], after[denials])
-		}
-		for _, name := range []string{
-			`remocal_operator_sessions_total{namespace="` + f.ns + `",target_kind="deployment",user="alice"}`,
-			`remocal_operator_connect_duration_seconds_count{target_kind="deployment"}`,
-			`remocal_operator_routed_requests_total{mode="steal"}`,
-			`remocal_operator_routed_bytes_total{mode="steal"}`,
-			`remocal_operator_agents`,
-		} {
-			if after[name] <= 0 {
-				t.Errorf("%s = %v, want > 0", name, after[name])
-			}
-		}
-	})
+	t.Run("metrics", func(t *testing.T) { checkPolicyMetrics(t, f, before) })
 
-	t.Run("status", func(t *testing.T) {
-		var st operator.OperatorStatus
-		if err := json.Unmarshal([]byte(f.kubectl("get", "operatorstatus", "operator", "-o", "json")), &st); err != nil {
-			t.Fatal(err)
+	t.Run("status", func(t *testing.T) { checkPolicyStatus(t, f) })
+}
+
+func checkTargetEvents(t *testing.T, f *fixture, own string) {
+	err := poll.Until(f.ctx(), 30*time.Second, func() error {
+		var list corev1.EventList
+		if err := json.Unmarshal([]byte(f.kubectl("get", "events", "--field-selector", "involvedObject.kind=Deployment,involvedObject.name=inventory", "-o", "json")), &list); err != nil {
+			return err
 		}
-		found := false
-		for _, d := range st.Status.RecentDenials {
-			if d.User == "bob" && d.Namespace == f.ns && d.Rule == "incoming.requireHeader" {
-				found = true
+		seen := map[string]bool{}
+		for _, ev := range list.Items {
+			switch {
+			case ev.Reason == remocaloperator.EventPolicyDenied && ev.Type == corev1.EventTypeWarning && strings.Contains(ev.Message, own) && strings.Contains(ev.Message, "bob"):
+				seen["denied"] = true
+			case ev.Reason == remocaloperator.EventSessionStarted && strings.Contains(ev.Message, "alice (alice@laptop) started remocal session s-"):
+				seen["started"] = true
+			case ev.Reason == remocaloperator.EventSessionEnded:
+				seen["ended"] = true
 			}
 		}
-		if !found {
-			t.Errorf("recent denials lack bob's: %+v", st.Status.RecentDenials)
+		if len(seen) != 3 {
+			return fmt.Errorf("events on deployment/inventory: saw %v of denied, started, ended", seen)
 		}
-		found = false
-		for _, u := range st.Status.Usage {
-			if u.User == "alice" && u.Namespace == f.ns && u.Target == "deployment/inventory" && u.Sessions >= 2 && u.Seconds > 0 &&
-				u.Day == time.Now().UTC().Format(time.DateOnly) {
-				found = true
-			}
-		}
-		if !found {
-			t.Errorf("usage lacks alice's: %+v", st.Status.Usage)
-		}
+		return nil
 	})
+	if err != nil {
+		t.Error(err)
+	}
+}
+
+func checkPolicyAudit(t *testing.T, f *fixture, own, cpName string) {
+	checks := []struct {
+		what string
+		ok   func(l remocaloperator.AuditLine) bool
+	}{
+		{"bob's denial", func(l remocaloperator.AuditLine) bool {
+			return l.Action == "policy-denial" && l.User == "bob" && l.Decision == "deny" && l.Namespace == f.ns &&
+				l.Target == "deployment/inventory" && l.Policy != nil && l.Policy.Name == "own-header" && l.Rule == "incoming.requireHeader" &&
+				l.From.Client == "bob@laptop" && l.What == "steal port 8080"
+		}},
+		{"the revoked steal", func(l remocaloperator.AuditLine) bool {
+			return l.Action == "policy-denial" && l.User == "alice" && l.Decision == "revoke" && l.Policy != nil && l.Policy.Name == "no-steal"
+		}},
+		{"the blocked dial", func(l remocaloperator.AuditLine) bool {
+			return l.Action == "policy-denial" && l.User == "alice" && l.Rule == "outgoing.block" && l.Policy != nil && l.Policy.Name == cpName
+		}},
+		{"alice's connect", func(l remocaloperator.AuditLine) bool {
+			return l.Action == "connect" && l.User == "alice" && l.Decision == "allow" && strings.Contains(l.Reason, own)
+		}},
+		{"alice's subscription", func(l remocaloperator.AuditLine) bool {
+			return l.Action == "subscribe" && l.User == "alice" && l.Decision == "allow" && strings.Contains(l.What, "steal port 8080")
+		}},
+		{"a session's end", func(l remocaloperator.AuditLine) bool {
+			return l.Action == "session-end" && l.User == "alice" && l.Seconds > 0
+		}},
+		{"the admin's kill", func(l remocaloperator.AuditLine) bool {
+			return l.Action == "kill" && l.User != "alice" && l.What == "delete session of alice" && strings.Contains(l.Reason, "(kill)")
+		}},
+	}
+	err := poll.Until(f.ctx(), 45*time.Second, func() error {
+		lines := f.auditLines(t)
+		for _, c := range checks {
+			if !slices.ContainsFunc(lines, c.ok) {
+				return fmt.Errorf("no audit line for %s among %d", c.what, len(lines))
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Error(err)
+	}
+}
+
+func checkPolicyMetrics(t *testing.T, f *fixture, before map[string]float64) {
+	after := f.scrape(t)
+	denials := `remocal_operator_policy_denials_total{policy="RemocalPolicy ` + f.ns + `/no-steal",rule="incoming.blockSteal"}`
+	if after[denials] < before[denials]+2 { // alice's revoked steal, bob's refused one
+		t.Errorf("%s went from %v to %v", denials, before[denials], after[denials])
+	}
+	for _, name := range []string{
+		`remocal_operator_sessions_total{namespace="` + f.ns + `",target_kind="deployment",user="alice"}`,
+		`remocal_operator_connect_duration_seconds_count{target_kind="deployment"}`,
+		`remocal_operator_routed_requests_total{mode="steal"}`,
+		`remocal_operator_routed_bytes_total{mode="steal"}`,
+		`remocal_operator_agents`,
+	} {
+		if after[name] <= 0 {
+			t.Errorf("%s = %v, want > 0", name, after[name])
+		}
+	}
+}
+
+func checkPolicyStatus(t *testing.T, f *fixture) {
+	var st operator.OperatorStatus
+	if err := json.Unmarshal([]byte(f.kubectl("get", "operatorstatus", "operator", "-o", "json")), &st); err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, d := range st.Status.RecentDenials {
+		if d.User == "bob" && d.Namespace == f.ns && d.Rule == "incoming.requireHeader" {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("recent denials lack bob's: %+v", st.Status.RecentDenials)
+	}
+	found = false
+	for _, u := range st.Status.Usage {
+		if u.User == "alice" && u.Namespace == f.ns && u.Target == "deployment/inventory" && u.Sessions >= 2 && u.Seconds > 0 &&
+			u.Day == time.Now().UTC().Format(time.DateOnly) {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("usage lacks alice's: %+v", st.Status.Usage)
+	}
+}
+
+// applyTestPolicies creates TestPolicies' policies: the namespaced
+// own-header and a cluster policy limited to the test's namespace, named
+// after it (deleted after the test); it returns the cluster policy's name.
+func applyTestPolicies(t *testing.T, f *fixture) string {
+	cpName := "e2e-" + f.ns
+	f.apply(`apiVersion: policy.remocal.dev/v1alpha1
+kind: RemocalPolicy
+metadata:
+  name: own-header
+spec:
+  targets:
+    names: [deploy/inventory]
+  incoming:
+    requireHeader: {name: X-Remocal-User, value: "{{user}}"}
+`)
+	if _, err := f.c.KubectlInput(f.ctx(), fmt.Sprintf(`apiVersion: policy.remocal.dev/v1alpha1
+kind: RemocalClusterPolicy
+metadata:
+  name: %s
+spec:
+  targets:
+    namespaces: [%s]
+    selector: {matchLabels: {app: inventory}}
+  incoming: {blockMirror: true}
+  env: {exclude: [GREET*]}
+  files: {notFound: [/etc/inventory/config.json]}
+  outgoing:
+    block: [{host: inventory.%s.svc.cluster.local, ports: [80]}]
+`, cpName, f.ns, f.ns), "apply", "-f", "-"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		f.c.Kubectl(ctx, "delete", "remocalclusterpolicy", cpName, "--ignore-not-found")
+	})
+	return cpName
 }
 
 // auditLines parses the operator's audit lines (JSON on its standard
