@@ -45,7 +45,7 @@ var vectors = map[string]any{
 	"initialize.result": initializeResult{Capabilities: initializeCapabilities{Experimental: InitializeExperimental{Remocal: ExperimentalRemocal{ProtocolVersion: ProtocolVersion}}},
 		ServerInfo: initializeServerInfo{Name: ServerName, Version: "0.3.0"}},
 	MethodSessionKill + ".params":    RemoteSessionParams{Namespace: "shop", Name: "s-0bq3n8c2zd"},
-	"error.policy.data":              ErrorData{Reason: "policy", Policy: &wire.PolicyViolation{Kind: "RemocalPolicy", Namespace: "shop", Name: "no-steal", Rule: "incoming.blockSteal"}},
+	"error.policy.params":            ErrorData{Reason: "policy", Policy: &wire.PolicyViolation{Kind: "RemocalPolicy", Namespace: "shop", Name: "no-steal", Rule: "incoming.blockSteal"}},
 	MethodDaemonInfo + ".result":     DaemonInfo{Version: "0.3.0", ProtocolVersion: ProtocolVersion, PID: 7311, Socket: "/run/user/1000/remocal/daemon.sock", Sessions: 1, Clients: 2, StartedAt: started},
 	MethodDaemonShutdown + ".params": DaemonShutdownParams{Force: true},
 	MethodNamespaces + ".result":     NamespacesResult{Namespaces: []Namespace{{Name: "local", Provider: "local"}, {Name: "default", Provider: "kubernetes"}}},

@@ -29,7 +29,7 @@ import static org.junit.jupiter.api.Assertions.fail;
 class GoldenVectorsTest {
     static final Map<String, Class<?>> VECTORS = Map.ofEntries(
             entry("initialize.result", Protocol.InitializeResult.class),
-            entry("error.policy.data", Protocol.ErrorData.class),
+            entry("error.policy.params", Protocol.ErrorData.class),
             entry("remocal.config.resolve.params", Protocol.ConfigParams.class),
             entry("remocal.config.resolve.result", Protocol.ConfigResult.class),
             entry("remocal.config.verify.params", Protocol.ConfigParams.class),
