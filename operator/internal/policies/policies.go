@@ -41,14 +41,23 @@ type Watcher struct {
 
 // New returns a watcher over the cluster's policies; Start runs it.
 func New(dyn dynamic.Interface, log *slog.Logger) *Watcher {
-	f := dynamicinformer.NewDynamicSharedInformerFactory(dyn, 10*time.Minute)
+	// No resync: a resync would call every handler with unchanged
+	// objects, and every session would be evaluated again for nothing.
+	f := dynamicinformer.NewDynamicSharedInformerFactory(dyn, 0)
 	w := &Watcher{log: log, factory: f,
 		ns:      f.ForResource(PolicyResource).Informer(),
 		cluster: f.ForResource(ClusterPolicyResource).Informer(),
 	}
 	h := cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(any) { w.changed() },
-		UpdateFunc: func(any, any) { w.changed() },
+		UpdateFunc: func(old, cur any) {
+			o, ok1 := old.(*unstructured.Unstructured)
+			c, ok2 := cur.(*unstructured.Unstructured)
+			if ok1 && ok2 && o.GetResourceVersion() == c.GetResourceVersion() {
+				return
+			}
+			w.changed()
+		},
 		DeleteFunc: func(any) { w.changed() },
 	}
 	w.ns.AddEventHandler(h)
