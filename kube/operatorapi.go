@@ -81,6 +81,17 @@ func (c *OperatorClient) ListTargets(ctx context.Context, ns string) (*operator.
 	return out, nil
 }
 
+// GetTarget reads one target (its object name, "deployment.api"), with
+// the policies that apply to it.
+func (c *OperatorClient) GetTarget(ctx context.Context, ns, name string) (*operator.Target, error) {
+	out := &operator.Target{}
+	err := c.rest.Get().Namespace(ns).Resource(operator.ResourceTargets).Name(name).Do(ctx).Into(out)
+	if err != nil {
+		return nil, c.explain(err, "get", operator.ResourceTargets+"/"+name, ns)
+	}
+	return out, nil
+}
+
 // WatchSessions watches the sessions of ns ("" for all).
 func (c *OperatorClient) WatchSessions(ctx context.Context, ns string, opts metav1.ListOptions) (watch.Interface, error) {
 	opts.Watch = true

@@ -18,7 +18,7 @@ func defaultBackend(_ context.Context, d Deps) (Backend, error) {
 		Version:   d.Version,
 		Logger:    d.Log.With("component", "agents"),
 	})
-	b, err := broker.New(broker.Config{
+	cfg := broker.Config{
 		Agents:       pods,
 		Authorizer:   d.Authorizer,
 		Version:      d.Version,
@@ -27,9 +27,18 @@ func defaultBackend(_ context.Context, d Deps) (Backend, error) {
 		SessionTTL:   d.SessionTTL,
 		AgentIdleTTL: d.AgentTTL,
 		Logger:       d.Log.With("component", "broker"),
-	})
+		TargetInfo:   d.TargetInfo,
+		Auditor:      d.Auditor,
+	}
+	if d.Policies != nil {
+		cfg.Policies = d.Policies
+	}
+	b, err := broker.New(cfg)
 	if err != nil {
 		return nil, err
+	}
+	if d.Policies != nil {
+		d.Policies.OnChange(b.PoliciesChanged)
 	}
 	return b, nil
 }

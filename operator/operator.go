@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"runtime/pprof"
@@ -22,6 +23,8 @@ import (
 	"github.com/remocal/remocal/kube"
 	"github.com/remocal/remocal/operator/internal/apiserver"
 	"github.com/remocal/remocal/operator/internal/backend"
+	"github.com/remocal/remocal/operator/internal/broker"
+	"github.com/remocal/remocal/operator/internal/policies"
 )
 
 // Options configure the operator. NewOptions gives the defaults; AddFlags
@@ -44,6 +47,12 @@ type Options struct {
 	AgentTTL   time.Duration
 	// Election is the leader election among the operator's replicas.
 	Election LeaderElection
+	// MetricsAddr is where Prometheus metrics are served (plain HTTP,
+	// /metrics); empty or "0" serves none.
+	MetricsAddr string
+	// Audit receives the audit records as JSON lines (default: standard
+	// output).
+	Audit io.Writer
 	// Version is the operator's version (remocal's).
 	Version string
 	// Log receives the operator's own events (nil: slog.Default()); the
@@ -81,19 +90,26 @@ type Deps struct {
 	// now.
 	Self   string
 	Leader func() string
+	// Policies follows the policy resources; TargetInfo gives a target's
+	// labels and default container for them.
+	Policies   *policies.Watcher
+	TargetInfo broker.TargetInfo
+	// Auditor receives the broker's audit records.
+	Auditor broker.Auditor
 }
 
 // NewOptions returns the defaults; the namespace defaults to $POD_NAMESPACE
 // (the downward API in the operator's Deployment).
 func NewOptions(version string) *Options {
 	return &Options{
-		Namespace:  os.Getenv("POD_NAMESPACE"),
-		AgentImage: kube.DefaultImage(version),
-		SessionTTL: 5 * time.Minute,
-		AgentTTL:   10 * time.Minute,
-		Election:   DefaultLeaderElection(),
-		Version:    version,
-		server:     apiserver.NewOptions(),
+		Namespace:   os.Getenv("POD_NAMESPACE"),
+		AgentImage:  kube.DefaultImage(version),
+		SessionTTL:  5 * time.Minute,
+		AgentTTL:    10 * time.Minute,
+		Election:    DefaultLeaderElection(),
+		MetricsAddr: ":9090",
+		Version:     version,
+		server:      apiserver.NewOptions(),
 	}
 }
 
@@ -104,6 +120,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.AgentImage, "agent-image", o.AgentImage, "image of the agents the operator starts")
 	fs.DurationVar(&o.SessionTTL, "session-ttl", o.SessionTTL, "how long a disconnected session keeps its ports for its client to come back")
 	fs.DurationVar(&o.AgentTTL, "agent-ttl", o.AgentTTL, "how long an agent without sessions is kept before it is removed")
+	fs.StringVar(&o.MetricsAddr, "metrics-bind-address", o.MetricsAddr, "address of the Prometheus metrics endpoint (plain HTTP, /metrics); 0 disables it")
 	o.Election.AddFlags(fs)
 	o.server.SecureServing.AddFlags(fs)
 	o.server.Authentication.AddFlags(fs)
@@ -166,6 +183,11 @@ func Run(ctx context.Context, o *Options) error {
 		leading, leader = el.Leading, el.Leader
 	}
 	targets := &kubeTargets{env: env}
+	gov, err := startGovernance(ctx, env, targets, o.Audit, log)
+	if err != nil {
+		return err
+	}
+	defer gov.stop()
 	authz := &apiserver.Authorizer{}
 	newBackend := o.NewBackend
 	if newBackend == nil {
@@ -175,12 +197,16 @@ func Run(ctx context.Context, o *Options) error {
 	// server, which ends every session first.
 	b, err := newBackend(ctx, Deps{Env: env, Targets: targets, Authorizer: authz, Namespace: o.Namespace,
 		AgentImage: o.AgentImage, SessionTTL: o.SessionTTL, AgentTTL: o.AgentTTL, Version: o.Version, Log: log,
-		Self: self, Leader: leader})
+		Self: self, Leader: leader, Policies: gov.policies, TargetInfo: gov.targets.info, Auditor: gov.audit})
 	if err != nil {
 		return fmt.Errorf("start the session broker: %w", err)
 	}
+	status, err := gov.serve(ctx, b, o.MetricsAddr, log)
+	if err != nil {
+		return errors.Join(err, closeBackend(b))
+	}
 	srv, err := apiserver.New(apiserver.Config{Options: o.server, Version: o.Version, Targets: targets,
-		Sessions: b, Broker: b, Status: b, BackendAuthorizer: authz, Leading: leading})
+		Sessions: b, Broker: b, Status: status, BackendAuthorizer: authz, Leading: leading})
 	if err != nil {
 		return errors.Join(err, closeBackend(b))
 	}

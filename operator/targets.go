@@ -21,6 +21,8 @@ import (
 // operator's own credentials, listed when asked (what `remocal ls` does).
 type kubeTargets struct {
 	env *kube.Env
+	// policies, if set, fills the policies of a target read alone.
+	policies *policyTargets
 }
 
 var _ backend.Targets = (*kubeTargets)(nil)
@@ -53,6 +55,11 @@ func (k *kubeTargets) Get(ctx context.Context, namespace, name string) (*operato
 			out, err := k.withPods(ctx, []daemon.Target{t})
 			if err != nil {
 				return nil, err
+			}
+			if k.policies != nil {
+				if err := k.policies.applied(ctx, &out[0]); err != nil {
+					return nil, err
+				}
 			}
 			return &out[0], nil
 		}

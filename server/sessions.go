@@ -89,6 +89,9 @@ func (m *sessions) changed(se *session, state daemon.SessionState, reason string
 		return
 	}
 	se.info.State, se.info.Reason = state, reason
+	if state == daemon.StateActive {
+		se.info.Policy = nil
+	}
 	info := se.info
 	se.mu.Unlock()
 	m.s.broadcast(daemon.NotifySessionChanged, daemon.SessionChanged{Session: info})
@@ -337,7 +340,12 @@ func (m *sessions) event(se *session, ev sessionhost.Event) {
 			m.s.broadcast(daemon.NotifyConflict, *ev.Conflict)
 		}
 		m.changed(se, daemon.StateDegraded, ev.Message)
-	case daemon.EventSubscribeFailed, daemon.EventAgentLost, daemon.EventAgentGone:
+	case daemon.EventSubscribeFailed:
+		se.mu.Lock()
+		se.info.Policy = ev.Policy
+		se.mu.Unlock()
+		m.changed(se, daemon.StateDegraded, ev.Message)
+	case daemon.EventAgentLost, daemon.EventAgentGone:
 		m.changed(se, daemon.StateDegraded, ev.Message)
 	case daemon.EventAgentReconnected:
 		if ev.Resolved != "" {

@@ -46,7 +46,7 @@ func TestLeaderElection(t *testing.T) {
 	start := func(name string) *replica {
 		port := freePort(t)
 		cmd := exec.Command(operatorBin(t), "--kubeconfig", c.Kubeconfig, "--bind-address=127.0.0.1",
-			"--secure-port="+strconv.Itoa(port), "--cert-dir="+t.TempDir(), "--namespace="+ns,
+			"--secure-port="+strconv.Itoa(port), "--cert-dir="+t.TempDir(), "--namespace="+ns, "--metrics-bind-address=127.0.0.1:0",
 			"--leader-elect-lease-duration=15s", "--leader-elect-renew-deadline=10s", "--leader-elect-retry-period=2s")
 		cmd.Env = append(cleanEnv(t), "POD_NAME="+name)
 		r := &replica{name: name, port: port, p: procwatch.Start(t, cmd)}

@@ -57,7 +57,7 @@ func cleanEnv(t *testing.T) []string {
 // --kubeconfig the operator says what it needs.
 func TestOperatorFlags(t *testing.T) {
 	chart := []string{"--secure-port=8443", "--tls-cert-file=/etc/remocal/tls/tls.crt",
-		"--tls-private-key-file=/etc/remocal/tls/tls.key", "--namespace=remocal-system"}
+		"--tls-private-key-file=/etc/remocal/tls/tls.key", "--namespace=remocal-system", "--metrics-bind-address=:9090"}
 	r := runRemocal(t, t.TempDir(), cleanEnv(t), chart...)
 	if r.Code == 0 || !strings.Contains(r.Stderr, "--kubeconfig") {
 		t.Errorf("outside a pod: exit %d, %s", r.Code, r.Stderr)
@@ -123,7 +123,7 @@ spec:
 
 	port := freePort(t)
 	cmd := exec.Command(operatorBin(t), "--kubeconfig", c.Kubeconfig, "--bind-address=127.0.0.1",
-		"--secure-port="+strconv.Itoa(port), "--cert-dir="+t.TempDir(), "--namespace="+ns)
+		"--secure-port="+strconv.Itoa(port), "--cert-dir="+t.TempDir(), "--namespace="+ns, "--metrics-bind-address=127.0.0.1:0")
 	cmd.Env = cleanEnv(t)
 	p := procwatch.Start(t, cmd)
 	p.Expect(p.Stderr, "serving the operator API")

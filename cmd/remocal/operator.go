@@ -12,6 +12,6 @@ func newOperatorCmd() *cobra.Command {
 		Short: "Talk to the cluster's remocal operator (the operator itself is remocal-operator)",
 		Args:  cobra.NoArgs,
 	}
-	cmd.AddCommand(newOperatorStatusCmd())
+	cmd.AddCommand(newOperatorStatusCmd(), newOperatorPoliciesCmd())
 	return cmd
 }

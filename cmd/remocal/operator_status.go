@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -82,6 +83,9 @@ func writeOperatorStatus(w io.Writer, context string, st operator.OperatorState,
 	if err := tw.Flush(); err != nil {
 		return err
 	}
+	if err := writeTargetsAndDenials(w, st, now); err != nil {
+		return err
+	}
 	if len(st.Agents) == 0 {
 		return nil
 	}
@@ -103,4 +107,32 @@ func orDash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// writeTargetsAndDenials prints the live sessions per target and the
+// latest policy denials (the five newest).
+func writeTargetsAndDenials(w io.Writer, st operator.OperatorState, now time.Time) error {
+	if len(st.Targets) > 0 {
+		fmt.Fprintln(w)
+		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "NAMESPACE\tTARGET\tSESSIONS\tUSERS")
+		for _, t := range st.Targets {
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%s\n", t.Namespace, t.Target, t.Sessions, strings.Join(t.Users, ","))
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+	}
+	if len(st.RecentDenials) > 0 {
+		fmt.Fprintln(w)
+		fmt.Fprintln(w, "recent policy denials:")
+		for i, d := range st.RecentDenials {
+			if i == 5 {
+				fmt.Fprintf(w, "  ... %d more (-o json)\n", len(st.RecentDenials)-5)
+				break
+			}
+			fmt.Fprintf(w, "  %s ago  %s  %s/%s  %s: %s, rule %s\n", duration.HumanDuration(now.Sub(d.Time.Time)), d.User, d.Namespace, d.Target, d.What, d.Policy, d.Rule)
+		}
+	}
+	return nil
 }

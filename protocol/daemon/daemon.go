@@ -30,7 +30,7 @@ const ServerName = "remocal"
 // 1.0: the methods and notifications up to the operator's sessions.
 // 1.1: session labels, configuration overrides in remocal/session/start,
 // remocal/session/kill, the protocol version itself.
-const ProtocolVersion = "1.1"
+const ProtocolVersion = "1.2"
 
 // InitializeExperimental is what the daemon puts under
 // capabilities.experimental of its initialize result.
@@ -249,6 +249,9 @@ type Session struct {
 	// Note explains a choice made for the user, such as which of several
 	// replicas the session uses and what that means for their traffic.
 	Note string `json:"note,omitzero"`
+	// Policy is the operator policy and rule that refused one of the
+	// session's ports, while the session is degraded by it (1.2).
+	Policy *wire.PolicyViolation `json:"policy,omitzero"`
 }
 
 // SessionStartResult tells the client how to launch its program in the

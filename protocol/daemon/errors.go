@@ -3,6 +3,8 @@ package daemon
 import (
 	"encoding/json"
 	"fmt"
+
+	"github.com/remocal/remocal/protocol/wire"
 )
 
 // Error codes of remocal/* methods. They are stable; messages are for
@@ -25,14 +27,17 @@ const (
 	// CodeNoOperator: the request needs the cluster's remocal operator and
 	// it has none (1.1).
 	CodeNoOperator = 1010
-	CodeInternal   = 1099
+	// CodePolicy: an operator policy refused (1.2); the data's policy
+	// names it and the rule.
+	CodePolicy   = 1011
+	CodeInternal = 1099
 )
 
 var reasons = map[int]string{
 	CodeNotInitialized: "not_initialized", CodeInvalidParams: "invalid_params", CodeMethodNotFound: "method_not_found",
 	CodeInvalidConfig: "invalid_config", CodeTargetNotFound: "target_not_found", CodeSessionNotFound: "session_not_found",
 	CodeConflict: "conflict", CodeAgent: "agent", CodeUnsupported: "unsupported", CodeBusy: "busy",
-	CodeTargetRefused: "target_refused", CodeForbidden: "forbidden", CodeNoOperator: "no_operator", CodeInternal: "internal",
+	CodeTargetRefused: "target_refused", CodeForbidden: "forbidden", CodeNoOperator: "no_operator", CodePolicy: "policy", CodeInternal: "internal",
 }
 
 // Reason names a code.
@@ -47,6 +52,8 @@ func Reason(code int) string {
 type ErrorData struct {
 	Reason   string    `json:"reason"`
 	Problems []Problem `json:"problems,omitzero"`
+	// Policy names the operator policy and rule, for reason policy.
+	Policy *wire.PolicyViolation `json:"policy,omitzero"`
 }
 
 // Error is a remocal/* method failure, converted to a JSON-RPC error by the
@@ -55,6 +62,7 @@ type Error struct {
 	Code     int
 	Message  string
 	Problems []Problem
+	Policy   *wire.PolicyViolation
 }
 
 func (e *Error) Error() string { return e.Message }
@@ -66,6 +74,6 @@ func Errorf(code int, format string, args ...any) *Error {
 
 // Data encodes the error's data member.
 func (e *Error) Data() json.RawMessage {
-	b, _ := json.Marshal(ErrorData{Reason: Reason(e.Code), Problems: e.Problems})
+	b, _ := json.Marshal(ErrorData{Reason: Reason(e.Code), Problems: e.Problems, Policy: e.Policy})
 	return b
 }

@@ -45,6 +45,7 @@ var vectors = map[string]any{
 	"initialize.result": initializeResult{Capabilities: initializeCapabilities{Experimental: InitializeExperimental{Remocal: ExperimentalRemocal{ProtocolVersion: ProtocolVersion}}},
 		ServerInfo: initializeServerInfo{Name: ServerName, Version: "0.3.0"}},
 	MethodSessionKill + ".params":    RemoteSessionParams{Namespace: "shop", Name: "s-0bq3n8c2zd"},
+	"error.policy.params":            ErrorData{Reason: "policy", Policy: &wire.PolicyViolation{Kind: "RemocalPolicy", Namespace: "shop", Name: "no-steal", Rule: "incoming.blockSteal"}},
 	MethodDaemonInfo + ".result":     DaemonInfo{Version: "0.3.0", ProtocolVersion: ProtocolVersion, PID: 7311, Socket: "/run/user/1000/remocal/daemon.sock", Sessions: 1, Clients: 2, StartedAt: started},
 	MethodDaemonShutdown + ".params": DaemonShutdownParams{Force: true},
 	MethodNamespaces + ".result":     NamespacesResult{Namespaces: []Namespace{{Name: "local", Provider: "local"}, {Name: "default", Provider: "kubernetes"}}},
@@ -71,6 +72,10 @@ var vectors = map[string]any{
 	NotifyTargetsChanged + ".params": TargetsChanged{Provider: "local", Namespace: "local"},
 	// The operator's sessions, anybody's, on targets in view.
 	NotifySessionChanged + ".remote.params": SessionChanged{Remote: &remoteBob},
+	NotifySessionChanged + ".policy.params": SessionChanged{Session: Session{ID: "s2", Target: "deployment/inventory", Namespace: "shop", WorkspaceFolder: "/home/alice/inventory",
+		Owner: "alice@laptop", State: StateDegraded, StartedAt: started, Incoming: "steal",
+		Reason: "cannot steal port 8080 of the target for the program's port 8080: permission_denied: RemocalPolicy shop/no-steal denies it (rule incoming.blockSteal): stealing port 8080 of deployment/inventory is not allowed; mirror it instead (network.incoming.mode: mirror)",
+		Policy: &wire.PolicyViolation{Kind: "RemocalPolicy", Namespace: "shop", Name: "no-steal", Rule: "incoming.blockSteal"}}},
 	NotifySessionChanged + ".remote-ended.params": SessionChanged{Remote: &RemoteSession{Name: "s-0bq3n8c2zd", Namespace: "shop", User: "bob",
 		Client: "bob@desk", Target: "deployment/inventory", Phase: RemoteEnded, Ports: []RemotePort{}, Since: started}},
 	MethodSessionList + ".remote.result": SessionListResult{Sessions: []Session{kubeSession}, Remote: []RemoteSession{remoteBob}},

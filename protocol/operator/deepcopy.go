@@ -20,6 +20,13 @@ func (t *Target) DeepCopyInto(out *Target) {
 	t.ObjectMeta.DeepCopyInto(&out.ObjectMeta)
 	out.Spec.Containers = slices.Clone(t.Spec.Containers)
 	out.Status.Pods = slices.Clone(t.Status.Pods)
+	if t.Status.Policies != nil {
+		out.Status.Policies = make([]AppliedPolicy, len(t.Status.Policies))
+		for i, p := range t.Status.Policies {
+			out.Status.Policies[i] = p
+			out.Status.Policies[i].Rules = slices.Clone(p.Rules)
+		}
+	}
 }
 
 // DeepCopy returns a copy of t.
@@ -147,6 +154,12 @@ func (s *OperatorState) DeepCopyInto(out *OperatorState) {
 		*o = *a
 		o.IdleSince = a.IdleSince.DeepCopy()
 	})
+	out.Targets = copyItems(s.Targets, func(a, o *TargetSessions) {
+		*o = *a
+		o.Users = slices.Clone(a.Users)
+	})
+	out.RecentDenials = slices.Clone(s.RecentDenials)
+	out.Usage = slices.Clone(s.Usage)
 }
 
 // DeepCopyInto copies l into out.

@@ -40,7 +40,9 @@ var target = Target{
 	ObjectMeta: metav1.ObjectMeta{Name: TargetName("deployment", "inventory"), Namespace: "shop", CreationTimestamp: started},
 	Spec:       TargetSpec{Kind: "deployment", Name: "inventory", Containers: []string{"inventory", "migrate"}},
 	Status: TargetStatus{Ready: true, Status: "2/3 ready", Sessions: 2,
-		Pods: []string{"inventory-7c9f8d5b6-2xk4q", "inventory-7c9f8d5b6-9wq7z"}},
+		Pods: []string{"inventory-7c9f8d5b6-2xk4q", "inventory-7c9f8d5b6-9wq7z"},
+		Policies: []AppliedPolicy{{Kind: "RemocalPolicy", Namespace: "shop", Name: "checkout-rules",
+			Rules: []string{"incoming: steal only with an HTTP filter", `incoming: a steal must filter on header X-User = "{{user}}"`}}}},
 }
 
 var session = Session{
@@ -89,7 +91,12 @@ var vectors = map[string]runtime.Object{
 				{Pod: "shop/inventory-7c9f8d5b6-2xk4q", Agent: "remocal-agent-1f2e3d4c5b6a7980", Sessions: 2},
 				{Pod: "shop/orders-5d6c7b8a9-q1w2e", Agent: "remocal-agent-0a9b8c7d6e5f4a3b", IdleSince: &beat},
 			},
-			Problems: []string{"agent for shop/orders-5d6c7b8a9-q1w2e is not ready: image pull back-off"}},
+			Problems: []string{"agent for shop/orders-5d6c7b8a9-q1w2e is not ready: image pull back-off"},
+			Targets:  []TargetSessions{{Namespace: "shop", Target: "deployment/inventory", Sessions: 2, Users: []string{"alice", "bob"}}},
+			RecentDenials: []Denial{{Time: beat, User: "bob", Namespace: "shop", Target: "deployment/checkout", What: "steal port 8080",
+				Policy: "RemocalPolicy shop/own-header", Rule: "incoming.requireHeader",
+				Message: `stealing port 8080 of deployment/checkout needs an HTTP filter on header X-User with a value matching "bob"`}},
+			Usage: []Usage{{Day: "2026-12-07", Namespace: "shop", Target: "deployment/inventory", User: "alice", Sessions: 3, Seconds: 5412.5}}},
 	},
 }
 

@@ -97,6 +97,21 @@ type TargetStatus struct {
 	Pods []string `json:"pods,omitempty"`
 	// Sessions counts the live sessions on the target.
 	Sessions int `json:"sessions"`
+	// Policies are the policies (protocol/policy) that apply to sessions
+	// on the target, with what each allows; filled when one target is
+	// read (get), not in lists.
+	Policies []AppliedPolicy `json:"policies,omitempty"`
+}
+
+// AppliedPolicy is a policy that applies to a target.
+type AppliedPolicy struct {
+	// Kind is RemocalPolicy or RemocalClusterPolicy.
+	Kind      string `json:"kind"`
+	Namespace string `json:"namespace,omitempty"`
+	Name      string `json:"name"`
+	// Rules say what it allows and forbids, one per line, for humans
+	// ({{user}} stands for the session's user).
+	Rules []string `json:"rules"`
 }
 
 // TargetList is a list of targets.
@@ -230,6 +245,48 @@ type OperatorState struct {
 	// Healthy with Problems empty; otherwise Problems say what is wrong.
 	Healthy  bool     `json:"healthy"`
 	Problems []string `json:"problems,omitempty"`
+	// Targets counts the live sessions per target.
+	Targets []TargetSessions `json:"targets,omitempty"`
+	// RecentDenials are the latest policy denials, newest first.
+	RecentDenials []Denial `json:"recentDenials,omitempty"`
+	// Usage is who used which target for how long, per UTC day, for the
+	// last days this replica has led (kept in its memory: a new leader
+	// starts afresh), ended and live sessions together.
+	Usage []Usage `json:"usage,omitempty"`
+}
+
+// TargetSessions is the live sessions on one target.
+type TargetSessions struct {
+	Namespace string `json:"namespace"`
+	// Target as users write it: "deployment/api".
+	Target   string   `json:"target"`
+	Sessions int      `json:"sessions"`
+	Users    []string `json:"users"`
+}
+
+// Denial is one request a policy refused (or took away).
+type Denial struct {
+	Time      metav1.Time `json:"time"`
+	User      string      `json:"user"`
+	Namespace string      `json:"namespace"`
+	Target    string      `json:"target"`
+	What      string      `json:"what"`
+	// Policy is "RemocalPolicy shop/no-steal" or "RemocalClusterPolicy x".
+	Policy  string `json:"policy"`
+	Rule    string `json:"rule"`
+	Message string `json:"message"`
+}
+
+// Usage is one user's use of one target on one day.
+type Usage struct {
+	// Day is the UTC date, "2026-12-07".
+	Day       string `json:"day"`
+	Namespace string `json:"namespace"`
+	Target    string `json:"target"`
+	User      string `json:"user"`
+	// Sessions started that day; Seconds of session time that day.
+	Sessions int     `json:"sessions"`
+	Seconds  float64 `json:"seconds"`
 }
 
 // AgentStatus is one agent the operator runs.

@@ -44,6 +44,21 @@ type Error struct {
 	Message string  `json:"message"`
 	Errno   int     `json:"errno,omitempty"`
 	Holder  *Holder `json:"holder,omitempty"`
+	// Policy names the operator policy that refused the request (since
+	// 1.2, operator only), for clients to show and classify.
+	Policy *PolicyViolation `json:"policy,omitempty"`
+}
+
+// PolicyViolation names a policy (protocol/policy) and the rule of it
+// that refused a request.
+type PolicyViolation struct {
+	// Kind is RemocalPolicy (namespaced) or RemocalClusterPolicy.
+	Kind      string `json:"kind"`
+	Namespace string `json:"namespace,omitempty"`
+	Name      string `json:"name"`
+	// Rule is the rule's path in the policy, such as
+	// "incoming.blockSteal".
+	Rule string `json:"rule"`
 }
 
 // Holder names who holds a contended resource, for conflict errors.

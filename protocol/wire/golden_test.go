@@ -115,6 +115,11 @@ var variants = map[string]struct {
 			User:   "alice", Session: "s-a1ice00001", Since: &sampleSince,
 		},
 	}},
+	"error.policy": {TypeError, 13, &Error{
+		Code:    CodePermissionDenied,
+		Message: `RemocalPolicy shop/no-steal denies it (rule incoming.blockSteal): stealing port 8080 of deployment/api is not allowed; mirror it instead (network.incoming.mode: mirror)`,
+		Policy:  &PolicyViolation{Kind: "RemocalPolicy", Namespace: "shop", Name: "no-steal", Rule: "incoming.blockSteal"},
+	}},
 }
 
 var sampleSince = time.Date(2026, 12, 7, 10, 2, 0, 0, time.UTC)

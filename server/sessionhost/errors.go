@@ -8,6 +8,7 @@ import (
 	"github.com/remocal/remocal/kube"
 	"github.com/remocal/remocal/protocol/config"
 	"github.com/remocal/remocal/protocol/daemon"
+	"github.com/remocal/remocal/protocol/wire"
 )
 
 // startErrorCode is the daemon's code for a session that could not start.
@@ -25,6 +26,17 @@ func startErrorCode(err error) int {
 		return daemon.CodeTargetRefused
 	case errors.Is(err, session.ErrUnsupported):
 		return daemon.CodeUnsupported
+	case policyOf(err) != nil:
+		return daemon.CodePolicy
 	}
 	return daemon.CodeAgent
+}
+
+// policyOf is the operator policy that refused, if one did.
+func policyOf(err error) *wire.PolicyViolation {
+	var we *wire.Error
+	if errors.As(err, &we) {
+		return we.Policy
+	}
+	return nil
 }

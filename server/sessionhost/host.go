@@ -222,7 +222,9 @@ func (h *host) start(ctx context.Context, p startParams) (Ready, *hostError) {
 		if code == daemon.CodeInvalidConfig {
 			return fail(code, "invalid configuration: %v", err)
 		}
-		return fail(code, "%v", err)
+		r, he := fail(code, "%v", err)
+		he.Policy = policyOf(err)
+		return r, he
 	}
 	dir := p.LibraryDir
 	if dir == "" {
@@ -263,6 +265,7 @@ func (h *host) onEvent(ev session.Event) {
 	switch ev.Kind {
 	case daemon.EventSubscribed:
 	case daemon.EventSubscribeFailed:
+		out.Policy = policyOf(ev.Err)
 		if ev.Holder != nil {
 			out.Kind = daemon.EventConflict
 			out.Conflict = &daemon.Conflict{SessionID: h.id, Target: h.describe(), Port: ev.RemotePort,

@@ -28,6 +28,7 @@ import (
 
 	"github.com/remocal/remocal/protocol/config"
 	"github.com/remocal/remocal/protocol/daemon"
+	"github.com/remocal/remocal/protocol/wire"
 )
 
 // Arg selects session host mode in os.Args[1].
@@ -88,6 +89,9 @@ type Event struct {
 	// Resolved is set for EventAgentReconnected: what the target resolves
 	// to now (a new pod after the old one went away).
 	Resolved string `json:"resolved,omitzero"`
+	// Policy is set for EventSubscribeFailed when an operator policy
+	// refused the port.
+	Policy *wire.PolicyViolation `json:"policy,omitzero"`
 }
 
 // Detail is what the session is doing.
@@ -138,8 +142,9 @@ type readyParams struct {
 
 // hostError is a start failure with a protocol/daemon error code.
 type hostError struct {
-	Code    int    `json:"code"`
-	Message string `json:"message"`
+	Code    int                   `json:"code"`
+	Message string                `json:"message"`
+	Policy  *wire.PolicyViolation `json:"policy,omitzero"`
 }
 
 // Descriptors the host inherits.

@@ -182,7 +182,7 @@ func Start(ctx context.Context, self string, spec Spec, onEvent func(Event)) (*H
 	select {
 	case p := <-h.readyCh:
 		if p.Error != nil {
-			return fail(&daemon.Error{Code: p.Error.Code, Message: p.Error.Message})
+			return fail(&daemon.Error{Code: p.Error.Code, Message: p.Error.Message, Policy: p.Error.Policy})
 		}
 		if p.Ready == nil {
 			return fail(errors.New("session host: ready without a result"))
@@ -194,7 +194,7 @@ func Start(ctx context.Context, self string, spec Spec, onEvent func(Event)) (*H
 		select {
 		case p := <-h.readyCh:
 			if p.Error != nil {
-				return nil, &daemon.Error{Code: p.Error.Code, Message: p.Error.Message}
+				return nil, &daemon.Error{Code: p.Error.Code, Message: p.Error.Message, Policy: p.Error.Policy}
 			}
 		default:
 		}

@@ -119,7 +119,7 @@ func Manifests(ctx context.Context) ([]byte, error) {
 		return nil, err
 	}
 	cmd := exec.CommandContext(ctx, bin, "template", "remocal", filepath.Join(root, "charts", "remocal"),
-		"--namespace", "remocal", "--set", "namespace.create=true", "--set", "tls.generate=false")
+		"--include-crds", "--namespace", "remocal", "--set", "namespace.create=true", "--set", "tls.generate=false")
 	// No cluster and no user configuration: the output depends on the
 	// chart alone.
 	cmd.Env = daemonEnv([]string{"HELM_CACHE_HOME=/nonexistent", "HELM_CONFIG_HOME=/nonexistent", "HELM_DATA_HOME=/nonexistent", "KUBECONFIG=/nonexistent"})

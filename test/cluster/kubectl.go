@@ -59,6 +59,15 @@ func (c *Cluster) ImportImage(ctx context.Context, tarPath string) error {
 	return nil
 }
 
+// TagImage gives an image of the node's containerd another name, as if it
+// had been pulled from another registry (an air-gapped install's).
+func (c *Cluster) TagImage(ctx context.Context, src, dst string) error {
+	if _, err := ctr(ctx, "images", "tag", "--force", src, dst); err != nil {
+		return fmt.Errorf("tagging image %s as %s: %w", src, dst, err)
+	}
+	return nil
+}
+
 // RemoveImage removes an image a test imported from the node's containerd.
 func (c *Cluster) RemoveImage(ctx context.Context, name string) error {
 	if _, err := ctr(ctx, "images", "rm", name); err != nil {

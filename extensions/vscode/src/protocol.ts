@@ -201,12 +201,15 @@ export interface Session {
   incoming: IncomingMode | '';
   resolved?: string;
   note?: string;
+  /** The operator policy that refused one of its ports, while degraded by it (1.2). */
+  policy?: PolicyViolation;
 }
 export const checkSession: Check<Session> = obj<Session>({
   id: str, target: str, namespace: opt(str), workspaceFolder: str, owner: str, label: opt(str),
   state: literal('starting', 'active', 'degraded', 'ended'), reason: opt(str), startedAt: time,
   // A session that is still starting has no effective mode yet.
   incoming: literal('mirror', 'steal', 'off', ''), resolved: opt(str), note: opt(str),
+  policy: opt((v, ctx) => checkPolicyViolation(v, ctx)),
 });
 
 export interface SessionStartResult { session: Session; env: Record<string, string>; wrapper?: string[]; warnings: string[] }
@@ -330,8 +333,15 @@ export const checkProgressParams: Check<ProgressParams> = obj<ProgressParams>({
 
 // ---- errors
 
-export interface ErrorData { reason: string; problems?: Problem[] }
-export const checkErrorData: Check<ErrorData> = obj<ErrorData>({ reason: str, problems: opt(arr(checkProblem)) });
+/** An operator policy and the rule of it that refused (protocol 1.2; docs/operator.md, Policies). */
+export interface PolicyViolation { kind: string; namespace?: string; name: string; rule: string }
+export const checkPolicyViolation: Check<PolicyViolation> = obj<PolicyViolation>({
+  kind: str, namespace: opt(str), name: str, rule: str,
+});
+
+/** Error data; policy is set for reason "policy" (code 1011, protocol 1.2). */
+export interface ErrorData { reason: string; problems?: Problem[]; policy?: PolicyViolation }
+export const checkErrorData: Check<ErrorData> = obj<ErrorData>({ reason: str, problems: opt(arr(checkProblem)), policy: opt(checkPolicyViolation) });
 
 /** Results that are JSON null (stop, kill, shutdown). */
 export const checkNull: Check<null> = (v, ctx) => {

@@ -23,13 +23,16 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	genericapirequest "k8s.io/apiserver/pkg/endpoints/request"
 
 	"github.com/remocal/remocal/operator/internal/backend"
 	"github.com/remocal/remocal/operator/internal/locks"
 	"github.com/remocal/remocal/protocol/operator"
+	"github.com/remocal/remocal/protocol/policy"
 )
 
 // Config configures a broker.
@@ -51,6 +54,16 @@ type Config struct {
 	// DefaultAgentIdleTTL.
 	AgentIdleTTL time.Duration
 	Logger       *slog.Logger
+	// Policies, if set, restrict sessions (protocol/policy); TargetInfo
+	// gives the labels and default container policies select targets by;
+	// Resolver resolves the host names of outgoing rules (default: the
+	// operator's own DNS).
+	Policies   Policies
+	TargetInfo TargetInfo
+	Resolver   policy.Resolver
+	// Auditor, if set, receives an audit record of every connect,
+	// subscription, override, kill, policy denial and session end.
+	Auditor Auditor
 }
 
 const (
@@ -73,6 +86,29 @@ type Broker struct {
 
 	mu     sync.Mutex
 	closed bool
+
+	// traffic counts what the broker routed, by mode.
+	traffic [numModes]struct{ requests, bytes atomic.Uint64 }
+}
+
+// Modes of routed traffic, for Traffic.
+const (
+	modeMirror = iota
+	modeSteal
+	modeOutgoing
+	numModes
+)
+
+// Traffic is what the broker routed since it started, by mode ("mirror",
+// "steal": incoming connections and requests; "outgoing": connections the
+// sessions opened): requests (connections or HTTP requests) and bytes,
+// both directions, counted when each ends.
+func (b *Broker) Traffic() map[string][2]uint64 {
+	out := map[string][2]uint64{}
+	for i, name := range []string{"mirror", "steal", "outgoing"} {
+		out[name] = [2]uint64{b.traffic[i].requests.Load(), b.traffic[i].bytes.Load()}
+	}
+	return out
 }
 
 var (
@@ -202,6 +238,13 @@ func (b *Broker) Delete(ctx context.Context, namespace, name, reason string) err
 	if reason == "" {
 		reason = "the session was deleted"
 	}
+	// The record's user is who ended it (the API server put them in
+	// ctx), the session's owner in what.
+	r := Record{Action: ActionKill, Decision: DecisionAllow, What: "delete session of " + s.user.Username, Reason: reason}
+	if u, ok := genericapirequest.UserFrom(ctx); ok {
+		r.User = operator.UserInfo{Username: u.GetName(), UID: u.GetUID(), Groups: u.GetGroups()}
+	}
+	s.record(r)
 	s.end(reason)
 	return nil
 }

@@ -291,6 +291,10 @@ type fixture struct {
 
 type fixtureOptions struct {
 	sessionTTL time.Duration
+	// policies, if set, are the broker's (a seam: the operator's informer
+	// is tested on the cluster by test/e2e/operator).
+	policies *staticPolicies
+	auditor  *auditLog
 }
 
 func newFixture(t *testing.T, opts fixtureOptions) *fixture {
@@ -310,10 +314,17 @@ func newFixture(t *testing.T, opts fixtureOptions) *fixture {
 // newBroker is a broker over the fixture's agents: a replica of the
 // operator named self.
 func (f *fixture) newBroker(self string, opts fixtureOptions) *broker.Broker {
-	b, err := broker.New(broker.Config{
+	cfg := broker.Config{
 		Agents: f.agents, Authorizer: f.authz, Version: "test", Self: self,
 		SessionTTL: opts.sessionTTL, AgentIdleTTL: time.Minute, Logger: testLogger(f.t, "broker-"+self),
-	})
+	}
+	if opts.policies != nil {
+		cfg.Policies = opts.policies
+	}
+	if opts.auditor != nil {
+		cfg.Auditor = opts.auditor
+	}
+	b, err := broker.New(cfg)
 	if err != nil {
 		f.t.Fatal(err)
 	}

@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -18,6 +19,7 @@ import (
 	"github.com/remocal/remocal/internal/relay"
 	"github.com/remocal/remocal/operator/internal/backend"
 	"github.com/remocal/remocal/protocol/operator"
+	"github.com/remocal/remocal/protocol/policy"
 	"github.com/remocal/remocal/protocol/wire"
 )
 
@@ -35,6 +37,7 @@ const (
 // Serve implements backend.Broker: it runs one client connection until it
 // ends. The session it opens or resumes outlives it by the session TTL.
 func (b *Broker) Serve(ctx context.Context, conn net.Conn, who operator.UserInfo, namespace, target string) {
+	start := time.Now()
 	defer conn.Close()
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stop()
@@ -49,7 +52,7 @@ func (b *Broker) Serve(ctx context.Context, conn net.Conn, who operator.UserInfo
 		return
 	}
 	conn.SetDeadline(time.Time{})
-	s, resumed, err := b.attach(ctx, who, namespace, target, hello)
+	s, resumed, err := b.attach(ctx, who, namespace, target, hello, start)
 	if err != nil {
 		reject(conn, toWire(err))
 		b.log.Info("session refused", "user", who.Username, "target", namespace+"/"+target, "err", err)
@@ -106,7 +109,7 @@ func toWire(err error) *wire.Error {
 // share no state): the new session takes that name, so the client and
 // `remocal sessions` see one session across the handover, and the client
 // takes its ports again by subscribing again.
-func (b *Broker) attach(ctx context.Context, who operator.UserInfo, ns, target string, hello *wire.Hello) (s *session, resumed bool, err error) {
+func (b *Broker) attach(ctx context.Context, who operator.UserInfo, ns, target string, hello *wire.Hello, start time.Time) (s *session, resumed bool, err error) {
 	adopt := ""
 	if name := hello.Client.Session; name != "" {
 		s := b.reg.get(ns, name)
@@ -120,10 +123,23 @@ func (b *Broker) attach(ctx context.Context, who operator.UserInfo, ns, target s
 			adopt = name
 		}
 	}
-	s, err = b.newSession(ctx, who, ns, target, hello, adopt)
+	pt, err := b.policyTarget(ctx, ns, target)
 	if err != nil {
 		return nil, false, err
 	}
+	pols, err := b.policiesFor(pt)
+	if err != nil {
+		d := asDenial(err)
+		b.recordConnect(who, ns, target, hello, DecisionDeny, d)
+		return nil, false, d.Wire()
+	}
+	s, err = b.newSession(ctx, who, ns, target, hello, adopt, pt, pols)
+	if err != nil {
+		return nil, false, err
+	}
+	// Duration is the connect latency: the hello to a registered session
+	// (pods listed, policies evaluated).
+	s.record(Record{Action: ActionConnect, Decision: DecisionAllow, What: "start session", Reason: policyNames(pols), Duration: time.Since(start)})
 	s.phase = operator.PhaseActive
 	s.lastHeartbeat = time.Now()
 	if !b.reg.publish(backend.Added, s) {
@@ -387,6 +403,10 @@ func (s *session) handle(ctx context.Context, cc *clientConn, msg wire.Message) 
 	case *wire.Unsubscribe:
 		return s.unsubscribe(ctx, m)
 	case *wire.Ping, *wire.EnvGet, *wire.FileRead, *wire.FileStat, *wire.FileReadlink, *wire.FileReaddir, *wire.FileAccess:
+		msg, werr := s.checkRequest(msg)
+		if werr != nil {
+			return nil, werr
+		}
 		c, pod, err := s.primaryAgent(ctx)
 		if err != nil {
 			return nil, err
@@ -399,6 +419,7 @@ func (s *session) handle(ctx context.Context, cc *clientConn, msg wire.Message) 
 			}
 			return nil, wire.Errorf(wire.CodeUnavailable, "the agent of pod %s (the session's primary) did not answer: %v", pod.Name, err)
 		}
+		s.filterResult(res)
 		return res, nil
 	default:
 		return nil, wire.Errorf(wire.CodeUnsupported, "%s is not a request the operator answers", msg.MessageType())
@@ -443,6 +464,10 @@ func (cc *clientConn) serveStream(st net.Conn) {
 	}
 	ctx, cancel := context.WithTimeout(cc.ctx, time.Minute)
 	defer cancel()
+	if werr := cc.s.checkDial(ctx, dial); werr != nil {
+		wire.WriteEnvelope(st, wire.ErrorEnvelope(0, werr))
+		return
+	}
 	c, _, err := cc.s.primaryAgent(ctx)
 	if err != nil {
 		wire.WriteEnvelope(st, wire.ErrorEnvelope(0, err))
@@ -459,7 +484,15 @@ func (cc *clientConn) serveStream(st net.Conn) {
 		return
 	}
 	cc.s.counters.outConns.Add(1)
-	relay.Conns(counting(st, &cc.s.counters.bytesOut), counting(up, &cc.s.counters.bytesIn))
+	if ap, err := policy.DialAddr(dial.Address); err == nil {
+		cc.s.dials.add(st, ap)
+		defer cc.s.dials.remove(st)
+	}
+	out := &cc.s.b.traffic[modeOutgoing]
+	out.requests.Add(1)
+	var n atomic.Uint64
+	relay.Conns(counting(counting(st, &cc.s.counters.bytesOut), &n), counting(counting(up, &cc.s.counters.bytesIn), &n))
+	out.bytes.Add(n.Load())
 }
 
 // countingConn counts the bytes read from a stream as they pass, so a
@@ -513,4 +546,29 @@ func (cc *clientConn) openStream(ctx context.Context) (net.Conn, error) {
 		}()
 		return nil, ctx.Err()
 	}
+}
+
+// recordConnect audits a connect refused before any session existed.
+func (b *Broker) recordConnect(who operator.UserInfo, ns, target string, hello *wire.Hello, decision string, d *policy.Denial) {
+	if b.cfg.Auditor == nil {
+		return
+	}
+	r := Record{Time: time.Now(), Action: ActionConnect, User: who, From: clientInfo(hello), Namespace: ns, Target: target,
+		What: "start session", Decision: decision}
+	if d != nil {
+		r.Action, r.Reason, r.Policy, r.Rule = ActionPolicyDenial, d.Message, &d.Policy, d.Rule
+	}
+	b.cfg.Auditor.Record(r)
+}
+
+// policyNames lists the policies that apply, for the connect record.
+func policyNames(set policy.Set) string {
+	if len(set) == 0 {
+		return ""
+	}
+	names := make([]string, len(set))
+	for i, p := range set {
+		names[i] = p.Ref.String()
+	}
+	return "policies: " + strings.Join(names, ", ")
 }

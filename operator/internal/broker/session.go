@@ -18,6 +18,7 @@ import (
 	"github.com/remocal/remocal/internal/agentclient"
 	"github.com/remocal/remocal/operator/internal/backend"
 	"github.com/remocal/remocal/protocol/operator"
+	"github.com/remocal/remocal/protocol/policy"
 	"github.com/remocal/remocal/protocol/wire"
 )
 
@@ -57,6 +58,13 @@ type session struct {
 	ended         bool
 	expiry        *time.Timer
 	nextSub       uint64
+
+	// pt is the target as policies select it; pols the policies that
+	// apply now, polErr the denial of an invalid one (guarded by mu).
+	pt     policy.Target
+	pols   policy.Set
+	polErr *policy.Denial
+	dials  dials
 
 	counters struct {
 		inConns, inReqs, outConns, bytesIn, bytesOut atomic.Uint64
@@ -110,14 +118,14 @@ func (s *session) rename(name string) {
 // newSession starts following the target's pods and waits for the first
 // set. The session is not yet registered; it is named name, or a new
 // name when empty.
-func (b *Broker) newSession(ctx context.Context, who operator.UserInfo, ns, target string, hello *wire.Hello, name string) (*session, error) {
+func (b *Broker) newSession(ctx context.Context, who operator.UserInfo, ns, target string, hello *wire.Hello, name string, pt policy.Target, pols policy.Set) (*session, error) {
 	if name == "" {
 		name = newSessionName()
 	}
 	s := &session{
 		b: b, name: name, ns: ns, target: target, user: who,
 		uid: types.UID(rand.Text()), start: time.Now(), subs: map[string]*sub{}, held: map[string]Pod{},
-		client: clientInfo(hello),
+		client: clientInfo(hello), pt: pt, pols: pols,
 	}
 	s.log = b.log.With("session", s.name, "user", who.Username, "target", ns+"/"+target)
 	s.ctx, s.cancel = context.WithCancel(b.ctx)
@@ -480,6 +488,7 @@ func (s *session) end(reason string) {
 	}
 	s.mu.Unlock()
 	s.log.Info("session ended", "reason", reason)
+	s.record(Record{Action: ActionSessionEnd, Decision: DecisionAllow, Reason: reason, Duration: time.Since(s.start)})
 	if cc != nil {
 		cc.endWith(&wire.Event{Kind: wire.EventSessionEnded, Message: fmt.Sprintf("session %s ended: %s", s.name, reason)})
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/remocal/remocal/internal/agentclient"
@@ -28,6 +29,9 @@ func (s *session) subscribe(ctx context.Context, cc *clientConn, req *wire.Subsc
 	id := fmt.Sprintf("o%d", s.nextSub)
 	s.mu.Unlock()
 
+	if werr := s.checkSubscribe(req); werr != nil {
+		return nil, werr
+	}
 	spec := *req
 	spec.Override = false // the agents know nothing of it
 	override := false
@@ -37,6 +41,7 @@ func (s *session) subscribe(ctx context.Context, cc *clientConn, req *wire.Subsc
 			return nil, wire.Errorf(wire.CodeUnavailable, "could not check whether you may override port %d of %s: %v", req.Port, targetRef(s.target), err)
 		}
 		if !ok {
+			s.record(Record{Action: ActionOverride, Decision: DecisionDeny, What: fmt.Sprintf("steal port %d", req.Port), Reason: "RBAC: no override on targets"})
 			return nil, wire.Errorf(wire.CodePermissionDenied,
 				"you (%s) may not take port %d of %s from its holder: onConflict: override needs the verb override on targets in namespace %s (the remocal admin role); use abort or continue, or ask an administrator",
 				s.user.Username, req.Port, targetRef(s.target), s.ns)
@@ -52,6 +57,7 @@ func (s *session) subscribe(ctx context.Context, cc *clientConn, req *wire.Subsc
 	})
 	var ce *locks.ConflictError
 	if errors.As(err, &ce) {
+		s.record(Record{Action: ActionSubscribe, Decision: DecisionDeny, What: fmt.Sprintf("%s port %d %s", req.Mode, req.Port, req.Filter.String()), Reason: ce.Error(), Conflict: true})
 		return nil, ce.Wire()
 	}
 	if err != nil {
@@ -81,6 +87,11 @@ func (s *session) subscribe(ctx context.Context, cc *clientConn, req *wire.Subsc
 			return nil, err
 		}
 	}
+	action := ActionSubscribe
+	if len(evicted) > 0 {
+		action = ActionOverride
+	}
+	s.record(Record{Action: action, Decision: DecisionAllow, What: fmt.Sprintf("%s port %d %s", req.Mode, req.Port, req.Filter.String())})
 	s.log.Info("subscribed", "subscription", id, "port", req.Port, "mode", req.Mode, "filter", req.Filter.String(), "override", override, "pods", len(pods))
 	s.b.reg.publish(backend.Modified, s)
 	return &wire.SubscribeResult{ID: id}, nil
@@ -217,7 +228,14 @@ func (s *session) deliver(ctx context.Context, sb *sub, in *agentclient.Incoming
 		relay.Abort(in.Stream)
 		return
 	}
-	relay.Conns(counting(in.Stream, &s.counters.bytesIn), counting(st, &s.counters.bytesOut))
+	mode := &s.b.traffic[modeMirror]
+	if sb.spec.Mode == wire.ModeSteal {
+		mode = &s.b.traffic[modeSteal]
+	}
+	mode.requests.Add(1)
+	var n atomic.Uint64
+	relay.Conns(counting(counting(in.Stream, &s.counters.bytesIn), &n), counting(counting(st, &s.counters.bytesOut), &n))
+	mode.bytes.Add(n.Load())
 }
 
 // agentConflict explains an agent's conflict error whose holder is one of

@@ -197,8 +197,9 @@ func TestChartServingCertificate(t *testing.T) {
 			t.Errorf("the operator's args %q lack %s", ctr.Args, want)
 		}
 	}
-	if len(ctr.Ports) != 1 || ctr.Ports[0].Name != "https" || ctr.Ports[0].ContainerPort != 8443 {
-		t.Errorf("container ports %+v: want https 8443", ctr.Ports)
+	if len(ctr.Ports) != 2 || ctr.Ports[0].Name != "https" || ctr.Ports[0].ContainerPort != 8443 ||
+		ctr.Ports[1].Name != "metrics" || ctr.Ports[1].ContainerPort != 9090 || !slices.Contains(ctr.Args, "--metrics-bind-address=:9090") {
+		t.Errorf("container ports %+v, args %q: want https 8443 and metrics 9090", ctr.Ports, ctr.Args)
 	}
 	if pod.Volumes[0].Secret == nil || pod.Volumes[0].Secret.SecretName != secret.Name || ctr.VolumeMounts[0].MountPath != "/etc/remocal/tls" {
 		t.Errorf("the operator does not mount Secret %s at /etc/remocal/tls: %+v %+v", secret.Name, pod.Volumes, ctr.VolumeMounts)

@@ -1,11 +1,16 @@
 package operator
 
 import (
+	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+
+	remocaloperator "github.com/remocal/remocal/operator"
 	"github.com/remocal/remocal/test/poll"
 	"github.com/remocal/remocal/test/procwatch"
 )
@@ -129,6 +134,33 @@ func TestUsersShareADeployment(t *testing.T) {
 		c.Expect(c.Stderr, "stealing port 8080")
 		f.getUntil(appURL(pod, "/taken"), "local probe", "X-Remocal-User: bob")
 		c.Expect(c.Stdout, "request GET /taken user=bob")
+	})
+
+	// The override is in the operator's audit lines, and an Event on the
+	// Deployment tells its owners; so are the refusals.
+	t.Run("audited", func(t *testing.T) {
+		lines := f.auditLines(t)
+		for _, want := range []struct{ action, decision, user string }{
+			{"override", "allow", "carol"}, {"override", "deny", "carol"}, {"subscribe", "deny", "carol"}} {
+			if !slices.ContainsFunc(lines, func(l remocaloperator.AuditLine) bool {
+				return l.Action == want.action && l.Decision == want.decision && l.User == want.user && l.Target == "deployment/inventory"
+			}) {
+				t.Errorf("no audit line %+v among %d", want, len(lines))
+			}
+		}
+		err := poll.Until(f.ctx(), 20*time.Second, func() error {
+			var list corev1.EventList
+			if err := json.Unmarshal([]byte(f.kubectl("get", "events", "--field-selector", "involvedObject.kind=Deployment,involvedObject.name=inventory,reason="+remocaloperator.EventOverride, "-o", "json")), &list); err != nil {
+				return err
+			}
+			if len(list.Items) == 0 || !strings.Contains(list.Items[0].Message, "carol (carol@laptop) took over") {
+				return fmt.Errorf("override events on deployment/inventory: %+v", list.Items)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Error(err)
+		}
 	})
 }
 

@@ -139,6 +139,21 @@ public final class Protocol {
         public String message;
     }
 
+    /** The data member of a daemon error: its reason, and for some codes what caused it. */
+    public static final class ErrorData {
+        public String reason;
+        public List<Problem> problems;
+        /** For reason "policy" (1.2): the operator policy and rule that refused. */
+        public PolicyViolation policy;
+    }
+
+    public static final class PolicyViolation {
+        public String kind;
+        public String namespace;
+        public String name;
+        public String rule;
+    }
+
     public static final class ConfigResult {
         public String file;
         public boolean valid;
@@ -184,6 +199,8 @@ public final class Protocol {
         public String incoming;
         public String resolved;
         public String note;
+        /** The operator policy that refused one of its ports, while degraded by it (1.2). */
+        public PolicyViolation policy;
     }
 
     public static final class SessionStartResult {

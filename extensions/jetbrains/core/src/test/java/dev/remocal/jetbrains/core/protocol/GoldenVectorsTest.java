@@ -29,6 +29,7 @@ import static org.junit.jupiter.api.Assertions.fail;
 class GoldenVectorsTest {
     static final Map<String, Class<?>> VECTORS = Map.ofEntries(
             entry("initialize.result", Protocol.InitializeResult.class),
+            entry("error.policy.params", Protocol.ErrorData.class),
             entry("remocal.config.resolve.params", Protocol.ConfigParams.class),
             entry("remocal.config.resolve.result", Protocol.ConfigResult.class),
             entry("remocal.config.verify.params", Protocol.ConfigParams.class),
@@ -50,6 +51,7 @@ class GoldenVectorsTest {
             entry("remocal.sessionChanged.params", Protocol.SessionChanged.class),
             entry("remocal.sessionChanged.remote-ended.params", Protocol.SessionChanged.class),
             entry("remocal.sessionChanged.remote.params", Protocol.SessionChanged.class),
+            entry("remocal.sessionChanged.policy.params", Protocol.SessionChanged.class),
             entry("remocal.targets.params", Protocol.TargetsParams.class),
             entry("remocal.targets.result", Protocol.TargetsResult.class),
             entry("remocal.targetsChanged.params", Protocol.TargetsChanged.class));
