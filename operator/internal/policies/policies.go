@@ -49,7 +49,7 @@ func New(dyn dynamic.Interface, log *slog.Logger) *Watcher {
 		cluster: f.ForResource(ClusterPolicyResource).Informer(),
 	}
 	h := cache.ResourceEventHandlerFuncs{
-		AddFunc:    func(any) { w.changed() },
+		AddFunc: func(any) { w.changed() },
 		UpdateFunc: func(old, cur any) {
 			o, ok1 := old.(*unstructured.Unstructured)
 			c, ok2 := cur.(*unstructured.Unstructured)
