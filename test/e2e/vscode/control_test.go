@@ -20,7 +20,8 @@ import (
 // control is the loopback HTTP server the in-host suites call for what only
 // the Go side can do: tell them about the run (GET /context), send traffic
 // from the "cluster" to the App pod (POST /send), kill the daemon
-// (POST /daemon/kill). Every answer is JSON; errors are {"error": "..."}.
+// (POST /daemon/kill), list the agents serving the App pod (GET /agents).
+// Every answer is JSON; errors are {"error": "..."}.
 type control struct {
 	url string
 }
@@ -61,6 +62,10 @@ func startControl(t *testing.T, env *localenv.Env, runContext map[string]any, so
 		pid, err := killDaemon(r.Context(), socket)
 		t.Logf("control: killed the daemon (pid %d): %v", pid, err)
 		reply(w, map[string]int{"pid": pid}, err)
+	})
+	mux.HandleFunc("GET /agents", func(w http.ResponseWriter, _ *http.Request) {
+		agents, err := agentsServing(env.App.PID)
+		reply(w, map[string]any{"agents": agents}, err)
 	})
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -75,7 +75,7 @@ func TestVSCode(t *testing.T) {
 	}
 	runtimeDir := filepath.Join(runDir, "xdg-runtime")
 	socket := filepath.Join(runtimeDir, "remocal", "daemon.sock")
-	ws := makeWorkspace(t, pkgDir, env, remocal, programs)
+	ws := makeWorkspace(t, pkgDir, env, remocal, h.node, programs)
 	artifacts := artifactsDir(t, pkgDir)
 	c := startControl(t, env, map[string]any{
 		"target":          fmt.Sprintf("pid/%d", env.App.PID),
