@@ -21,6 +21,8 @@ async function agents() {
 
 // startApp runs the node app and waits until it listens in its session.
 async function startApp(api, name = cfg) {
+  h.assert(api.state().enabled && api.state().target,
+    'remocal is on with a target (20-picker picks it: run it before this suite, e.g. REMOCAL_VSCODE_SUITES=20,35)');
   const since = h.mark();
   await d.start(name);
   await d.waitOutput(name, since, `app: listening on ${h.context().appPort}`, 90000);
