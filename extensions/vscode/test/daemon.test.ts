@@ -244,11 +244,16 @@ test('a start hung on the cluster is cancelled through the progress cancel: -328
     const listed = await conn.request(Methods.sessionList, undefined, checkSessionListResult);
     assert.equal(listed.sessions.length, 1, JSON.stringify(listed));
     assert.equal(listed.sessions[0].state, 'starting');
-    assert.match(view.first, /deployment\/api|starting/);
+    // The daemon's steps ($/progress) reach the view.
+    const steps = await waitFor('the daemon\'s step in the progress view', () => {
+      const all = [view.first, ...view.reports];
+      return all.some((m) => m.includes('connecting to deployment/api')) ? all : undefined;
+    });
     view.cancel();
     const e = await outcome;
     assert.ok(e instanceof DaemonError, `the start ended with ${String(e)}`);
     assert.equal(e.code, ErrorCodes.requestCancelled, e.message);
+    assert.ok(steps.length > 0);
     await waitFor('the cancelled session to leave the list', async () => {
       const r = await conn.request(Methods.sessionList, undefined, checkSessionListResult);
       return r.sessions.length === 0 ? true : undefined;
