@@ -81,10 +81,20 @@ async function restart(api, name) {
     await h.control('/send', { path: `/restarted-${++n}`, timeoutMs: 10000 });
     return h.outputOf(name, since).includes('app: got GET /restarted-');
   }, 45000);
+  // The port is subscribed once: the exited program's subscription went
+  // with it (else every request reached the restarted app twice).
+  let subs = [];
+  await h.waitFor(() => `one subscription of port ${appPort} after the restart (got ${JSON.stringify(subs)})`, async () => {
+    subs = (await api.request('remocal/session/detail', { id: session.id })).subscriptions.filter((x) => x.port === appPort);
+    return subs.length === 1;
+  }, 20000);
   const agentsAfter = await agents();
   h.assert(agentsAfter.length === 1 && agentsAfter[0].pid === agentsBefore[0].pid,
     `the same agent (pid ${agentsBefore[0].pid}) serves session ${session.id} after the restart: ${JSON.stringify(agentsAfter)}`);
   h.log(`restart of ${name}: still session ${session.id}, agent pid ${agentsAfter[0].pid}`);
+  // What a user sees: the session view still lists the session.
+  await vscode.commands.executeCommand('workbench.view.extension.remocal');
+  await h.driver({ do: 'waitFor', selector: '.pane-body .monaco-list-row', hasText: `debug: ${name}` });
   return { session, agentPid: agentsAfter[0].pid };
 }
 
