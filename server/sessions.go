@@ -211,6 +211,11 @@ func (m *sessions) start(ctx context.Context, c *client, p daemon.SessionStartPa
 		m.remove(id)
 		m.changed(se, daemon.StateEnded, "failed to start: "+err.Error())
 		prog.end("failed: " + err.Error())
+		if ctx.Err() != nil {
+			// The client cancelled the start ($/cancelRequest): it
+			// answers -32800 (wireError), whatever the host said.
+			return res, fmt.Errorf("session start cancelled: %w", context.Cause(ctx))
+		}
 		return res, startError(err)
 	}
 	ready := host.Ready()

@@ -9,7 +9,7 @@ import * as rpc from 'vscode-jsonrpc/node';
 import { type Check, decode, DecodeError } from './check';
 import { FrameGuard } from './framing';
 import {
-  checkErrorData, checkInitializeResult, type InitializeParams, Methods, type Problem, type WorkspaceFolderInfo,
+  checkErrorData, checkInitializeResult, type InitializeParams, Methods, Notifications, type Problem, type WorkspaceFolderInfo,
 } from './protocol';
 import { incompatibility, unversioned } from './version';
 
@@ -118,6 +118,17 @@ export class DaemonClient {
           h(method, params);
         } catch (e) {
           this.opts.log(`handling ${method}: ${e instanceof Error ? e.message : String(e)}`);
+        }
+      }
+    });
+    // vscode-jsonrpc keeps $/progress from the handler above: progress for
+    // tokens it was not told about (ours are routed by Connection) comes here.
+    this.conn.onUnhandledProgress((params) => {
+      for (const h of this.notificationHandlers) {
+        try {
+          h(Notifications.progress, params);
+        } catch (e) {
+          this.opts.log(`handling ${Notifications.progress}: ${e instanceof Error ? e.message : String(e)}`);
         }
       }
     });

@@ -25,6 +25,8 @@ interface Running {
   original: DebugConfig;
   debugSession?: vscode.DebugSession;
   debugEnded?: boolean;
+  /** VS Code is restarting the debug session by ending and launching it again: keep the remocal session. */
+  restarting?: boolean;
 }
 
 /** A started session no debug session claimed within this time is stopped (the launch failed). */
@@ -52,7 +54,31 @@ export class RemocalDebugProvider implements vscode.DebugConfigurationProvider {
       vscode.debug.registerDebugConfigurationProvider('*', this),
       vscode.debug.onDidStartDebugSession((s) => this.started(s)),
       vscode.debug.onDidTerminateDebugSession((s) => { void this.terminated(s); }),
+      vscode.debug.registerDebugAdapterTrackerFactory('*', { createDebugAdapterTracker: (s) => this.tracker(s) }),
     ];
+  }
+
+  /**
+   * Watches a top-level debug session for a restart. An adapter that cannot
+   * restart its program itself (no supportsRestartRequest; js-debug can) is
+   * restarted by VS Code: terminate (or disconnect) with restart: true, the
+   * debug session ends, and the same resolved configuration (our env or
+   * wrapper, without asking the providers again) is launched again. Its
+   * remocal session must live on for it.
+   */
+  private tracker(s: vscode.DebugSession): vscode.DebugAdapterTracker | undefined {
+    const mark = s.configuration[marker] as unknown;
+    if (typeof mark !== 'string' || !this.running.has(mark)) {
+      return undefined;
+    }
+    return {
+      onWillReceiveMessage: (m: unknown) => {
+        const run = this.running.get(mark);
+        if (run?.debugSession?.id === s.id && isRestartingEnd(m)) {
+          run.restarting = true;
+        }
+      },
+    };
   }
 
   async resolveDebugConfigurationWithSubstitutedVariables(
@@ -137,6 +163,12 @@ export class RemocalDebugProvider implements vscode.DebugConfigurationProvider {
 
   private async terminated(s: vscode.DebugSession): Promise<void> {
     for (const run of this.running.values()) {
+      if (run.debugSession?.id === s.id && run.restarting) {
+        // Launched again right away with the same env: it stays in the session.
+        run.restarting = false;
+        this.log.appendLine(`debug session "${s.name}" restarts; it stays in session ${run.sessionId || '(ended)'}`);
+        continue;
+      }
       if (run.debugSession?.id === s.id) {
         run.debugEnded = true;
       }
@@ -203,6 +235,15 @@ export class RemocalDebugProvider implements vscode.DebugConfigurationProvider {
     }
     return vscode.debug.startDebugging(run.folder, next);
   }
+}
+
+/** A DAP terminate or disconnect request that is part of a restart. */
+function isRestartingEnd(m: unknown): boolean {
+  if (typeof m !== 'object' || m === null) {
+    return false;
+  }
+  const r = m as { type?: unknown; command?: unknown; arguments?: { restart?: unknown } };
+  return r.type === 'request' && (r.command === 'terminate' || r.command === 'disconnect') && r.arguments?.restart === true;
 }
 
 function stripMarker(c: DebugConfig): DebugConfig {

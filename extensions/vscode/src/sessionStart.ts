@@ -1,50 +1,32 @@
-// Starting a daemon session with progress: the daemon reports each step as
-// $/progress against our workDoneToken; a start still running after a
-// second gets a cancellable notification, and cancelling it sends
-// $/cancelRequest (vscode-jsonrpc does, for the token passed to request).
+// Starting a daemon session from the editor: startWithProgress with a
+// cancellable progress notification (a start still running after a
+// second), whose Cancel cancels the start.
 import * as vscode from 'vscode';
 
 import type { Connection } from './connection';
-import { checkSessionStartResult, Methods, type SessionStartParams, type SessionStartResult } from './protocol';
+import type { SessionStartParams, SessionStartResult } from './protocol';
+import { type ProgressSink, startWithProgress } from './startProgress';
 
-let seq = 0;
-const quietMs = 1_000;
+export function startSession(conn: Connection, params: SessionStartParams, outer?: vscode.CancellationToken): Promise<SessionStartResult> {
+  return startWithProgress(conn, params, showNotification, outer);
+}
 
-export async function startSession(conn: Connection, params: SessionStartParams, outer?: vscode.CancellationToken): Promise<SessionStartResult> {
-  const token = `remocal-start-${process.pid}-${++seq}`;
-  const cts = new vscode.CancellationTokenSource();
-  const outerSub = outer?.onCancellationRequested(() => cts.cancel());
-  let last = `starting a session on ${params.target || 'the configured target'}`;
+function showNotification(first: string, cancel: () => void, finished: Promise<unknown>): ProgressSink {
   let report: ((m: string) => void) | undefined;
-  const unwatch = conn.watchProgress(token, (v) => {
-    if (v.message) {
-      last = v.message;
-      report?.(v.message);
-    }
-  });
-  const request = conn.request(Methods.sessionStart, { ...params, workDoneToken: token }, checkSessionStartResult, cts.token);
-  let settled = false;
-  const timer = setTimeout(() => {
-    if (settled) {
-      return;
-    }
-    void vscode.window.withProgress(
-      { location: vscode.ProgressLocation.Notification, title: 'remocal', cancellable: true },
-      (progress, ptoken) => {
-        ptoken.onCancellationRequested(() => cts.cancel());
-        report = (m) => progress.report({ message: m });
-        report(last);
-        return request.then(() => undefined, () => undefined);
-      },
-    );
-  }, quietMs);
-  try {
-    return await request;
-  } finally {
-    settled = true;
-    clearTimeout(timer);
-    unwatch();
-    outerSub?.dispose();
-    cts.dispose();
-  }
+  let pending = first;
+  void vscode.window.withProgress(
+    { location: vscode.ProgressLocation.Notification, title: 'remocal', cancellable: true },
+    (progress, ptoken) => {
+      ptoken.onCancellationRequested(cancel);
+      report = (m) => { progress.report({ message: m }); };
+      report(pending);
+      return finished;
+    },
+  );
+  return {
+    report: (m) => {
+      pending = m;
+      report?.(m);
+    },
+  };
 }

@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, before, test } from 'node:test';
@@ -17,6 +18,7 @@ import { problemSpan, starterConfig } from '../src/problems';
 import {
   checkConfigResult, checkDaemonInfo, checkNamespacesResult, checkNull, checkSessionListResult, checkTargetsResult, ErrorCodes, Methods,
 } from '../src/protocol';
+import { startWithProgress } from '../src/startProgress';
 import { incompatibility } from '../src/version';
 import { waitFor } from './waitFor';
 
@@ -189,5 +191,80 @@ test('the connection notices a killed daemon and reconnects on the next use', as
     daemonPid = second.pid;
   } finally {
     await conn.stop();
+  }
+});
+
+// A Kubernetes API server that accepts connections and never answers: a
+// session start on one of its targets hangs in its first API call.
+async function silentAPIServer(): Promise<{ url: string; sockets: net.Socket[]; open: () => number; close: () => Promise<void> }> {
+  const sockets: net.Socket[] = [];
+  let closed = 0;
+  const srv = net.createServer((s) => {
+    sockets.push(s);
+    s.on('close', () => { closed++; });
+    s.on('error', () => undefined);
+    s.resume(); // read (and drop) the request, answer nothing
+  });
+  await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
+  const { port } = srv.address() as net.AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`, sockets, open: () => sockets.length - closed,
+    close: () => {
+      for (const s of sockets) {
+        s.destroy();
+      }
+      return new Promise((resolve) => srv.close(() => { resolve(); }));
+    },
+  };
+}
+
+test('a start hung on the cluster is cancelled through the progress cancel: -32800, no session, connection released', async () => {
+  const api = await silentAPIServer();
+  const kubeconfig = path.join(tmp, 'silent.kubeconfig');
+  writeFileSync(kubeconfig, [
+    'apiVersion: v1', 'kind: Config', 'current-context: silent',
+    `clusters: [{name: silent, cluster: {server: "${api.url}"}}]`,
+    'users: [{name: nobody, user: {}}]',
+    'contexts: [{name: silent, context: {cluster: silent, user: nobody, namespace: default}}]', '',
+  ].join('\n'));
+  const folder = path.join(tmp, 'cancel-ws');
+  mkdirSync(folder, { recursive: true });
+  const conn = Connection.fromOptions(() => options());
+  const shown: Array<{ first: string; reports: string[]; cancel: () => void }> = [];
+  try {
+    const start = startWithProgress(conn, {
+      target: 'deployment/api', namespace: 'default', workspaceFolder: folder, label: 'cancel test',
+      overrides: { kubernetes: { kubeconfig } },
+    }, (first, cancel) => {
+      const s = { first, reports: [] as string[], cancel };
+      shown.push(s);
+      return { report: (m) => { s.reports.push(m); } };
+    }, undefined, 200);
+    const outcome = start.then(() => 'resolved', (e: unknown) => e);
+    // Shown as long-running, and hung in the API server.
+    const view = await waitFor('the start to be shown as long-running', () => shown[0]);
+    await waitFor('the session host to connect to the silent API server', () => (api.open() > 0 ? true : undefined));
+    const listed = await conn.request(Methods.sessionList, undefined, checkSessionListResult);
+    assert.equal(listed.sessions.length, 1, JSON.stringify(listed));
+    assert.equal(listed.sessions[0].state, 'starting');
+    // The daemon's steps ($/progress) reach the view.
+    const steps = await waitFor('the daemon\'s step in the progress view', () => {
+      const all = [view.first, ...view.reports];
+      return all.some((m) => m.includes('connecting to deployment/api')) ? all : undefined;
+    });
+    view.cancel();
+    const e = await outcome;
+    assert.ok(e instanceof DaemonError, `the start ended with ${String(e)}`);
+    assert.equal(e.code, ErrorCodes.requestCancelled, e.message);
+    assert.ok(steps.length > 0);
+    await waitFor('the cancelled session to leave the list', async () => {
+      const r = await conn.request(Methods.sessionList, undefined, checkSessionListResult);
+      return r.sessions.length === 0 ? true : undefined;
+    });
+    await waitFor('the connection to the API server to be released', () => (api.open() === 0 ? true : undefined));
+    assert.ok(api.sockets.length > 0);
+  } finally {
+    await conn.stop();
+    await api.close();
   }
 });

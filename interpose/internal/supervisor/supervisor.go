@@ -94,7 +94,8 @@ type Supervisor struct {
 	cancel context.CancelFunc
 	wg     conc.WaitGroup
 
-	stop     int // eventfd that wakes the loops to exit
+	stop     int          // eventfd that wakes the loops to exit
+	serving  atomic.Int32 // loops running
 	fs       *remoteFS
 	proxy    *proxy
 	incoming *incoming
@@ -157,7 +158,19 @@ func (s *Supervisor) Serve(l *seccomp.Listener, t *inflight.Table) {
 		s.inflight = append(s.inflight, t)
 	}
 	s.listenersMu.Unlock()
-	s.wg.Go(func() { s.loop(l, t) })
+	s.serving.Add(1)
+	s.wg.Go(func() {
+		s.loop(l, t)
+		if s.serving.Add(-1) == 0 && s.ctx.Err() == nil {
+			// No process uses this supervisor's filters any more, so
+			// nothing listens on the ports it subscribed: end the
+			// subscriptions now, not with the session. A program that
+			// joins the session again (a debugger restarting it) has a
+			// supervisor of its own, which subscribes them again; the old
+			// subscriptions would deliver every request to it once more.
+			s.incoming.close()
+		}
+	})
 }
 
 // Close stops the loops, ends relayed connections and waits for every

@@ -20,7 +20,9 @@ import (
 // control is the loopback HTTP server the in-host suites call for what only
 // the Go side can do: tell them about the run (GET /context), send traffic
 // from the "cluster" to the App pod (POST /send), kill the daemon
-// (POST /daemon/kill). Every answer is JSON; errors are {"error": "..."}.
+// (POST /daemon/kill), list the agents serving the App pod (GET /agents),
+// count the connections of the silent API server (GET /silent-api).
+// Every answer is JSON; errors are {"error": "..."}.
 type control struct {
 	url string
 }
@@ -41,7 +43,7 @@ type sendResult struct {
 	Body   string `json:"body"`
 }
 
-func startControl(t *testing.T, env *localenv.Env, runContext map[string]any, socket string) control {
+func startControl(t *testing.T, env *localenv.Env, runContext map[string]any, socket string, silent *silentAPI) control {
 	t.Helper()
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /context", func(w http.ResponseWriter, _ *http.Request) {
@@ -61,6 +63,13 @@ func startControl(t *testing.T, env *localenv.Env, runContext map[string]any, so
 		pid, err := killDaemon(r.Context(), socket)
 		t.Logf("control: killed the daemon (pid %d): %v", pid, err)
 		reply(w, map[string]int{"pid": pid}, err)
+	})
+	mux.HandleFunc("GET /agents", func(w http.ResponseWriter, _ *http.Request) {
+		agents, err := agentsServing(env.App.PID)
+		reply(w, map[string]any{"agents": agents}, err)
+	})
+	mux.HandleFunc("GET /silent-api", func(w http.ResponseWriter, _ *http.Request) {
+		reply(w, silent.stats(), nil)
 	})
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -75,7 +75,8 @@ func TestVSCode(t *testing.T) {
 	}
 	runtimeDir := filepath.Join(runDir, "xdg-runtime")
 	socket := filepath.Join(runtimeDir, "remocal", "daemon.sock")
-	ws := makeWorkspace(t, pkgDir, env, remocal, programs)
+	silent := startSilentAPI(t)
+	ws := makeWorkspace(t, pkgDir, env, remocal, h.node, silent.kubeconfig, programs)
 	artifacts := artifactsDir(t, pkgDir)
 	c := startControl(t, env, map[string]any{
 		"target":          fmt.Sprintf("pid/%d", env.App.PID),
@@ -90,7 +91,7 @@ func TestVSCode(t *testing.T) {
 		"daemonSocket":    socket,
 		"scratch":         scratch,
 		"artifacts":       artifacts,
-	}, socket)
+	}, socket, silent)
 	// Whatever the run leaves behind: the daemon the extension started
 	// (it detaches from code-server's process group) and its sessions.
 	t.Cleanup(func() { stopDaemon(t, socket) })

@@ -23,13 +23,20 @@ const (
 	cfgNodeStealShared = "node app (steal, keep going)"
 	// cfgNodeLocal opts out of remocal: the harness's own js-debug check.
 	cfgNodeLocal = "node local"
+	// cfgFixtureServer runs the node app under the fixture debug type,
+	// whose adapter cannot restart a program itself: VS Code restarts its
+	// debug session by ending it and launching it again.
+	cfgFixtureServer = "fixture node app"
+	// cfgSilentCluster targets a deployment of a cluster whose API server
+	// never answers (silentAPI): its session start hangs until cancelled.
+	cfgSilentCluster = "node app (silent cluster)"
 )
 
 // makeWorkspace writes the workspace VS Code opens: the node app, a
 // .remocal/config.json whose target is the App pod (its config directory
 // read from the target; only port 8080 subscribed, not the debugger's), the
 // launch configurations and the remocal binary to use.
-func makeWorkspace(t *testing.T, pkgDir string, env *localenv.Env, remocal string, programs map[string]string) string {
+func makeWorkspace(t *testing.T, pkgDir string, env *localenv.Env, remocal, node, silentKubeconfig string, programs map[string]string) string {
 	t.Helper()
 	ws := filepath.Join(t.TempDir(), "inventory-ws")
 	app, err := os.ReadFile(filepath.Join(pkgDir, "testdata", "node-app", "app.js"))
@@ -59,6 +66,12 @@ func makeWorkspace(t *testing.T, pkgDir string, env *localenv.Env, remocal strin
 					}}},
 				{"type": "node", "request": "launch", "name": cfgNodeLocal, "program": "${workspaceFolder}/app.js",
 					"env": map[string]string{"APP_PORT": "18080"}, "remocal": false},
+				{"type": "node", "request": "launch", "name": cfgSilentCluster, "program": "${workspaceFolder}/app.js", "env": nodeEnv,
+					"remocal": map[string]any{"target": "deployment/api", "namespace": "default", "overrides": map[string]any{
+						"kubernetes": map[string]any{"kubeconfig": silentKubeconfig},
+					}}},
+				{"type": "remocal-fixture", "request": "launch", "name": cfgFixtureServer, "program": node,
+					"args": []string{"${workspaceFolder}/app.js"}, "env": nodeEnv},
 				{"type": "remocal-fixture", "request": "launch", "name": cfgFixtureDyn, "program": programs["dynamic"], "args": []string{"dynamic"}},
 				{"type": "remocal-fixture", "request": "launch", "name": cfgFixtureStat, "program": programs["static"], "args": []string{"static"}},
 			},
