@@ -8,7 +8,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/remocal/remocal/kube"
 	"github.com/remocal/remocal/protocol/config"
 	"github.com/remocal/remocal/protocol/operator"
 )
@@ -27,17 +26,10 @@ func newOperatorPoliciesCmd() *cobra.Command {
 		Short: "Show which operator policies apply to a target and what they allow",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if output != "table" && output != "json" {
-				return fmt.Errorf("-o %q: use table or json", output)
-			}
-			env, err := kube.Load(kf.Kubernetes)
-			if err != nil {
+			if err := checkOutput(output); err != nil {
 				return err
 			}
-			if err := kube.DetectOperator(cmd.Context(), env); err != nil {
-				return err
-			}
-			c, err := kube.NewOperatorClient(env)
+			c, env, err := operatorClient(cmd.Context(), kf)
 			if err != nil {
 				return err
 			}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -16,6 +17,32 @@ import (
 	"github.com/remocal/remocal/protocol/operator"
 )
 
+// checkOutput accepts the -o values of the operator commands.
+func checkOutput(output string) error {
+	if output != "table" && output != "json" {
+		return fmt.Errorf("-o %q: use table or json", output)
+	}
+	return nil
+}
+
+// operatorClient loads the kubeconfig kf names and finds the cluster's
+// operator. Discovery comes first: it tells "not installed" from "not
+// answering" from "not allowed to read it".
+func operatorClient(ctx context.Context, kf kubeFlags) (*kube.OperatorClient, *kube.Env, error) {
+	env, err := kube.Load(kf.Kubernetes)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := kube.DetectOperator(ctx, env); err != nil {
+		return nil, nil, err
+	}
+	c, err := kube.NewOperatorClient(env)
+	if err != nil {
+		return nil, nil, err
+	}
+	return c, env, nil
+}
+
 // newOperatorStatusCmd is `remocal operator status`: whether the cluster
 // has an operator, and its state.
 func newOperatorStatusCmd() *cobra.Command {
@@ -28,19 +55,10 @@ func newOperatorStatusCmd() *cobra.Command {
 		Short: "Show whether the cluster has a remocal operator, and its state",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if output != "table" && output != "json" {
-				return fmt.Errorf("-o %q: use table or json", output)
-			}
-			env, err := kube.Load(kf.Kubernetes)
-			if err != nil {
+			if err := checkOutput(output); err != nil {
 				return err
 			}
-			// Discovery first: it tells "not installed" from "not
-			// answering" from "not allowed to read its status".
-			if err := kube.DetectOperator(cmd.Context(), env); err != nil {
-				return err
-			}
-			c, err := kube.NewOperatorClient(env)
+			c, env, err := operatorClient(cmd.Context(), kf)
 			if err != nil {
 				return err
 			}
