@@ -32,6 +32,7 @@ func (s *Session) Detail() Detail {
 		st := sup.Snapshot()
 		d.Stats.Notified += st.Notified
 		d.Stats.Continued += st.Continued
+		d.Stats.Delivered += st.Delivered
 		for k, v := range st.Remote {
 			d.Stats.Remote[k] += v
 		}

@@ -305,7 +305,8 @@ func (h *host) detail() (Detail, error) {
 	}
 	sd := sess.Detail()
 	d := Detail{Subscriptions: []daemon.Subscription{}, Processes: []daemon.Process{}, Errors: errs, Supervised: sd.Supervised,
-		Counters: map[string]uint64{"notified": sd.Stats.Notified, "continued": sd.Stats.Continued}}
+		Counters: map[string]uint64{"notified": sd.Stats.Notified, "continued": sd.Stats.Continued,
+			"delivered": sd.Stats.Delivered}}
 	for k, v := range sd.Stats.Remote {
 		d.Counters[k] = v
 	}

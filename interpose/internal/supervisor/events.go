@@ -107,6 +107,21 @@ func (s *Supervisor) Subscriptions() []SubscriptionInfo {
 	return out
 }
 
+// delivered counts what every subscription, live or ended, received.
+func (s *Supervisor) delivered() uint64 {
+	if s.incoming == nil {
+		return s.stats.delivered.Load()
+	}
+	in := s.incoming
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	n := s.stats.delivered.Load()
+	for _, sub := range in.subs {
+		n += sub.Deliveries.Load()
+	}
+	return n
+}
+
 // ProcessInfo is a running process the supervisor has seen.
 type ProcessInfo struct {
 	PID int

@@ -212,6 +212,11 @@ func (in *incoming) close() {
 	subs := in.subs
 	in.subs = map[uint16]*agentclient.Subscription{}
 	in.wanted = map[uint16]wantedPort{}
+	for _, sub := range subs {
+		// Under the lock, so that delivered() counts each subscription
+		// either live or ended, never both or neither.
+		in.s.stats.delivered.Add(sub.Deliveries.Load())
+	}
 	in.mu.Unlock()
 	for _, sub := range subs {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)

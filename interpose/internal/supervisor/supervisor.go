@@ -211,6 +211,9 @@ func (s *Supervisor) Close() error {
 type Stats struct {
 	Notified  uint64
 	Continued uint64
+	// Delivered counts connections and requests received through every
+	// subscription, ended ones included.
+	Delivered uint64
 	// Remote counts operations carried out through the target, by kind
 	// ("open", "stat", "connect", "listen", ...).
 	Remote map[string]uint64
@@ -218,6 +221,9 @@ type Stats struct {
 
 type statsCounter struct {
 	notified, continued atomic.Uint64 // hot: once per notification
+	// delivered counts what ended subscriptions received; the live ones
+	// keep their own count.
+	delivered atomic.Uint64
 
 	mu sync.Mutex
 	v  Stats
@@ -239,10 +245,12 @@ func (st *statsCounter) add(notified, continued uint64) {
 
 // Snapshot returns a copy of the counters.
 func (s *Supervisor) Snapshot() Stats {
+	delivered := s.delivered() // before stats.mu: incoming counts under its own lock
 	s.stats.mu.Lock()
 	defer s.stats.mu.Unlock()
 	cp := s.stats.v
 	cp.Notified, cp.Continued = s.stats.notified.Load(), s.stats.continued.Load()
+	cp.Delivered = delivered
 	cp.Remote = map[string]uint64{}
 	for k, v := range s.stats.v.Remote {
 		cp.Remote[k] = v
