@@ -23,7 +23,9 @@ const (
 	SysLstat         = 6
 	SysAccess        = 21
 	SysConnect       = 42
+	SysAccept        = 43
 	SysListen        = 50
+	SysGetsockname   = 51
 	SysGetpeername   = 52
 	SysExecve        = 59
 	SysUname         = 63
@@ -34,6 +36,7 @@ const (
 	SysReadlinkat    = 267
 	SysFaccessat     = 269
 	SysExecveat      = 322
+	SysAccept4       = 288
 	SysStatx         = 332
 	SysIOUringSetup  = 425
 	SysOpenat2       = 437
@@ -57,13 +60,17 @@ const ProbeAnswer = 0x524d4f4b // "RMOK"
 // untouched at the cost of a few BPF instructions.
 type Options struct {
 	Files    bool // open/openat/openat2, stat family, access family, readlink family
-	Outgoing bool // connect, getpeername
+	Outgoing bool // connect, getpeername, getsockname
 	Incoming bool // listen
 	Hostname bool // uname
+	// Peer: accept, accept4, getpeername, getsockname, so that delivered
+	// connections show the target's peer and address. Only sessions that
+	// take incoming traffic need it: a server's every accept is notified.
+	Peer bool
 }
 
 // AllOptions notifies everything the layer can handle.
-var AllOptions = Options{Files: true, Outgoing: true, Incoming: true, Hostname: true}
+var AllOptions = Options{Files: true, Outgoing: true, Incoming: true, Hostname: true, Peer: true}
 
 // Notified lists the system calls the filter sends to the supervisor, with
 // the BPF-side exceptions noted in Filter.
@@ -74,13 +81,19 @@ func (o Options) Notified() []int {
 			SysAccess, SysFaccessat, SysFaccessat2, SysReadlink, SysReadlinkat)
 	}
 	if o.Outgoing {
-		nrs = append(nrs, SysConnect, SysGetpeername)
+		nrs = append(nrs, SysConnect, SysGetpeername, SysGetsockname)
 	}
 	if o.Incoming {
 		nrs = append(nrs, SysListen)
 	}
 	if o.Hostname {
 		nrs = append(nrs, SysUname)
+	}
+	if o.Peer {
+		nrs = append(nrs, SysAccept, SysAccept4)
+		if !o.Outgoing {
+			nrs = append(nrs, SysGetpeername, SysGetsockname)
+		}
 	}
 	return nrs
 }
