@@ -143,6 +143,25 @@ func run(what, param string) error {
 		<-done
 		time.Sleep(100 * time.Millisecond) // let the response flush before exiting
 		srv.Close()
+	case "serve-peer":
+		// Serve HTTP on param, printing each request's peer and local
+		// address as the server sees them; close the listener at the
+		// first line on stdin, exit at the second.
+		l, err := net.Listen("tcp", param)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("serving %s\n", param)
+		go http.Serve(l, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			fmt.Printf("peer from=%s local=%s\n", r.RemoteAddr, r.Context().Value(http.LocalAddrContextKey))
+			w.Header().Set("X-Served-By", "local-probe")
+			fmt.Fprintln(w, "local probe")
+		}))
+		stdin := bufio.NewReader(os.Stdin)
+		stdin.ReadString('\n')
+		l.Close()
+		fmt.Println("closed listener")
+		stdin.ReadString('\n')
 	case "serve-all":
 		// Like serve, but serve until killed: a pod's kubelet probes
 		// reach a stealing program too, and must be answered.
