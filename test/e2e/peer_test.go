@@ -1,17 +1,23 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/remocal/remocal/internal/localenv"
 	"github.com/remocal/remocal/test/envtest"
+	"github.com/remocal/remocal/test/poll"
+	"github.com/remocal/remocal/test/procwatch"
 )
 
 // peerProgram is a server that prints "peer from=ADDR ... local=ADDR" per
@@ -19,17 +25,19 @@ import (
 type peerProgram struct {
 	name string
 	argv func(t *testing.T) []string
+	// blocked, if set, runs once the program printed "serving".
+	blocked func(t *testing.T, r *procwatch.Proc, serving string)
 }
 
 var peerPrograms = []peerProgram{
-	{"go", func(t *testing.T) []string { return []string{built(t, "probe"), "serve-peer=:8080"} }},
+	{"go", func(t *testing.T) []string { return []string{built(t, "probe"), "serve-peer=:8080"} }, nil},
 	{"python", func(t *testing.T) []string {
 		if _, err := os.Stat("/usr/bin/python3"); err != nil {
 			t.Skip("no /usr/bin/python3 (Debian's python3)")
 		}
 		src, _ := filepath.Abs("testdata/peer/peer.py")
 		return []string{"/usr/bin/python3", src, "8080"}
-	}},
+	}, nil},
 	{"static-c", func(t *testing.T) []string {
 		cc, err := exec.LookPath("musl-gcc")
 		if err != nil {
@@ -40,7 +48,31 @@ var peerPrograms = []peerProgram{
 			t.Fatalf("musl-gcc: %v\n%s", err, out)
 		}
 		return []string{bin, "8080"}
-	}},
+	}, signalWhileBlocked},
+}
+
+// signalWhileBlocked sends SIGUSR1 to the C program once it waits in
+// accept, where the supervisor holds the call: its SA_RESTART handler
+// must run at once, and accept go on waiting.
+func signalWhileBlocked(t *testing.T, r *procwatch.Proc, serving string) {
+	pid, err := strconv.Atoi(strings.TrimPrefix(serving, "serving pid="))
+	if err != nil {
+		t.Fatalf("no pid in %q", serving)
+	}
+	err = poll.Until(context.Background(), 10*time.Second, func() error {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/syscall", pid))
+		if err != nil || !(strings.HasPrefix(string(b), "43 ") || strings.HasPrefix(string(b), "288 ")) {
+			return fmt.Errorf("not in accept: %q %v", b, err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(pid, syscall.SIGUSR1); err != nil {
+		t.Fatal(err)
+	}
+	r.Expect(r.Stdout, "signal handled")
 }
 
 // TestProgramSeesTheRealClient: a stolen connection's accept, getpeername
@@ -53,7 +85,11 @@ func TestProgramSeesTheRealClient(t *testing.T) {
 			env := envtest.New(t)
 			argv := p.argv(t)
 			r := startExec(t, env, []string{"--steal"}, argv...)
+			serving := r.Expect(r.Stdout, "serving")
 			r.Expect(r.Stderr, "stealing port 8080 of the target")
+			if p.blocked != nil {
+				p.blocked(t, r, serving)
+			}
 			if body, by := peerGet(t, env, "/who", nil); by != "local-probe" {
 				t.Fatalf("stolen request answered %q by %q, want the local program", body, by)
 			}
@@ -89,4 +125,35 @@ func TestProgramSeesTheRealClient(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestOutgoingSocketShowsTheTargetsAddress: getsockname on a connection
+// through the target reports the target's side of it, as in the pod.
+func TestOutgoingSocketShowsTheTargetsAddress(t *testing.T) {
+	env := envtest.New(t)
+	dest := fmt.Sprintf("%s:%d", localenv.AppIP, localenv.AppPort)
+	r := startExec(t, env, []string{"--no-incoming"}, built(t, "probe"), "dial-addrs="+dest)
+	line := r.Expect(r.Stdout, "dialled")
+	mustContain(t, "the program's view of its connection", line, "local="+localenv.AppIP.String()+":", "remote="+dest)
+	if code := r.Wait(); code != 0 {
+		t.Errorf("exit %d", code)
+	}
+}
+
+// TestFilteredRequestSeesTheRealClient: a request routed by an HTTP filter
+// reaches the program over a connection that shows its own peer.
+func TestFilteredRequestSeesTheRealClient(t *testing.T) {
+	env := envtest.New(t)
+	cfg := filepath.Join(t.TempDir(), "filtered.json")
+	os.WriteFile(cfg, []byte(`{"network": {"incoming": {"mode": "mirror", "httpFilter": {"headers": {"X-Remocal-User": "me"}}}}}`), 0o644)
+	r := startExec(t, env, []string{"-f", cfg}, built(t, "probe"), "serve-peer=:8080")
+	r.Expect(r.Stderr, `mirroring port 8080 of the target where header X-Remocal-User="me"`)
+	if _, by := peerGet(t, env, "/", http.Header{"X-Remocal-User": {"me"}}); by != env.App.Hostname {
+		t.Errorf("a mirrored request must be answered by the target, got %q", by)
+	}
+	line := r.Expect(r.Stdout, "peer from=")
+	mustContain(t, "the program's view of the request", line,
+		"from="+localenv.PeerIP.String()+":", fmt.Sprintf("local=%s:%d", localenv.AppIP, localenv.AppPort))
+	r.Stdin.Close()
+	r.Wait()
 }

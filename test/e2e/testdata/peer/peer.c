@@ -2,6 +2,7 @@
  * address from accept, getpeername and getsockname, one response; the
  * listener is closed at the first line on stdin, and it exits at its end. Built static with musl-gcc. */
 #include <arpa/inet.h>
+#include <signal.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,7 +17,16 @@ static const char *fmt(struct sockaddr_in *a, char *buf) {
 	return buf;
 }
 
+/* A handler that must run while accept waits, which then goes on. */
+static void handled(int sig) {
+	(void)sig;
+	static const char msg[] = "signal handled\n";
+	write(1, msg, sizeof msg - 1);
+}
+
 int main(int argc, char **argv) {
+	struct sigaction sa = {.sa_handler = handled, .sa_flags = SA_RESTART};
+	sigaction(SIGUSR1, &sa, NULL);
 	int one = 1;
 	struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons(atoi(argv[1]))};
 	int l = socket(AF_INET, SOCK_STREAM, 0);
@@ -25,7 +35,7 @@ int main(int argc, char **argv) {
 		perror("listen");
 		return 1;
 	}
-	printf("serving\n");
+	printf("serving pid=%d\n", getpid());
 	fflush(stdout);
 	struct sockaddr_in from, peer, local;
 	socklen_t n = sizeof from, pn = sizeof peer, ln = sizeof local;
