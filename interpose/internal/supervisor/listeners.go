@@ -123,7 +123,10 @@ func (in *incoming) readDestroys(f *os.File) {
 	}
 }
 
-// destroyedPorts lists the local ports of the announced sockets.
+// destroyedPorts lists the local ports of the announced sockets that had
+// no peer: listeners (and sockets that never connected). The program's
+// accepted connections share the listener's port; each one that ends
+// would otherwise cost a look at the port's listeners.
 func destroyedPorts(b []byte) []uint16 {
 	var ports []uint16
 	for len(b) >= unix.NLMSG_HDRLEN {
@@ -131,7 +134,9 @@ func destroyedPorts(b []byte) []uint16 {
 		if l < unix.NLMSG_HDRLEN || l > len(b) {
 			break
 		}
-		if msg := b[unix.NLMSG_HDRLEN:l]; len(msg) >= 6 {
+		// inet_diag_msg: family, state, timer, retrans, then the
+		// source and destination ports.
+		if msg := b[unix.NLMSG_HDRLEN:l]; len(msg) >= 8 && binary.BigEndian.Uint16(msg[6:]) == 0 {
 			ports = append(ports, binary.BigEndian.Uint16(msg[4:]))
 		}
 		b = b[min(len(b), (l+unix.NLMSG_ALIGNTO-1)&^(unix.NLMSG_ALIGNTO-1)):]

@@ -84,3 +84,13 @@ func TestDestroyedPortsParsesAndBounds(t *testing.T) {
 		t.Errorf("ports of a short header: %v", got)
 	}
 }
+
+func TestDestroyedPortsSkipsConnections(t *testing.T) {
+	b := make([]byte, unix.NLMSG_HDRLEN+72)
+	binary.NativeEndian.PutUint32(b, uint32(len(b)))
+	binary.BigEndian.PutUint16(b[unix.NLMSG_HDRLEN+4:], 8080)
+	binary.BigEndian.PutUint16(b[unix.NLMSG_HDRLEN+6:], 41000) // a peer: an accepted connection
+	if got := destroyedPorts(b); len(got) != 0 {
+		t.Errorf("a connection's port was announced as a listener's: %v", got)
+	}
+}
