@@ -128,11 +128,12 @@ func TestProgramSeesTheRealClient(t *testing.T) {
 }
 
 // TestOutgoingSocketShowsTheTargetsAddress: getsockname on a connection
-// through the target reports the target's side of it, as in the pod.
+// through the target reports the target's side of it, as in the pod. It
+// is notified in sessions with incoming traffic (the default mirror).
 func TestOutgoingSocketShowsTheTargetsAddress(t *testing.T) {
 	env := envtest.New(t)
 	dest := fmt.Sprintf("%s:%d", localenv.AppIP, localenv.AppPort)
-	r := startExec(t, env, []string{"--no-incoming"}, built(t, "probe"), "dial-addrs="+dest)
+	r := startExec(t, env, nil, built(t, "probe"), "dial-addrs="+dest)
 	line := r.Expect(r.Stdout, "dialled")
 	mustContain(t, "the program's view of its connection", line, "local="+localenv.AppIP.String()+":", "remote="+dest)
 	if code := r.Wait(); code != 0 {

@@ -60,12 +60,14 @@ const ProbeAnswer = 0x524d4f4b // "RMOK"
 // untouched at the cost of a few BPF instructions.
 type Options struct {
 	Files    bool // open/openat/openat2, stat family, access family, readlink family
-	Outgoing bool // connect, getpeername, getsockname
+	Outgoing bool // connect, getpeername
 	Incoming bool // listen
 	Hostname bool // uname
 	// Peer: accept, accept4, getpeername, getsockname, so that delivered
-	// connections show the target's peer and address. Only sessions that
-	// take incoming traffic need it: a server's every accept is notified.
+	// connections show the target's peer and address (and redirected
+	// sockets the agent's). Only sessions that take incoming traffic need
+	// it: Go calls getsockname on both ends of every connection, and a
+	// server's every accept is notified.
 	Peer bool
 }
 
@@ -81,7 +83,7 @@ func (o Options) Notified() []int {
 			SysAccess, SysFaccessat, SysFaccessat2, SysReadlink, SysReadlinkat)
 	}
 	if o.Outgoing {
-		nrs = append(nrs, SysConnect, SysGetpeername, SysGetsockname)
+		nrs = append(nrs, SysConnect, SysGetpeername)
 	}
 	if o.Incoming {
 		nrs = append(nrs, SysListen)
@@ -90,9 +92,9 @@ func (o Options) Notified() []int {
 		nrs = append(nrs, SysUname)
 	}
 	if o.Peer {
-		nrs = append(nrs, SysAccept, SysAccept4)
+		nrs = append(nrs, SysAccept, SysAccept4, SysGetsockname)
 		if !o.Outgoing {
-			nrs = append(nrs, SysGetpeername, SysGetsockname)
+			nrs = append(nrs, SysGetpeername)
 		}
 	}
 	return nrs

@@ -23,6 +23,10 @@ import (
 // descriptor table, completing the call with its number (ADDFD with
 // SECCOMP_ADDFD_FLAG_SEND).
 func (s *Supervisor) accept(c *call) {
+	if !s.incoming.anyListener() {
+		c.cont()
+		return
+	}
 	flags := 0
 	if int(c.n.Data.Nr) == seccomp.SysAccept4 {
 		flags = int(int32(c.arg(3)))

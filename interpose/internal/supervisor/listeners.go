@@ -41,6 +41,14 @@ func (in *incoming) isListener(cookie uint64) bool {
 	return ok
 }
 
+// anyListener reports whether the program listens on a subscribed port
+// at all: until it does, accepts continue without a look.
+func (in *incoming) anyListener() bool {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return len(in.listeners) > 0
+}
+
 // relisten completes listen(2) for another socket on a port already
 // wanted (SO_REUSEPORT, or a listener closed and opened again), under the
 // lock checkClosed holds, so that a close seen meanwhile cannot end the

@@ -314,6 +314,13 @@ func (p *proxy) acceptTCP(l *net.TCPListener) {
 	}
 }
 
+// empty reports whether no socket is redirected.
+func (p *proxy) empty() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.peers) == 0
+}
+
 // names reports the addresses a redirected socket shows: its destination
 // (peer) or the agent's socket in the target (local, known for TCP).
 func (p *proxy) names(ino uint64, peer bool) (netip.AddrPort, bool) {
