@@ -38,17 +38,23 @@ var peerPrograms = []peerProgram{
 		src, _ := filepath.Abs("testdata/peer/peer.py")
 		return []string{"/usr/bin/python3", src, "8080"}
 	}, nil},
-	{"static-c", func(t *testing.T) []string {
-		cc, err := exec.LookPath("musl-gcc")
-		if err != nil {
-			t.Skip("no musl-gcc (Debian's musl-tools)")
-		}
-		bin := filepath.Join(t.TempDir(), "peer")
-		if out, err := exec.Command(cc, "-static", "-O2", "-o", bin, "testdata/peer/peer.c").CombinedOutput(); err != nil {
-			t.Fatalf("musl-gcc: %v\n%s", err, out)
-		}
-		return []string{bin, "8080"}
-	}, signalWhileBlocked},
+	{"static-c", func(t *testing.T) []string { return buildC(t, "musl-gcc", "-static") }, signalWhileBlocked},
+	{"glibc-c", func(t *testing.T) []string { return buildC(t, "gcc") }, signalWhileBlocked},
+}
+
+// buildC builds testdata/peer/peer.c with a C compiler: musl-gcc -static
+// (musl-tools) or the system's gcc (glibc, dynamic).
+func buildC(t *testing.T, compiler string, flags ...string) []string {
+	cc, err := exec.LookPath(compiler)
+	if err != nil {
+		t.Skipf("no %s", compiler)
+	}
+	bin := filepath.Join(t.TempDir(), "peer")
+	args := append(flags, "-O2", "-o", bin, "testdata/peer/peer.c")
+	if out, err := exec.Command(cc, args...).CombinedOutput(); err != nil {
+		t.Fatalf("%s: %v\n%s", compiler, err, out)
+	}
+	return []string{bin, "8080"}
 }
 
 // signalWhileBlocked sends SIGUSR1 to the C program once it waits in

@@ -1,6 +1,7 @@
 /* A blocking HTTP server: one accept(2) that waits, the peer and local
  * address from accept, getpeername and getsockname, one response; the
- * listener is closed at the first line on stdin, and it exits at its end. Built static with musl-gcc. */
+ * listener is closed at the first line on stdin, and it exits at its end.
+ * Built static with musl-gcc and dynamic with glibc's gcc. */
 #include <arpa/inet.h>
 #include <signal.h>
 #include <netinet/in.h>
