@@ -23,7 +23,9 @@ const (
 	SysLstat         = 6
 	SysAccess        = 21
 	SysConnect       = 42
+	SysAccept        = 43
 	SysListen        = 50
+	SysGetsockname   = 51
 	SysGetpeername   = 52
 	SysExecve        = 59
 	SysUname         = 63
@@ -34,6 +36,7 @@ const (
 	SysReadlinkat    = 267
 	SysFaccessat     = 269
 	SysExecveat      = 322
+	SysAccept4       = 288
 	SysStatx         = 332
 	SysIOUringSetup  = 425
 	SysOpenat2       = 437
@@ -60,10 +63,16 @@ type Options struct {
 	Outgoing bool // connect, getpeername
 	Incoming bool // listen
 	Hostname bool // uname
+	// Peer: accept, accept4, getpeername, getsockname, so that delivered
+	// connections show the target's peer and address (and redirected
+	// sockets the agent's). Only sessions that take incoming traffic need
+	// it: Go calls getsockname on both ends of every connection, and a
+	// server's every accept is notified.
+	Peer bool
 }
 
 // AllOptions notifies everything the layer can handle.
-var AllOptions = Options{Files: true, Outgoing: true, Incoming: true, Hostname: true}
+var AllOptions = Options{Files: true, Outgoing: true, Incoming: true, Hostname: true, Peer: true}
 
 // Notified lists the system calls the filter sends to the supervisor, with
 // the BPF-side exceptions noted in Filter.
@@ -81,6 +90,12 @@ func (o Options) Notified() []int {
 	}
 	if o.Hostname {
 		nrs = append(nrs, SysUname)
+	}
+	if o.Peer {
+		nrs = append(nrs, SysAccept, SysAccept4, SysGetsockname)
+		if !o.Outgoing {
+			nrs = append(nrs, SysGetpeername)
+		}
 	}
 	return nrs
 }
