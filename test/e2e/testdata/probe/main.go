@@ -284,6 +284,10 @@ func run(what, param string) error {
 			return err
 		}
 		fmt.Printf("download-bytes %d ns %d\n", n, time.Since(start).Nanoseconds())
+	case "bench-newconn":
+		// GET "N+URL" N times, a new connection each; print the latency
+		// distribution and how many failed.
+		return benchNewConn(param)
 	default:
 		return fmt.Errorf("unknown check %q", what)
 	}
