@@ -65,6 +65,13 @@ func (m *Manager) serveConn(conn *net.TCPConn) {
 	case r.steal != nil:
 		if m.fromNode(info.source.Addr()) {
 			hc := http1.NewConn(down)
+			if sniff(hc, hc.R, probeWait) == protoHTTP2 {
+				// A kubelet gRPC probe is a stream of an HTTP/2
+				// connection from the node: only routing stream by stream
+				// can keep it from the stealing client.
+				m.serveH2(hc, info, r.steal)
+				return
+			}
 			if startsWithProbe(hc) {
 				m.log.Debug("kubelet probe on a stolen port: passing it to the application", "connection", info.id, "source", info.source)
 				m.passThrough(hc, info)
