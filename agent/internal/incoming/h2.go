@@ -86,13 +86,6 @@ type peerKey struct {
 // serveH2 serves down, whose first bytes are the HTTP/2 client preface,
 // until the peer or the manager ends it.
 func (m *Manager) serveH2(down net.Conn, info connInfo, whole *subscription) {
-	m.serveH2Conn(down, info, whole, nil)
-}
-
-// serveH2Conn serves down as HTTP/2. first, if set, is a stream already
-// received (the request of an h2c upgrade); serveH2Conn sends its response
-// on stream 1.
-func (m *Manager) serveH2Conn(down net.Conn, info connInfo, whole *subscription, first *http.Request) {
 	ctx, cancel := context.WithCancel(m.ctx)
 	h := &h2Conn{
 		m: m, info: info, whole: whole, fromNode: m.fromNode(info.source.Addr()), ctx: ctx,

@@ -54,6 +54,12 @@ func (m *Manager) serveHTTP(conn net.Conn, info connInfo) {
 			m.refuseRequest(down, info, err)
 			return
 		}
+		if isH2CUpgrade(req) {
+			if m.upgradeH2C(down, info, req) {
+				return
+			}
+			dropUpgrade(req)
+		}
 		r := m.requestRoute(info.port, req)
 		if r.steal != nil && isProbeRequest(req) && m.fromNode(info.source.Addr()) {
 			r.steal = nil
