@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -202,4 +203,162 @@ func TestWebSocketStolenByFilter(t *testing.T) {
 		}
 		ws.Close()
 	}
+}
+
+// perConnServer serves every connection accepted in the app pod on port
+// with a server of its own, so that a test can shut one connection down
+// (HTTP/2 GOAWAY) while the port keeps serving.
+type perConnServer struct {
+	conns chan *http.Server
+}
+
+func servePerConn(t *testing.T, env *localenv.Env, port int, h http.Handler) *perConnServer {
+	t.Helper()
+	ns, err := env.App.NS()
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := ns.Listen(context.Background(), "tcp", fmt.Sprintf(":%d", port))
+	ns.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &perConnServer{conns: make(chan *http.Server, 16)}
+	var servers []*http.Server
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			srv := &http.Server{Handler: h, Protocols: h2cProtocols(true)}
+			servers = append(servers, srv)
+			p.conns <- srv
+			go srv.Serve(&singleConn{c: c, done: make(chan struct{})})
+		}
+	}()
+	t.Cleanup(func() {
+		l.Close()
+		<-done
+		for _, s := range servers {
+			s.Close()
+		}
+	})
+	return p
+}
+
+// singleConn is a listener of one connection.
+type singleConn struct {
+	c         net.Conn
+	taken     atomic.Bool
+	done      chan struct{}
+	closeOnce sync.Once
+}
+
+func (s *singleConn) Accept() (net.Conn, error) {
+	if s.taken.CompareAndSwap(false, true) {
+		return s.c, nil
+	}
+	<-s.done
+	return nil, net.ErrClosed
+}
+
+func (s *singleConn) Close() error {
+	s.closeOnce.Do(func() { close(s.done) })
+	return nil
+}
+
+func (s *singleConn) Addr() net.Addr { return s.c.LocalAddr() }
+
+// The application going away from the agent's HTTP/2 connection (GOAWAY)
+// does not end the peer's: its next stream reaches the application on a
+// new connection. A peer resetting a stolen stream (RST_STREAM) cancels it
+// at the local server, a local server resetting one resets it at the peer,
+// and the connection's other streams go on.
+func TestH2GoawayAndReset(t *testing.T) {
+	const port = 9095
+	env := envtest.New(t)
+	app := servePerConn(t, env, port, h2Handler("app"))
+	cancelled := make(chan struct{}, 1)
+	local := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/break" {
+			io.WriteString(w, "partial")
+			http.NewResponseController(w).Flush()
+			panic(http.ErrAbortHandler) // resets the stream mid-body
+		}
+		if r.URL.Path == "/hang" {
+			w.WriteHeader(http.StatusOK)
+			http.NewResponseController(w).Flush()
+			<-r.Context().Done()
+			cancelled <- struct{}{}
+			return
+		}
+		h2Handler("local-alice").ServeHTTP(w, r)
+	}))
+	local.Config.Protocols = h2cProtocols(true)
+	local.Start()
+	t.Cleanup(local.Close)
+	c := connect(t, startAgent(t, env.App, agentOptions{}).addr, "alice@laptop")
+	subscribe(t, c, wire.Subscribe{Port: port, Mode: wire.ModeSteal, Filter: userFilter("alice")}, agentclient.ForwardTo(strings.TrimPrefix(local.URL, "http://")))
+
+	tr := &http.Transport{Protocols: h2cProtocols(false), DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		return env.Dial(ctx, env.Peer, network, addr)
+	}}
+	t.Cleanup(tr.CloseIdleConnections)
+	get := func(ctx context.Context, path, user string) (*http.Response, error) {
+		req, _ := http.NewRequestWithContext(ctx, "GET", fmt.Sprintf("http://%s:%d%s", localenv.AppIP, port, path), nil)
+		if user != "" {
+			req.Header.Set("X-User", user)
+		}
+		return tr.RoundTrip(req)
+	}
+	expect := func(path, user, want string) {
+		t.Helper()
+		resp, err := get(testCtx(t), path, user)
+		if err != nil {
+			t.Fatalf("GET %s as %q: %v", path, user, err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if string(body) != want {
+			t.Errorf("GET %s as %q: %q, want %q", path, user, body, want)
+		}
+	}
+	expect("/one", "", "app HTTP/2.0 /one \n")
+	first := <-app.conns
+	if err := first.Shutdown(testCtx(t)); err != nil { // GOAWAY, then close
+		t.Fatal(err)
+	}
+	expect("/two", "", "app HTTP/2.0 /two \n")
+	select {
+	case <-app.conns:
+	default:
+		t.Error("the second request did not reach the application on a new connection")
+	}
+
+	ctx, cancel := context.WithCancel(testCtx(t))
+	resp, err := get(ctx, "/hang", "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cancel() // RST_STREAM from the peer
+	resp.Body.Close()
+	select {
+	case <-cancelled:
+	case <-testCtx(t).Done():
+		t.Fatal("the local server's stream was not cancelled")
+	}
+	// A stolen response that breaks off reaches the peer as a reset
+	// stream, never as a complete shorter body.
+	resp, err = get(testCtx(t), "/break", "alice")
+	if err == nil {
+		body, rerr := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if rerr == nil {
+			t.Errorf("a broken-off response arrived as complete: %q", body)
+		}
+	}
+	expect("/three", "alice", "local-alice HTTP/2.0 /three \n")
 }
