@@ -30,6 +30,7 @@ package incoming
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -71,9 +72,14 @@ type h2Conn struct {
 	mu      sync.Mutex
 	closing bool
 	running sync.WaitGroup // handlers and mirror deliveries
-	app     *upstream
-	peers   map[peerKey]*upstream
-	old     []*upstream // replaced after a GOAWAY or at their stream limit
+
+	// upMu guards the upstream connections; held while one is made, so
+	// that streams arriving meanwhile share it instead of making more.
+	upMu     sync.Mutex
+	upClosed bool // the connection is over: make no more
+	app      *upstream
+	peers    map[peerKey]*upstream
+	old      []*upstream // replaced after a GOAWAY or at their stream limit
 
 	streams atomic.Uint64
 }
@@ -117,8 +123,11 @@ func (m *Manager) serveH2(down net.Conn, info connInfo, whole *subscription) {
 	h.mu.Lock()
 	h.closing = true
 	h.mu.Unlock()
-	h.closeUpstreams()
+	// Handlers end with their streams (the server cancels them with the
+	// connection); mirror copies may run on for mirrorWriteDeadline, on
+	// upstream connections that must stay open until they are done.
 	h.running.Wait()
+	h.closeUpstreams()
 }
 
 // begin registers a handler or delivery with the connection; false once it
@@ -207,17 +216,15 @@ func writeGatewayError(w http.ResponseWriter, r *http.Request, msg string) {
 }
 
 // grpcPercentEncode encodes a grpc-message value as the gRPC spec asks:
-// printable ASCII but '%' as is, everything else as %XX.
+// printable ASCII but '%' as is, every other byte as %XX.
 func grpcPercentEncode(s string) string {
 	var b strings.Builder
 	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c >= 0x20 && c <= 0x7e && c != '%' {
+		if c := s[i]; c >= 0x20 && c <= 0x7e && c != '%' {
 			b.WriteByte(c)
-			continue
+		} else {
+			fmt.Fprintf(&b, "%%%02X", c)
 		}
-		b.WriteString("%")
-		b.WriteString(strings.ToUpper(string("0123456789abcdef"[c>>4]) + string("0123456789abcdef"[c&15])))
 	}
 	return b.String()
 }

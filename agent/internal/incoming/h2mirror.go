@@ -51,9 +51,10 @@ func (h *h2Conn) mirrorStream(r *http.Request, mirrors []*subscription, seq uint
 }
 
 // deliverMirror sends one copy and discards its answer. The copy may run
-// on for mirrorWriteDeadline after the real stream ended, then it is cut.
+// on for mirrorWriteDeadline after the real stream ended (even when the
+// peer's whole connection did), then it is cut.
 func (h *h2Conn) deliverMirror(r *http.Request, s *subscription, p *bodyPipe, seq uint64) {
-	ctx, cancel := context.WithCancel(h.ctx)
+	ctx, cancel := context.WithCancel(h.m.ctx)
 	defer cancel()
 	stop := context.AfterFunc(r.Context(), func() {
 		t := time.AfterFunc(mirrorWriteDeadline, cancel)

@@ -43,6 +43,10 @@ var h2Transport = func() *http.Transport {
 
 type givenConn struct{}
 
+// errConnOver: the peer's connection ended while one of its streams
+// needed an upstream.
+var errConnOver = errors.New("the peer's HTTP/2 connection is over")
+
 // newUpstream speaks HTTP/2 as a client on c (prior knowledge).
 func newUpstream(ctx context.Context, c net.Conn, addr string) (*upstream, error) {
 	cc, err := h2Transport.NewClientConn(context.WithValue(ctx, givenConn{}, c), "http", addr)
@@ -62,8 +66,11 @@ func (u *upstream) take() bool {
 // appUpstream returns a connection to the application with a stream
 // reserved, dialling a new one when there is none that can take it.
 func (h *h2Conn) appUpstream() (*upstream, error) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
+	h.upMu.Lock()
+	defer h.upMu.Unlock()
+	if h.upClosed {
+		return nil, errConnOver
+	}
 	if h.app.take() {
 		return h.app, nil
 	}
@@ -87,8 +94,11 @@ func (h *h2Conn) appUpstream() (*upstream, error) {
 // with a stream reserved, opening an incoming.connection stream with
 // protocol h2c when there is none that can take it.
 func (h *h2Conn) peer(s *subscription, mode wire.Mode) (*upstream, error) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
+	h.upMu.Lock()
+	defer h.upMu.Unlock()
+	if h.upClosed {
+		return nil, errConnOver
+	}
 	key := peerKey{s, mode}
 	if up := h.peers[key]; up.take() {
 		return up, nil
@@ -130,9 +140,13 @@ func (h *h2Conn) retireLocked(u *upstream) {
 	h.old = kept
 }
 
+// closeUpstreams ends every upstream connection, and any made later: the
+// handlers still running when the peer's connection ended must not leave
+// one open.
 func (h *h2Conn) closeUpstreams() {
-	h.mu.Lock()
-	defer h.mu.Unlock()
+	h.upMu.Lock()
+	defer h.upMu.Unlock()
+	h.upClosed = true
 	all := append(h.old, h.app)
 	for _, up := range h.peers {
 		all = append(all, up)
