@@ -82,6 +82,9 @@ type h2Conn struct {
 	old      []*upstream // replaced after a GOAWAY or at their stream limit
 
 	streams atomic.Uint64
+	// copies bounds the mirror copies in flight: they may outlive their
+	// streams, so the stream limit alone does not bound them.
+	copies chan struct{}
 }
 
 type peerKey struct {
@@ -96,6 +99,7 @@ func (m *Manager) serveH2(down net.Conn, info connInfo, whole *subscription) {
 	h := &h2Conn{
 		m: m, info: info, whole: whole, fromNode: m.fromNode(info.source.Addr()), ctx: ctx,
 		log: m.log.With("connection", info.id), peers: map[peerKey]*upstream{},
+		copies: make(chan struct{}, h2MaxStreams),
 	}
 	l := newOneConnListener(down)
 	var protocols http.Protocols

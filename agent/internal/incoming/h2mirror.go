@@ -32,7 +32,14 @@ func (h *h2Conn) mirrorStream(r *http.Request, mirrors []*subscription, seq uint
 			h.log.Warn("not mirroring an HTTP/2 stream to a client without HTTP/2 support; upgrade remocal there", "subscription", s.id, "client", s.client.Name())
 			continue
 		}
+		select {
+		case h.copies <- struct{}{}:
+		default:
+			h.log.Warn("too many mirrored HTTP/2 streams in flight on this connection; not mirroring this one", "subscription", s.id, "limit", cap(h.copies))
+			continue
+		}
 		if !h.begin() {
+			<-h.copies
 			return
 		}
 		var p *bodyPipe // nil: the stream has no body
@@ -42,6 +49,7 @@ func (h *h2Conn) mirrorStream(r *http.Request, mirrors []*subscription, seq uint
 		}
 		go func() {
 			defer h.running.Done()
+			defer func() { <-h.copies }()
 			h.deliverMirror(r, s, p, seq)
 		}()
 	}
