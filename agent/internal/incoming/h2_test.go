@@ -110,3 +110,22 @@ func TestGRPCMessageEncoding(t *testing.T) {
 		t.Errorf("got %q", got)
 	}
 }
+
+// Every literal the upgrade writes decodes to itself with a real HPACK
+// decoder, whatever its length (multi-byte length prefixes included).
+func FuzzHpackLiteral(f *testing.F) {
+	f.Add("x-user", "alice")
+	f.Add(":path", strings.Repeat("/a", 200))
+	f.Add("", "")
+	f.Fuzz(func(t *testing.T, name, value string) {
+		var got []hpack.HeaderField
+		dec := hpack.NewDecoder(4096, func(hf hpack.HeaderField) { got = append(got, hf) })
+		dec.SetMaxStringLength(1 << 20)
+		if _, err := dec.Write(hpackLiteral(nil, name, value)); err != nil {
+			t.Fatalf("decode: %v", err)
+		}
+		if len(got) != 1 || got[0].Name != name || got[0].Value != value {
+			t.Fatalf("decoded %+v, want %q: %q", got, name, value)
+		}
+	})
+}
