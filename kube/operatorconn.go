@@ -17,6 +17,7 @@ import (
 	"github.com/remocal/remocal/interpose/connect"
 	"github.com/remocal/remocal/protocol/config"
 	"github.com/remocal/remocal/protocol/operator"
+	"github.com/remocal/remocal/protocol/wire"
 )
 
 // OperatorConnector reaches a target through the cluster's operator: a
@@ -199,7 +200,8 @@ func (o *OperatorConnector) dial(ctx context.Context, opts agentclient.Options) 
 // Redial resumes the session after the connection dropped: the hello
 // names the operator's session, which keeps its locks for the lease TTL.
 // It retries for up to patience, except when the cluster refuses (the
-// user lost the permission, the target was deleted).
+// user lost the permission, the target was deleted) or the operator says
+// the session ended.
 func (o *OperatorConnector) Redial(ctx context.Context, opts agentclient.Options, patience time.Duration) (*agentclient.Client, func(), error) {
 	o.mu.Lock()
 	env, session := o.env, o.session
@@ -217,6 +219,11 @@ func (o *OperatorConnector) Redial(ctx context.Context, opts agentclient.Options
 		}
 		var refused *OperatorRefusedError
 		if errors.As(err, &refused) && !apierrors.IsServiceUnavailable(refused.Status) && !apierrors.IsInternalError(refused.Status) {
+			return nil, nil, err
+		}
+		if errors.Is(err, &wire.Error{Code: wire.CodeNotFound}) {
+			// The operator ended the session (a kill) as the connection
+			// dropped: it will not come back.
 			return nil, nil, err
 		}
 		if ctx.Err() != nil {

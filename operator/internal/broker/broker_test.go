@@ -249,6 +249,18 @@ func TestDeleteTellsTheClientAndEndsTheSession(t *testing.T) {
 	if err := f.b.Delete(ctx, ns, name, ""); !errors.Is(err, backend.ErrNotFound) {
 		t.Errorf("deleting it again: %v", err)
 	}
+	// alice's client, which may have lost its connection before it read
+	// the end, resumes by name: the ended session stays ended (a name
+	// this replica never knew would be adopted: a handover).
+	if c, err := f.connect("alice", clientOptions{session: name}); wire.CodeOf(err) != wire.CodeNotFound || !strings.Contains(err.Error(), "deleted by admin") {
+		if c != nil {
+			c.conn.Close()
+		}
+		t.Errorf("resuming the deleted session: %v, want not_found saying why it ended", err)
+	}
+	if _, found := f.b.Get(ns, name); found {
+		t.Errorf("the deleted session %s is back", name)
+	}
 }
 
 // Two targets over the same pods (a Deployment and its Service) hold no

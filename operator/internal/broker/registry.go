@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/remocal/remocal/operator/internal/backend"
 	"github.com/remocal/remocal/protocol/operator"
@@ -28,10 +29,55 @@ type registry struct {
 	sessions map[string]*session // by namespace/name
 	history  []backend.SessionEvent
 	watchers map[*watcher]struct{}
+	// ended remembers, for endedTTL, the sessions that ended here and
+	// why. A client that lost its connection as its session was ended (a
+	// kill) resumes by name; a name this replica never knew is adopted
+	// (a leader handover), but one it ended must stay ended.
+	ended map[string]endedSession
 }
 
+type endedSession struct {
+	at     time.Time
+	reason string
+}
+
+const (
+	endedTTL = 10 * time.Minute
+	maxEnded = 10000
+)
+
 func newRegistry() *registry {
-	return &registry{sessions: map[string]*session{}, watchers: map[*watcher]struct{}{}}
+	return &registry{sessions: map[string]*session{}, watchers: map[*watcher]struct{}{}, ended: map[string]endedSession{}}
+}
+
+// endedHere reports why the session namespace/name ended, if it ended on
+// this replica within endedTTL.
+func (r *registry) endedHere(namespace, name string) (reason string, ok bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	e, ok := r.ended[sessionKey(namespace, name)]
+	if !ok || time.Since(e.at) > endedTTL {
+		return "", false
+	}
+	return e.reason, true
+}
+
+// remember records an ended session, forgetting those past endedTTL and,
+// beyond maxEnded, the oldest. The caller holds mu.
+func (r *registry) remember(key, reason string) {
+	now := time.Now()
+	oldestKey, oldest := "", now
+	for k, e := range r.ended {
+		if now.Sub(e.at) > endedTTL {
+			delete(r.ended, k)
+		} else if e.at.Before(oldest) {
+			oldestKey, oldest = k, e.at
+		}
+	}
+	if len(r.ended) >= maxEnded {
+		delete(r.ended, oldestKey)
+	}
+	r.ended[key] = endedSession{at: now, reason: reason}
 }
 
 func sessionKey(namespace, name string) string { return namespace + "/" + name }
@@ -45,6 +91,7 @@ func (r *registry) publish(typ backend.EventType, s *session) bool {
 	s.pubMu.Lock()
 	defer s.pubMu.Unlock()
 	obj := s.object()
+	reason := s.endedBecause()
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	switch typ {
@@ -58,6 +105,7 @@ func (r *registry) publish(typ backend.EventType, s *session) bool {
 			return true // deleted already
 		}
 		delete(r.sessions, sessionKey(s.ns, s.name))
+		r.remember(sessionKey(s.ns, s.name), reason)
 	default:
 		if r.sessions[sessionKey(s.ns, s.name)] != s {
 			return true // a late change of a session that is gone

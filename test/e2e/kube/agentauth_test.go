@@ -112,7 +112,9 @@ func TestImpostorAgentPodIsRefused(t *testing.T) {
 	agents := f.c.Namespace(t)
 	f.writeConfig(fmt.Sprintf(`{"agent": {"namespace": %q}}`, agents))
 	f.deployInventory(1)
-	cid := f.kubectl("get", "pods", "-l", "app=inventory", "-o", "jsonpath={.items[0].status.containerStatuses[0].containerID}")
+	// The pod that stays: the scale-down to one replica may still be
+	// deleting the other, which remocal does not pick.
+	cid := f.pods("app=inventory")[0].containerID
 	sum := sha256.Sum256([]byte(cid))
 	if _, err := f.c.KubectlInput(f.ctx(), fmt.Sprintf(`apiVersion: v1
 kind: Pod
