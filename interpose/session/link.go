@@ -70,6 +70,7 @@ func (s *Session) link() {
 		}
 		s.report(supervisor.Event{Kind: daemon.EventAgentReconnected, Message: fmt.Sprintf(
 			"reconnected to %s after %v", s.peer(), time.Since(started).Round(10*time.Millisecond))})
+		s.reportMoved(c.Welcome().Target, next.Welcome().Target) // moved.go
 	}
 }
 
