@@ -147,3 +147,42 @@ func BenchmarkOutgoingStream(b *testing.B) {
 	b.ReportMetric(supervised/float64(b.N), "supervised-MB/s")
 	b.ReportMetric(supervised/direct, "ratio")
 }
+
+// BenchmarkUDPRoundTrip compares UDP round trips to an echo server on
+// loopback (which stays local) bare and supervised: on a connected socket
+// (send and read, which the filter lets through in BPF), and with
+// addresses (sendto/recvfrom, sendmsg/recvmsg), which reach the supervisor
+// since it carries unconnected sockets through the target.
+func BenchmarkUDPRoundTrip(b *testing.B) {
+	env := envtest.New(b)
+	probe := built(b, "probe")
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	done := make(chan struct{})
+	defer func() { pc.Close(); <-done }()
+	go func() {
+		defer close(done)
+		buf := make([]byte, 64)
+		for {
+			n, from, err := pc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			pc.WriteTo(buf[:n], from)
+		}
+	}()
+	n := fmt.Sprint(max(b.N, 20000))
+	for _, how := range []string{"send", "sendto", "sendmsg"} {
+		b.Run(how, func(b *testing.B) {
+			arg := "bench-udp=" + n + "+" + how + "+" + pc.LocalAddr().String()
+			bare := percentileMetrics(b, runOut(b, exec.Command(probe, arg)), "udp-ns")
+			sup := percentileMetrics(b, runOut(b, benchExec(b, env, probe, arg)), "udp-ns")
+			b.ReportMetric(bare["p50"]/1e3, "bare-p50-µs")
+			b.ReportMetric(sup["p50"]/1e3, "supervised-p50-µs")
+			b.ReportMetric(sup["p90"]/1e3, "supervised-p90-µs")
+			b.ReportMetric(sup["p50"]/bare["p50"], "ratio-p50")
+		})
+	}
+}
