@@ -30,33 +30,45 @@ func (s *Session) Kept() []string {
 	return kept
 }
 
+// moved is a reconnection: the target processes the agents served before
+// and after, and what the connector called the target then and now.
+type moved struct {
+	before, after      wire.TargetInfo
+	wasNamed, nowNamed string
+}
+
 // reportMoved tells the user, when the agent reached after a reconnection
 // serves another target process than before, what the running programs
 // keep from the old one.
-func (s *Session) reportMoved(before, after wire.TargetInfo) {
-	if before == after {
+func (s *Session) reportMoved(m moved) {
+	if m.before == m.after {
 		return
 	}
 	kept := s.Kept()
 	if len(kept) == 0 {
 		return
 	}
-	s.report(supervisor.Event{Kind: daemon.EventTargetMoved, Message: movedMessage(before, after, kept)})
+	s.report(supervisor.Event{Kind: daemon.EventTargetMoved, Message: movedMessage(m, kept)})
 }
 
-func movedMessage(before, after wire.TargetInfo, kept []string) string {
+func movedMessage(m moved, kept []string) string {
 	var what []string
 	for _, k := range kept {
 		switch k {
 		case daemon.KeptEnv:
 			what = append(what, "environment variables")
 		case daemon.KeptHostname:
-			what = append(what, fmt.Sprintf("hostname (%s)", before.Hostname))
+			what = append(what, fmt.Sprintf("hostname (%s)", m.before.Hostname))
 		}
 	}
+	// The connector's names ("deployment/api (pod shop/api-x2x, ...)")
+	// say more than the agent's, when they tell the two apart.
+	now, was := m.nowNamed, m.wasNamed
+	if now == was {
+		now, was = describeTarget(m.after), describeTarget(m.before)
+	}
 	return fmt.Sprintf("the target is now %s, not %s: files, DNS and connections go to the new one, but programs "+
-		"already running keep the old one's %s; restart them to take the new one's",
-		describeTarget(after), describeTarget(before), strings.Join(what, " and "))
+		"already running keep the old one's %s; restart them to take the new one's", now, was, strings.Join(what, " and "))
 }
 
 func describeTarget(t wire.TargetInfo) string {
