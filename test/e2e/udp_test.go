@@ -81,7 +81,9 @@ func TestUnconnectedUDPRepliesFromDestination(t *testing.T) {
 	from := localenv.PeerIP.String() + ":7007"
 	mustContain(t, "muslprobe output", r.Stdout,
 		"recvfrom from "+from+": echo from "+localenv.AppIP.String()+": one",
-		"recvmsg from "+from+": echo from "+localenv.AppIP.String()+": two")
+		"recvmsg from "+from+": echo from "+localenv.AppIP.String()+": two",
+		"sendmmsg from "+from+": echo from "+localenv.AppIP.String()+": three",
+		"sendmmsg from "+from+": echo from "+localenv.AppIP.String()+": four")
 }
 
 func TestBusyboxNslookupAndWget(t *testing.T) {

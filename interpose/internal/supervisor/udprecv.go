@@ -90,8 +90,11 @@ func (d *datagrams) recvmsg(c *call) {
 		c.fail(errnoOf(err, unix.EFAULT))
 		return
 	}
-	msg := c.arg(1)
-	d.receive(c, fd, ds, capacity(iovs), int(min(h.controllen, maxControl)), func(r received) error {
+	msg, oobSize := c.arg(1), int(min(h.controllen, maxControl))
+	if h.control == 0 {
+		oobSize = 0
+	}
+	d.receive(c, fd, ds, capacity(iovs), oobSize, func(r received) error {
 		if err := scatter(c.tid, iovs, r.data); err != nil {
 			return err
 		}

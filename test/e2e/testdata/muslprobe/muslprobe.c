@@ -8,7 +8,8 @@
  *                                 "PING\r\n" and print the first reply line
  *   muslprobe udp IP PORT         sendto IP:PORT on an unconnected socket,
  *                                 print the reply and the address recvfrom
- *                                 reports, then the same with recvmsg
+ *                                 reports, then the same with sendmsg and
+ *                                 recvmsg, then two datagrams in one sendmmsg
  *   muslprobe tfo IP PORT         sendto with MSG_FASTOPEN, print the reply
  *   muslprobe tfoconnect IP PORT  TCP_FASTOPEN_CONNECT, connect, write, read
  *   muslprobe bindconnect IP PORT bind to 0.0.0.0:0 with SO_REUSEPORT, then
@@ -113,6 +114,21 @@ static int udp(const char *ipstr, const char *port) {
 	if (n > 4)
 		memcpy(buf + 4, b2, n - 4);
 	print_from("recvmsg", buf, n, &from);
+
+	struct iovec i3 = {.iov_base = "three", .iov_len = 5}, i4 = {.iov_base = "four", .iov_len = 4};
+	struct mmsghdr mm[2] = {
+		{.msg_hdr = {.msg_name = &to, .msg_namelen = sizeof to, .msg_iov = &i3, .msg_iovlen = 1}},
+		{.msg_hdr = {.msg_name = &to, .msg_namelen = sizeof to, .msg_iov = &i4, .msg_iovlen = 1}},
+	};
+	if (sendmmsg(fd, mm, 2, 0) != 2 || mm[0].msg_len != 5 || mm[1].msg_len != 4)
+		return fail("sendmmsg");
+	for (int i = 0; i < 2; i++) {
+		fl = sizeof from;
+		n = recvfrom(fd, buf, sizeof buf, 0, (struct sockaddr *)&from, &fl);
+		if (n < 0)
+			return fail("recvfrom after sendmmsg");
+		print_from("sendmmsg", buf, n, &from);
+	}
 	return 0;
 }
 
