@@ -10,7 +10,8 @@ export type ActionId =
   | 'stealWithHeader'
   | 'showLog'
   | 'openSettings'
-  | 'restartDaemon';
+  | 'restartDaemon'
+  | 'restartProgram';
 
 export const actionTitles: Record<ActionId, string> = {
   openConfig: 'Open config',
@@ -19,6 +20,7 @@ export const actionTitles: Record<ActionId, string> = {
   showLog: 'Show log',
   openSettings: 'Open settings',
   restartDaemon: 'Restart daemon',
+  restartProgram: 'Restart',
 };
 
 export interface UserMessage {
