@@ -152,10 +152,16 @@ func (d *datagrams) receive(c *call, fd int, ds *dsock, size, oobSize int, write
 }
 
 func (d *datagrams) answerRecv(c *call, r received, err error, write func(received) error) {
-	if err != nil {
-		if !errors.Is(err, errCallerGone) {
-			c.fail(errnoOf(err, unix.EIO))
-		}
+	switch {
+	case errors.Is(err, errCallerGone):
+		return
+	case errors.Is(err, errSessionEnding):
+		// The call must not be left waiting: once the session is
+		// gone nothing translates sources, so the kernel receives.
+		c.cont()
+		return
+	case err != nil:
+		c.fail(errnoOf(err, unix.EIO))
 		return
 	}
 	if !c.valid() {
@@ -177,7 +183,10 @@ func blocks(fd, flags int) bool {
 	return err == nil && fl&unix.O_NONBLOCK == 0
 }
 
-var errCallerGone = errors.New("the receiving thread is gone")
+var (
+	errCallerGone    = errors.New("the receiving thread is gone")
+	errSessionEnding = errors.New("the supervisor is closing")
+)
 
 // recvWait waits for a datagram as a blocking receive would, up to the
 // socket's SO_RCVTIMEO, checking now and then that the caller still waits.
@@ -187,7 +196,9 @@ func (d *datagrams) recvWait(c *call, fd int, ds *dsock, size, oobSize, flags in
 	if tv, err := unix.GetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO); err == nil && (tv.Sec != 0 || tv.Usec != 0) {
 		deadline = time.Now().Add(time.Duration(tv.Nano()))
 	}
-	pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+	// The supervisor's stop eventfd stays readable once Close wrote it,
+	// so a closing session wakes the wait at once.
+	pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}, {Fd: int32(d.s.stop), Events: unix.POLLIN}}
 	for {
 		wait := recvPoll
 		if !deadline.IsZero() {
@@ -196,11 +207,14 @@ func (d *datagrams) recvWait(c *call, fd int, ds *dsock, size, oobSize, flags in
 				return received{}, unix.EAGAIN
 			}
 		}
-		pfd[0].Revents = 0
+		pfd[0].Revents, pfd[1].Revents = 0, 0
 		if _, err := unix.Poll(pfd, int(wait.Milliseconds())+1); err != nil && !errors.Is(err, unix.EINTR) {
 			return received{}, err
 		}
-		if d.s.ctx.Err() != nil || !c.valid() {
+		if d.s.ctx.Err() != nil {
+			return received{}, errSessionEnding
+		}
+		if !c.valid() {
 			return received{}, errCallerGone
 		}
 		if pfd[0].Revents == 0 {

@@ -90,7 +90,7 @@ func (d *datagrams) send(c *call, dest netip.AddrPort, flags int, read func(stre
 		return
 	}
 	data, err := read(tfo)
-	if err != nil {
+	if err != nil || !c.valid() { // what was read is the caller's only if it still waits
 		unix.Close(fd)
 		c.fail(errnoOf(err, unix.EFAULT))
 		return
@@ -164,27 +164,37 @@ func (d *datagrams) sendmmsg(c *call) {
 }
 
 // sendEach sends the messages of a sendmmsg in order, and answers with how
-// many went out, writing each one's msg_len.
+// many went out, writing each one's msg_len. Every message is read before
+// any is sent: what was read is the caller's only if it still waits then.
 func (d *datagrams) sendEach(c *call, fd int, raw []byte, dests []netip.AddrPort) {
 	ds, err := d.socket(fd)
 	if err != nil {
 		c.fail(errnoOf(err, unix.EINVAL))
 		return
 	}
-	sent := 0
-	for i, dest := range dests {
+	msgs := make([][]byte, 0, len(dests))
+	for i := range dests {
 		h := parseMsghdr(raw[i*mmsghdrSize:])
 		iovs, err := readIovecs(c.tid, h.iov, h.iovlen)
 		var data []byte
 		if err == nil {
 			data, err = gather(c.tid, iovs, false)
 		}
-		if err == nil {
-			if dest.IsValid() {
-				err = d.enqueue(ds, dest, data)
-			} else {
-				err = sendLocal(c, fd, ds.family, h, data)
-			}
+		if err != nil {
+			break // sent up to here, as the kernel stops at a bad message
+		}
+		msgs = append(msgs, data)
+	}
+	if len(msgs) == 0 || !c.valid() {
+		c.fail(unix.EFAULT)
+		return
+	}
+	sent := 0
+	for i, data := range msgs {
+		if dests[i].IsValid() {
+			err = d.enqueue(ds, dests[i], data)
+		} else {
+			err = sendLocal(c, fd, ds.family, parseMsghdr(raw[i*mmsghdrSize:]), data)
 		}
 		if err != nil {
 			if sent == 0 {
@@ -197,10 +207,8 @@ func (d *datagrams) sendEach(c *call, fd int, raw []byte, dests []netip.AddrPort
 		seccomp.WriteMemory(c.tid, lenAt, binary.LittleEndian.AppendUint32(nil, uint32(len(data))))
 		sent++
 	}
-	if c.valid() {
-		d.s.stats.remote("sendmmsg-udp")
-		c.ret(int64(sent))
-	}
+	d.s.stats.remote("sendmmsg-udp")
+	c.ret(int64(sent))
 }
 
 // sendLocal sends one message of a sendmmsg that stays on this machine, to
