@@ -13,6 +13,7 @@ import (
 	"github.com/hashicorp/yamux"
 	"github.com/sourcegraph/conc"
 
+	"github.com/remocal/remocal/internal/muxwrite"
 	"github.com/remocal/remocal/protocol/wire"
 )
 
@@ -121,7 +122,7 @@ func (s *session) serve(ctx context.Context) {
 	s.log.Info("client connected")
 	defer s.log.Info("client disconnected")
 
-	mux, err := yamux.Server(s.conn, wire.MuxConfig())
+	mux, err := yamux.Server(muxwrite.Wrap(s.conn), wire.MuxConfig())
 	if err != nil {
 		s.log.Error("start stream multiplexer", "err", err)
 		return

@@ -16,8 +16,9 @@ import (
 )
 
 // DialPod opens a port-forward stream to port on the pod's loopback, as
-// `kubectl port-forward` does for one connection: WebSocket first, SPDY if
-// the apiserver does not upgrade. The stream carries the agent protocol.
+// `kubectl port-forward` does for one connection: WebSocket first (one
+// message per SPDY frame: tunnel.go), SPDY if the apiserver does not
+// upgrade. The stream carries the agent protocol.
 func DialPod(env *Env, namespace, pod string, port int) (io.ReadWriteCloser, error) {
 	url := env.Client.CoreV1().RESTClient().Post().Resource("pods").Namespace(namespace).Name(pod).SubResource("portforward").URL()
 	transport, upgrader, err := spdy.RoundTripperFor(env.Config)
@@ -25,7 +26,7 @@ func DialPod(env *Env, namespace, pod string, port int) (io.ReadWriteCloser, err
 		return nil, err
 	}
 	spdyDialer := spdy.NewDialer(upgrader, &http.Client{Transport: transport}, http.MethodPost, url)
-	wsDialer, err := portforward.NewSPDYOverWebsocketDialer(url, env.Config)
+	wsDialer, err := newTunnelDialer(url, env.Config)
 	if err != nil {
 		return nil, err
 	}

@@ -116,3 +116,47 @@ func testLog(t *testing.T) *slog.Logger {
 }
 
 func errorf(format string, args ...any) error { return fmt.Errorf(format, args...) }
+
+// Two replicas share the usage through the ConfigMap (a fake clientset as
+// the seam; test/e2e/operator's TestSessionSurvivesLeaderDeletion reads
+// it from a deployed operator after a failover): what the old leader
+// stored, the new one reports and adds to.
+func TestUsageOutlivesItsLeader(t *testing.T) {
+	ctx := t.Context()
+	st := &usageStore{cs: fake.NewClientset(), ns: "remocal"}
+	at := time.Now().UTC().Truncate(time.Hour)
+	who := operator.UserInfo{Username: "bob"}
+	ref := &policy.Ref{Kind: policy.KindPolicy, Namespace: "shop", Name: "no-steal"}
+	old, next := newUsage(), newUsage()
+	old.record(broker.Record{Time: at, Action: broker.ActionConnect, User: who, Namespace: "shop", Target: "deployment.inventory", Decision: broker.DecisionAllow})
+	old.record(broker.Record{Time: at.Add(time.Minute), Action: broker.ActionSessionEnd, User: who, Namespace: "shop", Target: "deployment.inventory", Duration: time.Minute})
+	old.record(broker.Record{Time: at, Action: broker.ActionPolicyDenial, User: who, Namespace: "shop", Target: "deployment.inventory", Policy: ref, Rule: policy.RuleBlockSteal})
+	if err := old.flush(ctx, st); err != nil {
+		t.Fatal(err)
+	}
+	if err := next.flush(ctx, st); err != nil {
+		t.Fatal(err)
+	}
+	next.record(broker.Record{Time: at, Action: broker.ActionConnect, User: who, Namespace: "shop", Target: "deployment.inventory", Decision: broker.DecisionAllow})
+	usage, denials := next.report(nil)
+	if len(usage) != 1 || usage[0].Sessions != 2 || usage[0].Seconds != 60 || len(denials) != 1 || denials[0].Rule != policy.RuleBlockSteal {
+		t.Errorf("the new leader reports %+v, %+v; want 2 sessions, 60 s and the denial", usage, denials)
+	}
+	if err := next.flush(ctx, st); err != nil {
+		t.Fatal(err)
+	}
+	if err := old.flush(ctx, st); err != nil {
+		t.Fatal(err)
+	}
+	if usage, _ := old.report(nil); len(usage) != 1 || usage[0].Sessions != 2 {
+		t.Errorf("after both flushed, the old leader reads %+v, want 2 sessions", usage)
+	}
+	cm, err := st.cs.CoreV1().ConfigMaps("remocal").Get(ctx, UsageConfigMap, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var state usageState
+	if err := json.Unmarshal([]byte(cm.Data[usageDataKey]), &state); err != nil || len(state.Usage) != 1 || state.Usage[0].Sessions != 2 {
+		t.Errorf("ConfigMap holds %q (%v)", cm.Data[usageDataKey], err)
+	}
+}

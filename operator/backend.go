@@ -14,9 +14,10 @@ func defaultBackend(_ context.Context, d Deps) (Backend, error) {
 	pods := agents.New(agents.Config{
 		Env:       d.Env,
 		Namespace: d.Namespace,
-		Agent:     kube.AgentOptions{Image: d.AgentImage, IdleTTL: d.AgentTTL},
-		Version:   d.Version,
-		Logger:    d.Log.With("component", "agents"),
+		Agent: kube.AgentOptions{Image: d.AgentImage, PullPolicy: d.AgentPullPolicy, PullSecrets: d.AgentPullSecrets,
+			IdleTTL: d.AgentTTL},
+		Version: d.Version,
+		Logger:  d.Log.With("component", "agents"),
 	})
 	cfg := broker.Config{
 		Agents:       pods,

@@ -44,6 +44,14 @@ func startGovernance(ctx context.Context, env *kube.Env, targets *kubeTargets, a
 		stopPolicies()
 		g.policies.Shutdown()
 	})
+	// Started before the auditor, so stopped after it: the last records
+	// of a closing broker are stored too.
+	uctx, stopUsage := context.WithCancel(context.WithoutCancel(ctx))
+	waitUsage := g.usage.persist(uctx, &usageStore{cs: env.Client, ns: env.Namespace}, log.With("component", "usage"))
+	g.stops = append(g.stops, func() {
+		stopUsage()
+		waitUsage()
+	})
 	if auditOut == nil {
 		auditOut = os.Stdout
 	}

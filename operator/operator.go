@@ -12,10 +12,13 @@ import (
 	"log/slog"
 	"os"
 	"runtime/pprof"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/spf13/pflag"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -38,8 +41,12 @@ type Options struct {
 	Kubeconfig string
 	// Namespace is the operator's own namespace: its agents run there.
 	Namespace string
-	// AgentImage is the image of the agents the operator starts.
-	AgentImage string
+	// AgentImage is the image of the agents the operator starts;
+	// AgentPullPolicy and AgentPullSecrets (Secrets in Namespace) how
+	// their pods pull it, for a private registry.
+	AgentImage       string
+	AgentPullPolicy  string
+	AgentPullSecrets []string
 	// SessionTTL is how long a disconnected session keeps its locks for
 	// its client to resume it; AgentTTL how long an agent without
 	// sessions is kept.
@@ -82,10 +89,14 @@ type Deps struct {
 	Authorizer backend.Authorizer
 	Namespace  string
 	AgentImage string
-	SessionTTL time.Duration
-	AgentTTL   time.Duration
-	Version    string
-	Log        *slog.Logger
+	// AgentPullPolicy and AgentPullSecrets are the agent pods' image
+	// pull policy and pull secrets.
+	AgentPullPolicy  corev1.PullPolicy
+	AgentPullSecrets []string
+	SessionTTL       time.Duration
+	AgentTTL         time.Duration
+	Version          string
+	Log              *slog.Logger
 	// Self names this replica (its pod); Leader names the one that leads
 	// now.
 	Self   string
@@ -118,6 +129,8 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.Kubeconfig, "kubeconfig", o.Kubeconfig, "kubeconfig file, for running the operator outside the cluster during development (default: the pod's service account)")
 	fs.StringVar(&o.Namespace, "namespace", o.Namespace, "the operator's own namespace, where it runs its agents (default: $POD_NAMESPACE)")
 	fs.StringVar(&o.AgentImage, "agent-image", o.AgentImage, "image of the agents the operator starts")
+	fs.StringVar(&o.AgentPullPolicy, "agent-image-pull-policy", o.AgentPullPolicy, "imagePullPolicy of the agents' pods: Always, IfNotPresent or Never (default: Kubernetes' default for the tag)")
+	fs.StringSliceVar(&o.AgentPullSecrets, "agent-image-pull-secrets", o.AgentPullSecrets, "names of image pull Secrets in the operator's namespace for the agents' pods (a private registry)")
 	fs.DurationVar(&o.SessionTTL, "session-ttl", o.SessionTTL, "how long a disconnected session keeps its ports for its client to come back")
 	fs.DurationVar(&o.AgentTTL, "agent-ttl", o.AgentTTL, "how long an agent without sessions is kept before it is removed")
 	fs.StringVar(&o.MetricsAddr, "metrics-bind-address", o.MetricsAddr, "address of the Prometheus metrics endpoint (plain HTTP, /metrics); 0 disables it")
@@ -135,6 +148,16 @@ func (o *Options) validate() error {
 	}
 	if o.AgentImage == "" {
 		errs = append(errs, errors.New("--agent-image is empty; give the image of remocal's agent"))
+	}
+	switch corev1.PullPolicy(o.AgentPullPolicy) {
+	case "", corev1.PullAlways, corev1.PullIfNotPresent, corev1.PullNever:
+	default:
+		errs = append(errs, fmt.Errorf("--agent-image-pull-policy %q is not a pull policy; use Always, IfNotPresent or Never", o.AgentPullPolicy))
+	}
+	for _, name := range o.AgentPullSecrets {
+		if msgs := validation.IsDNS1123Subdomain(name); len(msgs) > 0 {
+			errs = append(errs, fmt.Errorf("--agent-image-pull-secrets: %q is not a Secret name: %s", name, strings.Join(msgs, "; ")))
+		}
 	}
 	if o.SessionTTL <= 0 || o.AgentTTL <= 0 {
 		errs = append(errs, fmt.Errorf("--session-ttl (%s) and --agent-ttl (%s) must be positive", o.SessionTTL, o.AgentTTL))
@@ -196,7 +219,8 @@ func Run(ctx context.Context, o *Options) error {
 	// The backend's goroutines end with ctx; Run returns after the
 	// server, which ends every session first.
 	b, err := newBackend(ctx, Deps{Env: env, Targets: targets, Authorizer: authz, Namespace: o.Namespace,
-		AgentImage: o.AgentImage, SessionTTL: o.SessionTTL, AgentTTL: o.AgentTTL, Version: o.Version, Log: log,
+		AgentImage: o.AgentImage, AgentPullPolicy: corev1.PullPolicy(o.AgentPullPolicy), AgentPullSecrets: o.AgentPullSecrets,
+		SessionTTL: o.SessionTTL, AgentTTL: o.AgentTTL, Version: o.Version, Log: log,
 		Self: self, Leader: leader, Policies: gov.policies, TargetInfo: gov.targets.info, Auditor: gov.audit})
 	if err != nil {
 		return fmt.Errorf("start the session broker: %w", err)

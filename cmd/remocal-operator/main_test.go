@@ -66,6 +66,14 @@ func TestOperatorFlags(t *testing.T) {
 	if r.Code == 0 || !strings.Contains(r.Stderr, "POD_NAMESPACE") {
 		t.Errorf("without a namespace: exit %d, %s", r.Code, r.Stderr)
 	}
+	r = runRemocal(t, t.TempDir(), cleanEnv(t), "--namespace=remocal-system", "--agent-image-pull-policy=Sometimes",
+		"--agent-image-pull-secrets=regcred,Not_A_Name")
+	for _, want := range []string{`--agent-image-pull-policy "Sometimes" is not a pull policy; use Always, IfNotPresent or Never`,
+		`--agent-image-pull-secrets: "Not_A_Name" is not a Secret name`} {
+		if r.Code == 0 || !strings.Contains(r.Stderr, want) {
+			t.Errorf("bad agent pull options: exit %d, stderr lacks %q:\n%s", r.Code, want, r.Stderr)
+		}
+	}
 }
 
 // TestOperatorAgainstTheCluster runs remocal-operator on loopback with

@@ -15,6 +15,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -87,6 +88,7 @@ func (s *server) handler() http.Handler {
 	mux.HandleFunc("GET /items", s.listItems)
 	mux.HandleFunc("POST /items", s.addItem)
 	mux.HandleFunc("/echo", s.echo)
+	mux.HandleFunc("GET /bytes/{n}", bulk)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// Set before routing so that errors and 404s also say which
 		// instance answered: that is what traffic tests look at.
@@ -171,6 +173,29 @@ func (s *server) echo(w http.ResponseWriter, r *http.Request) {
 		Headers:    r.Header,
 		ServedBy:   s.cfg.Hostname,
 	})
+}
+
+// maxBulk bounds GET /bytes/{n}.
+const maxBulk = 1 << 30
+
+// bulk answers n bytes: a download whose speed measures the path between
+// the client and this service (docs/performance.md, Kubernetes).
+func bulk(w http.ResponseWriter, r *http.Request) {
+	n, err := strconv.ParseInt(r.PathValue("n"), 10, 64)
+	if err != nil || n < 0 || n > maxBulk {
+		http.Error(w, fmt.Sprintf("want /bytes/N with N a byte count up to %d", maxBulk), http.StatusBadRequest)
+		return
+	}
+	w.Header().Set("Content-Type", "application/octet-stream")
+	w.Header().Set("Content-Length", strconv.FormatInt(n, 10))
+	chunk := bytes.Repeat([]byte("inventory\n"), 256<<10/10)
+	for n > 0 {
+		part := chunk[:min(int64(len(chunk)), n)]
+		if _, err := w.Write(part); err != nil {
+			return
+		}
+		n -= int64(len(part))
+	}
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

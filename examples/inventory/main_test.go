@@ -67,6 +67,15 @@ func TestHandlers(t *testing.T) {
 	if e.Method != "PUT" || e.Path != "/echo" || e.Query != "x=1" || e.Headers["X-Test"][0] != "yes" {
 		t.Errorf("echo = %+v", e)
 	}
+
+	if resp, body := get(t, "GET", ts.URL+"/bytes/1000003"); resp.StatusCode != 200 || len(body) != 1000003 || !strings.HasPrefix(body, "inventory\n") {
+		t.Errorf("GET /bytes/1000003 = %d, %d bytes", resp.StatusCode, len(body))
+	}
+	for _, bad := range []string{"-1", "x", "1073741825"} {
+		if resp, body := get(t, "GET", ts.URL+"/bytes/"+bad); resp.StatusCode != 400 || !strings.Contains(body, "want /bytes/N") {
+			t.Errorf("GET /bytes/%s = %d %q", bad, resp.StatusCode, body)
+		}
+	}
 }
 
 func TestItemsWithoutRedisIsBadGateway(t *testing.T) {

@@ -20,6 +20,7 @@ import (
 	"github.com/hashicorp/yamux"
 	"github.com/sourcegraph/conc"
 
+	"github.com/remocal/remocal/internal/muxwrite"
 	"github.com/remocal/remocal/protocol/wire"
 )
 
@@ -175,7 +176,7 @@ func New(ctx context.Context, conn io.ReadWriteCloser, opts Options) (*Client, e
 	if err := c.handshake(ctx); err != nil {
 		return nil, err
 	}
-	mux, err := yamux.Client(conn, wire.MuxConfig())
+	mux, err := yamux.Client(muxwrite.Wrap(conn), wire.MuxConfig())
 	if err != nil {
 		return nil, fmt.Errorf("start stream multiplexer: %w", err)
 	}

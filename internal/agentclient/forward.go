@@ -22,8 +22,10 @@ type Forwarder struct {
 	addr   string
 	dialer net.Dialer
 
+	origin OriginFunc // see WithOrigin
+
 	mu     sync.Mutex
-	idle   []*http1.Conn // keep-alive connections to the local server
+	idle   map[string][]*http1.Conn // keep-alive connections to the local server, by poolKey
 	closed bool
 }
 
@@ -42,8 +44,10 @@ func (f *Forwarder) Close() error {
 	idle := f.idle
 	f.idle, f.closed = nil, true
 	f.mu.Unlock()
-	for _, c := range idle {
-		c.Close()
+	for _, conns := range idle {
+		for _, c := range conns {
+			c.Close()
+		}
 	}
 	return nil
 }
@@ -53,16 +57,17 @@ func (f *Forwarder) ServeIncoming(ctx context.Context, in *Incoming) {
 	defer in.Stream.Close()
 	switch {
 	case in.Connection != nil && in.Connection.Mode == wire.ModeSteal:
-		f.stealConnection(ctx, in.Stream)
+		f.stealConnection(ctx, in)
 	case in.Connection != nil:
-		f.mirrorConnection(ctx, in.Stream)
+		f.mirrorConnection(ctx, in)
 	default:
-		f.forwardRequest(ctx, in.Stream, in.Request.Mode == wire.ModeSteal)
+		f.forwardRequest(ctx, in, in.Request.Mode == wire.ModeSteal)
 	}
 }
 
-func (f *Forwarder) stealConnection(ctx context.Context, stream net.Conn) {
-	local, err := f.dialer.DialContext(ctx, "tcp", f.addr)
+func (f *Forwarder) stealConnection(ctx context.Context, in *Incoming) {
+	stream := in.Stream
+	local, err := f.dialLocal(ctx, in)
 	if err != nil {
 		// Closing the stream without a byte makes the agent close the
 		// peer's connection, which is what a refused connect looks like
@@ -76,8 +81,9 @@ func (f *Forwarder) stealConnection(ctx context.Context, stream net.Conn) {
 
 // mirrorConnection replays the peer's bytes to the local server and drains
 // whatever it answers.
-func (f *Forwarder) mirrorConnection(ctx context.Context, stream net.Conn) {
-	local, err := f.dialer.DialContext(ctx, "tcp", f.addr)
+func (f *Forwarder) mirrorConnection(ctx context.Context, inc *Incoming) {
+	stream := inc.Stream
+	local, err := f.dialLocal(ctx, inc)
 	if err != nil {
 		io.Copy(io.Discard, stream) // keep the agent's queue moving
 		return
@@ -115,7 +121,8 @@ func (f *Forwarder) mirrorConnection(ctx context.Context, stream net.Conn) {
 
 // forwardRequest sends one HTTP request from the stream to the local server
 // and, for steals, relays the response back.
-func (f *Forwarder) forwardRequest(ctx context.Context, stream net.Conn, steal bool) {
+func (f *Forwarder) forwardRequest(ctx context.Context, inc *Incoming, steal bool) {
+	stream := inc.Stream
 	in := http1.NewConn(stream)
 	req, err := in.ReadRequest() // bounded, though the agent bounded it already
 	if err != nil {
@@ -125,7 +132,7 @@ func (f *Forwarder) forwardRequest(ctx context.Context, stream net.Conn, steal b
 	if !steal {
 		back = http1.NewConn(nil)
 	}
-	local, reused, err := f.get(ctx)
+	local, reused, err := f.get(ctx, inc)
 	if err != nil {
 		if steal {
 			http1.WriteError(in, http.StatusBadGateway, fmt.Sprintf("remocal: the local process is not answering on %s: %v", f.addr, err))
@@ -135,7 +142,7 @@ func (f *Forwarder) forwardRequest(ctx context.Context, stream net.Conn, steal b
 	res, err := http1.Exchange(back, local, req)
 	if reused && http1.IsNoResponse(err) && http1.Replayable(req) {
 		local.Close()
-		if local, err = f.dial(ctx); err == nil {
+		if local, err = f.dial(ctx, inc); err == nil {
 			res, err = http1.Exchange(back, local, req)
 		}
 	}
@@ -148,40 +155,63 @@ func (f *Forwarder) forwardRequest(ctx context.Context, stream net.Conn, steal b
 	switch {
 	case local == nil:
 	case res.UpReusable:
-		f.put(local)
+		f.put(f.poolKey(inc), local)
 	default:
 		local.Close()
 	}
 }
 
 // get returns a pooled connection to the local server, or a new one.
-func (f *Forwarder) get(ctx context.Context) (c *http1.Conn, reused bool, err error) {
+func (f *Forwarder) get(ctx context.Context, in *Incoming) (c *http1.Conn, reused bool, err error) {
+	key := f.poolKey(in)
 	f.mu.Lock()
-	if n := len(f.idle); n > 0 {
-		c := f.idle[n-1]
-		f.idle = f.idle[:n-1]
+	if n := len(f.idle[key]); n > 0 {
+		c := f.idle[key][n-1]
+		f.idle[key] = f.idle[key][:n-1]
+		if n == 1 {
+			delete(f.idle, key)
+		}
 		f.mu.Unlock()
 		return c, true, nil
 	}
 	f.mu.Unlock()
-	c, err = f.dial(ctx)
+	c, err = f.dial(ctx, in)
 	return c, false, err
 }
 
-func (f *Forwarder) dial(ctx context.Context) (*http1.Conn, error) {
-	c, err := f.dialer.DialContext(ctx, "tcp", f.addr)
+func (f *Forwarder) dial(ctx context.Context, in *Incoming) (*http1.Conn, error) {
+	c, err := f.dialLocal(ctx, in)
 	if err != nil {
 		return nil, err
 	}
 	return http1.NewConn(c), nil
 }
 
-func (f *Forwarder) put(c *http1.Conn) {
+// put keeps c for the next request of the same pool. maxIdle bounds them
+// all together; when full, a connection of some other pool makes room:
+// pools of peer connections that ended are never asked for again.
+func (f *Forwarder) put(key string, c *http1.Conn) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.closed || len(f.idle) >= maxIdle {
+	if f.closed {
 		c.Close()
 		return
 	}
-	f.idle = append(f.idle, c)
+	total := 0
+	for _, conns := range f.idle {
+		total += len(conns)
+	}
+	if total >= maxIdle {
+		for k, conns := range f.idle {
+			conns[0].Close()
+			if f.idle[k] = conns[1:]; len(f.idle[k]) == 0 {
+				delete(f.idle, k)
+			}
+			break
+		}
+	}
+	if f.idle == nil {
+		f.idle = map[string][]*http1.Conn{}
+	}
+	f.idle[key] = append(f.idle[key], c)
 }

@@ -8,7 +8,6 @@ import (
 	"strings"
 
 	"github.com/remocal/remocal/interpose/internal/handoff"
-	"github.com/remocal/remocal/interpose/internal/seccomp"
 	"github.com/remocal/remocal/interpose/internal/supervisor"
 	"github.com/remocal/remocal/protocol/daemon"
 )
@@ -60,7 +59,7 @@ func (s *Session) ServeBootstrap(path string) error {
 // adopt supervises the process at the other end of conn. With
 // TransparentFirst, the first process that joins stays transparent.
 func (s *Session) adopt(conn *net.UnixConn) error {
-	res, err := handoff.Offer(conn, seccomp.Encode(seccomp.Filter(seccomp.AllOptions)), handoffTimeout)
+	res, err := handoff.Offer(conn, s.filter(), handoffTimeout)
 	if err != nil {
 		return err
 	}

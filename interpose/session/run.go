@@ -79,7 +79,7 @@ func (s *Session) Run(ctx context.Context, argv []string, stdio Stdio) (int, err
 	if err != nil {
 		return abort(err)
 	}
-	res, err := handoff.Offer(parent, seccomp.Encode(seccomp.Filter(seccomp.AllOptions)), handoffTimeout)
+	res, err := handoff.Offer(parent, s.filter(), handoffTimeout)
 	if err != nil {
 		return abort(err)
 	}

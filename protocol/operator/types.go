@@ -250,8 +250,9 @@ type OperatorState struct {
 	// RecentDenials are the latest policy denials, newest first.
 	RecentDenials []Denial `json:"recentDenials,omitempty"`
 	// Usage is who used which target for how long, per UTC day, for the
-	// last days this replica has led (kept in its memory: a new leader
-	// starts afresh), ended and live sessions together.
+	// last 31 days, ended and live sessions together. The operator keeps
+	// it in the ConfigMap remocal-operator-usage of its namespace, so it
+	// outlives leaders and restarts (a failover may lose the last 15 s).
 	Usage []Usage `json:"usage,omitempty"`
 }
 

@@ -30,7 +30,7 @@ const (
 	RuleOutgoingAllow        = "outgoing.allow"
 	RuleOutgoingBlock        = "outgoing.block"
 	RuleEnvExclude           = "env.exclude"
-	RuleFilesLocal           = "files.local"
+	RuleFilesLocal           = wire.PolicyRuleFilesLocal
 	RuleFilesReadOnly        = "files.readOnly"
 	RuleFilesNotFound        = "files.notFound"
 	// RuleInvalid: the policy cannot be evaluated (a bad selector or
@@ -388,7 +388,7 @@ func (s Set) File(p string, write bool) *Denial {
 		}
 		if slices.ContainsFunc(f.Local, func(c string) bool { return covers(c, p) }) {
 			return &Denial{Policy: pol.Ref, Rule: RuleFilesLocal, Errno: int(enoent),
-				Message: fmt.Sprintf("%s is never read from the target; read it locally (files.local in .remocal/config.json)", p)}
+				Message: fmt.Sprintf("%s is never read from the target; the program gets this machine's file instead", p)}
 		}
 		if write && slices.ContainsFunc(f.ReadOnly, func(c string) bool { return covers(c, p) }) {
 			return &Denial{Policy: pol.Ref, Rule: RuleFilesReadOnly, Errno: int(erofs),

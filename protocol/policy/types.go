@@ -150,8 +150,8 @@ type Env struct {
 // paths, a path covering everything under it, or globs (protocol/glob).
 type Files struct {
 	// Local paths are never read from the target: the operator refuses
-	// them (not found), so a program sees the laptop's own files where
-	// its configuration reads those paths locally.
+	// them (not found, naming the rule files.local) and the client reads
+	// the laptop's own file instead (wire.KeptLocal).
 	Local []string `json:"local,omitempty"`
 	// ReadOnly paths may be read but never opened for writing.
 	ReadOnly []string `json:"readOnly,omitempty"`

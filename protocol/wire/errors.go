@@ -133,3 +133,15 @@ func CodeOf(err error) Code {
 	}
 	return ""
 }
+
+// PolicyRuleFilesLocal is the policy rule (protocol/policy's files.local)
+// that keeps paths on the developer's machine.
+const PolicyRuleFilesLocal = "files.local"
+
+// KeptLocal reports whether err refuses a file because a policy keeps its
+// path on the developer's machine: the client then reads its own file
+// rather than failing.
+func KeptLocal(err error) bool {
+	var we *Error
+	return errors.As(err, &we) && we.Policy != nil && we.Policy.Rule == PolicyRuleFilesLocal
+}

@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -197,4 +198,41 @@ func median(v []float64) float64 {
 	s := slices.Clone(v)
 	slices.Sort(s)
 	return s[len(s)/2]
+}
+
+// BenchmarkAccept measures what a loopback connection (connect, accept and
+// the getpeername/getsockname Go makes on both ends) costs a static Go
+// program: bare; in a session without incoming traffic (accept is not
+// notified); with incoming traffic on a listener remocal did not subscribe
+// (accept notified and let through); and on a subscribed listener (the
+// supervisor accepts and installs the socket itself).
+func BenchmarkAccept(b *testing.B) {
+	env := envtest.New(b)
+	probe := built(b, "probe")
+	dir := b.TempDir()
+	config := func(name, incoming string) string {
+		f := filepath.Join(dir, name+".json")
+		if err := os.WriteFile(f, []byte(`{"network": {"incoming": `+incoming+`}}`), 0o644); err != nil {
+			b.Fatal(err)
+		}
+		return f
+	}
+	spec := fmt.Sprintf("bench-accept=%d+127.0.0.1:18080", max(b.N, 2000))
+	exec1 := func(flags ...string) *exec.Cmd {
+		args := append([]string{"exec", "--target", fmt.Sprintf("pid/%d", env.App.PID)}, flags...)
+		cmd := exec.Command(built(b, "remocal"), append(args, "--", probe, spec)...)
+		cmd.Dir = dir
+		return cmd
+	}
+	b.ResetTimer()
+	bare := percentileMetrics(b, runOut(b, exec.Command(probe, spec)), "accept-ns")
+	off := percentileMetrics(b, runOut(b, exec1("--no-incoming")), "accept-ns")
+	other := percentileMetrics(b, runOut(b, exec1("-f", config("other", `{"mode": "mirror", "ports": [18081]}`))), "accept-ns")
+	subscribed := percentileMetrics(b, runOut(b, exec1("-f", config("sub", `{"mode": "mirror", "ports": [18080]}`))), "accept-ns")
+	b.ReportMetric(bare["p50"]/1e3, "bare-p50-µs")
+	b.ReportMetric(off["p50"]/1e3, "no-incoming-p50-µs")
+	b.ReportMetric(other["p50"]/1e3, "incoming-other-p50-µs")
+	b.ReportMetric(subscribed["p50"]/1e3, "subscribed-p50-µs")
+	b.ReportMetric(other["p50"]/off["p50"], "other/no-incoming")
+	b.ReportMetric(subscribed["p50"]/off["p50"], "subscribed/no-incoming")
 }

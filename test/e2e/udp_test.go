@@ -86,6 +86,18 @@ func TestUnconnectedUDPRepliesFromDestination(t *testing.T) {
 		"sendmmsg from "+from+": echo from "+localenv.AppIP.String()+": four")
 }
 
+// TestBlockedReceiveTakesSignals: a thread waiting in recvfrom on a
+// socket that sent through the target (the supervisor waits for it) still
+// gets its signals: SIGALRM without SA_RESTART interrupts the call.
+func TestBlockedReceiveTakesSignals(t *testing.T) {
+	env := envtest.New(t)
+	r := execIn(t, env, []string{"--no-incoming"}, muslprobe(t), "udpwait", localenv.PeerIP.String(), "7009")
+	if r.Code != 0 {
+		t.Fatalf("muslprobe exit %d", r.Code)
+	}
+	mustContain(t, "muslprobe output", r.Stdout, "recvfrom: EINTR")
+}
+
 func TestBusyboxNslookupAndWget(t *testing.T) {
 	env := envtest.New(t)
 	bb := requireTool(t, "busybox")

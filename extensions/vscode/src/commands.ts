@@ -11,6 +11,7 @@ import type { ActionId } from './errors';
 import { stealWithHeader } from './launch';
 import type { ActionContext, Notifier } from './notify';
 import { pickTarget } from './picker';
+import { policiesArgs } from './pickerModel';
 import { checkNull, checkSessionDetail, checkSessionListResult, Methods } from './protocol';
 import type { Node, SessionsModel } from './sessionsModel';
 import type { SessionsView } from './sessionsView';
@@ -28,6 +29,8 @@ export interface Parts {
   provider: RemocalDebugProvider;
   shell: TargetShell;
   busy: <T>(p: Promise<T>) => Promise<T>;
+  /** The remocal binary the daemon runs, for commands run in a terminal. */
+  binary: () => string;
 }
 
 export async function runAction(p: Parts, action: ActionId, ctx: ActionContext): Promise<void> {
@@ -58,6 +61,9 @@ export async function runAction(p: Parts, action: ActionId, ctx: ActionContext):
       }
       return;
     }
+    case 'showPolicies':
+      showPolicies(p);
+      return;
     case 'stealWithHeader': {
       const ok = ctx.sessionId !== undefined && (await p.provider.relaunchWith(ctx.sessionId, stealWithHeader(os.userInfo().username)));
       if (!ok) {
@@ -69,6 +75,17 @@ export async function runAction(p: Parts, action: ActionId, ctx: ActionContext):
       return;
     }
   }
+}
+
+/**
+ * Runs `remocal operator policies` for the workspace's target in a terminal:
+ * which policies apply to it and what they allow, as the CLI shows them.
+ */
+function showPolicies(p: Parts): void {
+  const t = p.choice.target;
+  const args = ['operator', 'policies', ...policiesArgs(t?.ref, t?.namespace)];
+  const term = vscode.window.createTerminal({ name: 'remocal: policies', shellPath: p.binary(), shellArgs: args });
+  term.show();
 }
 
 export function registerCommands(p: Parts): vscode.Disposable[] {

@@ -9,7 +9,8 @@ import * as rpc from 'vscode-jsonrpc/node';
 import { type Check, decode, DecodeError } from './check';
 import { FrameGuard } from './framing';
 import {
-  checkErrorData, checkInitializeResult, type InitializeParams, Methods, Notifications, type Problem, type WorkspaceFolderInfo,
+  checkErrorData, checkInitializeResult, type InitializeParams, Methods, Notifications, type PolicyViolation, type Problem,
+  type WorkspaceFolderInfo,
 } from './protocol';
 import { incompatibility, unversioned } from './version';
 
@@ -34,6 +35,8 @@ export class DaemonError extends Error {
     message: string,
     readonly reason: string,
     readonly problems: Problem[] = [],
+    /** The operator policy that refused, for code policy (1011). */
+    readonly policy?: PolicyViolation,
   ) {
     super(message);
     this.name = 'DaemonError';
@@ -270,14 +273,16 @@ function toDaemonError(e: unknown, closed: boolean): Error {
     const data = e.data as unknown;
     let reason = 'unknown';
     let problems: Problem[] = [];
+    let policy: PolicyViolation | undefined;
     try {
       const d = decode(checkErrorData, data);
       reason = d.reason;
       problems = d.problems ?? [];
+      policy = d.policy;
     } catch {
       // Errors from the LSP layer (cancelled, parse error) carry no data.
     }
-    return new DaemonError(e.code, e.message, reason, problems);
+    return new DaemonError(e.code, e.message, reason, problems, policy);
   }
   if (closed || (e instanceof Error && /connection (is )?(closed|disposed)|pending response rejected/i.test(e.message))) {
     return new DaemonUnavailable('the remocal daemon went away during the request; it restarts on the next use');

@@ -1,7 +1,7 @@
 // Daemon failures as messages with the actions that fix them. Pure: the
 // notification code turns action ids into buttons.
 import { DaemonError, DaemonUnavailable } from './daemon';
-import { ErrorCodes } from './protocol';
+import { ErrorCodes, policyName } from './protocol';
 import { LaunchFieldError } from './launch';
 
 export type ActionId =
@@ -11,7 +11,8 @@ export type ActionId =
   | 'showLog'
   | 'openSettings'
   | 'restartDaemon'
-  | 'restartProgram';
+  | 'restartProgram'
+  | 'showPolicies';
 
 export const actionTitles: Record<ActionId, string> = {
   openConfig: 'Open config',
@@ -21,6 +22,7 @@ export const actionTitles: Record<ActionId, string> = {
   openSettings: 'Open settings',
   restartDaemon: 'Restart daemon',
   restartProgram: 'Restart',
+  showPolicies: "Show the target's policies",
 };
 
 export interface UserMessage {
@@ -33,7 +35,7 @@ export interface UserMessage {
 export function describeError(doing: string, e: unknown): UserMessage {
   const prefix = `remocal: ${doing} failed: `;
   if (e instanceof DaemonError) {
-    return { severity: 'error', message: prefix + e.message + problemsSuffix(e), actions: actionsFor(e.code) };
+    return { severity: 'error', message: prefix + e.message + problemsSuffix(e) + policySuffix(e), actions: actionsFor(e.code) };
   }
   if (e instanceof DaemonUnavailable) {
     return {
@@ -47,6 +49,15 @@ export function describeError(doing: string, e: unknown): UserMessage {
   }
   const msg = e instanceof Error ? e.message : String(e);
   return { severity: 'error', message: `${prefix}${msg}; the log (remocal: Show Log) has details`, actions: ['showLog'] };
+}
+
+/** Names the refusing policy and rule when the message does not already. */
+function policySuffix(e: DaemonError): string {
+  if (!e.policy) {
+    return '';
+  }
+  const name = policyName(e.policy);
+  return e.message.includes(name) ? '' : ` (refused by ${name}, rule ${e.policy.rule})`;
 }
 
 function problemsSuffix(e: DaemonError): string {
@@ -70,6 +81,8 @@ export function actionsFor(code: number): ActionId[] {
       return ['showLog', 'pickTarget'];
     case ErrorCodes.targetRefused:
       return ['pickTarget', 'openConfig'];
+    case ErrorCodes.policy:
+      return ['showPolicies', 'openConfig'];
     case ErrorCodes.unsupported:
     case ErrorCodes.internal:
     case ErrorCodes.forbidden:

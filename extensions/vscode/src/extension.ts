@@ -66,8 +66,9 @@ export function activate(context: vscode.ExtensionContext): RemocalApi {
   const choice = new WorkspaceChoice(context.workspaceState);
   const model = new SessionsModel();
   const busy = new Busy();
+  const chosenBinary = () => chooseBinary(vscode.workspace.getConfiguration('remocal').get<string>('binaryPath'), context.extensionPath, process.env.PATH);
   const conn = new Connection(async () => {
-    const binary = chooseBinary(vscode.workspace.getConfiguration('remocal').get<string>('binaryPath'), context.extensionPath, process.env.PATH);
+    const binary = chosenBinary();
     log.appendLine(`starting ${binary.path} daemon --stdio (${binary.source})`);
     return DaemonClient.start({
       binary: binary.path, clientName: 'vscode-remocal', clientVersion: pkg.version ?? '0.0.0', neededProtocol: protocolVersion,
@@ -76,7 +77,7 @@ export function activate(context: vscode.ExtensionContext): RemocalApi {
     });
   });
   // The notifier's actions need the debug provider, which needs the notifier.
-  const parts = { log, conn, choice, model, busy: busy.track } as Parts;
+  const parts = { log, conn, choice, model, busy: busy.track, binary: () => chosenBinary().path } as Parts;
   parts.notifier = new Notifier(log, (action, ctx) => runAction(parts, action, ctx));
   parts.view = new SessionsView(model);
   parts.provider = new RemocalDebugProvider(conn, choice, parts.notifier, log, (id) => model.session(id) !== undefined, busy.track);

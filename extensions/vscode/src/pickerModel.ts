@@ -112,3 +112,11 @@ export function pickEntries(targets: readonly Target[], recents: readonly Stored
   }
   return out;
 }
+
+/** The target arguments of `remocal operator policies`: all policies without a target. */
+export function policiesArgs(ref: string | undefined, namespace: string | undefined): string[] {
+  if (!ref || ref === 'targetless') {
+    return namespace ? ['-n', namespace] : [];
+  }
+  return [...(namespace ? ['-n', namespace] : []), '-t', ref];
+}

@@ -52,6 +52,7 @@ export const ErrorCodes = {
   targetRefused: 1008,
   forbidden: 1009,
   noOperator: 1010,
+  policy: 1011,
   internal: 1099,
 } as const;
 
@@ -344,6 +345,11 @@ export interface PolicyViolation { kind: string; namespace?: string; name: strin
 export const checkPolicyViolation: Check<PolicyViolation> = obj<PolicyViolation>({
   kind: str, namespace: opt(str), name: str, rule: str,
 });
+
+/** "RemocalPolicy shop/no-steal", "RemocalClusterPolicy baseline": as the CLI and the operator write it. */
+export function policyName(p: PolicyViolation): string {
+  return `${p.kind} ${p.namespace ? `${p.namespace}/` : ''}${p.name}`;
+}
 
 /** Error data; policy is set for reason "policy" (code 1011, protocol 1.2). */
 export interface ErrorData { reason: string; problems?: Problem[]; policy?: PolicyViolation }

@@ -2,7 +2,7 @@
 // (remocal/sessionChanged, remocal/conflict) after one remocal/session/list,
 // and rendered as plain nodes: the TreeDataProvider turns them into
 // TreeItems, and the test API returns them as they are.
-import type { Conflict, HTTPFilter, RemotePort, RemoteSession, Session, SessionListResult } from './protocol';
+import { type Conflict, type HTTPFilter, policyName, type RemotePort, type RemoteSession, type Session, type SessionListResult } from './protocol';
 
 export interface Icon {
   id: string;
@@ -154,7 +154,8 @@ function stateIcon(s: Session, conflicted: boolean): Icon {
 export function sessionNode(s: Session, conflicts: Conflict[]): Node {
   const where = s.namespace ? `${s.namespace}/${s.target}` : s.target;
   const mode = s.incoming || 'starting';
-  const desc = [where, mode, s.state === 'active' ? '' : s.state, `since ${formatSince(s.startedAt)}`]
+  const desc = [where, mode, s.state === 'active' ? '' : s.state, s.policy ? `limited by ${policyName(s.policy)}` : '',
+    `since ${formatSince(s.startedAt)}`]
     .filter((x) => x !== '').join(' · ');
   const tooltip = [
     `session ${s.id}${s.label ? ` (${s.label})` : ''}`,
@@ -165,6 +166,7 @@ export function sessionNode(s: Session, conflicts: Conflict[]): Node {
     `state: ${s.state}${s.reason ? ` (${s.reason})` : ''}`,
     `since: ${s.startedAt}`,
     s.note ? `note: ${s.note}` : '',
+    s.policy ? `policy: ${policyName(s.policy)} refused a port (rule ${s.policy.rule})` : '',
     ...conflicts.map((c) => `conflict: ${c.message}`),
   ].filter((x) => x !== '').join('\n');
   return {

@@ -8,11 +8,12 @@ import { test } from 'node:test';
 import { decode } from '../src/check';
 import { DaemonError, DaemonUnavailable } from '../src/daemon';
 import { actionsFor, describeError } from '../src/errors';
-import { maxRecent, pickEntries, rememberRecent, statusText, stored, targetless, withContainer } from '../src/pickerModel';
-import { checkTargetsResult, ErrorCodes } from '../src/protocol';
+import { maxRecent, pickEntries, policiesArgs, rememberRecent, statusText, stored, targetless, withContainer } from '../src/pickerModel';
+import { checkErrorData, checkTargetsResult, ErrorCodes } from '../src/protocol';
 
+const goldens = path.resolve(__dirname, '../../../../protocol/testdata/daemon');
 const targets = decode(checkTargetsResult, JSON.parse(readFileSync(
-  path.resolve(__dirname, '../../../../protocol/testdata/daemon/remocal.targets.result.json'), 'utf8')) as unknown).targets;
+  path.join(goldens, 'remocal.targets.result.json'), 'utf8')) as unknown).targets;
 
 test('entries: recent first, targetless, then targets by namespace with kind and readiness', () => {
   const recent = [{ ref: 'deployment/inventory', namespace: 'shop', provider: 'kubernetes' }];
@@ -67,4 +68,17 @@ test('daemon errors come with the actions that fix them', () => {
   assert.deepEqual(describeError('x', new DaemonUnavailable('no binary', true)).actions, ['openSettings', 'showLog']);
   assert.deepEqual(describeError('x', new DaemonUnavailable('went away')).actions, ['restartDaemon', 'showLog']);
   assert.match(describeError('x', new Error('boom')).message, /boom; the log \(remocal: Show Log\) has details/);
+});
+
+test('a policy refusal names the policy and offers to show the target\'s policies', () => {
+  const data = decode(checkErrorData, JSON.parse(readFileSync(path.join(goldens, 'error.policy.params.json'), 'utf8')) as unknown);
+  assert.deepEqual(actionsFor(ErrorCodes.policy), ['showPolicies', 'openConfig']);
+  const named = describeError('starting a session', new DaemonError(ErrorCodes.policy,
+    'RemocalPolicy shop/no-steal denies it (rule incoming.blockSteal): stealing port 8080 of deployment/api is not allowed', data.reason, [], data.policy));
+  assert.equal(named.message, 'remocal: starting a session failed: RemocalPolicy shop/no-steal denies it (rule incoming.blockSteal): stealing port 8080 of deployment/api is not allowed');
+  assert.deepEqual(named.actions, ['showPolicies', 'openConfig']);
+  const terse = describeError('starting a session', new DaemonError(ErrorCodes.policy, 'not allowed', data.reason, [], data.policy));
+  assert.equal(terse.message, 'remocal: starting a session failed: not allowed (refused by RemocalPolicy shop/no-steal, rule incoming.blockSteal)');
+  assert.deepEqual(policiesArgs('deployment/api', 'shop'), ['-n', 'shop', '-t', 'deployment/api']);
+  assert.deepEqual(policiesArgs('targetless', undefined), []);
 });

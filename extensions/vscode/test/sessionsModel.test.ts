@@ -35,6 +35,15 @@ test('a degraded session says so', () => {
   assert.equal(n.icon?.id, 'warning');
 });
 
+test('a session a policy limits names the policy and the rule', () => {
+  const changed = decode(checkSessionChanged, golden('remocal.sessionChanged.policy.params.json'));
+  assert.ok(changed.session);
+  const n = sessionNode(changed.session, []);
+  assert.equal(n.description, 'shop/deployment/inventory · steal · degraded · limited by RemocalPolicy shop/no-steal · since 09:30 UTC');
+  assert.match(n.tooltip ?? '', /policy: RemocalPolicy shop\/no-steal refused a port \(rule incoming\.blockSteal\)/);
+  assert.equal(n.icon?.id, 'warning');
+});
+
 test('a remote session shows user, target, ports with filters and locks', () => {
   assert.ok(list.remote);
   const n = remoteNode(list.remote[0], []);

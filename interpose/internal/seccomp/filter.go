@@ -23,11 +23,13 @@ const (
 	SysLstat         = 6
 	SysAccess        = 21
 	SysConnect       = 42
+	SysAccept        = 43
 	SysSendto        = 44
 	SysRecvfrom      = 45
 	SysSendmsg       = 46
 	SysRecvmsg       = 47
 	SysListen        = 50
+	SysGetsockname   = 51
 	SysGetpeername   = 52
 	SysExecve        = 59
 	SysUname         = 63
@@ -38,6 +40,7 @@ const (
 	SysReadlinkat    = 267
 	SysFaccessat     = 269
 	SysExecveat      = 322
+	SysAccept4       = 288
 	SysSendmmsg      = 307
 	SysStatx         = 332
 	SysIOUringSetup  = 425
@@ -71,6 +74,12 @@ type Options struct {
 	Outgoing bool // connect, getpeername
 	Incoming bool // listen
 	Hostname bool // uname
+	// Peer: accept, accept4, getpeername, getsockname, so that delivered
+	// connections show the target's peer and address (and redirected
+	// sockets the agent's). Only sessions that take incoming traffic need
+	// it: Go calls getsockname on both ends of every connection, and a
+	// server's every accept is notified.
+	Peer bool
 	// Datagrams: sendto and recvfrom with an address, sendmsg, recvmsg
 	// and sendmmsg, for sockets that send to an address instead of
 	// connecting (musl's resolver, TCP Fast Open); sendmsg with
@@ -79,7 +88,7 @@ type Options struct {
 }
 
 // AllOptions notifies everything the layer can handle.
-var AllOptions = Options{Files: true, Outgoing: true, Incoming: true, Hostname: true, Datagrams: true}
+var AllOptions = Options{Files: true, Outgoing: true, Incoming: true, Hostname: true, Peer: true, Datagrams: true}
 
 // Notified lists the system calls the filter sends to the supervisor, with
 // the BPF-side exceptions noted in Filter.
@@ -97,6 +106,12 @@ func (o Options) Notified() []int {
 	}
 	if o.Hostname {
 		nrs = append(nrs, SysUname)
+	}
+	if o.Peer {
+		nrs = append(nrs, SysAccept, SysAccept4, SysGetsockname)
+		if !o.Outgoing {
+			nrs = append(nrs, SysGetpeername)
+		}
 	}
 	if o.Datagrams {
 		nrs = append(nrs, SysSendto, SysRecvfrom, SysSendmsg, SysRecvmsg, SysSendmmsg)

@@ -44,6 +44,9 @@ type remoteFS struct {
 	snapRoot string
 	snapSeq  int
 	snaps    map[string]string
+
+	// keptLocal are the paths a policy keeps on this machine, told once.
+	keptLocal map[string]bool
 }
 
 type fileEntry struct {
@@ -59,7 +62,26 @@ func newRemoteFS(s *Supervisor) (*remoteFS, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create directory for remote directory listings: %w", err)
 	}
-	return &remoteFS{s: s, cache: map[string]*fileEntry{}, snapRoot: root, snaps: map[string]string{}}, nil
+	return &remoteFS{s: s, cache: map[string]*fileEntry{}, snapRoot: root, snaps: map[string]string{},
+		keptLocal: map[string]bool{}}, nil
+}
+
+// failRemote answers a call whose remote request failed. A path that an
+// operator policy keeps local (files.local) is read from this machine, as
+// if the configuration listed it: the call continues to the kernel.
+func (fs *remoteFS) failRemote(c *call, p string, err error) {
+	if !wire.KeptLocal(err) {
+		c.fail(errnoOf(err, unix.EIO))
+		return
+	}
+	fs.mu.Lock()
+	first := !fs.keptLocal[p]
+	fs.keptLocal[p] = true
+	fs.mu.Unlock()
+	if first {
+		fs.s.log.Info("reading a path from this machine: an operator policy keeps it off the target", "path", p, "reason", err)
+	}
+	c.cont()
 }
 
 func (fs *remoteFS) close() { os.RemoveAll(fs.snapRoot) }
@@ -289,7 +311,7 @@ func (fs *remoteFS) open(c *call) {
 		e := fs.content(ctx, remote)
 		switch {
 		case e.err != nil:
-			c.fail(errnoOf(e.err, unix.EIO))
+			fs.failRemote(c, remote, e.err)
 		case e.dir != nil:
 			fs.handOutDir(c, remote, e.dir, cloexec)
 		case flags&unix.O_DIRECTORY != 0:
@@ -438,7 +460,7 @@ func (fs *remoteFS) stat(c *call) {
 		} else {
 			e := fs.get(ctx, remote, follow)
 			if e.err != nil {
-				c.fail(errnoOf(e.err, unix.EIO))
+				fs.failRemote(c, remote, e.err)
 				return
 			}
 			info = *e.info
@@ -487,7 +509,7 @@ func (fs *remoteFS) access(c *call) {
 			return
 		}
 		if err := fs.s.agent().Access(ctx, remote, uint32(mode&7)); err != nil {
-			c.fail(errnoOf(err, unix.EIO))
+			fs.failRemote(c, remote, err)
 			return
 		}
 		fs.s.stats.remote("access")
@@ -514,7 +536,7 @@ func (fs *remoteFS) readlink(c *call) {
 		defer cancel()
 		target, err := fs.s.agent().Readlink(ctx, remote)
 		if err != nil {
-			c.fail(errnoOf(err, unix.EIO))
+			fs.failRemote(c, remote, err)
 			return
 		}
 		out := []byte(target)

@@ -32,6 +32,10 @@ type incoming struct {
 	// target's traffic, subscribed or not: what a new agent connection is
 	// asked for again.
 	wanted map[uint16]wantedPort
+	// listeners are the sockets listening on wanted ports, by
+	// SO_COOKIE: their accepts report delivered connections' origins.
+	listeners map[uint64]uint16
+	watch     sync.Once // starts watchCloses
 }
 
 type wantedPort struct {
@@ -40,7 +44,8 @@ type wantedPort struct {
 }
 
 func newIncoming(s *Supervisor) *incoming {
-	return &incoming{s: s, subs: map[uint16]*agentclient.Subscription{}, wanted: map[uint16]wantedPort{}}
+	return &incoming{s: s, subs: map[uint16]*agentclient.Subscription{}, wanted: map[uint16]wantedPort{},
+		listeners: map[uint64]uint16{}}
 }
 
 // listen makes the socket listen itself, then subscribes, then completes
@@ -62,13 +67,11 @@ func (in *incoming) listen(c *call) {
 	}
 	typ, _ := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TYPE)
 	v6only, _ := unix.GetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY)
+	cookie, _ := unix.GetsockoptUint64(fd, unix.SOL_SOCKET, unix.SO_COOKIE)
 	sa, err := unix.Getsockname(fd)
 	bound, ok := addrPortOf(sa)
 	port := bound.Port()
-	in.mu.Lock()
-	_, done := in.wanted[port]
-	in.mu.Unlock()
-	if err != nil || !ok || typ != unix.SOCK_STREAM || port == 0 || done ||
+	if err != nil || !ok || typ != unix.SOCK_STREAM || port == 0 ||
 		slices.Contains(opts.IgnorePorts, port) || (len(opts.Ports) > 0 && !slices.Contains(opts.Ports, port)) {
 		unix.Close(fd)
 		c.cont()
@@ -78,6 +81,10 @@ func (in *incoming) listen(c *call) {
 	// thread died meanwhile, its ID may name another process now, and the
 	// socket is a stranger's.
 	if !c.valid() {
+		unix.Close(fd)
+		return
+	}
+	if in.relisten(c, fd, port, cookie) {
 		unix.Close(fd)
 		return
 	}
@@ -103,7 +110,9 @@ func (in *incoming) listen(c *call) {
 	}
 	in.mu.Lock()
 	in.wanted[port] = wantedPort{remote: remotePort, forward: forward}
+	in.listeners[cookie] = port
 	in.mu.Unlock()
+	in.watch.Do(in.watchCloses)
 	c.async(func(c *call) {
 		if !in.subscribe(port, remotePort, forward) {
 			// The session is ending: the program must not serve on a
@@ -124,18 +133,24 @@ func (in *incoming) subscribe(local, remote uint16, forward netip.AddrPort) bool
 	defer cancel()
 	spec := wire.Subscribe{Port: remote, Mode: opts.Mode, Filter: opts.Filter}
 	client := in.s.agent()
-	sub, err := client.Subscribe(ctx, spec, agentclient.ForwardTo(forward.String()))
+	sub, err := client.Subscribe(ctx, spec, in.forwarder(forward))
 	override := isConflict(err) && opts.OnConflict == config.ConflictOverride && wire.HasCapability(client.Welcome().Capabilities, wire.CapOperator)
 	if override {
 		// The operator checks that this user may take the port, moves the
 		// lock and tells its holder.
 		spec.Override = true
-		sub, err = client.Subscribe(ctx, spec, agentclient.ForwardTo(forward.String()))
+		sub, err = client.Subscribe(ctx, spec, in.forwarder(forward))
 	}
 	if err != nil {
 		return in.refused(local, remote, err, override)
 	}
 	in.mu.Lock()
+	if _, ok := in.wanted[local]; !ok {
+		// The program closed the listener while this was subscribing.
+		in.mu.Unlock()
+		sub.Close(ctx)
+		return true
+	}
 	in.subs[local] = sub
 	in.mu.Unlock()
 	what := "mirroring"
@@ -192,6 +207,12 @@ func (in *incoming) refused(local, remote uint16, err error, triedOverride bool)
 	return !abort
 }
 
+// forwarder delivers to the program's listener and tells the supervisor
+// each delivery's origin (see peer.go).
+func (in *incoming) forwarder(forward netip.AddrPort) *agentclient.Forwarder {
+	return agentclient.ForwardTo(forward.String()).WithOrigin(in.s.origins.add)
+}
+
 func isConflict(err error) bool { return errors.Is(err, &wire.Error{Code: wire.CodeConflict}) }
 
 // resubscribe asks a new agent connection for every wanted port; the old
@@ -212,6 +233,7 @@ func (in *incoming) close() {
 	subs := in.subs
 	in.subs = map[uint16]*agentclient.Subscription{}
 	in.wanted = map[uint16]wantedPort{}
+	in.listeners = map[uint64]uint16{}
 	for _, sub := range subs {
 		// Under the lock, so that delivered() counts each subscription
 		// either live or ended, never both or neither.

@@ -2,7 +2,6 @@ package supervisor
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"net"
 	"net/netip"
@@ -72,6 +71,9 @@ type proxy struct {
 	// peers maps a socket's inode to the destination the program asked
 	// for, for getpeername.
 	peers map[uint64]netip.AddrPort
+	// locals maps a redirected TCP socket's inode to the address of the
+	// agent's socket in the target, for getsockname.
+	locals map[uint64]netip.AddrPort
 	// active are the relays' program-side connections, closed when the
 	// supervisor stops: programs that outlive the session keep their
 	// sockets, but remocal must not wait for them to hang up.
@@ -82,7 +84,7 @@ type proxy struct {
 func newProxy(s *Supervisor) (*proxy, error) {
 	p := &proxy{s: s, tcp: map[bool]*net.TCPListener{}, udp: map[bool]*net.UDPConn{},
 		tcpQ: map[flowKey]pendingTCP{}, udpF: map[flowKey]*udpFlow{}, peers: map[uint64]netip.AddrPort{},
-		active: map[net.Conn]struct{}{}}
+		locals: map[uint64]netip.AddrPort{}, active: map[net.Conn]struct{}{}}
 	for _, v6 := range []bool{false, true} {
 		ip := net.IPv4(127, 0, 0, 1)
 		if v6 {
@@ -213,6 +215,9 @@ func (p *proxy) connectTCP(c *call, fd int, dest netip.AddrPort) {
 	p.mu.Lock()
 	p.tcpQ[key] = pendingTCP{conn: conn, inode: ino, dns: p.s.splitsDNS(dest)}
 	p.peers[ino] = dest
+	if local, err := netip.ParseAddrPort(conn.LocalAddr().String()); err == nil {
+		p.locals[ino] = unmapped(local)
+	}
 	p.mu.Unlock()
 	err = unix.Connect(fd, sockaddrOf(proxyAddr))
 	switch {
@@ -224,6 +229,7 @@ func (p *proxy) connectTCP(c *call, fd int, dest netip.AddrPort) {
 		p.mu.Lock()
 		delete(p.tcpQ, key)
 		delete(p.peers, ino)
+		delete(p.locals, ino)
 		p.mu.Unlock()
 		conn.Close()
 		c.fail(errnoOf(err, unix.ECONNREFUSED))
@@ -305,50 +311,31 @@ func (p *proxy) acceptTCP(l *net.TCPListener) {
 			}
 			p.mu.Lock()
 			delete(p.peers, pt.inode)
+			delete(p.locals, pt.inode)
 			delete(p.active, conn)
 			p.mu.Unlock()
 		})
 	}
 }
 
-// getpeername answers for sockets the supervisor redirected.
-func (p *proxy) getpeername(c *call) {
-	fd, err := seccomp.GetFD(c.tid, int(c.arg(0)))
-	if err != nil {
-		if !c.denied(err) {
-			c.cont()
-		}
-		return
-	}
-	ino := inode(fd)
-	family, ferr := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_DOMAIN)
-	unix.Close(fd)
+// empty reports whether no socket is redirected.
+func (p *proxy) empty() bool {
 	p.mu.Lock()
-	dest, ok := p.peers[ino]
-	p.mu.Unlock()
-	if !ok || ferr != nil {
-		c.cont()
-		return
+	defer p.mu.Unlock()
+	return len(p.peers) == 0
+}
+
+// names reports the addresses a redirected socket shows: its destination
+// (peer) or the agent's socket in the target (local, known for TCP).
+func (p *proxy) names(ino uint64, peer bool) (netip.AddrPort, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if peer {
+		ap, ok := p.peers[ino]
+		return ap, ok
 	}
-	size, err := seccomp.ReadUint32(c.tid, c.arg(2))
-	if err != nil {
-		c.fail(unix.EFAULT)
-		return
-	}
-	sa := encodeSockaddr(family, dest)
-	out := sa
-	if uint32(len(out)) > size {
-		out = out[:size]
-	}
-	if !c.valid() {
-		return
-	}
-	if seccomp.WriteMemory(c.tid, c.arg(1), out) != nil ||
-		seccomp.WriteMemory(c.tid, c.arg(2), binary.LittleEndian.AppendUint32(nil, uint32(len(sa)))) != nil {
-		c.fail(unix.EFAULT)
-		return
-	}
-	c.ret(0)
+	ap, ok := p.locals[ino]
+	return ap, ok
 }
 
 // udpFlow carries one connected UDP socket's datagrams through the agent.

@@ -99,6 +99,7 @@ type Supervisor struct {
 	fs       *remoteFS
 	proxy    *proxy
 	incoming *incoming
+	origins  *origins   // delivered connections' addresses in the target (peer.go)
 	dgram    *datagrams // sockets that send to an address: udp.go
 
 	client atomic.Pointer[agentclient.Client]
@@ -141,6 +142,7 @@ func New(cfg Config) (*Supervisor, error) {
 		return nil, err
 	}
 	s.incoming = newIncoming(s)
+	s.origins = newOrigins()
 	s.dgram = newDatagrams(s)
 	return s, nil
 }
@@ -401,8 +403,11 @@ func (s *Supervisor) dispatch(l *seccomp.Listener, t *inflight.Table, n seccomp.
 		s.fs.readlink(c)
 	case seccomp.SysConnect:
 		s.proxy.connect(c)
-	case seccomp.SysGetpeername:
-		s.proxy.getpeername(c)
+	// Addresses of redirected and delivered sockets (peer.go, accept.go).
+	case seccomp.SysGetpeername, seccomp.SysGetsockname:
+		s.sockName(c, nr == seccomp.SysGetpeername)
+	case seccomp.SysAccept, seccomp.SysAccept4:
+		s.accept(c)
 	case seccomp.SysListen:
 		s.incoming.listen(c)
 	case seccomp.SysUname:

@@ -16,10 +16,6 @@ import (
 // recvfrom and recvmsg continue untouched, decided without a look at the
 // socket while no socket has flows.
 
-// recvPoll is how often a receive waiting for a datagram checks that its
-// caller is still there.
-const recvPoll = time.Second
-
 // received is one datagram taken from a program's socket.
 type received struct {
 	data   []byte
@@ -189,8 +185,9 @@ var (
 )
 
 // recvWait waits for a datagram as a blocking receive would, up to the
-// socket's SO_RCVTIMEO, checking now and then that the caller still waits.
-// A signal the caller catches meanwhile is handled once a datagram comes.
+// socket's SO_RCVTIMEO. Like a blocking accept (waitAcceptable) it watches
+// the thread's pending signals, since the caller cannot take them while
+// its notification is received, and hands a due one back to the kernel.
 func (d *datagrams) recvWait(c *call, fd int, ds *dsock, size, oobSize, flags int) (received, error) {
 	var deadline time.Time
 	if tv, err := unix.GetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO); err == nil && (tv.Sec != 0 || tv.Usec != 0) {
@@ -200,29 +197,28 @@ func (d *datagrams) recvWait(c *call, fd int, ds *dsock, size, oobSize, flags in
 	// so a closing session wakes the wait at once.
 	pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}, {Fd: int32(d.s.stop), Events: unix.POLLIN}}
 	for {
-		wait := recvPoll
+		wait := time.Duration(acceptPoll) * time.Millisecond
 		if !deadline.IsZero() {
-			wait = min(wait, time.Until(deadline))
-			if wait <= 0 {
+			if wait = min(wait, time.Until(deadline)); wait <= 0 {
 				return received{}, unix.EAGAIN
 			}
 		}
 		pfd[0].Revents, pfd[1].Revents = 0, 0
-		if _, err := unix.Poll(pfd, int(wait.Milliseconds())+1); err != nil && !errors.Is(err, unix.EINTR) {
+		n, err := unix.Poll(pfd, int(wait.Milliseconds())+1)
+		switch {
+		case err != nil && !errors.Is(err, unix.EINTR):
 			return received{}, err
-		}
-		if d.s.ctx.Err() != nil {
+		case pfd[1].Revents != 0:
 			return received{}, errSessionEnding
-		}
-		if !c.valid() {
+		case n > 0:
+			r, err := d.recvOnce(fd, ds, size, oobSize, flags)
+			if !errors.Is(err, unix.EAGAIN) {
+				return r, err
+			}
+		case !c.valid():
 			return received{}, errCallerGone
-		}
-		if pfd[0].Revents == 0 {
-			continue
-		}
-		r, err := d.recvOnce(fd, ds, size, oobSize, flags)
-		if !errors.Is(err, unix.EAGAIN) {
-			return r, err
+		case signalDue(c.tid):
+			return received{}, erestartsys // restarted or EINTR, as the handler says
 		}
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/hashicorp/yamux"
 	"github.com/sourcegraph/conc"
 
+	"github.com/remocal/remocal/internal/muxwrite"
 	"github.com/remocal/remocal/internal/relay"
 	"github.com/remocal/remocal/operator/internal/backend"
 	"github.com/remocal/remocal/protocol/operator"
@@ -235,7 +236,7 @@ func (s *session) serveConn(ctx context.Context, conn net.Conn, resumed bool) {
 		fail(err)
 		return
 	}
-	mux, err := yamux.Server(conn, wire.MuxConfig())
+	mux, err := yamux.Server(muxwrite.Wrap(conn), wire.MuxConfig())
 	if err != nil {
 		return
 	}

@@ -3,6 +3,7 @@ package operator
 import (
 	"context"
 	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -18,6 +19,9 @@ import (
 // pulls). Images under it exist only because the test put them on the
 // node, as an air-gapped install does (docs/operator.md, Air-gapped).
 const airgapRegistry = "registry.airgap.invalid/platform/remocal"
+
+// airgapPullSecret holds credentials for airgapRegistry.
+const airgapPullSecret = "airgap-pull"
 
 // An air-gapped install: the images of `make images`, loaded onto the
 // node under the organisation's registry name (never pulled from
@@ -43,10 +47,15 @@ func TestAirGappedInstall(t *testing.T) {
 		}
 		in.uninstall(t)
 	})
-	// IfNotPresent, the chart's default: the kubelet uses the image on
-	// the node and pulls nothing.
+	// A private registry's credentials, which every pod of the install
+	// must carry (the registry is unreachable, so they are never used).
+	in.kubectl(t, "create", "secret", "docker-registry", airgapPullSecret, "--docker-server=registry.airgap.invalid",
+		"--docker-username=remocal", "--docker-password=not-used")
+	// IfNotPresent, the chart's default, for the operator; Never for the
+	// agents: the kubelet uses the images on the node and pulls nothing.
 	if _, err := c.Helm(ctx, "install", in.release, chartDir(t), "--namespace", in.ns,
 		"--set", "registry="+airgapRegistry, "--set", "image.tag="+version, "--set", "agent.image.tag="+version,
+		"--set", "agent.image.pullPolicy=Never", "--set", "imagePullSecrets[0]="+airgapPullSecret,
 		"--set", "replicas=1"); err != nil {
 		t.Fatal(err)
 	}
@@ -70,11 +79,18 @@ func TestAirGappedInstall(t *testing.T) {
 	}
 	seen := map[string]bool{}
 	for _, p := range pods.Items {
+		if !slices.Contains(p.Spec.ImagePullSecrets, corev1.LocalObjectReference{Name: airgapPullSecret}) {
+			t.Errorf("pod %s has pull secrets %v, want %s", p.Name, p.Spec.ImagePullSecrets, airgapPullSecret)
+		}
 		for _, ctr := range p.Spec.Containers {
 			if !strings.HasPrefix(ctr.Image, airgapRegistry+"/") {
 				t.Errorf("pod %s runs %s, not from %s", p.Name, ctr.Image, airgapRegistry)
 			}
-			seen[strings.TrimPrefix(ctr.Image, airgapRegistry+"/")] = true
+			image := strings.TrimPrefix(ctr.Image, airgapRegistry+"/")
+			seen[image] = true
+			if image == "agent:"+version && ctr.ImagePullPolicy != corev1.PullNever {
+				t.Errorf("agent pod %s pulls %s, want the chart's agent.image.pullPolicy Never", p.Name, ctr.ImagePullPolicy)
+			}
 		}
 	}
 	if !seen["operator:"+version] || !seen["agent:"+version] {

@@ -24,6 +24,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 
+	remocaloperator "github.com/remocal/remocal/operator"
 	"github.com/remocal/remocal/test/cluster"
 )
 
@@ -255,9 +256,16 @@ func TestChartOperatorRBACIsLeast(t *testing.T) {
 	if role.Namespace != ns {
 		t.Errorf("the operator's Role is in %q, want the release's namespace %q", role.Namespace, ns)
 	}
-	for _, want := range []string{"jobs", "secrets", "leases"} {
+	for _, want := range []string{"jobs", "secrets", "leases", "configmaps"} {
 		if !slices.ContainsFunc(role.Rules, func(r rbacv1.PolicyRule) bool { return slices.Contains(r.Resources, want) }) {
 			t.Errorf("the operator's Role does not cover %s", want)
+		}
+	}
+	// ConfigMaps: only the usage report's is read or written.
+	for _, r := range role.Rules {
+		if slices.Contains(r.Resources, "configmaps") && !slices.Equal(r.Verbs, []string{"create"}) &&
+			!slices.Equal(r.ResourceNames, []string{remocaloperator.UsageConfigMap}) {
+			t.Errorf("the operator's Role grants %v on configmaps %v, want only %s", r.Verbs, r.ResourceNames, remocaloperator.UsageConfigMap)
 		}
 	}
 	var delegator rbacv1.ClusterRoleBinding

@@ -1,6 +1,7 @@
 package operator
 
 import (
+	"encoding/json"
 	"fmt"
 	"regexp"
 	"strings"
@@ -8,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/remocal/remocal/protocol/operator"
 	"github.com/remocal/remocal/test/poll"
 	"github.com/remocal/remocal/test/procwatch"
 )
@@ -97,6 +99,25 @@ func TestSessionSurvivesLeaderDeletion(t *testing.T) {
 	// The new leaders joined the agent that ran; none started another.
 	if now := agentJobs(); now != jobs || jobs == "" {
 		t.Errorf("the agent Jobs were %q before the handovers, %q after", jobs, now)
+	}
+	// The usage report outlives its leaders (the ConfigMap
+	// remocal-operator-usage): each leader counted alice's session once
+	// (the first started it, the others adopted it); in one leader's
+	// memory there would be just one.
+	err := poll.Until(f.ctx(), 45*time.Second, func() error {
+		var st operator.OperatorStatus
+		if err := json.Unmarshal([]byte(f.op.kubectl(t, "get", "operatorstatus", "operator", "-o", "json")), &st); err != nil {
+			return err
+		}
+		for _, u := range st.Status.Usage {
+			if u.User == "alice" && u.Namespace == f.ns && u.Target == "deployment/inventory" && u.Sessions >= 2 {
+				return nil
+			}
+		}
+		return fmt.Errorf("the usage after %d handovers lacks alice's session counted by more than one leader: %+v", haRounds, st.Status.Usage)
+	})
+	if err != nil {
+		t.Error(err)
 	}
 	for _, s := range f.sessions() {
 		if s.Spec.User.Username == "alice" && s.Name != session {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -45,7 +46,7 @@ func TestPolicies(t *testing.T) {
 			r := procwatch.Run(t, f.remocal(alice, "operator", "policies", "-n", f.ns, "-t", "deployment/inventory"))
 			for _, want := range []string{"deployment/inventory (namespace " + f.ns + "):", cp, own,
 				`incoming: a steal must filter on header X-Remocal-User = "{{user}}"`, "incoming: no mirror",
-				"env: without GREET*", "files: not found: /etc/inventory/config.json", "outgoing: never to host inventory." + f.ns} {
+				"env: without GREET*", "files: not found: /etc/inventory/config.json", "files: never from the target: /etc/hostname", "outgoing: never to host inventory." + f.ns} {
 				if !strings.Contains(r.Stdout, want) {
 					return fmt.Errorf("remocal operator policies (exit %d) lacks %q:\n%s%s", r.Code, want, r.Stdout, r.Stderr)
 				}
@@ -78,6 +79,14 @@ func TestPolicies(t *testing.T) {
 		mustContain(t, "alice's environment", r.Stdout, "env GREETING=\n")
 		r = f.exec(alice, "deployment/inventory", []string{"--no-incoming"}, f.probe(), "read=/etc/inventory/config.json")
 		mustContain(t, "alice's hidden file", r.Stdout, "read: ERROR", "no such file or directory")
+		// files.local: the program reads this machine's file, not the
+		// pod's, and does not fail.
+		local, err := os.ReadFile("/etc/hostname")
+		if err != nil {
+			t.Fatalf("this machine's /etc/hostname, which the policy keeps local: %v", err)
+		}
+		r = f.exec(alice, "deployment/inventory", []string{"--no-incoming"}, f.probe(), "read=/etc/hostname")
+		mustContain(t, "alice's local-only file", r.Stdout, "read /etc/hostname: "+strings.TrimSpace(string(local))+"\n")
 		r = f.exec(alice, "deployment/inventory", []string{"--no-incoming"}, f.probe(), "get=http://inventory/healthz")
 		mustContain(t, "alice's blocked destination", r.Stdout, "get: ERROR")
 	})
@@ -257,7 +266,7 @@ spec:
     selector: {matchLabels: {app: inventory}}
   incoming: {blockMirror: true}
   env: {exclude: [GREET*]}
-  files: {notFound: [/etc/inventory/config.json]}
+  files: {notFound: [/etc/inventory/config.json], local: [/etc/hostname]}
   outgoing:
     block: [{host: inventory.%s.svc.cluster.local, ports: [80]}]
 `, cpName, f.ns, f.ns), "apply", "-f", "-"); err != nil {

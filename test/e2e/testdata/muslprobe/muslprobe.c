@@ -10,6 +10,9 @@
  *                                 print the reply and the address recvfrom
  *                                 reports, then the same with sendmsg and
  *                                 recvmsg, then two datagrams in one sendmmsg
+ *   muslprobe udpwait IP PORT     sendto IP:PORT, which never answers, then
+ *                                 wait in recvfrom until SIGALRM (no
+ *                                 SA_RESTART) interrupts it after a second
  *   muslprobe tfo IP PORT         sendto with MSG_FASTOPEN, print the reply
  *   muslprobe tfoconnect IP PORT  TCP_FASTOPEN_CONNECT, connect, write, read
  *   muslprobe bindconnect IP PORT bind to 0.0.0.0:0 with SO_REUSEPORT, then
@@ -26,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <signal.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -132,6 +136,26 @@ static int udp(const char *ipstr, const char *port) {
 	return 0;
 }
 
+static void on_alarm(int sig) { (void)sig; }
+
+static int udpwait(const char *ipstr, const char *port) {
+	struct sockaddr_in to = addr_of(ipstr, port), from;
+	struct sigaction sa = {.sa_handler = on_alarm}; /* no SA_RESTART */
+	int fd = socket(AF_INET, SOCK_DGRAM, 0);
+	char buf[64];
+	if (sendto(fd, "hello?", 6, 0, (struct sockaddr *)&to, sizeof to) != 6)
+		return fail("sendto");
+	sigaction(SIGALRM, &sa, NULL);
+	alarm(1);
+	socklen_t fl = sizeof from;
+	if (recvfrom(fd, buf, sizeof buf, 0, (struct sockaddr *)&from, &fl) >= 0) {
+		printf("recvfrom returned a datagram\n");
+		return 1;
+	}
+	printf("recvfrom: %s\n", errno == EINTR ? "EINTR" : strerror(errno));
+	return errno == EINTR ? 0 : 1;
+}
+
 static int tfo(const char *ipstr, const char *port) {
 	struct sockaddr_in to = addr_of(ipstr, port);
 	int fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -178,6 +202,8 @@ int main(int argc, char **argv) {
 		return resolve(argv[2], argv[3]);
 	if (argc == 4 && !strcmp(argv[1], "udp"))
 		return udp(argv[2], argv[3]);
+	if (argc == 4 && !strcmp(argv[1], "udpwait"))
+		return udpwait(argv[2], argv[3]);
 	if (argc == 4 && !strcmp(argv[1], "tfo"))
 		return tfo(argv[2], argv[3]);
 	if (argc == 4 && !strcmp(argv[1], "tfoconnect"))

@@ -143,6 +143,25 @@ func run(what, param string) error {
 		<-done
 		time.Sleep(100 * time.Millisecond) // let the response flush before exiting
 		srv.Close()
+	case "serve-peer":
+		// Serve HTTP on param, printing each request's peer and local
+		// address as the server sees them; close the listener at the
+		// first line on stdin, exit at the second.
+		l, err := net.Listen("tcp", param)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("serving %s\n", param)
+		go http.Serve(l, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			fmt.Printf("peer from=%s local=%s\n", r.RemoteAddr, r.Context().Value(http.LocalAddrContextKey))
+			w.Header().Set("X-Served-By", "local-probe")
+			fmt.Fprintln(w, "local probe")
+		}))
+		stdin := bufio.NewReader(os.Stdin)
+		stdin.ReadString('\n')
+		l.Close()
+		fmt.Println("closed listener")
+		stdin.ReadString('\n')
 	case "serve-all":
 		// Like serve, but serve until killed: a pod's kubelet probes
 		// reach a stealing program too, and must be answered.
@@ -196,6 +215,41 @@ func run(what, param string) error {
 			return err
 		}
 		fmt.Println("udp-ns", latency.Summary(durs))
+	case "dial-addrs":
+		// Connect to param and print the connection's addresses as Go
+		// reports them (getsockname and getpeername).
+		c, err := net.Dial("tcp", param)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("dialled local=%s remote=%s\n", c.LocalAddr(), c.RemoteAddr())
+		c.Close()
+	case "bench-accept":
+		// "N+ADDR": listen on ADDR, then N times connect to it, accept
+		// and close both ends; print the distribution per connection.
+		n, addr, _ := strings.Cut(param, "+")
+		count, _ := strconv.Atoi(n)
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			return err
+		}
+		defer l.Close()
+		durs := make([]time.Duration, count)
+		for i := range durs {
+			start := time.Now()
+			c, err := net.Dial("tcp", l.Addr().String())
+			if err != nil {
+				return err
+			}
+			a, err := l.Accept()
+			if err != nil {
+				return err
+			}
+			durs[i] = time.Since(start)
+			a.Close()
+			c.Close()
+		}
+		fmt.Println("accept-ns", latency.Summary(durs))
 	case "bench-get":
 		// GET "N+URL" N times over one keep-alive connection; print the
 		// latency distribution.
@@ -241,6 +295,10 @@ func run(what, param string) error {
 			return err
 		}
 		fmt.Printf("download-bytes %d ns %d\n", n, time.Since(start).Nanoseconds())
+	case "bench-newconn":
+		// GET "N+URL" N times, a new connection each; print the latency
+		// distribution and how many failed.
+		return benchNewConn(param)
 	default:
 		return fmt.Errorf("unknown check %q", what)
 	}

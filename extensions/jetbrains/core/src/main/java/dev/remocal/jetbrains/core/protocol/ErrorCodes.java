@@ -23,5 +23,7 @@ public final class ErrorCodes {
     public static final int FORBIDDEN = 1009;
     /** The request needs the cluster's remocal operator and it has none (1.1). */
     public static final int NO_OPERATOR = 1010;
+    /** An operator policy refused (protocol 1.2); ErrorData.policy names it and the rule. */
+    public static final int POLICY = 1011;
     public static final int INTERNAL = 1099;
 }

@@ -1,5 +1,6 @@
 package dev.remocal.jetbrains.core.it;
 
+import dev.remocal.jetbrains.core.Vectors;
 import dev.remocal.jetbrains.core.config.ConfigDiscovery;
 import dev.remocal.jetbrains.core.daemon.DaemonClient;
 import dev.remocal.jetbrains.core.daemon.DaemonOptions;
@@ -101,11 +102,14 @@ class DaemonIT {
     @Test
     @Order(1)
     void checksTheProtocolVersion() throws Exception {
-        assertEquals("1.1", client.serverInfo().capabilities.experimental.remocal.protocolVersion);
-        assertEquals("1.1", await(client.info()).protocolVersion);
+        // The version the daemon speaks is the one in protocol/testdata's golden initialize result.
+        String current = Vectors.json("initialize.result").getAsJsonObject().getAsJsonObject("capabilities")
+                .getAsJsonObject("experimental").getAsJsonObject("remocal").get("protocolVersion").getAsString();
+        assertEquals(current, client.serverInfo().capabilities.experimental.remocal.protocolVersion);
+        assertEquals(current, await(client.info()).protocolVersion);
         try (DaemonClient future = new DaemonClient(options(new ProtocolVersion(1, 99)))) {
             IncompatibleDaemonException e = assertThrows(IncompatibleDaemonException.class, future::connect);
-            assertTrue(e.getMessage().contains("speaks protocol 1.1, but this plugin needs 1.99") && e.getMessage().contains("update remocal"), e.getMessage());
+            assertTrue(e.getMessage().contains("speaks protocol " + current + ", but this plugin needs 1.99") && e.getMessage().contains("update remocal"), e.getMessage());
             assertEquals(DaemonClient.State.INCOMPATIBLE, future.state());
         }
     }
