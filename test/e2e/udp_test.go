@@ -33,14 +33,28 @@ func muslprobe(t *testing.T) string {
 	return path
 }
 
+// TestMuslResolvesClusterNames: a static musl program resolves a cluster
+// name with the target's DNS and connects to it; also with outgoing UDP
+// off, since DNS is the target's either way.
 func TestMuslResolvesClusterNames(t *testing.T) {
 	env := envtest.New(t)
 	probe := muslprobe(t)
-	r := execIn(t, env, []string{"--no-incoming"}, probe, "resolve", "redis", strconv.Itoa(localenv.RedisPort))
-	if r.Code != 0 {
-		t.Fatalf("muslprobe exit %d", r.Code)
+	noUDP := filepath.Join(t.TempDir(), "no-udp.json")
+	if err := os.WriteFile(noUDP, []byte(`{"network": {"outgoing": {"udp": false}}}`), 0o644); err != nil {
+		t.Fatal(err)
 	}
-	mustContain(t, "muslprobe output", r.Stdout, "resolved redis "+localenv.RedisIP.String(), "resolve reply +PONG")
+	for name, flags := range map[string][]string{
+		"default": {"--no-incoming"},
+		"udp-off": {"--no-incoming", "-f", noUDP},
+	} {
+		t.Run(name, func(t *testing.T) {
+			r := execIn(t, env, flags, probe, "resolve", "redis", strconv.Itoa(localenv.RedisPort))
+			if r.Code != 0 {
+				t.Fatalf("muslprobe exit %d", r.Code)
+			}
+			mustContain(t, "muslprobe output", r.Stdout, "resolved redis "+localenv.RedisIP.String(), "resolve reply +PONG")
+		})
+	}
 }
 
 // udpEcho answers every datagram on the peer pod's port with the sender's

@@ -85,15 +85,18 @@ func (d *datagrams) close() {
 }
 
 // remote decides whether a datagram or Fast Open connection to dest goes
-// through the target. DNS queries do whenever the target's DNS is in use,
-// even with outgoing UDP off: the program reads the target's resolv.conf,
-// so its queries are meant for the target's nameserver.
+// through the target: as the outgoing rules say, except that with outgoing
+// UDP off, DNS queries still do whenever the target's DNS is in use: the
+// program reads the target's resolv.conf, so its queries are meant for the
+// target's nameserver. (With UDP on, the rules' filter decides, so a
+// nameserver the user keeps local stays local.)
 func (d *datagrams) remote(network string, dest netip.AddrPort) bool {
-	if d.s.cfg.Outgoing.Where(network, dest) == rules.Remote {
+	out := d.s.cfg.Outgoing
+	if out.Where(network, dest) == rules.Remote {
 		return true
 	}
 	a := dest.Addr().Unmap()
-	return network == "udp" && d.s.cfg.DNS && dest.Port() == 53 && !a.IsLoopback() && !a.IsUnspecified()
+	return network == "udp" && !out.Enabled("udp") && d.s.cfg.DNS && dest.Port() == 53 && !a.IsLoopback() && !a.IsUnspecified()
 }
 
 // socket registers the program's socket fd (taken from the program) as
