@@ -100,7 +100,7 @@ fuzz-short:
 		./interpose/internal/supervisor:FuzzParseSockaddr ./interpose/internal/supervisor:FuzzFlowKey \
 		./server/internal/framing:FuzzStream \
 		./agent/internal/incoming:FuzzSniff ./agent/internal/incoming:FuzzStartsWithProbe \
-		./agent/internal/incoming:FuzzRequestRoute ./internal/http1:FuzzReadRequest \
+		./agent/internal/incoming:FuzzRequestRoute ./agent/internal/incoming:FuzzHpackLiteral ./internal/http1:FuzzReadRequest \
 		./interpose/internal/supervisor:FuzzWithUseVC ./interpose/internal/supervisor:FuzzNsswitchWithDNS \
 		./interpose/internal/supervisor:FuzzDNSSplit \
 		./internal/agentclient:FuzzParseHosts ./internal/agentclient:FuzzParseResolvConf

@@ -41,7 +41,9 @@ type session struct {
 	// resumes is the client's remocal session ID (wire.ClientInfo.Session):
 	// a new connection with the same ID replaces this one.
 	resumes string
-	log     *slog.Logger
+	// caps are the capabilities of the client's hello.
+	caps []wire.Capability
+	log  *slog.Logger
 
 	// mux is set once the handshake is done; close (from the agent's
 	// shutdown or a superseding connection) may race with that.
@@ -62,9 +64,13 @@ func (a *Agent) newSession(conn io.ReadWriteCloser) *session {
 	return &session{agent: a, conn: conn, id: id, log: a.log.With("client", id)}
 }
 
-// ID and Name make a session an incoming.Client.
+// ID, Name and HasCapability make a session an incoming.Client.
 func (s *session) ID() string   { return s.id }
 func (s *session) Name() string { return s.name }
+
+// HasCapability reports whether the client listed c in its hello. Set
+// before the session serves anything, then only read.
+func (s *session) HasCapability(c wire.Capability) bool { return wire.HasCapability(s.caps, c) }
 
 // OpenStream opens an agent-initiated stream to the client.
 func (s *session) OpenStream(ctx context.Context) (net.Conn, error) {
@@ -197,6 +203,7 @@ func (s *session) handshake() (err error) {
 	}
 	s.name = hello.Client.Name
 	s.resumes = hello.Client.Session
+	s.caps = hello.Capabilities
 	welcome := s.agent.welcome(s.id)
 	if key == nil {
 		// Before the welcome: once the client has it, it may subscribe

@@ -56,7 +56,9 @@ func (f *Forwarder) Close() error {
 func (f *Forwarder) ServeIncoming(ctx context.Context, in *Incoming) {
 	defer in.Stream.Close()
 	switch {
-	case in.Connection != nil && in.Connection.Mode == wire.ModeSteal:
+	case in.Connection != nil && in.Connection.Raw():
+		// A stolen connection, or HTTP/2 streams the agent routed (h2c,
+		// either mode: for a mirror the agent discards the answers).
 		f.stealConnection(ctx, in)
 	case in.Connection != nil:
 		f.mirrorConnection(ctx, in)

@@ -27,6 +27,9 @@ func (f HandlerFunc) ServeIncoming(ctx context.Context, in *Incoming) { f(ctx, i
 //
 // Stream carries, by kind:
 //   - stolen connection: raw bytes both ways; the client is the server;
+//   - HTTP/2 streams (Connection.Protocol wire.ProtocolH2C), stolen or
+//     mirrored: raw bytes both ways, an h2c connection the agent opened as
+//     its client; a mirror's answers are discarded by the agent;
 //   - mirrored connection: wire.Chunk frames from the agent (ReadChunk);
 //   - stolen request: the HTTP request, then the client writes the response;
 //   - mirrored request: the HTTP request; nothing is expected back.

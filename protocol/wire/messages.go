@@ -308,6 +308,13 @@ type DialResult struct {
 // IncomingConnection heads an agent-opened stream carrying one redirected
 // connection. Source is the peer that connected; Destination is the address
 // it connected to, before redirection.
+//
+// Protocol is empty for the peer's own bytes (raw for steal, chunks for
+// mirror). ProtocolH2C (since 1.2, CapHTTP2) means the agent routed the
+// peer's HTTP/2 connection stream by stream: the stream carries a
+// cleartext HTTP/2 connection the agent opened as its client, with only
+// the peer's streams that matched this subscription. Its bytes are raw
+// both ways in either mode; in mirror mode the agent discards the answers.
 type IncomingConnection struct {
 	Subscription string `json:"subscription"`
 	Connection   uint64 `json:"connection"`
@@ -315,7 +322,16 @@ type IncomingConnection struct {
 	Port         uint16 `json:"port"`
 	Source       string `json:"source"`
 	Destination  string `json:"destination"`
+	Protocol     string `json:"protocol,omitempty"`
 }
+
+// ProtocolH2C is IncomingConnection.Protocol for a stream carrying HTTP/2
+// streams of the peer's connection, re-framed by the agent as h2c.
+const ProtocolH2C = "h2c"
+
+// Raw reports whether the stream's bytes are relayed as they are (no mirror
+// chunks): stolen connections and HTTP/2 deliveries in either mode.
+func (c *IncomingConnection) Raw() bool { return c.Mode == ModeSteal || c.Protocol == ProtocolH2C }
 
 // IncomingRequest heads an agent-opened stream carrying one HTTP request that
 // matched a filtered subscription. Request counts requests on the connection.

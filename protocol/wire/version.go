@@ -31,6 +31,13 @@ const (
 	CapSteal         Capability = "incoming.steal"
 	CapHTTP1Filter   Capability = "incoming.http1-filter"
 	CapTargetUTSInfo Capability = "target.hostname"
+	// CapHTTP2: HTTP/2 (h2c, gRPC) streams are routed by HTTP filters one
+	// by one (since 1.2). An agent that lists it delivers a matched stream
+	// on an incoming.connection stream with Protocol ProtocolH2C; a client
+	// that lists it relays such streams raw in mirror mode too. Agents do
+	// not mirror HTTP/2 streams to clients that do not list it (an older
+	// client would read the raw bytes as mirror chunks).
+	CapHTTP2 Capability = "incoming.http2"
 	// CapAuth: the agent holds a key and proved it in the Welcome; the
 	// client must answer with Auth (auth.go). Listed by such agents only.
 	CapAuth Capability = "auth.hmac-sha256"
@@ -45,7 +52,7 @@ const (
 // CapAuth is not among them: an agent lists it only when it holds a key;
 // nor is CapOperator, which only the operator lists.
 var AllCapabilities = []Capability{
-	CapEnv, CapFiles, CapDialTCP, CapDialUDP, CapMirror, CapSteal, CapHTTP1Filter, CapTargetUTSInfo,
+	CapEnv, CapFiles, CapDialTCP, CapDialUDP, CapMirror, CapSteal, CapHTTP1Filter, CapTargetUTSInfo, CapHTTP2,
 }
 
 // HasCapability reports whether caps contains c.

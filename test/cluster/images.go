@@ -86,7 +86,7 @@ type ImageOptions struct {
 	// remocal is the one that remocal starts.
 	Version string
 	// Only names the images to build (agent, operator, inventory,
-	// pyservice, postgres); empty builds them all.
+	// pyservice, postgres, grpcecho); empty builds them all.
 	Only []string
 }
 
@@ -96,6 +96,9 @@ const (
 	OperatorImageRepo  = "remocal.local/operator"
 	InventoryImageRepo = "remocal.local/examples/inventory"
 	PyServiceImageRepo = "remocal.local/examples/pyservice"
+	// GRPCEchoImageRepo is test/grpcecho, a gRPC server and client for
+	// the tests of HTTP/2 routing (test/e2e/kube, TestGRPCThroughService).
+	GRPCEchoImageRepo = "remocal.local/test/grpcecho"
 )
 
 // BuiltImage is one image BuildImages wrote.
@@ -183,6 +186,20 @@ func BuildImages(ctx context.Context, o ImageOptions, logf Logf) ([]BuiltImage, 
 			Entrypoint: []string{"/inventory"},
 			Env:        []string{"PATH=/", "LISTEN_ADDR=:8080"},
 			Files:      []ImageFile{{Path: "/inventory", Source: inventory, Mode: 0o755}},
+		}); err != nil {
+			return nil, err
+		}
+	}
+	if want("grpcecho") {
+		bin := filepath.Join(work, "grpcecho")
+		if err := build("./test/grpcecho", bin, "-s -w"); err != nil {
+			return nil, err
+		}
+		if err := write("grpcecho.tar", Image{
+			Name:       GRPCEchoImageRepo + ":" + o.Tag,
+			Entrypoint: []string{"/grpcecho"},
+			Env:        []string{"PATH=/"},
+			Files:      []ImageFile{{Path: "/grpcecho", Source: bin, Mode: 0o755}},
 		}); err != nil {
 			return nil, err
 		}

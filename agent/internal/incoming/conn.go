@@ -65,7 +65,16 @@ func (m *Manager) serveConn(conn *net.TCPConn) {
 	case r.steal != nil:
 		if m.fromNode(info.source.Addr()) {
 			hc := http1.NewConn(down)
-			if startsWithProbe(hc) {
+			p := sniff(hc, hc.R, probeWait)
+			if p == protoHTTP2 {
+				// A kubelet gRPC probe is a stream of an HTTP/2
+				// connection from the node: only routing stream by stream
+				// can keep it from the stealing client.
+				m.serveH2(hc, info, r.steal)
+				return
+			}
+			// Silent for probeWait already: not a probe, no second wait.
+			if p == protoHTTP1 && startsWithProbe(hc) {
 				m.log.Debug("kubelet probe on a stolen port: passing it to the application", "connection", info.id, "source", info.source)
 				m.passThrough(hc, info)
 				return

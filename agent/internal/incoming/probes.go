@@ -25,6 +25,11 @@ import (
 // route, its default gateway), and the request's User-Agent is the
 // kubelet's. Traffic from other pods never carries the first sign, so
 // only connections from the node pay for looking at the request.
+//
+// Kubelet gRPC probes are HTTP/2 connections from the node: those are
+// routed stream by stream even under an unfiltered steal (conn.go,
+// h2.go), and a stream with the kubelet's User-Agent, or a call of the
+// gRPC health service, goes to the application (isProbeStream).
 
 // probeUserAgent starts the User-Agent of every kubelet HTTP probe
 // ("kube-probe/1.34").

@@ -29,16 +29,14 @@ var http2Preface = []byte("PRI * HTTP/2.0\r\n")
 
 // serveHTTP routes each HTTP/1.x request of a connection on its own: to the
 // first matching stealing subscription, or else to the application; matching
-// filtered mirrors get a copy. Anything that is not HTTP/1.x passes through
-// untouched. Sniffing and routing are per protocol, so HTTP/2 can be added
-// beside this without touching the connection layer.
+// filtered mirrors get a copy. HTTP/2 is routed stream by stream (h2.go).
+// Anything else passes through untouched.
 func (m *Manager) serveHTTP(conn net.Conn, info connInfo) {
 	down := http1.NewConn(conn)
 	switch sniff(conn, down.R, sniffTimeout) {
 	case protoHTTP1:
 	case protoHTTP2:
-		m.log.Info("HTTP/2 connection on a port with HTTP filters; filters apply to HTTP/1.x only, passing it to the application", "connection", info.id)
-		m.passThrough(down, info)
+		m.serveH2(down, info, nil)
 		return
 	default:
 		m.passThrough(down, info)
@@ -55,6 +53,12 @@ func (m *Manager) serveHTTP(conn net.Conn, info connInfo) {
 		if err != nil {
 			m.refuseRequest(down, info, err)
 			return
+		}
+		if isH2CUpgrade(req) {
+			if m.upgradeH2C(down, info, req) {
+				return
+			}
+			dropUpgrade(req)
 		}
 		r := m.requestRoute(info.port, req)
 		if r.steal != nil && isProbeRequest(req) && m.fromNode(info.source.Addr()) {

@@ -175,6 +175,12 @@ func (in *incoming) subscribe(local, remote uint16, forward netip.AddrPort) bool
 // conflict under onConflict abort, or an override the operator refused
 // (the user lacks the RBAC permission), ends the session.
 func (in *incoming) refused(local, remote uint16, err error, triedOverride bool) bool {
+	if in.s.ctx.Err() != nil {
+		// The session is ending (an aborting conflict, the user's stop):
+		// a subscription cut short by it is no news, and reporting it
+		// would bury the reason the session ended.
+		return false
+	}
 	opts := in.s.cfg.Incoming
 	msg := fmt.Sprintf("cannot %s port %d of the target for the program's port %d: %v", opts.Mode, remote, local, err)
 	abort := triedOverride

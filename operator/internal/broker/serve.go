@@ -59,7 +59,7 @@ func (b *Broker) Serve(ctx context.Context, conn net.Conn, who operator.UserInfo
 		b.log.Info("session refused", "user", who.Username, "target", namespace+"/"+target, "err", err)
 		return
 	}
-	s.serveConn(ctx, conn, resumed)
+	s.serveConn(ctx, conn, resumed, hello.Capabilities)
 }
 
 func readHello(conn net.Conn) (*wire.Hello, error) {
@@ -183,8 +183,11 @@ func (s *session) takeOver(hello *wire.Hello) bool {
 
 // clientConn is one connection of a session's client.
 type clientConn struct {
-	s       *session
-	conn    net.Conn
+	s    *session
+	conn net.Conn
+	// caps are the client's, from its hello: the agents see the
+	// operator's, so deliveries an older client cannot read stop here.
+	caps    []wire.Capability
 	mux     *yamux.Session
 	writeMu sync.Mutex
 	control net.Conn
@@ -208,8 +211,8 @@ func (cc *clientConn) close() {
 }
 
 // serveConn welcomes the client and serves it until the connection ends.
-func (s *session) serveConn(ctx context.Context, conn net.Conn, resumed bool) {
-	cc := &clientConn{s: s, conn: conn, done: make(chan struct{})}
+func (s *session) serveConn(ctx context.Context, conn net.Conn, resumed bool, caps []wire.Capability) {
+	cc := &clientConn{s: s, conn: conn, caps: caps, done: make(chan struct{})}
 	cc.ctx, cc.cancel = context.WithCancel(ctx)
 	defer close(cc.done)
 	defer cc.close()

@@ -203,6 +203,13 @@ func (s *session) deliver(ctx context.Context, sb *sub, in *agentclient.Incoming
 		relay.Abort(in.Stream)
 		return
 	}
+	if c := in.Connection; c != nil && c.Protocol == wire.ProtocolH2C && c.Mode == wire.ModeMirror && !wire.HasCapability(cc.caps, wire.CapHTTP2) {
+		// Mirrored HTTP/2 streams are raw h2c, which a client older than
+		// incoming.http2 would read as mirror chunks: it gets none, as
+		// from an agent.
+		relay.Abort(in.Stream)
+		return
+	}
 	ctx, cancel := context.WithTimeout(ctx, handshakeTimeout)
 	st, err := cc.openStream(ctx)
 	cancel()

@@ -53,7 +53,7 @@ func buildImages(t testing.TB) {
 			return
 		}
 		defer os.RemoveAll(dir)
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 		defer cancel()
 		_, images.err = cluster.BuildImages(ctx, cluster.ImageOptions{
 			OutDir: dir, Tag: version, Version: version, Only: []string{"agent", "operator", "inventory"},
