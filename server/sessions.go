@@ -359,6 +359,17 @@ func (m *sessions) event(se *session, ev sessionhost.Event) {
 			se.mu.Unlock()
 		}
 		m.changed(se, daemon.StateActive, "")
+	case daemon.EventTargetMoved:
+		// Clients offer the restart that gives programs the new pod's
+		// environment and hostname (Session.Stale).
+		se.mu.Lock()
+		se.info.Stale = ev.Stale
+		if ev.Resolved != "" {
+			se.info.Resolved = ev.Resolved
+		}
+		state, reason := se.info.State, se.info.Reason
+		se.mu.Unlock()
+		m.changed(se, state, reason)
 	}
 }
 

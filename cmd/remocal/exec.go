@@ -86,7 +86,8 @@ an IDE) instead of starting one: that session's settings apply.`,
 			wd, _ := os.Getwd()
 			sess, _, err := session.Open(cmd.Context(), session.OpenOptions{
 				Options: session.Options{Config: cfg, ClientName: clientName(), Version: version, WorkDir: wd,
-					TransparentFirst: transparentFirst, Stderr: os.Stderr, Logger: log},
+					TransparentFirst: transparentFirst, Stderr: os.Stderr, Logger: log,
+					OnEvent: restartHint(os.Stderr, os.Args)},
 				Overrides: over, Cluster: kube.NewConnector,
 			})
 			if err != nil {

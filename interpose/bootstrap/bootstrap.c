@@ -64,6 +64,10 @@
 /* seccomp.ProbeOption and seccomp.ProbeAnswer ("RMCL", "RMOK"). */
 #define PROBE_OPTION 0x524d434cL
 #define PROBE_ANSWER 0x524d4f4bL
+/* seccomp.HandoffSendFlag (MSG_CMSG_CLOEXEC): the filter lets a sendmsg
+ * with it through; the one that hands over the listener cannot wait for a
+ * supervisor that does not have it yet. */
+#define HANDOFF_SEND_FLAG 0x40000000
 
 #define SOCKET_ENV "REMOCAL_SESSION_SOCKET"
 #define WARNED_ENV "REMOCAL_BOOTSTRAP_WARNED"
@@ -317,7 +321,7 @@ static int send_listener(int fd, int listener)
 	cmsg->cmsg_len = CMSG_LEN(sizeof(int));
 	memcpy(CMSG_DATA(cmsg), &listener, sizeof(int));
 	/* MSG_NOSIGNAL: a session that went away must not SIGPIPE us. */
-	while (sendmsg(fd, &msg, MSG_NOSIGNAL) < 0) {
+	while (sendmsg(fd, &msg, MSG_NOSIGNAL | HANDOFF_SEND_FLAG) < 0) {
 		if (errno != EINTR)
 			return errno;
 	}

@@ -4,4 +4,4 @@ package bootstrap
 
 // sourceSHA256 is the SHA-256 of the bootstrap.c that libremocal_bootstrap.so
 // was built from, with gcc (Debian 12.2.0-14+deb12u1) 12.2.0.
-const sourceSHA256 = "395d40e702b74040e4f0272b15bcdc75e14ada19cfda667193447a25267a5f29"
+const sourceSHA256 = "b429d1b50bd59fcc6354f9a0f3474ff2df7a7cb3d098b88416867b97456682f6"

@@ -13,5 +13,10 @@ func (s *Session) filter() []byte {
 	opts := seccomp.AllOptions
 	mode := s.cfg.Network.Incoming.Mode
 	opts.Peer = !s.targetless && (mode == config.IncomingMirror || mode == config.IncomingSteal)
+	// Sends with an address reach the supervisor only when something
+	// may go through the target: DNS (musl's resolver), UDP, or TCP
+	// Fast Open (udp.go in package supervisor).
+	net := s.cfg.Network
+	opts.Datagrams = *net.DNS.Enabled || *net.Outgoing.UDP || *net.Outgoing.TCP
 	return seccomp.Encode(seccomp.Filter(opts))
 }

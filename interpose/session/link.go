@@ -46,7 +46,7 @@ func (s *Session) link() {
 		}
 		s.report(supervisor.Event{Kind: daemon.EventAgentLost, Err: c.Err(), Message: fmt.Sprintf(
 			"lost the connection to %s (%v); reconnecting, and until then %s", peer, c.Err(), effect)})
-		started := time.Now()
+		started, was := time.Now(), s.opts.Connector.Describe()
 		next, release, err := redialer.Redial(s.ctx, s.clientOpts, reconnectPatience)
 		if s.ctx.Err() != nil {
 			if err == nil {
@@ -70,6 +70,7 @@ func (s *Session) link() {
 		}
 		s.report(supervisor.Event{Kind: daemon.EventAgentReconnected, Message: fmt.Sprintf(
 			"reconnected to %s after %v", s.peer(), time.Since(started).Round(10*time.Millisecond))})
+		s.reportMoved(moved{c.Welcome().Target, next.Welcome().Target, was, s.opts.Connector.Describe()}) // moved.go
 	}
 }
 

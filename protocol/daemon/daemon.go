@@ -252,7 +252,35 @@ type Session struct {
 	// Policy is the operator policy and rule that refused one of the
 	// session's ports, while the session is degraded by it (1.2).
 	Policy *wire.PolicyViolation `json:"policy,omitzero"`
+	// Stale is set once the session has followed its target to another
+	// pod than its programs started with: what they keep from the old
+	// pod, and the action that refreshes it. A client shows Message with
+	// a button for Action.
+	Stale *StaleTarget `json:"stale,omitzero"`
 }
+
+// StaleTarget says what running programs keep from the pod a session left.
+type StaleTarget struct {
+	// From is Session.Resolved when the programs started.
+	From string `json:"from"`
+	// Kept lists what the programs keep from there: KeptEnv, KeptHostname.
+	Kept []string `json:"kept"`
+	// Action is what refreshes it: ActionRestart.
+	Action  string `json:"action"`
+	Message string `json:"message"`
+}
+
+// What programs keep from the pod they started with, and the action that
+// refreshes it.
+const (
+	// KeptEnv: the target's environment variables, read once at start.
+	KeptEnv = "env"
+	// KeptHostname: the hostname uname reports, the old pod's name.
+	KeptHostname = "hostname"
+	// ActionRestart: restart the program in a new session (an IDE
+	// restarts its debug session; a terminal runs remocal exec again).
+	ActionRestart = "restart"
+)
 
 // SessionStartResult tells the client how to launch its program in the
 // session.

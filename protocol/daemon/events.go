@@ -28,6 +28,11 @@ const (
 	// EventAgentGone: reconnecting failed for good (the agent's pod was
 	// deleted, for example); the session stays degraded.
 	EventAgentGone EventKind = "agent_gone"
+	// EventTargetMoved: the session followed its target to another pod
+	// (or process) than its programs started with; they keep what they
+	// took from the old one (Session.Stale says what) until restarted.
+	// It follows an EventAgentReconnected.
+	EventTargetMoved EventKind = "target_moved"
 	// EventWarning: anything else the user should know (a program that
 	// could not join, for example).
 	EventWarning EventKind = "warning"

@@ -76,6 +76,14 @@ var vectors = map[string]any{
 		Owner: "alice@laptop", State: StateDegraded, StartedAt: started, Incoming: "steal",
 		Reason: "cannot steal port 8080 of the target for the program's port 8080: permission_denied: RemocalPolicy shop/no-steal denies it (rule incoming.blockSteal): stealing port 8080 of deployment/inventory is not allowed; mirror it instead (network.incoming.mode: mirror)",
 		Policy: &wire.PolicyViolation{Kind: "RemocalPolicy", Namespace: "shop", Name: "no-steal", Rule: "incoming.blockSteal"}}},
+	// The session followed its target to a new pod; the program keeps the
+	// old one's environment and hostname until restarted.
+	NotifySessionChanged + ".moved.params": SessionChanged{Session: Session{ID: "s2", Target: "deployment/inventory", Namespace: "shop", WorkspaceFolder: "/home/alice/inventory",
+		Owner: "alice@laptop", State: StateActive, StartedAt: started, Incoming: "mirror",
+		Resolved: "deployment/inventory (pod shop/inventory-7c9f8d5b6-9qz7m, container inventory)",
+		Stale: &StaleTarget{From: "deployment/inventory (pod shop/inventory-7c9f8d5b6-2xk4q, container inventory)",
+			Kept: []string{KeptEnv, KeptHostname}, Action: ActionRestart,
+			Message: "the target is now deployment/inventory (host inventory-7c9f8d5b6-9qz7m, pid 7), not deployment/inventory (host inventory-7c9f8d5b6-2xk4q, pid 7): files, DNS and connections go to the new one, but programs already running keep the old one's environment variables and hostname (inventory-7c9f8d5b6-2xk4q); restart them to take the new one's"}}},
 	NotifySessionChanged + ".remote-ended.params": SessionChanged{Remote: &RemoteSession{Name: "s-0bq3n8c2zd", Namespace: "shop", User: "bob",
 		Client: "bob@desk", Target: "deployment/inventory", Phase: RemoteEnded, Ports: []RemotePort{}, Since: started}},
 	MethodSessionList + ".remote.result": SessionListResult{Sessions: []Session{kubeSession}, Remote: []RemoteSession{remoteBob}},

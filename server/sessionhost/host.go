@@ -44,6 +44,9 @@ type host struct {
 	// describe names what the target resolves to now (conflicts,
 	// reconnections): a Kubernetes session may follow it to a new pod.
 	describe func() string
+	// started is what the target resolved to when the session started,
+	// where its programs took their environment and hostname.
+	started  string
 	sess     *session.Session
 	ready    bool
 	warnings []string // before ready
@@ -241,6 +244,7 @@ func (h *host) start(ctx context.Context, p startParams) (Ready, *hostError) {
 	}
 	h.mu.Lock()
 	h.sess = sess
+	h.started = conn.Describe()
 	// The IDE shows Ready's warnings; a terminal user of exec sees the
 	// same line.
 	if notice := sess.KeptLocalNotice(); notice != "" {
@@ -275,6 +279,11 @@ func (h *host) onEvent(ev session.Event) {
 	case daemon.EventAgentReconnected:
 		// The target may have moved to a new pod meanwhile.
 		out.Resolved = h.describe()
+		h.events.push(out)
+		return
+	case daemon.EventTargetMoved:
+		out.Resolved = h.describe()
+		out.Stale = &daemon.StaleTarget{From: h.started, Kept: h.sess.Kept(), Action: daemon.ActionRestart, Message: ev.Message}
 		h.events.push(out)
 		return
 	case daemon.EventWarning:

@@ -92,6 +92,8 @@ type Event struct {
 	// Policy is set for EventSubscribeFailed when an operator policy
 	// refused the port.
 	Policy *wire.PolicyViolation `json:"policy,omitzero"`
+	// Stale is set for EventTargetMoved.
+	Stale *daemon.StaleTarget `json:"stale,omitzero"`
 }
 
 // Detail is what the session is doing.

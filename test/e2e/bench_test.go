@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -147,6 +148,56 @@ func BenchmarkOutgoingStream(b *testing.B) {
 	b.ReportMetric(direct/float64(b.N), "direct-MB/s")
 	b.ReportMetric(supervised/float64(b.N), "supervised-MB/s")
 	b.ReportMetric(supervised/direct, "ratio")
+}
+
+// BenchmarkUDPRoundTrip compares UDP round trips to an echo server on
+// loopback (which stays local) bare and supervised: on a connected socket
+// (send and read, which the filter lets through in BPF), and with
+// addresses (sendto/recvfrom, sendmsg/recvmsg), which reach the supervisor
+// since it carries unconnected sockets through the target.
+func BenchmarkUDPRoundTrip(b *testing.B) {
+	env := envtest.New(b)
+	probe := built(b, "probe")
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	done := make(chan struct{})
+	defer func() { pc.Close(); <-done }()
+	go func() {
+		defer close(done)
+		buf := make([]byte, 64)
+		for {
+			n, from, err := pc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			pc.WriteTo(buf[:n], from)
+		}
+	}()
+	n := fmt.Sprint(max(b.N, 20000))
+	for _, how := range []string{"send", "sendto", "sendmsg"} {
+		b.Run(how, func(b *testing.B) {
+			// Bare and supervised runs alternate, and the medians of
+			// their p50s count: on a shared machine one run alone is
+			// at the mercy of its neighbours.
+			arg := "bench-udp=" + n + "+" + how + "+" + pc.LocalAddr().String()
+			var bare, sup []float64
+			for range 3 {
+				bare = append(bare, percentileMetrics(b, runOut(b, exec.Command(probe, arg)), "udp-ns")["p50"])
+				sup = append(sup, percentileMetrics(b, runOut(b, benchExec(b, env, probe, arg)), "udp-ns")["p50"])
+			}
+			b.ReportMetric(median(bare)/1e3, "bare-p50-µs")
+			b.ReportMetric(median(sup)/1e3, "supervised-p50-µs")
+			b.ReportMetric(median(sup)/median(bare), "ratio-p50")
+		})
+	}
+}
+
+func median(v []float64) float64 {
+	s := slices.Clone(v)
+	slices.Sort(s)
+	return s[len(s)/2]
 }
 
 // BenchmarkAccept measures what a loopback connection (connect, accept and

@@ -24,6 +24,11 @@ have curl || need_pkgs+=(curl)
 have gdb || need_pkgs+=(gdb)
 have node || need_pkgs+=(nodejs)
 have nsenter || need_pkgs+=(util-linux)
+# Programs that resolve names without glibc: a static musl program (musl's
+# resolver sends DNS with sendto on an unconnected socket) and busybox's
+# nslookup and wget, which the UDP interposition tests run.
+have musl-gcc || need_pkgs+=(musl-tools)
+[ -x /bin/busybox ] && /bin/busybox --list 2>/dev/null | grep -qx nslookup || need_pkgs+=(busybox-static)
 
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then

@@ -49,6 +49,18 @@ export async function runAction(p: Parts, action: ActionId, ctx: ActionContext):
     case 'restartDaemon':
       await vscode.commands.executeCommand('remocal.restartDaemon');
       return;
+    case 'restartProgram': {
+      // A new session: the program gets the target's environment and
+      // hostname as they are now, in its new pod.
+      const ok = ctx.sessionId !== undefined && (await p.provider.relaunch(ctx.sessionId));
+      if (!ok) {
+        p.notifier.show({
+          severity: 'info', actions: [],
+          message: 'remocal: no debug session of this window runs that session; restart the program yourself to give it the new pod\'s environment and hostname',
+        });
+      }
+      return;
+    }
     case 'showPolicies':
       showPolicies(p);
       return;

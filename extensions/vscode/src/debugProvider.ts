@@ -215,25 +215,41 @@ export class RemocalDebugProvider implements vscode.DebugConfigurationProvider {
   async relaunchWith(sessionId: string, overrides: JsonObject): Promise<boolean> {
     // The conflict may have ended the session (onConflict: abort) and its
     // debug session before the user picked the action.
+    return this.relaunchAs(sessionId, 'relaunching with other settings', (original) => {
+      const field = parseLaunchField(original.remocal, original.name) || {};
+      // The configuration's "incoming" would win over the overrides' mode.
+      return {
+        ...original,
+        remocal: { target: field.target, namespace: field.namespace, overrides: mergeOverrides(field.overrides, overrides) },
+      };
+    });
+  }
+
+  /**
+   * Stops the debug session of sessionId and launches its configuration
+   * again as written: a new remocal session, whose program takes the
+   * target's environment and hostname as they are now (after the session
+   * followed its target to a new pod, say).
+   */
+  relaunch(sessionId: string): Promise<boolean> {
+    return this.relaunchAs(sessionId, 'restarting in a new session', (original) => ({ ...original }));
+  }
+
+  private async relaunchAs(sessionId: string, why: string, next: (original: DebugConfig) => DebugConfig): Promise<boolean> {
     const run = this.byStartId(sessionId);
     if (!run) {
       return false;
     }
-    const field = parseLaunchField(run.original.remocal, run.original.name) || {};
-    // The configuration's "incoming" would win over the overrides' mode.
-    const next: DebugConfig = {
-      ...run.original,
-      remocal: { target: field.target, namespace: field.namespace, overrides: mergeOverrides(field.overrides, overrides) },
-    };
+    const config = next(run.original);
     if (run.debugSession && !run.debugEnded) {
       await vscode.debug.stopDebugging(run.debugSession);
     }
     if (run.sessionId !== '') {
       const id = run.sessionId;
       run.sessionId = '';
-      await this.stop(id, 'relaunching with other settings');
+      await this.stop(id, why);
     }
-    return vscode.debug.startDebugging(run.folder, next);
+    return vscode.debug.startDebugging(run.folder, config);
   }
 }
 

@@ -11,6 +11,7 @@ export type ActionId =
   | 'showLog'
   | 'openSettings'
   | 'restartDaemon'
+  | 'restartProgram'
   | 'showPolicies';
 
 export const actionTitles: Record<ActionId, string> = {
@@ -20,6 +21,7 @@ export const actionTitles: Record<ActionId, string> = {
   showLog: 'Show log',
   openSettings: 'Open settings',
   restartDaemon: 'Restart daemon',
+  restartProgram: 'Restart',
   showPolicies: "Show the target's policies",
 };
 

@@ -13,6 +13,7 @@ import { RemocalDebugProvider } from './debugProvider';
 import { Notifier } from './notify';
 import {
   checkConfigChanged, checkConflict, checkSessionChanged, checkSessionListResult, checkShowMessageParams, Methods, Notifications,
+  type Session,
 } from './protocol';
 import { type Node, SessionsModel } from './sessionsModel';
 import { SessionsView } from './sessionsView';
@@ -135,12 +136,16 @@ function wireDaemon(p: Parts, status: StatusBar, problems: ConfigProblems): void
       message: `remocal: lost the daemon (${reason}). It starts again on the next use (F5, a target shell, the picker), or now with Restart daemon.`,
     });
   });
+  // Moves already offered a restart for, by session and the pod it left:
+  // every later sessionChanged of the session still carries them.
+  const staleShown = new Set<string>();
   p.conn.onNotification((method, params) => {
     switch (method) {
       case Notifications.sessionChanged: {
         const s = decode(checkSessionChanged, params);
         p.model.sessionChanged(s.session, s.remote);
         p.view.refresh();
+        offerRestart(p, s.session, staleShown);
         return;
       }
       case Notifications.conflict: {
@@ -161,6 +166,19 @@ function wireDaemon(p: Parts, status: StatusBar, problems: ConfigProblems): void
         return;
     }
   });
+}
+
+/** Offers a restart when a session this window started moved to a new pod (Session.stale). */
+function offerRestart(p: Parts, s: Session | undefined, shown: Set<string>): void {
+  if (!s?.stale || !p.provider.owns(s.id)) {
+    return;
+  }
+  const key = `${s.id}\u0000${s.stale.from}`;
+  if (shown.has(key)) {
+    return;
+  }
+  shown.add(key);
+  p.notifier.stale(s.id, s.stale.message);
 }
 
 export function deactivate(): void {

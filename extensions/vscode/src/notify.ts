@@ -94,6 +94,17 @@ export class Notifier {
     }, { sessionId: c.sessionId });
   }
 
+  /**
+   * A session of this window followed its target to a new pod: its program
+   * keeps the old pod's environment and hostname until restarted. The
+   * daemon's window/showMessage with the same text is dropped like a
+   * conflict's.
+   */
+  stale(sessionId: string, message: string): void {
+    this.recentConflicts.push({ message, at: Date.now() });
+    this.show({ severity: 'warning', message: `remocal: ${message}`, actions: ['restartProgram', 'showLog'] }, { sessionId });
+  }
+
   warnings(sessionId: string, warnings: readonly string[]): void {
     for (const w of warnings) {
       this.show({ severity: 'warning', message: `remocal session ${sessionId}: ${w}`, actions: ['openConfig', 'showLog'] }, { sessionId });

@@ -204,13 +204,19 @@ export interface Session {
   note?: string;
   /** The operator policy that refused one of its ports, while degraded by it (1.2). */
   policy?: PolicyViolation;
+  /** Set once the session followed its target to a new pod: what running programs keep from the old one. */
+  stale?: StaleTarget;
 }
+/** What programs keep from the pod a session left ("env", "hostname"), and the action that refreshes it ("restart"). */
+export interface StaleTarget { from: string; kept: string[]; action: string; message: string }
+export const checkStaleTarget: Check<StaleTarget> = obj<StaleTarget>({ from: str, kept: arr(str), action: str, message: str });
 export const checkSession: Check<Session> = obj<Session>({
   id: str, target: str, namespace: opt(str), workspaceFolder: str, owner: str, label: opt(str),
   state: literal('starting', 'active', 'degraded', 'ended'), reason: opt(str), startedAt: time,
   // A session that is still starting has no effective mode yet.
   incoming: literal('mirror', 'steal', 'off', ''), resolved: opt(str), note: opt(str),
   policy: opt((v, ctx) => checkPolicyViolation(v, ctx)),
+  stale: opt((v, ctx) => checkStaleTarget(v, ctx)),
 });
 
 export interface SessionStartResult { session: Session; env: Record<string, string>; wrapper?: string[]; warnings: string[] }

@@ -143,10 +143,12 @@ func Accept(fd int) error {
 		if l, err = seccomp.Install(prog); err == nil {
 			defer l.Close()
 			rights := unix.UnixRights(l.Fd())
-			return unix.Sendmsg(fd, []byte{statusInstalled}, rights, nil, 0)
+			// The filter notifies sendmsg, but not with this flag:
+			// nobody could answer before the listener arrives.
+			return unix.Sendmsg(fd, []byte{statusInstalled}, rights, nil, seccomp.HandoffSendFlag)
 		}
 	}
 	report := append([]byte{statusFailed}, binary.LittleEndian.AppendUint32(nil, uint32(len(err.Error())))...)
-	unix.Sendmsg(fd, append(report, err.Error()...), nil, nil, 0)
+	unix.Sendmsg(fd, append(report, err.Error()...), nil, nil, seccomp.HandoffSendFlag)
 	return err
 }

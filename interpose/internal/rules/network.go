@@ -114,6 +114,12 @@ func splitHostPort(e string) (string, uint16, error) {
 	return host, uint16(n), nil
 }
 
+// Enabled reports whether network ("tcp" or "udp") goes through the target
+// at all (before the filter).
+func (o *Outgoing) Enabled(network string) bool {
+	return (network == "tcp" && o.tcp) || (network == "udp" && o.udp)
+}
+
 // Where decides for a connection to dest over network ("tcp" or "udp").
 func (o *Outgoing) Where(network string, dest netip.AddrPort) Where {
 	addr := dest.Addr().Unmap()

@@ -102,6 +102,9 @@ func TestOutgoing(t *testing.T) {
 	if noUDP.Where("udp", d("10.0.0.5:53")) != Local {
 		t.Error("udp disabled must keep UDP local")
 	}
+	if noUDP.Enabled("udp") || !noUDP.Enabled("tcp") || !all.Enabled("udp") {
+		t.Error("Enabled must say which protocols go through the target")
+	}
 
 	resolve := func(host string) ([]netip.Addr, error) {
 		return []netip.Addr{netip.MustParseAddr("10.96.0.20")}, nil

@@ -24,6 +24,10 @@ const (
 	SysAccess        = 21
 	SysConnect       = 42
 	SysAccept        = 43
+	SysSendto        = 44
+	SysRecvfrom      = 45
+	SysSendmsg       = 46
+	SysRecvmsg       = 47
 	SysListen        = 50
 	SysGetsockname   = 51
 	SysGetpeername   = 52
@@ -37,6 +41,7 @@ const (
 	SysFaccessat     = 269
 	SysExecveat      = 322
 	SysAccept4       = 288
+	SysSendmmsg      = 307
 	SysStatx         = 332
 	SysIOUringSetup  = 425
 	SysOpenat2       = 437
@@ -52,6 +57,12 @@ const (
 // process is already supervised. prctl rejects it with EINVAL otherwise, so
 // probing is harmless without a supervisor. The value spells "RMCL".
 const ProbeOption = 0x524d434c
+
+// HandoffSendFlag marks the sendmsg that hands a new listener to the
+// supervisor (package handoff, the bootstrap library): the filter lets it
+// through, since no supervisor could answer it yet. It is MSG_CMSG_CLOEXEC,
+// a receive flag that sendmsg ignores and programs have no reason to pass.
+const HandoffSendFlag = unix.MSG_CMSG_CLOEXEC
 
 // ProbeAnswer is what the supervisor returns for a probe.
 const ProbeAnswer = 0x524d4f4b // "RMOK"
@@ -69,10 +80,15 @@ type Options struct {
 	// it: Go calls getsockname on both ends of every connection, and a
 	// server's every accept is notified.
 	Peer bool
+	// Datagrams: sendto and recvfrom with an address, sendmsg, recvmsg
+	// and sendmmsg, for sockets that send to an address instead of
+	// connecting (musl's resolver, TCP Fast Open); sendmsg with
+	// HandoffSendFlag excepted.
+	Datagrams bool
 }
 
 // AllOptions notifies everything the layer can handle.
-var AllOptions = Options{Files: true, Outgoing: true, Incoming: true, Hostname: true, Peer: true}
+var AllOptions = Options{Files: true, Outgoing: true, Incoming: true, Hostname: true, Peer: true, Datagrams: true}
 
 // Notified lists the system calls the filter sends to the supervisor, with
 // the BPF-side exceptions noted in Filter.
@@ -97,15 +113,19 @@ func (o Options) Notified() []int {
 			nrs = append(nrs, SysGetpeername)
 		}
 	}
+	if o.Datagrams {
+		nrs = append(nrs, SysSendto, SysRecvfrom, SysSendmsg, SysRecvmsg, SysSendmmsg)
+	}
 	return nrs
 }
 
 // Filter assembles the BPF program.
 //
-// Two cheap decisions are made in BPF so the supervisor never sees them:
+// Three cheap decisions are made in BPF so the supervisor never sees them:
 // fstat-style calls (newfstatat and statx with AT_EMPTY_PATH) operate on an
 // already open descriptor, which is local or was handed out by the
-// supervisor already; and io_uring_setup fails with ENOSYS because io_uring
+// supervisor already; sendto and recvfrom without an address act on a
+// connected socket or ignore the peer; and io_uring_setup fails with ENOSYS because io_uring
 // submits system calls the filter would never see (libuv, Go and others fall
 // back to plain system calls).
 func Filter(o Options) []unix.SockFilter {
@@ -122,6 +142,10 @@ func Filter(o Options) []unix.SockFilter {
 			a.jeq(uint32(nr), "flags_arg3", "")
 		case SysStatx:
 			a.jeq(uint32(nr), "flags_arg2", "")
+		case SysSendto, SysRecvfrom:
+			a.jeq(uint32(nr), "ptr_arg4", "")
+		case SysSendmsg:
+			a.jeq(uint32(nr), "handoff_flag", "")
 		default:
 			a.jeq(uint32(nr), "notify", "")
 		}
@@ -139,6 +163,21 @@ func Filter(o Options) []unix.SockFilter {
 		a.label("flags_arg2")
 		a.ld(argLow(2))
 		a.jset(unix.AT_EMPTY_PATH, "allow", "notify")
+	}
+
+	if o.Datagrams {
+		// sendto and recvfrom without an address (send, recv, and
+		// every call on a connected socket) are the program's own
+		// business: only an address can name a destination to
+		// redirect or a source to report.
+		a.label("ptr_arg4")
+		a.ld(argLow(4))
+		a.jeq(0, "", "notify")
+		a.ld(argLow(4) + 4)
+		a.jeq(0, "allow", "notify")
+		a.label("handoff_flag")
+		a.ld(argLow(2))
+		a.jset(HandoffSendFlag, "allow", "notify")
 	}
 
 	a.label("notify")

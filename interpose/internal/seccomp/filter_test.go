@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -39,11 +40,31 @@ func helper() int {
 	fmt.Println("fstatat-empty-path:", errnoName(unix.Fstatat(0, "", &st, unix.AT_EMPTY_PATH)))
 	_, _, e := unix.Syscall(unix.SYS_IO_URING_SETUP, 1, 0, 0)
 	fmt.Println("io_uring_setup:", errnoName(e))
+	datagrams()
 	r, _, _ := unix.Syscall6(unix.SYS_PRCTL, seccomp.ProbeOption, 0, 0, 0, 0, 0)
 	fmt.Printf("probe: %#x\n", r)
 	r, _, _ = unix.Syscall6(unix.SYS_PRCTL, unix.PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0, 0)
 	fmt.Println("no_new_privs:", r)
 	return 0
+}
+
+// datagrams sends and receives on a datagram socket pair with and without
+// an address: only the calls with one reach the supervisor.
+func datagrams() {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_NONBLOCK, 0)
+	if err != nil {
+		fmt.Println("socketpair:", err)
+		return
+	}
+	defer unix.Close(fds[0])
+	defer unix.Close(fds[1])
+	fmt.Println("send-no-address:", errnoName(unix.Sendto(fds[0], []byte("x"), 0, nil)))
+	fmt.Println("sendto-address:", errnoName(unix.Sendto(fds[0], []byte("x"), 0, &unix.SockaddrInet4{Port: 9})))
+	buf := make([]byte, 8)
+	_, _, e := unix.Syscall6(unix.SYS_RECVFROM, uintptr(fds[1]), uintptr(unsafe.Pointer(&buf[0])), 8, 0, 0, 0)
+	fmt.Println("recv-no-address:", errnoName(e))
+	_, _, err = unix.Recvfrom(fds[1], buf, 0)
+	fmt.Println("recvfrom-address:", errnoName(err))
 }
 
 func errnoName(err error) string {
@@ -110,6 +131,9 @@ func TestFilterRoutesSystemCalls(t *testing.T) {
 				valid := l.Valid(n.ID)
 				seen <- fmt.Sprintf("newfstatat %q err=%v valid=%v", p, err, valid)
 				l.Fail(n.ID, unix.ENOTRECOVERABLE)
+			case seccomp.SysSendto, seccomp.SysRecvfrom:
+				seen <- fmt.Sprintf("nr %d", n.Data.Nr)
+				l.Fail(n.ID, unix.ENOTRECOVERABLE)
 			case seccomp.SysPrctl:
 				seen <- "prctl probe"
 				l.Return(n.ID, seccomp.ProbeAnswer)
@@ -131,13 +155,18 @@ func TestFilterRoutesSystemCalls(t *testing.T) {
 		"fstatat-empty-path: ok", // decided in BPF: never notified
 		"io_uring_setup: ENOSYS", // refused in BPF
 		"probe: 0x524d4f4b",      // the supervisor's answer
+		"send-no-address: ok",    // decided in BPF
+		"sendto-address: ENOTRECOVERABLE",
+		"recv-no-address: ok", // the datagram sent above
+		"recvfrom-address: ENOTRECOVERABLE",
 		"no_new_privs: 1",
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("helper output lacks %q:\n%s", want, got)
 		}
 	}
-	wantNotified := []string{`newfstatat "/remote/app.conf" err=<nil> valid=true`, "prctl probe"}
+	wantNotified := []string{`newfstatat "/remote/app.conf" err=<nil> valid=true`,
+		fmt.Sprintf("nr %d", seccomp.SysSendto), fmt.Sprintf("nr %d", seccomp.SysRecvfrom), "prctl probe"}
 	if strings.Join(notified, "\n") != strings.Join(wantNotified, "\n") {
 		t.Errorf("notified calls:\n%s\nwant:\n%s", strings.Join(notified, "\n"), strings.Join(wantNotified, "\n"))
 	}

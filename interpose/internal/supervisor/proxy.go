@@ -168,6 +168,10 @@ func (p *proxy) connect(c *call) {
 		return
 	}
 	dest = netip.AddrPortFrom(dest.Addr().Unmap(), dest.Port())
+	if !p.s.carryDevice(c, fd) { // tfo.go
+		unix.Close(fd)
+		return
+	}
 	c.async(func(c *call) {
 		defer unix.Close(fd)
 		if network == "tcp" {

@@ -99,7 +99,8 @@ type Supervisor struct {
 	fs       *remoteFS
 	proxy    *proxy
 	incoming *incoming
-	origins  *origins // delivered connections' addresses in the target (peer.go)
+	origins  *origins   // delivered connections' addresses in the target (peer.go)
+	dgram    *datagrams // sockets that send to an address: udp.go
 
 	client atomic.Pointer[agentclient.Client]
 	stats  statsCounter
@@ -142,6 +143,7 @@ func New(cfg Config) (*Supervisor, error) {
 	}
 	s.incoming = newIncoming(s)
 	s.origins = newOrigins()
+	s.dgram = newDatagrams(s)
 	return s, nil
 }
 
@@ -185,6 +187,9 @@ func (s *Supervisor) Close() error {
 	}
 	if s.proxy != nil {
 		s.proxy.close()
+	}
+	if s.dgram != nil {
+		s.dgram.close()
 	}
 	s.wg.Wait()
 	s.listenersMu.Lock()
@@ -407,6 +412,17 @@ func (s *Supervisor) dispatch(l *seccomp.Listener, t *inflight.Table, n seccomp.
 		s.incoming.listen(c)
 	case seccomp.SysUname:
 		s.uname(c)
+	// Sockets that send to an address: udp.go, udpsend.go, udprecv.go.
+	case seccomp.SysSendto:
+		s.dgram.sendto(c)
+	case seccomp.SysSendmsg:
+		s.dgram.sendmsg(c)
+	case seccomp.SysSendmmsg:
+		s.dgram.sendmmsg(c)
+	case seccomp.SysRecvfrom:
+		s.dgram.recvfrom(c)
+	case seccomp.SysRecvmsg:
+		s.dgram.recvmsg(c)
 	default:
 		c.cont()
 	}

@@ -204,6 +204,17 @@ func run(what, param string) error {
 			durs[i] = time.Since(start)
 		}
 		fmt.Println("stat-ns", latency.Summary(durs))
+	case "bench-udp":
+		// "N+HOW+IP:PORT": N round trips to a UDP echo server, timed
+		// one by one; HOW is send (a connected socket, send and read),
+		// sendto (sendto and recvfrom with addresses) or sendmsg.
+		argv := strings.Split(param, "+")
+		n, _ := strconv.Atoi(argv[0])
+		durs, err := benchUDP(n, argv[1], argv[2])
+		if err != nil {
+			return err
+		}
+		fmt.Println("udp-ns", latency.Summary(durs))
 	case "dial-addrs":
 		// Connect to param and print the connection's addresses as Go
 		// reports them (getsockname and getpeername).

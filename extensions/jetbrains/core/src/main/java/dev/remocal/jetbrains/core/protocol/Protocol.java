@@ -201,6 +201,16 @@ public final class Protocol {
         public String note;
         /** The operator policy that refused one of its ports, while degraded by it (1.2). */
         public PolicyViolation policy;
+        /** Set once the session followed its target to a new pod: what running programs keep from the old one. */
+        public StaleTarget stale;
+    }
+
+    /** What programs keep from the pod a session left ("env", "hostname"), and the action that refreshes it ("restart"). */
+    public static final class StaleTarget {
+        public String from;
+        public List<String> kept = new ArrayList<>();
+        public String action;
+        public String message;
     }
 
     public static final class SessionStartResult {

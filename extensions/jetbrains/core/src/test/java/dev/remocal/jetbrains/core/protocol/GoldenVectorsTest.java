@@ -52,6 +52,7 @@ class GoldenVectorsTest {
             entry("remocal.sessionChanged.remote-ended.params", Protocol.SessionChanged.class),
             entry("remocal.sessionChanged.remote.params", Protocol.SessionChanged.class),
             entry("remocal.sessionChanged.policy.params", Protocol.SessionChanged.class),
+            entry("remocal.sessionChanged.moved.params", Protocol.SessionChanged.class),
             entry("remocal.targets.params", Protocol.TargetsParams.class),
             entry("remocal.targets.result", Protocol.TargetsResult.class),
             entry("remocal.targetsChanged.params", Protocol.TargetsChanged.class));
