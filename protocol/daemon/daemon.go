@@ -30,7 +30,7 @@ const ServerName = "remocal"
 // 1.0: the methods and notifications up to the operator's sessions.
 // 1.1: session labels, configuration overrides in remocal/session/start,
 // remocal/session/kill, the protocol version itself.
-const ProtocolVersion = "1.2"
+const ProtocolVersion = "1.3"
 
 // InitializeExperimental is what the daemon puts under
 // capabilities.experimental of its initialize result.
