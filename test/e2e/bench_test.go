@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"net"
 	"os"
@@ -101,35 +100,8 @@ func BenchmarkStartup(b *testing.B) {
 func BenchmarkOutgoingStream(b *testing.B) {
 	env := envtest.New(b)
 	probe := built(b, "probe")
-	ns, err := env.Peer.NS()
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer ns.Close()
-	l, err := ns.Listen(context.Background(), "tcp", localenv.PeerIP.String()+":9100")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer l.Close()
 	const size = 256 << 20
-	go func() {
-		chunk := make([]byte, 256<<10)
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				for sent := 0; sent < size; sent += len(chunk) {
-					if _, err := c.Write(chunk); err != nil {
-						return
-					}
-				}
-			}()
-		}
-	}()
-	addr := net.JoinHostPort(localenv.PeerIP.String(), "9100")
+	addr := serveBytes(b, env, size, 9100)
 	rate := func(out string) float64 {
 		var n, ns int64
 		i := strings.Index(out, "download-bytes ")

@@ -27,7 +27,7 @@ import (
 func BenchmarkSessionMemory(b *testing.B) {
 	env := envtest.New(b)
 	probe := built(b, "probe")
-	addr := serveBytes(b, env, 256<<20)
+	addr := serveBytes(b, env, 256<<20, 9101)
 	var idle, loaded, idleRSS, loadedRSS, peak, agent, keeperPSS float64
 	for range b.N {
 		cmd := benchExec(b, env, probe, "wait", "download="+addr, "wait")
@@ -79,15 +79,16 @@ func BenchmarkSessionMemory(b *testing.B) {
 	b.ReportMetric(agent/n, "local-agent-pss-MiB")
 }
 
-// serveBytes serves size bytes to each connection in the peer pod and
-// returns its address.
-func serveBytes(b *testing.B, env *localenv.Env, size int) string {
+// serveBytes serves size bytes to each connection on port of the peer pod
+// and returns its address.
+func serveBytes(b *testing.B, env *localenv.Env, size, port int) string {
 	ns, err := env.Peer.NS()
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { ns.Close() })
-	l, err := ns.Listen(b.Context(), "tcp", localenv.PeerIP.String()+":9101")
+	addr := net.JoinHostPort(localenv.PeerIP.String(), strconv.Itoa(port))
+	l, err := ns.Listen(b.Context(), "tcp", addr)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -109,7 +110,7 @@ func serveBytes(b *testing.B, env *localenv.Env, size int) string {
 			}()
 		}
 	}()
-	return net.JoinHostPort(localenv.PeerIP.String(), "9101")
+	return addr
 }
 
 // sessionProcs is the supervisor and its keeper (a child of the

@@ -31,11 +31,8 @@ func (s *Supervisor) accept(c *call) {
 	if int(c.n.Data.Nr) == seccomp.SysAccept4 {
 		flags = int(int32(c.arg(3)))
 	}
-	fd, err := seccomp.GetFD(c.tid, int(c.arg(0)))
-	if err != nil {
-		if !c.denied(err) {
-			c.cont()
-		}
+	fd, ok := c.socketFD()
+	if !ok {
 		return
 	}
 	cookie, err := unix.GetsockoptUint64(fd, unix.SOL_SOCKET, unix.SO_COOKIE)

@@ -10,6 +10,21 @@ import (
 	"github.com/remocal/remocal/protocol/daemon"
 )
 
+// socketFD takes a copy of the program's descriptor in the call's first
+// argument (a socket, for the socket calls). Without it the call is
+// answered (continued, or failed when the program may not be inspected)
+// and ok is false.
+func (c *call) socketFD() (fd int, ok bool) {
+	fd, err := seccomp.GetFD(c.tid, int(c.arg(0)))
+	if err != nil {
+		if !c.denied(err) {
+			c.cont()
+		}
+		return -1, false
+	}
+	return fd, true
+}
+
 // denied handles a failure to look into the caller: process_vm_readv and
 // pidfd_getfd need ptrace access, which Yama (ptrace_scope=1 allows it only
 // for descendants and declared tracers), a non-dumpable program or a

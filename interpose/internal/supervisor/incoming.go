@@ -13,7 +13,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/remocal/remocal/internal/agentclient"
-	"github.com/remocal/remocal/interpose/internal/seccomp"
 	"github.com/remocal/remocal/protocol/config"
 	"github.com/remocal/remocal/protocol/daemon"
 	"github.com/remocal/remocal/protocol/wire"
@@ -58,11 +57,8 @@ func (in *incoming) listen(c *call) {
 		c.cont()
 		return
 	}
-	fd, err := seccomp.GetFD(c.tid, int(c.arg(0)))
-	if err != nil {
-		if !c.denied(err) {
-			c.cont()
-		}
+	fd, ok := c.socketFD()
+	if !ok {
 		return
 	}
 	typ, _ := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TYPE)

@@ -82,11 +82,8 @@ func (s *Supervisor) sockName(c *call, peer bool) {
 		c.cont()
 		return
 	}
-	fd, err := seccomp.GetFD(c.tid, int(c.arg(0)))
-	if err != nil {
-		if !c.denied(err) {
-			c.cont()
-		}
+	fd, ok := c.socketFD()
+	if !ok {
 		return
 	}
 	family, ferr := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_DOMAIN)

@@ -154,11 +154,8 @@ func (p *proxy) connect(c *call) {
 		c.cont()
 		return
 	}
-	fd, err := seccomp.GetFD(c.tid, int(c.arg(0)))
-	if err != nil {
-		if !c.denied(err) {
-			c.cont()
-		}
+	fd, ok := c.socketFD()
+	if !ok {
 		return
 	}
 	network := socketNetwork(fd)

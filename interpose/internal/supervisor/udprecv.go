@@ -32,11 +32,8 @@ func (d *datagrams) trackedSocket(c *call) (int, *dsock) {
 		c.cont()
 		return -1, nil
 	}
-	fd, err := seccomp.GetFD(c.tid, int(c.arg(0)))
-	if err != nil {
-		if !c.denied(err) {
-			c.cont()
-		}
+	fd, ok := c.socketFD()
+	if !ok {
 		return -1, nil
 	}
 	ino := inode(fd)

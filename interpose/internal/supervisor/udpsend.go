@@ -74,11 +74,8 @@ func (d *datagrams) sendmsg(c *call) {
 // Fast Open connection; other sockets continue (a connected TCP socket
 // ignores the address). read fetches the data from the program.
 func (d *datagrams) send(c *call, dest netip.AddrPort, flags int, read func(stream bool) ([]byte, error)) {
-	fd, err := seccomp.GetFD(c.tid, int(c.arg(0)))
-	if err != nil {
-		if !c.denied(err) {
-			c.cont()
-		}
+	fd, ok := c.socketFD()
+	if !ok {
 		return
 	}
 	network := socketNetwork(fd)
@@ -146,11 +143,8 @@ func (d *datagrams) sendmmsg(c *call) {
 		c.cont()
 		return
 	}
-	fd, err := seccomp.GetFD(c.tid, int(c.arg(0)))
-	if err != nil {
-		if !c.denied(err) {
-			c.cont()
-		}
+	fd, ok := c.socketFD()
+	if !ok {
 		return
 	}
 	defer unix.Close(fd)
