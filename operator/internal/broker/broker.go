@@ -245,6 +245,8 @@ func (b *Broker) Delete(ctx context.Context, namespace, name, reason string) err
 		r.User = operator.UserInfo{Username: u.GetName(), UID: u.GetUID(), Groups: u.GetGroups()}
 	}
 	s.record(r)
+	// Before the end: its client, cut off, may resume at once.
+	b.reg.rememberKilled(namespace, name, reason)
 	s.end(reason)
 	return nil
 }

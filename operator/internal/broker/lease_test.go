@@ -77,6 +77,12 @@ func TestVanishedClientKeepsItsLocksUntilTheTTL(t *testing.T) {
 	if by := f.servedBy(localenv.AppIP, "/", nil); by != "local-bob" {
 		t.Fatalf("served by %q, want bob", by)
 	}
+	// alice's laptop comes back after the lease: only silent, not killed,
+	// so it gets its session's name again (without the port bob took).
+	back := f.mustConnect("alice", clientOptions{session: name})
+	if got := back.Welcome().Operator.Session; got != name {
+		t.Errorf("alice came back to session %q, want %q", got, name)
+	}
 }
 
 // A client that comes back within the TTL resumes its session: the same

@@ -29,11 +29,12 @@ type registry struct {
 	sessions map[string]*session // by namespace/name
 	history  []backend.SessionEvent
 	watchers map[*watcher]struct{}
-	// ended remembers, for endedTTL, the sessions that ended here and
-	// why. A client that lost its connection as its session was ended (a
-	// kill) resumes by name; a name this replica never knew is adopted
-	// (a leader handover), but one it ended must stay ended.
-	ended map[string]endedSession
+	// killed remembers, for endedTTL, the sessions deleted here and why.
+	// A client that lost its connection as its session was killed resumes
+	// by name; a name this replica never knew is adopted (a leader
+	// handover), and so is one whose lease expired (the client was only
+	// silent), but a killed one must stay ended.
+	killed map[string]endedSession
 }
 
 type endedSession struct {
@@ -47,37 +48,40 @@ const (
 )
 
 func newRegistry() *registry {
-	return &registry{sessions: map[string]*session{}, watchers: map[*watcher]struct{}{}, ended: map[string]endedSession{}}
+	return &registry{sessions: map[string]*session{}, watchers: map[*watcher]struct{}{}, killed: map[string]endedSession{}}
 }
 
-// endedHere reports why the session namespace/name ended, if it ended on
-// this replica within endedTTL.
-func (r *registry) endedHere(namespace, name string) (reason string, ok bool) {
+// killedHere reports why the session namespace/name was deleted, if it
+// was on this replica within endedTTL.
+func (r *registry) killedHere(namespace, name string) (reason string, ok bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	e, ok := r.ended[sessionKey(namespace, name)]
+	e, ok := r.killed[sessionKey(namespace, name)]
 	if !ok || time.Since(e.at) > endedTTL {
 		return "", false
 	}
 	return e.reason, true
 }
 
-// remember records an ended session, forgetting those past endedTTL and,
-// beyond maxEnded, the oldest. The caller holds mu.
-func (r *registry) remember(key, reason string) {
+// rememberKilled records a deleted session, forgetting those past
+// endedTTL and, beyond maxEnded, the oldest.
+func (r *registry) rememberKilled(namespace, name, reason string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	key := sessionKey(namespace, name)
 	now := time.Now()
 	oldestKey, oldest := "", now
-	for k, e := range r.ended {
+	for k, e := range r.killed {
 		if now.Sub(e.at) > endedTTL {
-			delete(r.ended, k)
+			delete(r.killed, k)
 		} else if e.at.Before(oldest) {
 			oldestKey, oldest = k, e.at
 		}
 	}
-	if len(r.ended) >= maxEnded {
-		delete(r.ended, oldestKey)
+	if len(r.killed) >= maxEnded {
+		delete(r.killed, oldestKey)
 	}
-	r.ended[key] = endedSession{at: now, reason: reason}
+	r.killed[key] = endedSession{at: now, reason: reason}
 }
 
 func sessionKey(namespace, name string) string { return namespace + "/" + name }
@@ -91,7 +95,6 @@ func (r *registry) publish(typ backend.EventType, s *session) bool {
 	s.pubMu.Lock()
 	defer s.pubMu.Unlock()
 	obj := s.object()
-	reason := s.endedBecause()
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	switch typ {
@@ -105,7 +108,6 @@ func (r *registry) publish(typ backend.EventType, s *session) bool {
 			return true // deleted already
 		}
 		delete(r.sessions, sessionKey(s.ns, s.name))
-		r.remember(sessionKey(s.ns, s.name), reason)
 	default:
 		if r.sessions[sessionKey(s.ns, s.name)] != s {
 			return true // a late change of a session that is gone

@@ -121,9 +121,9 @@ func (b *Broker) attach(ctx context.Context, who operator.UserInfo, ns, target s
 			}
 		}
 		if s == nil && validSessionName(name) {
-			if reason, ended := b.reg.endedHere(ns, name); ended {
-				// Not a handover: this replica ended it (a kill, its
-				// lease) and the client had not heard yet.
+			if reason, killed := b.reg.killedHere(ns, name); killed {
+				// Not a handover: it was killed here and the client had
+				// not heard yet.
 				return nil, false, wire.Errorf(wire.CodeNotFound, "session %s ended: %s; start a new session", name, reason)
 			}
 			adopt = name

@@ -56,7 +56,6 @@ type session struct {
 	primaryReason string
 	held          map[string]Pod // pods whose agent connection it holds
 	ended         bool
-	endReason     string // why it ended, once ended
 	expiry        *time.Timer
 	nextSub       uint64
 
@@ -469,13 +468,6 @@ func (s *session) expire() {
 	}
 }
 
-// endedBecause is why the session ended ("" while it lives).
-func (s *session) endedBecause() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.endReason
-}
-
 // end ends the session: its client is told why and disconnected, its
 // subscriptions and locks released, its agents given back.
 func (s *session) end(reason string) {
@@ -485,7 +477,6 @@ func (s *session) end(reason string) {
 		return
 	}
 	s.ended = true
-	s.endReason = reason
 	cc := s.cc
 	s.cc = nil
 	subs := s.subs
