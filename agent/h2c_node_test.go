@@ -1,18 +1,14 @@
 package agent_test
 
 import (
-	"context"
 	"fmt"
-	"io"
 	"net"
-	"net/http"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/remocal/remocal/internal/agentclient"
-	"github.com/remocal/remocal/internal/localenv"
 	"github.com/remocal/remocal/protocol/wire"
 	"github.com/remocal/remocal/test/envtest"
 	"github.com/remocal/remocal/test/procwatch"
@@ -60,34 +56,7 @@ func TestH2CStealPerStreamWithNodeServers(t *testing.T) {
 	c := connect(t, startAgent(t, env.App, agentOptions{}).addr, "alice@laptop")
 	subscribe(t, c, wire.Subscribe{Port: port, Mode: wire.ModeSteal, Filter: userFilter("alice")}, agentclient.ForwardTo(local))
 
-	tr := &http.Transport{Protocols: h2cProtocols(false), DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-		return env.Dial(ctx, env.Peer, network, addr)
-	}}
-	t.Cleanup(tr.CloseIdleConnections)
-	client := &http.Client{Transport: tr}
-	for _, tc := range []struct{ user, body, want string }{
-		{"alice", "a", "local-node HTTP/2.0 /x a\n"},
-		{"", "", "app-node HTTP/2.0 /x \n"},
-		{"bob", "b", "app-node HTTP/2.0 /x b\n"},
-		{"alice", strings.Repeat("z", 200<<10), "local-node HTTP/2.0 /x " + strings.Repeat("z", 200<<10) + "\n"},
-	} {
-		req, _ := http.NewRequestWithContext(testCtx(t), "POST", fmt.Sprintf("http://%s:%d/x", localenv.AppIP, port), strings.NewReader(tc.body))
-		if tc.user != "" {
-			req.Header.Set("X-User", tc.user)
-		}
-		resp, err := client.Do(req)
-		if err != nil {
-			t.Fatalf("user %q: %v", tc.user, err)
-		}
-		body, err := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
-		by := strings.Fields(tc.want)[0]
-		if string(body) != tc.want || resp.Header.Get("X-Served-By") != by || resp.Trailer.Get("X-Served-By-Trailer") != by {
-			t.Errorf("user %q: %s %q (header %q, trailer %q); want %.60q from %s", tc.user, resp.Proto, body[:min(len(body), 60)],
-				resp.Header.Get("X-Served-By"), resp.Trailer.Get("X-Served-By-Trailer"), tc.want, by)
-		}
+	if n := checkH2CStealByHeader(t, env, port, "local-node", "app-node"); n != 1 {
+		t.Errorf("the client dialled %d connections, want every request on one", n)
 	}
 }

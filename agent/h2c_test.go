@@ -40,19 +40,26 @@ func h2cProtocols(http1 bool) *http.Protocols {
 	return &p
 }
 
-// serveInApp serves h on port inside the app pod's namespace (the
-// application of these tests), until the test ends.
-func serveInApp(t *testing.T, env *localenv.Env, port int, srv *http.Server) {
+// listenInApp listens on port inside the app pod's namespace.
+func listenInApp(t *testing.T, env *localenv.Env, port int) net.Listener {
 	t.Helper()
 	ns, err := env.App.NS()
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer ns.Close()
 	l, err := ns.Listen(context.Background(), "tcp", fmt.Sprintf(":%d", port))
-	ns.Close()
 	if err != nil {
 		t.Fatal(err)
 	}
+	return l
+}
+
+// serveInApp serves h on port inside the app pod's namespace (the
+// application of these tests), until the test ends.
+func serveInApp(t *testing.T, env *localenv.Env, port int, srv *http.Server) {
+	t.Helper()
+	l := listenInApp(t, env, port)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -84,6 +91,17 @@ func TestH2CStealPerStream(t *testing.T) {
 	c := connect(t, startAgent(t, env.App, agentOptions{}).addr, "alice@laptop")
 	subscribe(t, c, wire.Subscribe{Port: port, Mode: wire.ModeSteal, Filter: userFilter("alice")}, agentclient.ForwardTo(startH2CLocal(t, "local-alice")))
 
+	if n := checkH2CStealByHeader(t, env, port, "local-alice", "app"); n != 1 {
+		t.Errorf("the client dialled %d connections, want every request on one", n)
+	}
+}
+
+// checkH2CStealByHeader sends POSTs over h2c from the peer pod to the
+// app's port: alice's (X-User) must be answered by local, the others by
+// app (servers answering as h2Handler does), bodies and trailers intact.
+// It returns how many connections the client dialled.
+func checkH2CStealByHeader(t *testing.T, env *localenv.Env, port int, local, app string) int32 {
+	t.Helper()
 	var dials atomic.Int32
 	tr := &http.Transport{Protocols: h2cProtocols(false), DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
 		dials.Add(1)
@@ -91,12 +109,13 @@ func TestH2CStealPerStream(t *testing.T) {
 	}}
 	t.Cleanup(tr.CloseIdleConnections)
 	client := &http.Client{Transport: tr}
-	for _, tc := range []struct{ user, body, want string }{
-		{"alice", "a", "local-alice HTTP/2.0 /x a\n"},
-		{"", "", "app HTTP/2.0 /x \n"},
-		{"bob", "b", "app HTTP/2.0 /x b\n"},
-		{"alice", strings.Repeat("z", 300<<10), "local-alice HTTP/2.0 /x " + strings.Repeat("z", 300<<10) + "\n"},
+	for _, tc := range []struct{ user, body, by string }{
+		{"alice", "a", local},
+		{"", "", app},
+		{"bob", "b", app},
+		{"alice", strings.Repeat("z", 300<<10), local},
 	} {
+		want := tc.by + " HTTP/2.0 /x " + tc.body + "\n"
 		req, _ := http.NewRequestWithContext(testCtx(t), "POST", fmt.Sprintf("http://%s:%d/x", localenv.AppIP, port), strings.NewReader(tc.body))
 		if tc.user != "" {
 			req.Header.Set("X-User", tc.user)
@@ -110,15 +129,12 @@ func TestH2CStealPerStream(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		by := strings.Fields(tc.want)[0]
-		if string(body) != tc.want || resp.Header.Get("X-Served-By") != by || resp.Trailer.Get("X-Served-By-Trailer") != by {
+		if string(body) != want || resp.Header.Get("X-Served-By") != tc.by || resp.Trailer.Get("X-Served-By-Trailer") != tc.by {
 			t.Errorf("user %q: %s %q (header %q, trailer %q); want %.60q from %s", tc.user, resp.Proto, body[:min(len(body), 60)],
-				resp.Header.Get("X-Served-By"), resp.Trailer.Get("X-Served-By-Trailer"), tc.want, by)
+				resp.Header.Get("X-Served-By"), resp.Trailer.Get("X-Served-By-Trailer"), want, tc.by)
 		}
 	}
-	if n := dials.Load(); n != 1 {
-		t.Errorf("the client dialled %d connections, want every request on one", n)
-	}
+	return dials.Load()
 }
 
 // An HTTP/1.1 request upgrading to h2c (curl --http2) becomes stream 1 of
@@ -214,15 +230,7 @@ type perConnServer struct {
 
 func servePerConn(t *testing.T, env *localenv.Env, port int, h http.Handler) *perConnServer {
 	t.Helper()
-	ns, err := env.App.NS()
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := ns.Listen(context.Background(), "tcp", fmt.Sprintf(":%d", port))
-	ns.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
+	l := listenInApp(t, env, port)
 	p := &perConnServer{conns: make(chan *http.Server, 16)}
 	var servers []*http.Server
 	done := make(chan struct{})
