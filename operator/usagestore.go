@@ -154,16 +154,17 @@ func (u *usage) putBack(pending map[usageKey]*operator.Usage, denials []operator
 func (u *usage) persist(ctx context.Context, st *usageStore, log *slog.Logger) (wait func()) {
 	var wg sync.WaitGroup
 	wg.Go(func() {
-		var last error
+		failing := false
 		report := func(err error) {
-			// Said once per change, not every interval.
+			// Said when storing starts or stops failing, not every
+			// interval.
 			switch {
-			case err != nil && (last == nil || last.Error() != err.Error()):
+			case err != nil && !failing:
 				log.Warn("the usage report is kept in memory only", "error", err)
-			case err == nil && last != nil:
+			case err == nil && failing:
 				log.Info("the usage report is stored again", "configMap", UsageConfigMap)
 			}
-			last = err
+			failing = err != nil
 		}
 		t := time.NewTicker(usageFlushEvery)
 		defer t.Stop()
