@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/binary"
 	"fmt"
 	"io"
 	"net"
@@ -77,6 +78,7 @@ type namedProc struct {
 type sessionMemory struct {
 	n                                             int
 	idle, loaded, idleRSS, loadedRSS, peak, agent float64
+	idleSet, loadedSet                            float64
 	parts                                         map[string]float64 // loaded PSS by process
 	order                                         []string
 }
@@ -111,13 +113,14 @@ func (m *sessionMemory) add(b *testing.B, env *localenv.Env, cmd *exec.Cmd, proc
 		pids = append(pids, p.pid)
 	}
 	pss, rss, _ := memoryOf(b, pids...)
-	m.idle, m.idleRSS = m.idle+pss, m.idleRSS+rss
+	m.idle, m.idleRSS, m.idleSet = m.idle+pss, m.idleRSS+rss, m.idleSet+residentOnce(b, pids...)
 	agentPSS, _, _ := memoryOf(b, localAgent(b, env.App.PID))
 	m.agent += agentPSS
 	io.WriteString(stdin, "\n")
 	next("waiting")
 	pss, rss, hwm := memoryOf(b, pids...)
 	m.loaded, m.loadedRSS, m.peak = m.loaded+pss, m.loadedRSS+rss, m.peak+hwm
+	m.loadedSet += residentOnce(b, pids...)
 	if m.parts == nil {
 		m.parts = map[string]float64{}
 	}
@@ -140,6 +143,8 @@ func (m *sessionMemory) report(b *testing.B) {
 	n := float64(m.n)
 	b.ReportMetric(m.idle/n, "idle-pss-MiB")
 	b.ReportMetric(m.idleRSS/n, "idle-rss-MiB")
+	b.ReportMetric(m.idleSet/n, "idle-once-MiB")
+	b.ReportMetric(m.loadedSet/n, "loaded-once-MiB")
 	b.ReportMetric(m.loaded/n, "loaded-pss-MiB")
 	b.ReportMetric(m.loadedRSS/n, "loaded-rss-MiB")
 	b.ReportMetric(m.peak/n, "peak-rss-MiB")
@@ -331,6 +336,51 @@ func memoryOf(b *testing.B, pids ...int) (pss, rss, hwm float64) {
 		hwm += kib(status, "VmHWM:") / 1024
 	}
 	return pss, rss, hwm
+}
+
+// residentOnce is the memory pids hold together, in MiB: every physical
+// page any of them maps, counted once, whoever else maps it too. PSS gives
+// a share of the remocal binary's pages to the local agent, which runs the
+// same binary; with a Kubernetes target the agent runs in the pod and the
+// laptop pays for those pages alone, which this counts.
+func residentOnce(b *testing.B, pids ...int) float64 {
+	pages := map[uint64]struct{}{}
+	for _, pid := range pids {
+		maps, err := os.ReadFile(fmt.Sprintf("/proc/%d/maps", pid))
+		if err != nil {
+			b.Fatal(err)
+		}
+		pagemap, err := os.Open(fmt.Sprintf("/proc/%d/pagemap", pid))
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, line := range strings.Split(strings.TrimSpace(string(maps)), "\n") {
+			if strings.HasSuffix(line, "[vsyscall]") {
+				continue
+			}
+			var start, end uint64
+			if _, err := fmt.Sscanf(line, "%x-%x", &start, &end); err != nil {
+				b.Fatalf("%s: %v", line, err)
+			}
+			entries := make([]byte, (end-start)/4096*8)
+			if _, err := pagemap.ReadAt(entries, int64(start/4096*8)); err != nil {
+				b.Fatalf("pagemap of %d at %s: %v", pid, line, err)
+			}
+			for i := 0; i < len(entries); i += 8 {
+				e := binary.LittleEndian.Uint64(entries[i:])
+				if e&(1<<63) == 0 {
+					continue // not present
+				}
+				pfn := e & (1<<55 - 1)
+				if pfn == 0 {
+					b.Fatal("pagemap shows no page frame numbers: run as root")
+				}
+				pages[pfn] = struct{}{}
+			}
+		}
+		pagemap.Close()
+	}
+	return float64(len(pages)) * 4096 / (1 << 20)
 }
 
 func kib(data []byte, field string) float64 {
