@@ -78,7 +78,7 @@ type namedProc struct {
 type sessionMemory struct {
 	n                                             int
 	idle, loaded, idleRSS, loadedRSS, peak, agent float64
-	idleSet, loadedSet                            float64
+	idleSet, loadedSet, idleAnon, loadedAnon      float64
 	parts                                         map[string]float64 // loaded PSS by process
 	order                                         []string
 }
@@ -114,6 +114,7 @@ func (m *sessionMemory) add(b *testing.B, env *localenv.Env, cmd *exec.Cmd, proc
 	}
 	pss, rss, _ := memoryOf(b, pids...)
 	m.idle, m.idleRSS, m.idleSet = m.idle+pss, m.idleRSS+rss, m.idleSet+residentOnce(b, pids...)
+	m.idleAnon += anonymousOf(b, pids...)
 	agentPSS, _, _ := memoryOf(b, localAgent(b, env.App.PID))
 	m.agent += agentPSS
 	io.WriteString(stdin, "\n")
@@ -121,6 +122,7 @@ func (m *sessionMemory) add(b *testing.B, env *localenv.Env, cmd *exec.Cmd, proc
 	pss, rss, hwm := memoryOf(b, pids...)
 	m.loaded, m.loadedRSS, m.peak = m.loaded+pss, m.loadedRSS+rss, m.peak+hwm
 	m.loadedSet += residentOnce(b, pids...)
+	m.loadedAnon += anonymousOf(b, pids...)
 	if m.parts == nil {
 		m.parts = map[string]float64{}
 	}
@@ -145,6 +147,8 @@ func (m *sessionMemory) report(b *testing.B) {
 	b.ReportMetric(m.idleRSS/n, "idle-rss-MiB")
 	b.ReportMetric(m.idleSet/n, "idle-once-MiB")
 	b.ReportMetric(m.loadedSet/n, "loaded-once-MiB")
+	b.ReportMetric(m.idleAnon/n, "idle-anon-MiB")
+	b.ReportMetric(m.loadedAnon/n, "loaded-anon-MiB")
 	b.ReportMetric(m.loaded/n, "loaded-pss-MiB")
 	b.ReportMetric(m.loadedRSS/n, "loaded-rss-MiB")
 	b.ReportMetric(m.peak/n, "peak-rss-MiB")
@@ -336,6 +340,24 @@ func memoryOf(b *testing.B, pids ...int) (pss, rss, hwm float64) {
 		hwm += kib(status, "VmHWM:") / 1024
 	}
 	return pss, rss, hwm
+}
+
+// anonymousOf is the memory of pids that is no file's (heap, stacks): what
+// the system cannot reclaim short of swapping, in MiB. The rest of their
+// resident memory is the remocal binary's pages, clean and shared with the
+// page cache; how many of them are mapped depends on how much of the file
+// is cached (the kernel maps up to 16 cached neighbours of each page a
+// process touches).
+func anonymousOf(b *testing.B, pids ...int) float64 {
+	var sum float64
+	for _, pid := range pids {
+		rollup, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps_rollup", pid))
+		if err != nil {
+			b.Fatal(err)
+		}
+		sum += kib(rollup, "Anonymous:") / 1024
+	}
+	return sum
 }
 
 // residentOnce is the memory pids hold together, in MiB: every physical
