@@ -15,6 +15,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/remocal/remocal/internal/memtrim"
 	"github.com/remocal/remocal/interpose/keeper"
 	"github.com/remocal/remocal/interpose/launcher"
 	"github.com/remocal/remocal/server/sessionhost"
@@ -39,11 +40,18 @@ func main() {
 		case launcher.Arg:
 			os.Exit(launcher.Main(os.Args[2:]))
 		case keeper.Arg:
+			memtrim.ReleaseExecutable() // see below
 			os.Exit(keeper.Main(os.Args[2:]))
 		case sessionhost.Arg:
+			memtrim.ReleaseExecutable() // see below
 			os.Exit(sessionhost.Main(os.Args[2:]))
 		}
 	}
+	// Package initialisation mapped ≈35 MiB of this binary that most
+	// remocal processes never use again; they may run for hours beside the
+	// developer's programs (docs/performance.md, "Memory of a session").
+	// Best effort: a process that keeps them only uses more memory.
+	memtrim.ReleaseExecutable()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	root := &cobra.Command{

@@ -40,6 +40,12 @@ type Options struct {
 	Logger  *slog.Logger
 	// HandshakeTimeout bounds the handshake; default 10s.
 	HandshakeTimeout time.Duration
+	// StreamWindow, if not zero, is the most a stream may receive before
+	// its reader reads it (at least 256 KiB; default wire.MuxConfig's):
+	// the memory a stream may hold in this process when its reader is the
+	// slower side, and, divided by the round trip, a single stream's top
+	// speed.
+	StreamWindow uint32
 	// Key is the agent's secret, from whoever created it: the agent must
 	// prove it holds the key before the client sends anything after its
 	// hello, and the client proves it in turn (wire/auth.go). An agent that
@@ -176,7 +182,11 @@ func New(ctx context.Context, conn io.ReadWriteCloser, opts Options) (*Client, e
 	if err := c.handshake(ctx); err != nil {
 		return nil, err
 	}
-	mux, err := yamux.Client(muxwrite.Wrap(conn), wire.MuxConfig())
+	cfg := wire.MuxConfig()
+	if opts.StreamWindow != 0 {
+		cfg.MaxStreamWindowSize = opts.StreamWindow
+	}
+	mux, err := yamux.Client(muxwrite.Wrap(conn), cfg)
 	if err != nil {
 		return nil, fmt.Errorf("start stream multiplexer: %w", err)
 	}

@@ -217,19 +217,12 @@ func startKeeper(self string, l *seccomp.Listener) (func(), *inflight.Table, err
 		table.Close()
 		return nil, nil, err
 	}
-	cmd := exec.Command(self, keeper.Arg, "3", "4", "5")
-	cmd.ExtraFiles = []*os.File{l.File(), r, table.File()}
-	cmd.Stderr = os.Stderr
-	// Its own process group: a Ctrl-C for the program must not take the
-	// keeper down with it.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		r.Close()
+	_, err = keeper.Start(self, l.File(), r, table.File(), os.Stderr)
+	r.Close()
+	if err != nil {
 		w.Close()
 		table.Close()
-		return nil, nil, fmt.Errorf("start the keeper: %w", err)
+		return nil, nil, err
 	}
-	r.Close()
-	go cmd.Wait() // reaped whenever it finishes; it may outlive this session
 	return func() { w.Close() }, table, nil
 }
