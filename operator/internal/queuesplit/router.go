@@ -65,6 +65,7 @@ type Router struct {
 
 	deployedStats Stats
 	oversized     atomic.Uint64
+	routed        atomic.Uint64
 }
 
 type session struct {
@@ -200,6 +201,9 @@ func (r *Router) SessionStats() map[string]uint64 {
 func (r *Router) Run(ctx context.Context) error {
 	src, err := r.broker.Source(ctx)
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
 		return fmt.Errorf("opening the original queue: %w", err)
 	}
 	defer src.Close()
@@ -237,8 +241,16 @@ func (r *Router) step(ctx context.Context, src Source) error {
 	for _, c := range counters {
 		c.Delivered.Add(1)
 	}
+	r.routed.Add(uint64(len(batch)))
 	return nil
 }
+
+// Routed is how many messages of the original queue this router
+// delivered.
+func (r *Router) Routed() uint64 { return r.routed.Load() }
+
+// Oversized is how many messages had a body larger than MaxBodyBytes.
+func (r *Router) Oversized() uint64 { return r.oversized.Load() }
 
 // route decides each message's queues: every matching mirror gets a
 // copy; the oldest matching steal takes it, else the deployed consumer.
