@@ -29,11 +29,14 @@ type Message struct {
 	Handle any
 }
 
-// Delivery is a message and the queues it goes to (never empty: a
-// message nobody takes goes to the deployed consumer's queue).
+// Delivery is a message and the queues it goes to.
 type Delivery struct {
 	Msg *Message
-	To  []string
+	// Owner is the one queue the message belongs to: the stealing
+	// session's, or the deployed consumer's. Copies are the queues of the
+	// mirroring sessions that get a copy.
+	Owner  string
+	Copies []string
 }
 
 // Env is what a consumer is given to read a queue: the values of the

@@ -267,22 +267,24 @@ func (r *Router) route(msgs []*Message) ([]Delivery, []*Stats) {
 			view.Body = nil
 			r.oversized.Add(1)
 		}
-		var to []string
-		stolen := false
+		d := Delivery{Msg: m}
 		for _, s := range sessions {
 			steal := s.split.EffectiveMode() == qs.ModeSteal
-			if steal && stolen || !s.matcher.Match(&view) {
+			if steal && d.Owner != "" || !s.matcher.Match(&view) {
 				continue
 			}
-			to = append(to, s.queue)
+			if steal {
+				d.Owner = s.queue
+			} else {
+				d.Copies = append(d.Copies, s.queue)
+			}
 			counters = append(counters, &s.stats)
-			stolen = stolen || steal
 		}
-		if !stolen {
-			to = append(to, DeployedQueue)
+		if d.Owner == "" {
+			d.Owner = DeployedQueue
 			counters = append(counters, &r.deployedStats)
 		}
-		batch = append(batch, Delivery{Msg: m, To: to})
+		batch = append(batch, d)
 	}
 	return batch, counters
 }

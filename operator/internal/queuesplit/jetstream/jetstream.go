@@ -1,9 +1,14 @@
 // Package jetstream splits a NATS JetStream stream read by a durable pull
-// consumer (queuesplit.Broker). The router pulls from the deployed
-// consumer's own durable, publishes each message to the temporary streams
-// with a Nats-Msg-Id derived from its stream sequence, so that the
-// streams' duplicate windows drop a second copy, and acknowledges it once
-// every publish is acknowledged (stored).
+// consumer (queuesplit.Broker). The temporary queues are subjects of one
+// work-queue stream, the split stream, each read by a durable of its own.
+// The router pulls from the deployed consumer's own durable and publishes
+// each message's owner copy with the Nats-Msg-Id "<stream>:<sequence>"
+// (and each mirror copy with an ID naming its session): the split
+// stream's duplicate window drops a second owner copy whichever queue it
+// is routed to, so a message the router published and could not
+// acknowledge before a crash is stored once even if the sessions changed
+// before it came back. It acknowledges the original only once every
+// publish is acknowledged (stored).
 package jetstream
 
 import (
@@ -29,7 +34,7 @@ type Config struct {
 	// Subject is the value of the workload's subject variable, if it has
 	// one; temporary queues' envs give it under their prefix.
 	Subject string
-	// DuplicateWindow of the temporary streams (2 h when zero): a message
+	// DuplicateWindow of the split stream (2 h when zero): a message
 	// the router published and could not acknowledge (a crash) is
 	// redelivered after the consumer's AckWait and dropped as a duplicate
 	// if it comes back within this window. It bounds the router's
@@ -65,7 +70,11 @@ func (b *Broker) Original() queuesplit.Env {
 	return queuesplit.Env{Stream: b.cfg.Stream, Group: b.cfg.Durable, Subject: b.cfg.Subject}
 }
 
-func (b *Broker) streamName(queue string) string { return b.cfg.Stream + "_remocal_" + queue }
+// splitStream is the stream holding every temporary queue.
+func (b *Broker) splitStream() string { return b.cfg.Stream + "_remocal" }
+
+// durable is the durable consumer reading queue in the split stream.
+func (b *Broker) durable(queue string) string { return b.cfg.Durable + "-" + queue }
 
 // prefix is the subject prefix of a temporary queue: its messages keep
 // their original subject after it, so a drain can restore it.
@@ -105,25 +114,27 @@ func (b *Broker) Source(ctx context.Context) (queuesplit.Source, error) {
 	return &source{b: b, c: c}, nil
 }
 
-// CreateQueue implements queuesplit.Broker: a work-queue stream (a
-// message leaves it when its consumer acknowledges it) with a durable of
-// the original's name and settings.
+// CreateQueue implements queuesplit.Broker: the split stream (a
+// work-queue stream: a message leaves it when its consumer acknowledges
+// it) and a durable with the original's settings reading the queue's
+// subjects.
 func (b *Broker) CreateQueue(ctx context.Context, name string) (queuesplit.Env, error) {
 	st, info, err := b.original(ctx)
 	if err != nil {
 		return queuesplit.Env{}, err
 	}
-	prefix := b.prefix(name)
 	scfg := jetstream.StreamConfig{
-		Name: b.streamName(name), Subjects: []string{prefix + ".>"},
+		Name: b.splitStream(), Subjects: []string{"remocal." + b.cfg.Stream + ".>"},
 		Retention: jetstream.WorkQueuePolicy, Storage: jetstream.FileStorage,
 		Replicas: st.CachedInfo().Config.Replicas, Duplicates: b.cfg.DuplicateWindow,
-		Description: "remocal queue split of stream " + b.cfg.Stream + " for " + name,
+		Description: "remocal: the split of stream " + b.cfg.Stream,
 	}
 	if _, err := b.js.CreateStream(ctx, scfg); err != nil && !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
 		return queuesplit.Env{}, fmt.Errorf("creating stream %q: %w", scfg.Name, err)
 	}
+	prefix := b.prefix(name)
 	ccfg := info.Config
+	ccfg.Name, ccfg.Durable = b.durable(name), b.durable(name)
 	ccfg.DeliverPolicy, ccfg.OptStartSeq, ccfg.OptStartTime = jetstream.DeliverAllPolicy, 0, nil
 	ccfg.FilterSubject = prefix + ".>"
 	if f := info.Config.FilterSubject; f != "" {
@@ -133,56 +144,72 @@ func (b *Broker) CreateQueue(ctx context.Context, name string) (queuesplit.Env, 
 	if _, err := b.js.CreateOrUpdateConsumer(ctx, scfg.Name, ccfg); err != nil {
 		return queuesplit.Env{}, fmt.Errorf("creating consumer %q on stream %q: %w", ccfg.Durable, scfg.Name, err)
 	}
-	env := queuesplit.Env{Stream: scfg.Name, Group: b.cfg.Durable, Subject: prefix + ".>"}
+	env := queuesplit.Env{Stream: scfg.Name, Group: ccfg.Durable, Subject: prefix + ".>"}
 	if b.cfg.Subject != "" {
 		env.Subject = prefix + "." + b.cfg.Subject
 	}
 	return env, nil
 }
 
-// Drain implements queuesplit.Broker. What a work-queue stream still
-// holds is exactly what its consumer has not acknowledged; each message
-// is published to its destination with a Nats-Msg-Id naming its place in
-// the temporary stream, then deleted there, so a drain run again after an
-// interruption is dropped as a duplicate by the destination.
+// Drain implements queuesplit.Broker. What the work-queue stream holds on
+// the queue's subjects is exactly what its consumer has not acknowledged;
+// each message is published to its destination with a Nats-Msg-Id naming
+// its place in the split stream, then deleted there, so a drain run again
+// after an interruption is dropped as a duplicate by the destination.
+// The queue's durable goes last, and the split stream with the last one.
 func (b *Broker) Drain(ctx context.Context, name, into string) (int, error) {
-	st, err := b.js.Stream(ctx, b.streamName(name))
+	st, err := b.js.Stream(ctx, b.splitStream())
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
 		return 0, nil
 	}
 	if err != nil {
-		return 0, fmt.Errorf("stream %q: %w", b.streamName(name), err)
+		return 0, fmt.Errorf("stream %q: %w", b.splitStream(), err)
 	}
-	state := st.CachedInfo().State
 	prefix := b.prefix(name) + "."
 	moved := 0
-	for seq := state.FirstSeq; state.Msgs > 0 && seq <= state.LastSeq; seq++ {
-		m, err := st.GetMsg(ctx, seq)
+	for seq := st.CachedInfo().State.FirstSeq; ; {
+		m, err := st.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(prefix+">"))
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
-			continue
+			break
 		}
 		if err != nil {
-			return moved, fmt.Errorf("reading message %d of stream %q: %w", seq, b.streamName(name), err)
+			return moved, fmt.Errorf("reading stream %q from %d: %w", b.splitStream(), seq, err)
 		}
-		subject, stream := strings.TrimPrefix(m.Subject, prefix), b.cfg.Stream
-		if into != "" {
-			subject, stream = b.prefix(into)+"."+subject, b.streamName(into)
-		}
-		hdr := cloneHeader(m.Header)
-		id := "remocal-drain:" + b.streamName(name) + ":" + strconv.FormatUint(seq, 10)
-		if _, err := b.js.PublishMsg(ctx, &nats.Msg{Subject: subject, Header: hdr, Data: m.Data},
-			jetstream.WithMsgID(id), jetstream.WithExpectStream(stream)); err != nil {
-			return moved, fmt.Errorf("moving message %d of stream %q to %q: %w", seq, b.streamName(name), stream, err)
-		}
-		if err := st.DeleteMsg(ctx, seq); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
-			return moved, fmt.Errorf("deleting message %d of stream %q: %w", seq, b.streamName(name), err)
+		if err := b.move(ctx, st, m, strings.TrimPrefix(m.Subject, prefix), into); err != nil {
+			return moved, err
 		}
 		moved++
+		seq = m.Sequence + 1
 	}
-	if err := b.js.DeleteStream(ctx, b.streamName(name)); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
-		return moved, fmt.Errorf("deleting stream %q: %w", b.streamName(name), err)
+	if err := st.DeleteConsumer(ctx, b.durable(name)); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return moved, fmt.Errorf("deleting consumer %q: %w", b.durable(name), err)
+	}
+	left, err := b.Queues(ctx)
+	if err != nil || len(left) > 0 {
+		return moved, err
+	}
+	if err := b.js.DeleteStream(ctx, b.splitStream()); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
+		return moved, fmt.Errorf("deleting stream %q: %w", b.splitStream(), err)
 	}
 	return moved, nil
+}
+
+// move publishes m (whose original subject is subject) to queue into, or
+// to the original stream when into is "", and deletes it.
+func (b *Broker) move(ctx context.Context, st jetstream.Stream, m *jetstream.RawStreamMsg, subject, into string) error {
+	stream := b.cfg.Stream
+	if into != "" {
+		subject, stream = b.prefix(into)+"."+subject, b.splitStream()
+	}
+	id := "remocal-drain:" + b.splitStream() + ":" + strconv.FormatUint(m.Sequence, 10)
+	if _, err := b.js.PublishMsg(ctx, &nats.Msg{Subject: subject, Header: cloneHeader(m.Header), Data: m.Data},
+		jetstream.WithMsgID(id), jetstream.WithExpectStream(stream)); err != nil {
+		return fmt.Errorf("moving message %d of stream %q to %q: %w", m.Sequence, b.splitStream(), stream, err)
+	}
+	if err := st.DeleteMsg(ctx, m.Sequence); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
+		return fmt.Errorf("deleting message %d of stream %q: %w", m.Sequence, b.splitStream(), err)
+	}
+	return nil
 }
 
 func cloneHeader(h nats.Header) nats.Header {
@@ -195,10 +222,17 @@ func cloneHeader(h nats.Header) nats.Header {
 	return out
 }
 
-// Queues implements queuesplit.Broker.
+// Queues implements queuesplit.Broker: one durable per queue.
 func (b *Broker) Queues(ctx context.Context) ([]string, error) {
-	prefix := b.streamName("")
-	names := b.js.StreamNames(ctx)
+	st, err := b.js.Stream(ctx, b.splitStream())
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("stream %q: %w", b.splitStream(), err)
+	}
+	prefix := b.durable("")
+	names := st.ConsumerNames(ctx)
 	var out []string
 	for n := range names.Name() {
 		if strings.HasPrefix(n, prefix) {
@@ -206,7 +240,7 @@ func (b *Broker) Queues(ctx context.Context) ([]string, error) {
 		}
 	}
 	if err := names.Err(); err != nil {
-		return nil, fmt.Errorf("listing streams: %w", err)
+		return nil, fmt.Errorf("listing the consumers of stream %q: %w", b.splitStream(), err)
 	}
 	return out, nil
 }
@@ -251,20 +285,37 @@ func (s *source) Fetch(ctx context.Context, max int, wait time.Duration) ([]*que
 }
 
 // Deliver implements queuesplit.Source: every publish of the batch is
-// acknowledged by its stream before any source message is acknowledged.
+// acknowledged by the split stream before any source message is
+// acknowledged.
 func (s *source) Deliver(ctx context.Context, batch []queuesplit.Delivery) error {
+	if err := s.publish(ctx, batch); err != nil {
+		return err
+	}
+	return s.ack(ctx, batch)
+}
+
+func (s *source) publish(ctx context.Context, batch []queuesplit.Delivery) error {
 	var futures []jetstream.PubAckFuture
-	for _, d := range batch {
+	send := func(d queuesplit.Delivery, queue, id string) error {
 		m := d.Msg.Handle.(jetstream.Msg)
+		f, err := s.b.js.PublishMsgAsync(&nats.Msg{
+			Subject: s.b.prefix(queue) + "." + m.Subject(), Header: cloneHeader(m.Headers()), Data: m.Data(),
+		}, jetstream.WithMsgID(id), jetstream.WithExpectStream(s.b.splitStream()))
+		if err != nil {
+			return fmt.Errorf("publishing message %s to %s: %w", d.Msg.ID, queue, err)
+		}
+		futures = append(futures, f)
+		return nil
+	}
+	for _, d := range batch {
 		id := s.b.cfg.Stream + ":" + d.Msg.ID
-		for _, q := range d.To {
-			f, err := s.b.js.PublishMsgAsync(&nats.Msg{
-				Subject: s.b.prefix(q) + "." + m.Subject(), Header: cloneHeader(m.Headers()), Data: m.Data(),
-			}, jetstream.WithMsgID(id), jetstream.WithExpectStream(s.b.streamName(q)))
-			if err != nil {
-				return fmt.Errorf("publishing message %s to %s: %w", d.Msg.ID, q, err)
+		if err := send(d, d.Owner, id); err != nil {
+			return err
+		}
+		for _, q := range d.Copies {
+			if err := send(d, q, id+":copy:"+q); err != nil {
+				return err
 			}
-			futures = append(futures, f)
 		}
 	}
 	for _, f := range futures {
@@ -276,8 +327,13 @@ func (s *source) Deliver(ctx context.Context, batch []queuesplit.Delivery) error
 			return ctx.Err()
 		}
 	}
-	// Acknowledgements travel in order on one connection: confirming the
-	// last one confirms that the server has processed them all.
+	return nil
+}
+
+// ack acknowledges the batch's messages. Acknowledgements travel in order
+// on one connection: confirming the last one confirms that the server has
+// processed them all.
+func (s *source) ack(ctx context.Context, batch []queuesplit.Delivery) error {
 	for i, d := range batch {
 		m := d.Msg.Handle.(jetstream.Msg)
 		if i < len(batch)-1 {

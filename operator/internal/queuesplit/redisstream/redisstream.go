@@ -238,8 +238,9 @@ func (s *source) Deliver(ctx context.Context, batch []queuesplit.Delivery) error
 	index := map[string]int{}
 	args := []any{s.b.cfg.Group}
 	for _, d := range batch {
-		args = append(args, d.Msg.ID, len(d.To))
-		for _, q := range d.To {
+		to := append([]string{d.Owner}, d.Copies...)
+		args = append(args, d.Msg.ID, len(to))
+		for _, q := range to {
 			i, ok := index[q]
 			if !ok {
 				keys = append(keys, s.b.key(q))

@@ -168,5 +168,5 @@ func TestSteal(t *testing.T) {
 }
 
 func TestMirror(t *testing.T) {
-	splittest.Mirror(t, start(t), poll.Until, 10*time.Second)
+	splittest.Mirror(t, start(t), poll.Until, 10*time.Second, true)
 }

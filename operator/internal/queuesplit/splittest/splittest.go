@@ -310,6 +310,7 @@ func Steal(t *testing.T, h Harness, until Until, settle time.Duration, ordered b
 	// session must move it to the deployed consumer.
 	p.awaitPublished(t, until, 3200)
 	alice.stop(t)
+	t.Logf("DEBUG alice stopped at published %d, alice has %d, routed %d", p.published.Load(), l.count("alice"), rt.r.Routed())
 	// The deployed consumer's rollout starts: its queue fills until the
 	// drain at the end moves it into the original.
 	p.awaitPublished(t, until, 3600)
@@ -327,6 +328,7 @@ func Steal(t *testing.T, h Harness, until Until, settle time.Duration, ordered b
 	}); err != nil {
 		t.Fatal(err)
 	}
+	t.Logf("DEBUG before remove alice: alice has %d, routed %d stats %v", l.count("alice"), rt.r.Routed(), rt.r.SessionStats())
 	movedAlice, err := rt.r.RemoveSession(t.Context(), "alice")
 	if err != nil {
 		t.Fatal(err)
@@ -362,8 +364,9 @@ func Steal(t *testing.T, h Harness, until Until, settle time.Duration, ordered b
 
 // Mirror runs the mirror scenario: alice gets a copy of each tenant=a
 // message, the deployed consumer still gets every message once, across
-// a router crash.
-func Mirror(t *testing.T, h Harness, until Until, settle time.Duration) {
+// a router crash. ordered checks that alice's copies keep their order
+// (where the broker redelivers in order after a crash).
+func Mirror(t *testing.T, h Harness, until Until, settle time.Duration, ordered bool) {
 	const n = 2000
 	before, err := h.State(t.Context())
 	if err != nil {
@@ -422,7 +425,9 @@ func Mirror(t *testing.T, h Harness, until Until, settle time.Duration) {
 	if got := alice.count("alice"); got != want {
 		t.Errorf("alice received %d copies, want %d (every tenant=a message)", got, want)
 	}
-	checkOrdered(t, "alice", alice.by["alice"])
+	if ordered {
+		checkOrdered(t, "alice", alice.by["alice"])
+	}
 	checkState(t, h, before)
 }
 
