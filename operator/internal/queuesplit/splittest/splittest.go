@@ -155,18 +155,34 @@ func (rt *router) kill(t testing.TB) {
 	}
 }
 
-// producer publishes numbered messages at a steady pace until n.
+// producer publishes numbered messages at a steady pace until n, never
+// more than the test allows, so that the test's steps (a session added,
+// a router killed) happen at known points while it keeps publishing.
 type producer struct {
 	published atomic.Int64
+	limit     atomic.Int64
+	wake      chan struct{}
 	done      chan error
 }
 
+// ahead is how far the producer may run past the point a test waits for.
+const ahead = 200
+
 func startProducer(ctx context.Context, h Harness, n int, every time.Duration) *producer {
-	p := &producer{done: make(chan error, 1)}
+	p := &producer{done: make(chan error, 1), wake: make(chan struct{}, 1)}
+	p.limit.Store(ahead)
 	go func() {
 		tick := time.NewTicker(every)
 		defer tick.Stop()
 		for i := 1; i <= n; i++ {
+			for int64(i) > p.limit.Load() {
+				select {
+				case <-ctx.Done():
+					p.done <- ctx.Err()
+					return
+				case <-p.wake:
+				}
+			}
 			if err := h.Publish(ctx, i, tenantOf(i), nil); err != nil {
 				p.done <- fmt.Errorf("publishing %d: %w", i, err)
 				return
@@ -186,10 +202,24 @@ func startProducer(ctx context.Context, h Harness, n int, every time.Duration) *
 	return p
 }
 
+// allow lets the producer publish up to n.
+func (p *producer) allow(n int) {
+	if int64(n) > p.limit.Load() {
+		p.limit.Store(int64(n))
+		select {
+		case p.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
 func tenantOf(i int) string { return string(rune('a' + i%3)) }
 
+// awaitPublished lets the producer run to n and a little further, and
+// waits until it has published n.
 func (p *producer) awaitPublished(t testing.TB, until Until, n int) {
 	t.Helper()
+	p.allow(n + ahead)
 	if err := until(t.Context(), 60*time.Second, func() error {
 		if got := p.published.Load(); got < int64(n) {
 			return fmt.Errorf("%d of %d published", got, n)
@@ -282,7 +312,6 @@ func Steal(t *testing.T, h Harness, until Until, settle time.Duration, ordered b
 	// Crashes: the router's context cancelled wherever it is, and a new
 	// router (a restarted operator) resumes from the broker's state
 	// with the sessions the operator knows.
-	var lastStart int64
 	for at := 1400; at <= 2200; at += 40 {
 		p.awaitPublished(t, until, at)
 		rt.kill(t)
@@ -292,7 +321,6 @@ func Steal(t *testing.T, h Harness, until Until, settle time.Duration, ordered b
 		}
 		addSession(t, r, "alice", split(qs.ModeSteal, "a"))
 		addSession(t, r, "bob", split(qs.ModeSteal, "b"))
-		lastStart = p.published.Load()
 		rt = runRouter(t, r)
 	}
 
@@ -310,25 +338,27 @@ func Steal(t *testing.T, h Harness, until Until, settle time.Duration, ordered b
 	// session must move it to the deployed consumer.
 	p.awaitPublished(t, until, 3200)
 	alice.stop(t)
-	t.Logf("DEBUG alice stopped at published %d, alice has %d, routed %d", p.published.Load(), l.count("alice"), rt.r.Routed())
+	aliceStopped := rt.r.SessionStats()["alice"]
 	// The deployed consumer's rollout starts: its queue fills until the
 	// drain at the end moves it into the original.
 	p.awaitPublished(t, until, 3600)
 	deployed.stop(t)
+	deployedStopped := rt.r.SessionStats()[""]
+	p.allow(n)
 	if err := <-p.done; err != nil {
 		t.Fatal(err)
 	}
-	// Let the router route everything before the sessions end, so the
-	// drains have something to move.
+	// The queues of stopped consumers fill, so the drains have
+	// something to move.
 	if err := until(t.Context(), 60*time.Second, func() error {
-		if got := rt.r.Routed(); got < uint64(n-lastStart) {
-			return fmt.Errorf("%d routed", got)
+		st := rt.r.SessionStats()
+		if st["alice"] < aliceStopped+10 || st[""] < deployedStopped+10 {
+			return fmt.Errorf("routed to alice %d and to the deployed consumer %d since they stopped", st["alice"]-aliceStopped, st[""]-deployedStopped)
 		}
 		return nil
 	}); err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("DEBUG before remove alice: alice has %d, routed %d stats %v", l.count("alice"), rt.r.Routed(), rt.r.SessionStats())
 	movedAlice, err := rt.r.RemoveSession(t.Context(), "alice")
 	if err != nil {
 		t.Fatal(err)
@@ -393,6 +423,7 @@ func Mirror(t *testing.T, h Harness, until Until, settle time.Duration, ordered 
 	p := startProducer(t.Context(), h, n, 2*time.Millisecond)
 	p.awaitPublished(t, until, 1000)
 	rt.kill(t)
+	p.allow(n)
 	r, err := queuesplit.New(t.Context(), h.Broker(t), queuesplit.Options{Batch: 50, Wait: 100 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
