@@ -31,6 +31,9 @@ type Options struct {
 	// larger body matches no body filter and is counted as Oversized.
 	MaxBodyBytes int
 	Logger       *slog.Logger
+	// Delivered, if set, is called after each delivered batch with the
+	// router's total (metrics; the benchmark's clock).
+	Delivered func(total uint64)
 }
 
 func (o *Options) defaults() {
@@ -241,7 +244,10 @@ func (r *Router) step(ctx context.Context, src Source) error {
 	for _, c := range counters {
 		c.Delivered.Add(1)
 	}
-	r.routed.Add(uint64(len(batch)))
+	total := r.routed.Add(uint64(len(batch)))
+	if r.opts.Delivered != nil {
+		r.opts.Delivered(total)
+	}
 	return nil
 }
 

@@ -257,14 +257,31 @@ type source struct {
 	c jetstream.Consumer
 }
 
-// Fetch implements queuesplit.Source.
+// Fetch implements queuesplit.Source. A pull request for max messages
+// waits until it has them all or expires, which would hold a lone message
+// for the whole wait: so it takes what is there without waiting, and
+// only when nothing is waits for one message.
 func (s *source) Fetch(ctx context.Context, max int, wait time.Duration) ([]*queuesplit.Message, error) {
-	fctx, cancel := context.WithTimeout(ctx, wait)
-	defer cancel()
-	batch, err := s.c.Fetch(max, jetstream.FetchContext(fctx))
+	batch, err := s.c.FetchNoWait(max)
 	if err != nil {
 		return nil, fmt.Errorf("pulling from consumer %q: %w", s.b.cfg.Durable, err)
 	}
+	msgs, err := s.collect(ctx, batch)
+	if err != nil || len(msgs) > 0 {
+		return msgs, err
+	}
+	fctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	if batch, err = s.c.Fetch(1, jetstream.FetchContext(fctx)); err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, fmt.Errorf("pulling from consumer %q: %w", s.b.cfg.Durable, err)
+	}
+	return s.collect(ctx, batch)
+}
+
+func (s *source) collect(ctx context.Context, batch jetstream.MessageBatch) ([]*queuesplit.Message, error) {
 	var msgs []*queuesplit.Message
 	for m := range batch.Messages() {
 		meta, err := m.Metadata()
@@ -275,7 +292,7 @@ func (s *source) Fetch(ctx context.Context, max int, wait time.Duration) ([]*que
 			ID: strconv.FormatUint(meta.Sequence.Stream, 10), Headers: m.Headers(), Body: m.Data(), Handle: m,
 		})
 	}
-	if err := batch.Error(); err != nil && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, nats.ErrTimeout) {
+	if err := batch.Error(); err != nil && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, jetstream.ErrNoMessages) {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}

@@ -170,3 +170,8 @@ func TestSteal(t *testing.T) {
 func TestMirror(t *testing.T) {
 	splittest.Mirror(t, start(t), poll.Until, 10*time.Second, true)
 }
+
+// BenchmarkRouting: go test -run '^$' -bench Routing -benchtime 1x -count 3
+func BenchmarkRouting(b *testing.B) {
+	splittest.Bench(b, start(b), 20000, 1000)
+}
