@@ -3,6 +3,7 @@ package splittest
 import (
 	"net"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"syscall"
 	"testing"
@@ -29,6 +30,15 @@ func FreePort(t testing.TB) int {
 func StartServer(t testing.TB, name string, args ...string) {
 	t.Helper()
 	path, err := exec.LookPath(name)
+	if err != nil {
+		// Debian puts servers in /usr/sbin, which a non-login PATH may lack.
+		for _, d := range []string{"/usr/sbin", "/usr/bin", "/usr/local/bin"} {
+			if p := filepath.Join(d, name); exec.Command(p, "--version").Run() == nil {
+				path, err = p, nil
+				break
+			}
+		}
+	}
 	if err != nil {
 		t.Fatalf("%s is needed: %v (apt-get install %s, or make deps)", name, err, name)
 	}
