@@ -83,23 +83,43 @@ func (s Split) QueueKey() string {
 // the field it is about.
 func (s Split) Validate() error {
 	var errs []error
-	if err := checkName(s.Consumer); err != nil {
-		errs = append(errs, fmt.Errorf("consumer: %w", err))
-	}
-	if s.Queue != "" {
-		if err := checkName(s.Queue); err != nil {
-			errs = append(errs, fmt.Errorf("queue: %w", err))
-		}
-	}
-	if s.Mode != "" && !s.Mode.Valid() {
-		errs = append(errs, fmt.Errorf(`mode: got %q, expected "steal" or "mirror"`, s.Mode))
-	}
-	if s.Filter != nil {
-		if err := s.Filter.Validate(); err != nil {
-			errs = append(errs, fmt.Errorf("filter: %w", err))
-		}
+	for _, p := range s.Problems() {
+		errs = append(errs, p)
 	}
 	return errors.Join(errs...)
+}
+
+// Problem is one thing wrong with a split, at a field: Field holds the
+// keys from the split down ("filter", "headers", "tenant").
+type Problem struct {
+	Field   []string
+	Message string
+}
+
+func (p Problem) Error() string { return strings.Join(p.Field, ".") + ": " + p.Message }
+
+// Problems lists what is wrong with the split, each at its field, for
+// callers that report positions (the configuration file's checks).
+func (s Split) Problems() []Problem {
+	var ps []Problem
+	add := func(err error, field ...string) {
+		if err != nil {
+			ps = append(ps, Problem{Field: field, Message: err.Error()})
+		}
+	}
+	add(checkName(s.Consumer), "consumer")
+	if s.Queue != "" {
+		add(checkName(s.Queue), "queue")
+	}
+	if s.Mode != "" && !s.Mode.Valid() {
+		add(fmt.Errorf(`got %q, expected "steal" or "mirror"`, s.Mode), "mode")
+	}
+	if s.Filter != nil {
+		for _, p := range s.Filter.problems() {
+			ps = append(ps, Problem{Field: append([]string{"filter"}, p.Field...), Message: p.Message})
+		}
+	}
+	return ps
 }
 
 // checkName accepts a Kubernetes object name (a DNS-1123 subdomain).
@@ -135,27 +155,38 @@ type Filter struct {
 // Validate checks that the filter selects on something and that every
 // name, path and pattern is well formed.
 func (f *Filter) Validate() error {
-	if len(f.Headers) == 0 && len(f.Body) == 0 {
-		return errors.New("a filter needs headers or body (or both); omit the filter to take every message")
-	}
 	var errs []error
+	for _, p := range f.problems() {
+		errs = append(errs, errors.New(p.Message))
+	}
+	return errors.Join(errs...)
+}
+
+func (f *Filter) problems() []Problem {
+	if len(f.Headers) == 0 && len(f.Body) == 0 {
+		return []Problem{{Message: "a filter needs headers or body (or both); omit the filter to take every message"}}
+	}
+	var ps []Problem
+	add := func(err error, field ...string) {
+		ps = append(ps, Problem{Field: field, Message: err.Error()})
+	}
 	for _, name := range slices.Sorted(maps.Keys(f.Headers)) {
 		if name == "" || strings.ContainsAny(name, " :\r\n\t") {
-			errs = append(errs, fmt.Errorf("header name %q is not valid: no spaces, colons or control characters", name))
+			add(fmt.Errorf("header name %q is not valid: no spaces, colons or control characters", name), "headers", name)
 		}
 		if _, err := compileAnchored(f.Headers[name]); err != nil {
-			errs = append(errs, fmt.Errorf("header %q: pattern %q: %w", name, f.Headers[name], err))
+			add(fmt.Errorf("header %q: pattern %q: %w", name, f.Headers[name], err), "headers", name)
 		}
 	}
 	for _, path := range slices.Sorted(maps.Keys(f.Body)) {
 		if _, err := ParseJSONPath(path); err != nil {
-			errs = append(errs, fmt.Errorf("body path %q: %w", path, err))
+			add(fmt.Errorf("body path %q: %w", path, err), "body", path)
 		}
 		if _, err := compileAnchored(f.Body[path]); err != nil {
-			errs = append(errs, fmt.Errorf("body path %q: pattern %q: %w", path, f.Body[path], err))
+			add(fmt.Errorf("body path %q: pattern %q: %w", path, f.Body[path], err), "body", path)
 		}
 	}
-	return errors.Join(errs...)
+	return ps
 }
 
 // String renders the filter for humans, in a stable order.
