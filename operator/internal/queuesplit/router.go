@@ -173,11 +173,12 @@ func (r *Router) RemoveSession(ctx context.Context, id string) (int, error) {
 		r.sessions = slices.Delete(r.sessions, i, i+1)
 	}
 	r.mu.Unlock()
-	// Wait for a batch routed with the old table to be delivered, so
-	// nothing reaches the queue after it is drained.
+	// Hold off routing while the queue drains: a batch routed with the
+	// old table is delivered before the lock is ours, and nothing
+	// reaches the queue while it is drained.
 	r.routeMu.Lock()
-	r.routeMu.Unlock() //nolint:staticcheck // an empty critical section: a barrier
 	n, err := r.broker.Drain(ctx, SessionQueue(id), DeployedQueue)
+	r.routeMu.Unlock()
 	if err != nil {
 		return n, fmt.Errorf("moving the messages of session %s back to the deployed consumer: %w", id, err)
 	}

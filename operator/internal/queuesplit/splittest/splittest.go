@@ -83,16 +83,6 @@ func (l *ledger) distinct() int {
 	return len(l.got)
 }
 
-func (l *ledger) total() int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	n := 0
-	for _, c := range l.got {
-		n += len(c)
-	}
-	return n
-}
-
 // consumer is a running Consume, stopped and restarted on another env
 // the way a rollout moves the workload.
 type consumer struct {
