@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -20,7 +21,12 @@ import (
 	"github.com/remocal/remocal/test/poll"
 )
 
-func TestMain(m *testing.M) { envtest.Main(m) }
+func TestMain(m *testing.M) {
+	if spec := os.Getenv(splittest.RouterEnv); spec != "" {
+		os.Exit(splittest.RouterProcess(spec, openBroker))
+	}
+	envtest.Main(m)
+}
 
 const (
 	stream  = "ORDERS"
@@ -78,6 +84,8 @@ func (h *harness) conn(t testing.TB) *nats.Conn {
 	t.Cleanup(nc.Close)
 	return nc
 }
+
+func (h *harness) Addr() string { return h.url }
 
 func (h *harness) Broker(t testing.TB) queuesplit.Broker {
 	b, err := qsjs.New(h.conn(t), qsjs.Config{Stream: stream, Durable: durable, Subject: "orders.>"})
@@ -217,4 +225,13 @@ func TestMirror(t *testing.T) {
 // BenchmarkRouting: go test -run '^$' -bench Routing -benchtime 1x -count 3
 func BenchmarkRouting(b *testing.B) {
 	splittest.Bench(b, start(b), 20000, 1000)
+}
+
+// openBroker is the broker of a router process (splittest.RouterProcess).
+func openBroker(url string) (queuesplit.Broker, error) {
+	nc, err := nats.Connect(url)
+	if err != nil {
+		return nil, err
+	}
+	return qsjs.New(nc, qsjs.Config{Stream: stream, Durable: durable, Subject: "orders.>"})
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"sort"
 	"strings"
 	"testing"
@@ -19,7 +20,12 @@ import (
 	"github.com/remocal/remocal/test/poll"
 )
 
-func TestMain(m *testing.M) { envtest.Main(m) }
+func TestMain(m *testing.M) {
+	if spec := os.Getenv(splittest.RouterEnv); spec != "" {
+		os.Exit(splittest.RouterProcess(spec, openBroker))
+	}
+	envtest.Main(m)
+}
 
 const (
 	stream = "orders"
@@ -58,6 +64,8 @@ func (h *harness) client(t testing.TB) *redis.Client {
 	t.Cleanup(func() { _ = c.Close() })
 	return c
 }
+
+func (h *harness) Addr() string { return h.addr }
 
 func (h *harness) Broker(t testing.TB) queuesplit.Broker {
 	b, err := redisstream.New(h.client(t), redisstream.Config{Stream: stream, Group: group})
@@ -174,4 +182,9 @@ func TestMirror(t *testing.T) {
 // BenchmarkRouting: go test -run '^$' -bench Routing -benchtime 1x -count 3
 func BenchmarkRouting(b *testing.B) {
 	splittest.Bench(b, start(b), 20000, 1000)
+}
+
+// openBroker is the broker of a router process (splittest.RouterProcess).
+func openBroker(addr string) (queuesplit.Broker, error) {
+	return redisstream.New(redis.NewClient(&redis.Options{Addr: addr}), redisstream.Config{Stream: stream, Group: group})
 }

@@ -38,6 +38,9 @@ type Harness interface {
 	// State describes the broker's queues and groups, to compare before
 	// and after a split.
 	State(ctx context.Context) (string, error)
+	// Addr is the broker's address, for a router in another process
+	// (RouterProcess).
+	Addr() string
 }
 
 // Received is one message as a consumer saw it.
@@ -270,7 +273,7 @@ func settleAndDrain(t testing.TB, h Harness, rt *router, deployed **consumer, re
 
 // Steal runs the steal scenario (docs/queues.md): every message exactly
 // once at the right consumer, sessions coming and going, 21 router
-// crashes, drains of a session's queue and of the deployed consumer's.
+// crashes (7 of them a SIGKILLed router process), drains of a session's queue and of the deployed consumer's.
 // settle bounds Router.Settle (longer than the consumer's AckWait).
 func Steal(t *testing.T, h Harness, until Until, settle time.Duration, ordered bool) {
 	const n = 4000
@@ -299,18 +302,29 @@ func Steal(t *testing.T, h Harness, until Until, settle time.Duration, ordered b
 		t.Errorf("carol stealing tenant=a as alice does: got %v, want a ConflictError", err)
 	}
 
-	// Crashes: the router's context cancelled wherever it is, and a new
-	// router (a restarted operator) resumes from the broker's state
-	// with the sessions the operator knows.
-	for at := 1400; at <= 2200; at += 40 {
+	// Crashes: the router's context cancelled wherever it is, or (every
+	// third time) its process SIGKILLed; a new router (a restarted
+	// operator) resumes from the broker's state with the sessions the
+	// operator knows.
+	stealers := map[string]qs.Split{"alice": split(qs.ModeSteal, "a"), "bob": split(qs.ModeSteal, "b")}
+	var proc *routerProc
+	for i, at := 0, 1400; at <= 2200; i, at = i+1, at+40 {
 		p.awaitPublished(t, until, at)
 		rt.kill(t)
+		if proc != nil {
+			proc.kill(t)
+			proc = nil
+		}
+		if i%3 == 1 && at < 2200 {
+			proc = startRouterProcess(t, h, stealers)
+			continue
+		}
 		r, err := queuesplit.New(t.Context(), h.Broker(t), queuesplit.Options{Batch: 50, Wait: 100 * time.Millisecond})
 		if err != nil {
 			t.Fatal(err)
 		}
-		addSession(t, r, "alice", split(qs.ModeSteal, "a"))
-		addSession(t, r, "bob", split(qs.ModeSteal, "b"))
+		addSession(t, r, "alice", stealers["alice"])
+		addSession(t, r, "bob", stealers["bob"])
 		rt = runRouter(t, r)
 	}
 
