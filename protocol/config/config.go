@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/remocal/remocal/protocol/glob"
+	"github.com/remocal/remocal/protocol/queuesplit"
 	"github.com/remocal/remocal/protocol/wire"
 )
 
@@ -40,6 +41,9 @@ type Config struct {
 	// Operator says whether Kubernetes targets are reached through the
 	// operator.
 	Operator OperatorMode `json:"operator,omitempty"`
+	// QueueSplits ask the operator for the messages of shared queues
+	// that match a filter (protocol/queuesplit, docs/queues.md).
+	QueueSplits []queuesplit.Split `json:"queueSplits,omitempty"`
 }
 
 // OperatorMode says whether Kubernetes targets are reached through the
@@ -377,6 +381,12 @@ func (c *Config) clone() *Config {
 	d.Network.DNS.Filter = cloneFilter(d.Network.DNS.Filter)
 	d.Processes.Local = slices.Clone(c.Processes.Local)
 	d.Hostname = clonePtr(c.Hostname)
+	if c.QueueSplits != nil {
+		d.QueueSplits = make([]queuesplit.Split, len(c.QueueSplits))
+		for i, sp := range c.QueueSplits {
+			d.QueueSplits[i] = sp.Clone()
+		}
+	}
 	return &d
 }
 
@@ -463,6 +473,29 @@ func (c *Config) problems(inFile bool) []Problem {
 	if c.Operator != "" {
 		_, err := ParseOperatorMode(string(c.Operator))
 		add("$.operator", err)
+	}
+	return append(ps, queueSplitProblems(c.QueueSplits)...)
+}
+
+// queueSplitProblems applies protocol/queuesplit's checks, each problem
+// at its own path, and refuses two splits of one queue.
+func queueSplitProblems(splits []queuesplit.Split) []Problem {
+	var ps []Problem
+	seen := map[string]int{}
+	for i, s := range splits {
+		at := indexPath("$.queueSplits", i)
+		for _, p := range s.Problems() {
+			path := at
+			for _, k := range p.Field {
+				path = keyPath(path, k)
+			}
+			ps = append(ps, Problem{Path: path, Message: p.Message})
+		}
+		if j, dup := seen[s.QueueKey()]; dup && s.Consumer != "" {
+			ps = append(ps, Problem{Path: at, Message: fmt.Sprintf("queue %q is already split at index %d; a session splits each queue once, so merge the two", s.QueueKey(), j)})
+		} else {
+			seen[s.QueueKey()] = i
+		}
 	}
 	return ps
 }

@@ -125,7 +125,7 @@ func TestProblemPositions(t *testing.T) {
 	}
 	want := []Problem{
 		{Path: "$.fs.mode", Line: 3, Column: 18, Message: `got "x", expected one of "read", "local"`},
-		{Path: "$.bogus", Line: 4, Column: 2, Message: `unknown key "bogus"; expected one of "$schema", "agent", "env", "fs", "hostname", "kubernetes", "network", "operator", "processes", "target"`},
+		{Path: "$.bogus", Line: 4, Column: 2, Message: `unknown key "bogus"; expected one of "$schema", "agent", "env", "fs", "hostname", "kubernetes", "network", "operator", "processes", "queueSplits", "target"`},
 	}
 	if diff := cmp.Diff(want, cerr.Problems); diff != "" {
 		t.Errorf("problems (-want +got):\n%s", diff)

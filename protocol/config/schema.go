@@ -163,6 +163,8 @@ func (cs *compiledSchema) explain(doc any, ve *jsonschema.ValidationError) ([]fi
 			msg = cs.leafMessage(leaves[0], keyName(k.Property))
 		}
 		return []finding{{Problem: Problem{Path: keyPath(path, k.Property), Message: msg}, atKey: true}}, func() { delete(obj, k.Property) }
+	case *kind.Required:
+		return one(fmt.Sprintf("missing %s; add it (see the schema's description of this object)", strings.Join(quoteAll(k.Missing), " and ")))
 	case *kind.UniqueItems:
 		i, j := k.Duplicates[0], k.Duplicates[1]
 		arr, _ := got.([]any)

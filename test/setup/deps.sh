@@ -10,6 +10,8 @@ have() { command -v "$1" >/dev/null 2>&1; }
 have ip || need_pkgs+=(iproute2)
 have dnsmasq || [ -x /usr/sbin/dnsmasq ] || need_pkgs+=(dnsmasq-base)
 have redis-server || need_pkgs+=(redis-server)
+# The queue-splitting tests run NATS JetStream (operator/internal/queuesplit).
+[ -x /usr/sbin/nats-server ] || have nats-server || need_pkgs+=(nats-server)
 have unshare || need_pkgs+=(util-linux)
 have gcc || need_pkgs+=(gcc libc6-dev)
 have curl || need_pkgs+=(curl)
@@ -53,6 +55,9 @@ if [ ${#need_pkgs[@]} -gt 0 ]; then
   # start their own inside network namespaces and do not need it.
   if [[ " ${need_pkgs[*]} " == *" redis-server "* ]] && have systemctl; then
     systemctl disable --now redis-server >/dev/null 2>&1 || true
+  fi
+  if [[ " ${need_pkgs[*]} " == *" nats-server "* ]] && have systemctl; then
+    systemctl disable --now nats-server >/dev/null 2>&1 || true
   fi
 fi
 

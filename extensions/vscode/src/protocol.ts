@@ -362,3 +362,42 @@ export const checkNull: Check<null> = (v, ctx) => {
   }
   throw new DecodeError(ctx.path, `expected null, got ${JSON.stringify(v)}`);
 };
+
+// ---- queue splits (protocol/queuesplit in Go): the "queueSplits" of .remocal/config.json and
+// the RemocalQueueConsumer custom resource. Nothing shows them yet; typed so that the golden
+// vectors keep both sides in agreement.
+
+export type QueueSplitMode = 'mirror' | 'steal';
+export interface QueueFilter { headers?: Record<string, string>; body?: Record<string, string> }
+export const checkQueueFilter: Check<QueueFilter> = obj<QueueFilter>({ headers: opt(record(str)), body: opt(record(str)) });
+export interface QueueSplit { consumer: string; queue?: string; mode?: QueueSplitMode; filter?: QueueFilter }
+export const checkQueueSplit: Check<QueueSplit> = obj<QueueSplit>({
+  consumer: str, queue: opt(str), mode: opt(literal('mirror', 'steal')), filter: opt(checkQueueFilter),
+});
+
+export interface QueueObjectMeta { name?: string; namespace?: string; resourceVersion?: string }
+const checkQueueObjectMeta: Check<QueueObjectMeta> = obj<QueueObjectMeta>({ name: opt(str), namespace: opt(str), resourceVersion: opt(str) });
+export interface QueueSecretRef { name: string; usernameKey?: string; passwordKey: string }
+export interface QueueBroker { kind: 'redis-streams' | 'nats-jetstream'; address: string; credentials?: QueueSecretRef; bodyField?: string }
+export interface QueueEnv { stream: string; group: string; subject?: string }
+export interface QueueDecl { name: string; broker: QueueBroker; env: QueueEnv }
+export interface QueueConsumerSpec { workload: { kind: string; name: string; container?: string }; queues: QueueDecl[] }
+export interface RemocalQueueConsumer { apiVersion: string; kind: string; metadata: QueueObjectMeta; spec: QueueConsumerSpec }
+export const checkRemocalQueueConsumer: Check<RemocalQueueConsumer> = obj<RemocalQueueConsumer>({
+  apiVersion: str, kind: str, metadata: checkQueueObjectMeta,
+  spec: obj<QueueConsumerSpec>({
+    workload: obj<QueueConsumerSpec['workload']>({ kind: str, name: str, container: opt(str) }),
+    queues: arr(obj<QueueDecl>({
+      name: str,
+      broker: obj<QueueBroker>({
+        kind: literal('redis-streams', 'nats-jetstream'), address: str, bodyField: opt(str),
+        credentials: opt(obj<QueueSecretRef>({ name: str, usernameKey: opt(str), passwordKey: str })),
+      }),
+      env: obj<QueueEnv>({ stream: str, group: str, subject: opt(str) }),
+    })),
+  }),
+});
+export interface RemocalQueueConsumerList { apiVersion: string; kind: string; metadata: QueueObjectMeta; items: RemocalQueueConsumer[] }
+export const checkRemocalQueueConsumerList: Check<RemocalQueueConsumerList> = obj<RemocalQueueConsumerList>({
+  apiVersion: str, kind: str, metadata: checkQueueObjectMeta, items: arr(checkRemocalQueueConsumer),
+});
