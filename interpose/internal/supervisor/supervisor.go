@@ -49,6 +49,10 @@ type Config struct {
 	// DNSNames, if set, splits queries to the target's nameserver by name
 	// between the target's DNS and this machine's resolver.
 	DNSNames *rules.DNSNames
+	// TargetNetwork, if set, makes sockets in the target's network
+	// namespace: outgoing TCP connections are then connected there and
+	// handed to the program instead of relayed (direct.go).
+	TargetNetwork TargetNetwork
 	// TransparentPID is a process whose own system calls are never
 	// intercepted, while its descendants are: a debugger that launches the
 	// program itself.

@@ -1,0 +1,174 @@
+package supervisor
+
+import (
+	"errors"
+	"net/netip"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/remocal/remocal/interpose/internal/seccomp"
+)
+
+// Outgoing TCP for local targets, without a relay: when the supervisor
+// can make sockets in the target's network namespace (Config.TargetNetwork:
+// the target is a process on this machine and remocal may enter its
+// namespace), it makes one there, gives it the options the program set on
+// its own socket, connects it to the destination, and installs it in the
+// program in place of the program's socket, under the same descriptor
+// number (SECCOMP_ADDFD_FLAG_SETFD, as dup2 would). The program then talks
+// to its destination through the kernel alone: no proxy, no yamux, no
+// agent. The connect(2) is answered as the kernel answers a connect that
+// completes at once: 0 for a blocking socket, EINPROGRESS for a
+// non-blocking one (whose poll then reports it writable and SO_ERROR 0 at
+// once), which is also what the relayed path answers; 0 would be allowed
+// too, but a program that only expects EINPROGRESS from a non-blocking TCP
+// connect (the kernel never returns 0 for one) would break on it.
+//
+// Addresses need no help: getpeername shows the destination and
+// getsockname the socket's address in the target, because that is what
+// the socket is.
+//
+// What cannot be reproduced falls back to the relay (see directFacts):
+// a socket bound before connect (its address belongs to this machine's
+// namespace), one registered in an epoll instance or held under a second
+// descriptor (those would keep the program's old socket), O_ASYNC, an
+// option the new socket refuses; DNS queries the session splits by name
+// (dns.go reads them) and an agent connection that is down (the relayed
+// path fails as documented then).
+
+// TargetNetwork runs work on a thread inside the target's network
+// namespace (netns.Thread).
+type TargetNetwork interface {
+	Do(fn func() error) error
+}
+
+// directSocket is what the program's socket says about the one to make.
+type directSocket struct {
+	family      int
+	nonblocking bool
+	cloexec     bool
+}
+
+// connectDirect connects the program's socket (fd, its copy) to dest
+// from the target's namespace. It reports false, with nothing answered,
+// when the connection must be relayed instead.
+func (p *proxy) connectDirect(c *call, fd int, dest netip.AddrPort) bool {
+	tn := p.s.cfg.TargetNetwork
+	if tn == nil || p.s.splitsDNS(dest) {
+		return false
+	}
+	select {
+	case <-p.s.agent().Done():
+		return false
+	default:
+	}
+	progFD := int(c.arg(0))
+	facts, why := directFacts(c.tid, progFD, fd)
+	switch {
+	case why == whyConnected:
+		c.cont() // connect again on a connected socket: the kernel says EISCONN
+		return true
+	case why != "":
+		p.s.log.Debug("outgoing connection relayed", "dest", dest, "reason", why)
+		return false
+	}
+	var nfd int
+	err := tn.Do(func() (err error) {
+		nfd, err = unix.Socket(facts.family, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, unix.IPPROTO_TCP)
+		return err
+	})
+	if err != nil {
+		p.s.log.Debug("outgoing connection relayed", "dest", dest, "reason", "no socket in the target", "err", err)
+		return false
+	}
+	defer unix.Close(nfd) // the program holds its own reference once installed
+	if why := copyOptions(fd, nfd, facts.family); why != "" {
+		p.s.log.Debug("outgoing connection relayed", "dest", dest, "reason", why)
+		return false
+	}
+	to := dest
+	if facts.family == unix.AF_INET6 {
+		to = netip.AddrPortFrom(netip.AddrFrom16(dest.Addr().As16()), dest.Port()) // IPv4-mapped
+	}
+	if err := connectWait(c, nfd, to); err != nil {
+		if !errors.Is(err, errCallerGone) {
+			p.s.log.Debug("outgoing connection refused in the target", "dest", dest, "err", err)
+			c.fail(errnoOf(err, unix.ECONNREFUSED))
+		}
+		return true
+	}
+	if !facts.nonblocking {
+		if err := setNonblock(nfd, false); err != nil {
+			return false
+		}
+	}
+	if !c.valid() {
+		return true
+	}
+	if err := c.l.ReplaceFD(c.n.ID, nfd, progFD, facts.cloexec); err != nil {
+		if errors.Is(err, seccomp.ErrGone) {
+			return true
+		}
+		p.s.log.Debug("outgoing connection relayed", "dest", dest, "reason", "installing the socket failed", "err", err)
+		return false
+	}
+	p.s.log.Debug("outgoing connection handed over connected in the target", "dest", dest)
+	p.s.stats.remote("connect")
+	p.s.stats.remote("connect-direct")
+	if facts.nonblocking {
+		c.fail(unix.EINPROGRESS)
+	} else {
+		c.ret(0)
+	}
+	return true
+}
+
+// connectWait connects a non-blocking socket and waits for the handshake
+// as long as the agent would (outgoingDialTimeout), giving up early when
+// the caller's call ended (a signal interrupted it, the thread died).
+func connectWait(c *call, fd int, to netip.AddrPort) error {
+	err := unix.Connect(fd, sockaddrOf(to))
+	if err == nil {
+		return nil
+	}
+	if !errors.Is(err, unix.EINPROGRESS) {
+		return err
+	}
+	const step = 500 * time.Millisecond
+	pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLOUT}}
+	for waited := time.Duration(0); waited < outgoingDialTimeout; waited += step {
+		pfd[0].Revents = 0
+		if _, err := unix.Poll(pfd, int(step.Milliseconds())); err != nil && !errors.Is(err, unix.EINTR) {
+			return err
+		}
+		if pfd[0].Revents != 0 {
+			soerr, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ERROR)
+			if err != nil {
+				return err
+			}
+			if soerr != 0 {
+				return unix.Errno(soerr)
+			}
+			return nil
+		}
+		if !c.valid() {
+			return errCallerGone
+		}
+	}
+	return unix.ETIMEDOUT
+}
+
+func setNonblock(fd int, on bool) error {
+	flags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0)
+	if err != nil {
+		return err
+	}
+	if on {
+		flags |= unix.O_NONBLOCK
+	} else {
+		flags &^= unix.O_NONBLOCK
+	}
+	_, err = unix.FcntlInt(uintptr(fd), unix.F_SETFL, flags)
+	return err
+}
