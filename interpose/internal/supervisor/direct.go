@@ -3,6 +3,8 @@ package supervisor
 import (
 	"errors"
 	"net/netip"
+	"os"
+	"strconv"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -106,6 +108,12 @@ func (p *proxy) connectDirect(c *call, fd int, dest netip.AddrPort) bool {
 	if !c.valid() {
 		return true
 	}
+	if !stillThere(c.tid, progFD, fd) {
+		// Another thread of the program closed the descriptor and the
+		// number now names something else: replacing it would close that.
+		p.s.log.Debug("outgoing connection relayed", "dest", dest, "reason", "the descriptor changed while connecting")
+		return false
+	}
 	if err := c.l.ReplaceFD(c.n.ID, nfd, progFD, facts.cloexec); err != nil {
 		if errors.Is(err, seccomp.ErrGone) {
 			return true
@@ -157,6 +165,13 @@ func connectWait(c *call, fd int, to netip.AddrPort) error {
 		}
 	}
 	return unix.ETIMEDOUT
+}
+
+// stillThere reports whether the program's descriptor progFD still names
+// the socket fd is a copy of.
+func stillThere(tid, progFD, fd int) bool {
+	link, err := os.Readlink("/proc/" + strconv.Itoa(tid) + "/fd/" + strconv.Itoa(progFD))
+	return err == nil && link == "socket:["+strconv.FormatUint(inode(fd), 10)+"]"
 }
 
 func setNonblock(fd int, on bool) error {
