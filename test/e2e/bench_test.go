@@ -154,6 +154,28 @@ func BenchmarkKeepAliveGET(b *testing.B) {
 	b.ReportMetric((median(sup)-median(direct))/1e3, "added-p50-µs")
 }
 
+// BenchmarkNewConnection times GETs on a new connection each to a server
+// in the peer pod, as BenchmarkKeepAliveGET does: what a connection costs
+// to set up through remocal exec (connect intercepted, a socket made in
+// the target and handed over) over the same program in the target's
+// namespace.
+func BenchmarkNewConnection(b *testing.B) {
+	env := envtest.New(b)
+	probe := built(b, "probe")
+	url := "http://" + serveOK(b, env, 9102) + "/"
+	arg := "bench-newconn=" + fmt.Sprint(max(b.N, 1000)) + "+" + url
+	var direct, sup []float64
+	b.ResetTimer()
+	for range 3 {
+		cmd := exec.Command("nsenter", fmt.Sprintf("--net=/proc/%d/ns/net", env.App.PID), probe, arg)
+		direct = append(direct, percentileMetrics(b, runOut(b, cmd), "newconn-ns")["p50"])
+		sup = append(sup, percentileMetrics(b, runOut(b, benchExec(b, env, probe, arg)), "newconn-ns")["p50"])
+	}
+	b.ReportMetric(median(direct)/1e3, "direct-p50-µs")
+	b.ReportMetric(median(sup)/1e3, "supervised-p50-µs")
+	b.ReportMetric((median(sup)-median(direct))/1e3, "added-p50-µs")
+}
+
 // serveOK serves "ok" over HTTP in the peer pod.
 func serveOK(b *testing.B, env *localenv.Env, port int) string {
 	ns, err := env.Peer.NS()
