@@ -56,8 +56,7 @@ type directSocket struct {
 // from the target's namespace. It reports false, with nothing answered,
 // when the connection must be relayed instead.
 func (p *proxy) connectDirect(c *call, fd int, dest netip.AddrPort) bool {
-	tn := p.s.cfg.TargetNetwork
-	if tn == nil || p.s.splitsDNS(dest) {
+	if p.s.sockets == nil || p.s.splitsDNS(dest) {
 		return false
 	}
 	select {
@@ -75,17 +74,13 @@ func (p *proxy) connectDirect(c *call, fd int, dest netip.AddrPort) bool {
 		p.s.log.Debug("outgoing connection relayed", "dest", dest, "reason", why)
 		return false
 	}
-	var nfd int
-	err := tn.Do(func() (err error) {
-		nfd, err = unix.Socket(facts.family, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, unix.IPPROTO_TCP)
-		return err
-	})
+	nfd, defaults, err := p.s.sockets.take(facts.family) // directpool.go
 	if err != nil {
 		p.s.log.Debug("outgoing connection relayed", "dest", dest, "reason", "no socket in the target", "err", err)
 		return false
 	}
 	defer unix.Close(nfd) // the program holds its own reference once installed
-	if why := copyOptions(fd, nfd, facts.family); why != "" {
+	if why := copyOptions(fd, nfd, facts.family, defaults); why != "" {
 		p.s.log.Debug("outgoing connection relayed", "dest", dest, "reason", why)
 		return false
 	}

@@ -53,38 +53,41 @@ func directFacts(tid, progFD, fd int) (directSocket, string) {
 // new socket cannot update everywhere: an epoll instance watching the
 // socket, or a second descriptor of it, would keep the old socket. It
 // also returns whether progFD is close-on-exec, a flag of the descriptor
-// (not of the socket) that only the table shows.
+// (not of the socket) that only the table shows. Links are read relative
+// to the directory's descriptor: each path through /proc costs a lookup.
 func scanDescriptors(tid, progFD int, ino uint64) (cloexec bool, why string) {
-	dir := "/proc/" + strconv.Itoa(tid) + "/fd/"
-	d, err := os.Open(dir)
+	base := "/proc/" + strconv.Itoa(tid)
+	dirfd, err := unix.Open(base+"/fd", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return false, "descriptor table unreadable"
 	}
+	d := os.NewFile(uintptr(dirfd), base+"/fd")
 	names, err := d.Readdirnames(-1)
-	d.Close()
+	defer d.Close()
 	if err != nil {
 		return false, "descriptor table unreadable"
 	}
 	self := strconv.Itoa(progFD)
 	sock := "socket:[" + strconv.FormatUint(ino, 10) + "]"
+	buf := make([]byte, 64)
 	for _, name := range names {
 		if name == self {
 			continue
 		}
-		link, err := os.Readlink(dir + name)
+		n, err := unix.Readlinkat(dirfd, name, buf)
 		if err != nil {
 			continue // closed meanwhile
 		}
-		switch link {
+		switch string(buf[:n]) {
 		case sock:
 			return false, "the socket has a second descriptor"
 		case "anon_inode:[eventpoll]":
-			if epollWatches(tid, name, ino) {
+			if epollWatches(base, name, ino) {
 				return false, "registered in an epoll instance before connect"
 			}
 		}
 	}
-	flags, ok := fdinfoField(tid, self, "flags:")
+	flags, ok := fdinfoField(base, self, "flags:")
 	if !ok {
 		return false, "descriptor flags unreadable"
 	}
@@ -98,8 +101,8 @@ func scanDescriptors(tid, progFD int, ino uint64) (cloexec bool, why string) {
 // epollWatches reports whether the epoll instance at descriptor name
 // watches the socket with inode ino: its fdinfo lists each watched file
 // as "tfd: N events: .. data: .. pos:0 ino:HEX sdev:HEX".
-func epollWatches(tid int, name string, ino uint64) bool {
-	f, err := os.Open("/proc/" + strconv.Itoa(tid) + "/fdinfo/" + name)
+func epollWatches(base, name string, ino uint64) bool {
+	f, err := os.Open(base + "/fdinfo/" + name)
 	if err != nil {
 		return false
 	}
@@ -122,12 +125,18 @@ func epollWatches(tid int, name string, ino uint64) bool {
 
 // fdinfoField returns the value of a "key:\tvalue" line of a descriptor's
 // fdinfo.
-func fdinfoField(tid int, name, key string) (string, bool) {
-	data, err := os.ReadFile("/proc/" + strconv.Itoa(tid) + "/fdinfo/" + name)
+func fdinfoField(base, name, key string) (string, bool) {
+	fd, err := unix.Open(base+"/fdinfo/"+name, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return "", false
 	}
-	for line := range strings.Lines(string(data)) {
+	var b [512]byte
+	n, err := unix.Read(fd, b[:])
+	unix.Close(fd)
+	if err != nil || n <= 0 {
+		return "", false
+	}
+	for line := range strings.Lines(string(b[:n])) {
 		if v, ok := strings.CutPrefix(line, key); ok {
 			return strings.TrimSpace(v), true
 		}
@@ -174,23 +183,57 @@ var intOptions6 = []sockOpt{
 	{unix.IPPROTO_IPV6, unix.IPV6_UNICAST_HOPS, "IPV6_UNICAST_HOPS", false},
 }
 
-// copyOptions gives the new socket to the options the program set on
-// from: those whose value differs from the new socket's own. It returns
-// why it could not, or "". Options that cannot be read back (socket
-// filters, TCP_MD5SIG keys, TCP_FASTOPEN_CONNECT) are not carried; see
-// docs/exec.md.
-func copyOptions(from, to, family int) string {
-	opts := intOptions
+// options are a socket's values of the options carried over.
+type options struct {
+	ints       []int // by intOptions (then intOptions6); unreadable: -1
+	linger     unix.Linger
+	rcvtimeo   unix.Timeval
+	sndtimeo   unix.Timeval
+	congestion string
+}
+
+func optionList(family int) []sockOpt {
 	if family == unix.AF_INET6 {
-		opts = append(opts[:len(opts):len(opts)], intOptions6...)
+		return append(intOptions[:len(intOptions):len(intOptions)], intOptions6...)
 	}
-	for _, o := range opts {
-		pv, err := unix.GetsockoptInt(from, o.level, o.opt)
+	return intOptions
+}
+
+// readOptions reads a socket's options.
+func readOptions(fd, family int) *options {
+	list := optionList(family)
+	o := &options{ints: make([]int, len(list))}
+	for i, opt := range list {
+		v, err := unix.GetsockoptInt(fd, opt.level, opt.opt)
 		if err != nil {
-			continue // not an option of this socket
+			v = -1
 		}
-		nv, err := unix.GetsockoptInt(to, o.level, o.opt)
-		if err != nil || nv == pv {
+		o.ints[i] = v
+	}
+	if l, err := unix.GetsockoptLinger(fd, unix.SOL_SOCKET, unix.SO_LINGER); err == nil {
+		o.linger = *l
+	}
+	if t, err := unix.GetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO); err == nil {
+		o.rcvtimeo = *t
+	}
+	if t, err := unix.GetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_SNDTIMEO); err == nil {
+		o.sndtimeo = *t
+	}
+	o.congestion, _ = unix.GetsockoptString(fd, unix.IPPROTO_TCP, unix.TCP_CONGESTION)
+	return o
+}
+
+// copyOptions gives the new socket to the options the program set on
+// from: those whose value differs from a new socket's own, def (read once
+// per family: a new socket's options are the namespace's defaults). It
+// returns why it could not, or "". Options that cannot be read back
+// (socket filters, TCP_MD5SIG keys, TCP_FASTOPEN_CONNECT) are not carried;
+// see docs/exec.md.
+func copyOptions(from, to, family int, def *options) string {
+	prog := readOptions(from, family)
+	for i, o := range optionList(family) {
+		pv := prog.ints[i]
+		if pv == -1 || pv == def.ints[i] {
 			continue
 		}
 		v := pv
@@ -201,32 +244,24 @@ func copyOptions(from, to, family int) string {
 			return "cannot set " + o.name + " in the target: " + err.Error()
 		}
 	}
-	if pl, err := unix.GetsockoptLinger(from, unix.SOL_SOCKET, unix.SO_LINGER); err == nil {
-		if nl, err := unix.GetsockoptLinger(to, unix.SOL_SOCKET, unix.SO_LINGER); err == nil && *pl != *nl {
-			if err := unix.SetsockoptLinger(to, unix.SOL_SOCKET, unix.SO_LINGER, pl); err != nil {
-				return "cannot set SO_LINGER in the target: " + err.Error()
-			}
+	if prog.linger != def.linger {
+		if err := unix.SetsockoptLinger(to, unix.SOL_SOCKET, unix.SO_LINGER, &prog.linger); err != nil {
+			return "cannot set SO_LINGER in the target: " + err.Error()
 		}
 	}
-	for _, o := range []struct {
-		opt  int
-		name string
-	}{{unix.SO_RCVTIMEO, "SO_RCVTIMEO"}, {unix.SO_SNDTIMEO, "SO_SNDTIMEO"}} {
-		pt, err := unix.GetsockoptTimeval(from, unix.SOL_SOCKET, o.opt)
-		if err != nil {
-			continue
-		}
-		if nt, err := unix.GetsockoptTimeval(to, unix.SOL_SOCKET, o.opt); err == nil && *pt != *nt {
-			if err := unix.SetsockoptTimeval(to, unix.SOL_SOCKET, o.opt, pt); err != nil {
-				return "cannot set " + o.name + " in the target: " + err.Error()
-			}
+	if prog.rcvtimeo != def.rcvtimeo {
+		if err := unix.SetsockoptTimeval(to, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &prog.rcvtimeo); err != nil {
+			return "cannot set SO_RCVTIMEO in the target: " + err.Error()
 		}
 	}
-	if pc, err := unix.GetsockoptString(from, unix.IPPROTO_TCP, unix.TCP_CONGESTION); err == nil {
-		if nc, err := unix.GetsockoptString(to, unix.IPPROTO_TCP, unix.TCP_CONGESTION); err == nil && pc != nc {
-			if err := unix.SetsockoptString(to, unix.IPPROTO_TCP, unix.TCP_CONGESTION, pc); err != nil {
-				return "cannot set TCP_CONGESTION " + pc + " in the target: " + err.Error()
-			}
+	if prog.sndtimeo != def.sndtimeo {
+		if err := unix.SetsockoptTimeval(to, unix.SOL_SOCKET, unix.SO_SNDTIMEO, &prog.sndtimeo); err != nil {
+			return "cannot set SO_SNDTIMEO in the target: " + err.Error()
+		}
+	}
+	if prog.congestion != "" && prog.congestion != def.congestion {
+		if err := unix.SetsockoptString(to, unix.IPPROTO_TCP, unix.TCP_CONGESTION, prog.congestion); err != nil {
+			return "cannot set TCP_CONGESTION " + prog.congestion + " in the target: " + err.Error()
 		}
 	}
 	return ""

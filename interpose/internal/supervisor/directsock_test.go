@@ -1,11 +1,18 @@
 package supervisor
 
 import (
+	"context"
+	"fmt"
+	"log/slog"
 	"os"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/remocal/remocal/test/poll"
 )
 
 // The real kernel's sockets and this process's own descriptor table stand
@@ -40,7 +47,7 @@ func TestCopyOptionsCarriesWhatTheProgramSet(t *testing.T) {
 	tv := &unix.Timeval{Sec: 3}
 	unix.SetsockoptTimeval(from, unix.SOL_SOCKET, unix.SO_SNDTIMEO, tv)
 
-	if why := copyOptions(from, to, unix.AF_INET); why != "" {
+	if why := copyOptions(from, to, unix.AF_INET, readOptions(to, unix.AF_INET)); why != "" {
 		t.Fatalf("copyOptions: %s", why)
 	}
 	for _, o := range intOptions {
@@ -64,7 +71,7 @@ func TestCopyOptionsCarriesCongestionControl(t *testing.T) {
 	if err := unix.SetsockoptString(from, unix.IPPROTO_TCP, unix.TCP_CONGESTION, "reno"); err != nil {
 		t.Fatal(err)
 	}
-	if why := copyOptions(from, to, unix.AF_INET); why != "" {
+	if why := copyOptions(from, to, unix.AF_INET, readOptions(to, unix.AF_INET)); why != "" {
 		t.Fatalf("copyOptions: %s", why)
 	}
 	if got, _ := unix.GetsockoptString(to, unix.IPPROTO_TCP, unix.TCP_CONGESTION); got != "reno" {
@@ -121,5 +128,61 @@ func TestDirectFactsRefuseWhatCannotBeReplaced(t *testing.T) {
 	unix.EpollCtl(ep, unix.EPOLL_CTL_DEL, polled, nil)
 	if _, why := facts(polled); why != "" {
 		t.Errorf("a socket no longer in epoll: %q", why)
+	}
+}
+
+// inThisNamespace is a TargetNetwork seam for unit tests: it makes the
+// sockets here (test/e2e/direct_test.go makes them in a target).
+type inThisNamespace struct{ calls atomic.Int32 }
+
+func (n *inThisNamespace) Do(fn func() error) error { n.calls.Add(1); return fn() }
+
+func TestTargetSocketsAreMadeAheadAndClosed(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Supervisor{ctx: ctx, cancel: cancel, log: slog.New(slog.DiscardHandler)}
+	tn := &inThisNamespace{}
+	ts := newTargetSockets(s, tn)
+	fd, def, err := ts.take(unix.AF_INET)
+	if err != nil || def == nil {
+		t.Fatalf("take: %v (defaults %v)", err, def)
+	}
+	unix.Close(fd)
+	pool := ts.families[unix.AF_INET]
+	if err := poll.Until(ctx, 10*time.Second, func() error {
+		if len(pool.ready) < socketsAhead {
+			return fmt.Errorf("%d sockets ready, want %d", len(pool.ready), socketsAhead)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	made := tn.calls.Load()
+	fd, _, err = ts.take(unix.AF_INET)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if typ, _ := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TYPE); typ != unix.SOCK_STREAM {
+		t.Errorf("a socket made ahead has type %d", typ)
+	}
+	unix.Close(fd)
+	if tn.calls.Load() > made+1 { // the one taken is made again, at most
+		t.Errorf("take made a socket though %d were ready", socketsAhead)
+	}
+	cancel()
+	s.wg.Wait()
+	var ready []int
+	for len(pool.ready) > 0 {
+		fd := <-pool.ready
+		ready = append(ready, fd)
+		pool.ready <- fd
+		if len(ready) == socketsAhead {
+			break
+		}
+	}
+	ts.close()
+	for _, fd := range ready {
+		if _, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err == nil {
+			t.Errorf("socket %d made ahead is still open after close", fd)
+		}
 	}
 }

@@ -103,8 +103,9 @@ type Supervisor struct {
 	fs       *remoteFS
 	proxy    *proxy
 	incoming *incoming
-	origins  *origins   // delivered connections' addresses in the target (peer.go)
-	dgram    *datagrams // sockets that send to an address: udp.go
+	origins  *origins       // delivered connections' addresses in the target (peer.go)
+	dgram    *datagrams     // sockets that send to an address: udp.go
+	sockets  *targetSockets // nil: no Config.TargetNetwork (directpool.go)
 
 	client atomic.Pointer[agentclient.Client]
 	stats  statsCounter
@@ -148,6 +149,9 @@ func New(cfg Config) (*Supervisor, error) {
 	s.incoming = newIncoming(s)
 	s.origins = newOrigins()
 	s.dgram = newDatagrams(s)
+	if cfg.TargetNetwork != nil {
+		s.sockets = newTargetSockets(s, cfg.TargetNetwork)
+	}
 	return s, nil
 }
 
@@ -196,6 +200,9 @@ func (s *Supervisor) Close() error {
 		s.dgram.close()
 	}
 	s.wg.Wait()
+	if s.sockets != nil {
+		s.sockets.close()
+	}
 	s.listenersMu.Lock()
 	for _, l := range s.listeners {
 		l.Close()
