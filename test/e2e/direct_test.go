@@ -195,11 +195,17 @@ func TestOutgoingHandedOverConnected(t *testing.T) {
 		mustContain(t, "program output", r.Stdout, "connect=EINPROGRESS", "flags nonblock=1 cloexec=1")
 	})
 	t.Run("refused", func(t *testing.T) {
-		// The target's own answer: nothing listens on the port there.
+		// The target's own answer: nothing listens on the port there. A
+		// non-blocking socket learns it from SO_ERROR after EINPROGRESS,
+		// a blocking one from connect.
 		r := execIn(t, env, flags, built(t, "probe"), "echo="+net.JoinHostPort(ip, "9309"))
 		if r.Code == 0 || !strings.Contains(r.Stdout, "connection refused") {
-			t.Errorf("exit %d, output %q: want connection refused", r.Code, r.Stdout)
+			t.Errorf("Go: exit %d, output %q: want connection refused", r.Code, r.Stdout)
 		}
+		r = execIn(t, env, flags, c, "nonblock", ip, "9309")
+		mustContain(t, "non-blocking C", r.Stdout, "connect=EINPROGRESS", "SO_ERROR: errno 111")
+		r = execIn(t, env, flags, c, "block", ip, "9309")
+		mustContain(t, "blocking C", r.Stdout, "connect: errno 111")
 	})
 }
 

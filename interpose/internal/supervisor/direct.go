@@ -20,12 +20,12 @@ import (
 // program in place of the program's socket, under the same descriptor
 // number (SECCOMP_ADDFD_FLAG_SETFD, as dup2 would). The program then talks
 // to its destination through the kernel alone: no proxy, no yamux, no
-// agent. The connect(2) is answered as the kernel answers a connect that
-// completes at once: 0 for a blocking socket, EINPROGRESS for a
-// non-blocking one (whose poll then reports it writable and SO_ERROR 0 at
-// once), which is also what the relayed path answers; 0 would be allowed
-// too, but a program that only expects EINPROGRESS from a non-blocking TCP
-// connect (the kernel never returns 0 for one) would break on it.
+// agent. A blocking connect(2) returns once the handshake is done, with 0
+// or the target's error. A non-blocking one is answered as soon as the
+// new socket has started its handshake, with the kernel's answer to that
+// (EINPROGRESS): the program waits for it in poll or epoll and reads the
+// outcome from SO_ERROR, as it would on its own socket, and no thread of
+// remocal's waits in between.
 //
 // Addresses need no help: getpeername shows the destination and
 // getsockname the socket's address in the target, because that is what
@@ -88,14 +88,25 @@ func (p *proxy) connectDirect(c *call, fd int, dest netip.AddrPort) bool {
 	if facts.family == unix.AF_INET6 {
 		to = netip.AddrPortFrom(netip.AddrFrom16(dest.Addr().As16()), dest.Port()) // IPv4-mapped
 	}
-	if err := connectWait(c, nfd, to); err != nil {
-		if !errors.Is(err, errCallerGone) {
+	inProgress := false
+	if facts.nonblocking {
+		// The program waits for the handshake itself, as with its own
+		// socket; a refusal reaches it through SO_ERROR.
+		err := unix.Connect(nfd, sockaddrOf(to))
+		inProgress = errors.Is(err, unix.EINPROGRESS)
+		if err != nil && !inProgress {
 			p.s.log.Debug("outgoing connection refused in the target", "dest", dest, "err", err)
 			c.fail(errnoOf(err, unix.ECONNREFUSED))
+			return true
 		}
-		return true
-	}
-	if !facts.nonblocking {
+	} else {
+		if err := connectWait(c, nfd, to); err != nil {
+			if !errors.Is(err, errCallerGone) {
+				p.s.log.Debug("outgoing connection refused in the target", "dest", dest, "err", err)
+				c.fail(errnoOf(err, unix.ECONNREFUSED))
+			}
+			return true
+		}
 		if err := setNonblock(nfd, false); err != nil {
 			return false
 		}
@@ -119,7 +130,7 @@ func (p *proxy) connectDirect(c *call, fd int, dest netip.AddrPort) bool {
 	p.s.log.Debug("outgoing connection handed over connected in the target", "dest", dest)
 	p.s.stats.remote("connect")
 	p.s.stats.remote("connect-direct")
-	if facts.nonblocking {
+	if inProgress {
 		c.fail(unix.EINPROGRESS)
 	} else {
 		c.ret(0)
