@@ -192,7 +192,10 @@ func TestOutgoingHandedOverConnected(t *testing.T) {
 			t.Fatalf("exit %d", r.Code)
 		}
 		checkExchange(t, r.Stdout, "hello from C", dest, true)
-		mustContain(t, "program output", r.Stdout, "connect=EINPROGRESS", "flags nonblock=1 cloexec=1")
+		mustContain(t, "program output", r.Stdout, "connect=EINPROGRESS", "connect again=0 then EISCONN", "flags nonblock=1 cloexec=1")
+		if n := strings.Count(r.Stderr, handedOver); n != 1 {
+			t.Errorf("%d connections handed over, want 1 (connect again is the kernel's):\n%s", n, r.Stderr)
+		}
 	})
 	t.Run("refused", func(t *testing.T) {
 		// The target's own answer: nothing listens on the port there. A

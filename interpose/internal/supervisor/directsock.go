@@ -16,6 +16,9 @@ import (
 // already.
 const whyConnected = "connected already"
 
+// tcpClose is TCP_CLOSE, the state of a TCP socket never connected.
+const tcpClose = 7
+
 // directFacts reads the program's socket (fd: its copy; progFD: its
 // number in thread tid) and returns what the new socket must carry, or
 // why there must be none.
@@ -29,7 +32,10 @@ func directFacts(tid, progFD, fd int) (directSocket, string) {
 	if proto, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_PROTOCOL); err != nil || proto != unix.IPPROTO_TCP {
 		return f, "not TCP (MPTCP, SCTP, ...)"
 	}
-	if _, err := unix.Getpeername(fd); err == nil {
+	// A connect on a socket already connecting or connected (some
+	// programs call it again to learn whether a non-blocking connect
+	// completed) is the kernel's to answer: EALREADY or EISCONN.
+	if info, err := unix.GetsockoptTCPInfo(fd, unix.IPPROTO_TCP, unix.TCP_INFO); err == nil && info.State != tcpClose {
 		return f, whyConnected
 	}
 	sa, err := unix.Getsockname(fd)

@@ -10,7 +10,8 @@
  *                             (TCP_NODELAY, SO_KEEPALIVE, SO_RCVBUF,
  *                             SO_LINGER, IP_TOS) are printed after it
  *   connect nonblock IP PORT  SOCK_NONBLOCK|SOCK_CLOEXEC; connect's result,
- *                             poll, SO_ERROR; the descriptor's flags
+ *                             poll, SO_ERROR, connect again (0, then
+ *                             EISCONN); the descriptor's flags
  *   connect epoll IP PORT     non-blocking, registered in an epoll instance
  *                             before connect; waits with epoll_wait
  *   connect bind IP PORT      bound to 0.0.0.0:0 before connect
@@ -164,6 +165,13 @@ static int nonblocking(const char *ip, const char *port, int use_epoll) {
 			return fail("SO_ERROR");
 		}
 	}
+	/* Some programs call connect again to learn that it completed: the
+	 * kernel says 0 the first time after completion, EISCONN after that. */
+	if (connect(fd, (struct sockaddr *)&to, sizeof to) != 0)
+		return fail("connect again");
+	if (connect(fd, (struct sockaddr *)&to, sizeof to) == 0 || errno != EISCONN)
+		return fail("connect a third time");
+	printf("connect again=0 then EISCONN\n");
 	print_flags(fd);
 	if (use_epoll) { /* now wait for input only: a level-triggered EPOLLOUT would spin */
 		struct epoll_event ev = {.events = EPOLLIN, .data.fd = fd};
