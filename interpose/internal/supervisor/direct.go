@@ -68,7 +68,7 @@ func (p *proxy) connectDirect(c *call, fd int, dest netip.AddrPort) bool {
 	facts, why := directFacts(c.tid, progFD, fd)
 	switch {
 	case why == whyConnected:
-		c.cont() // connect again on a connected socket: the kernel says EISCONN
+		c.cont() // connect again: the kernel says EALREADY, 0 or EISCONN
 		return true
 	case why != "":
 		p.s.log.Debug("outgoing connection relayed", "dest", dest, "reason", why)
@@ -88,28 +88,9 @@ func (p *proxy) connectDirect(c *call, fd int, dest netip.AddrPort) bool {
 	if facts.family == unix.AF_INET6 {
 		to = netip.AddrPortFrom(netip.AddrFrom16(dest.Addr().As16()), dest.Port()) // IPv4-mapped
 	}
-	inProgress := false
-	if facts.nonblocking {
-		// The program waits for the handshake itself, as with its own
-		// socket; a refusal reaches it through SO_ERROR.
-		err := unix.Connect(nfd, sockaddrOf(to))
-		inProgress = errors.Is(err, unix.EINPROGRESS)
-		if err != nil && !inProgress {
-			p.s.log.Debug("outgoing connection refused in the target", "dest", dest, "err", err)
-			c.fail(errnoOf(err, unix.ECONNREFUSED))
-			return true
-		}
-	} else {
-		if err := connectWait(c, nfd, to); err != nil {
-			if !errors.Is(err, errCallerGone) {
-				p.s.log.Debug("outgoing connection refused in the target", "dest", dest, "err", err)
-				c.fail(errnoOf(err, unix.ECONNREFUSED))
-			}
-			return true
-		}
-		if err := setNonblock(nfd, false); err != nil {
-			return false
-		}
+	inProgress, answered, ok := p.startConnect(c, nfd, to, dest, facts.nonblocking)
+	if answered || !ok {
+		return answered
 	}
 	if !c.valid() {
 		return true
@@ -136,6 +117,33 @@ func (p *proxy) connectDirect(c *call, fd int, dest netip.AddrPort) bool {
 		c.ret(0)
 	}
 	return true
+}
+
+// startConnect connects the new socket nfd. A non-blocking program's
+// connect is answered once the handshake started (inProgress): the
+// program waits for it itself, as with its own socket, and a refusal
+// reaches it through SO_ERROR. A blocking one's waits for the handshake.
+// answered: the call was answered (the target refused) or is gone; !ok:
+// the socket cannot be used, relay instead.
+func (p *proxy) startConnect(c *call, nfd int, to, dest netip.AddrPort, nonblocking bool) (inProgress, answered, ok bool) {
+	if nonblocking {
+		err := unix.Connect(nfd, sockaddrOf(to))
+		inProgress = errors.Is(err, unix.EINPROGRESS)
+		if err != nil && !inProgress {
+			p.s.log.Debug("outgoing connection refused in the target", "dest", dest, "err", err)
+			c.fail(errnoOf(err, unix.ECONNREFUSED))
+			return false, true, true
+		}
+		return inProgress, false, true
+	}
+	if err := connectWait(c, nfd, to); err != nil {
+		if !errors.Is(err, errCallerGone) {
+			p.s.log.Debug("outgoing connection refused in the target", "dest", dest, "err", err)
+			c.fail(errnoOf(err, unix.ECONNREFUSED))
+		}
+		return false, true, true
+	}
+	return false, false, setNonblock(nfd, false) == nil
 }
 
 // connectWait connects a non-blocking socket and waits for the handshake
