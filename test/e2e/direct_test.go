@@ -197,6 +197,16 @@ func TestOutgoingHandedOverConnected(t *testing.T) {
 			t.Errorf("%d connections handed over, want 1 (connect again is the kernel's):\n%s", n, r.Stderr)
 		}
 	})
+	t.Run("connect-again-while-connecting", func(t *testing.T) {
+		// Nobody answers at this address of the target's network: the
+		// first connect stays in progress, and the second is the kernel's
+		// to answer, not a second connection.
+		r := execIn(t, env, flags, c, "again", "10.77.0.222", "80")
+		mustContain(t, "program output", r.Stdout, "connect again=EALREADY")
+		if n := strings.Count(r.Stderr, handedOver); n != 1 || strings.Contains(r.Stderr, relayed) {
+			t.Errorf("%d connections handed over, want exactly 1 and none relayed:\n%s", n, r.Stderr)
+		}
+	})
 	t.Run("refused", func(t *testing.T) {
 		// The target's own answer: nothing listens on the port there. A
 		// non-blocking socket learns it from SO_ERROR after EINPROGRESS,

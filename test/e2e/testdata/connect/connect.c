@@ -15,6 +15,9 @@
  *   connect epoll IP PORT     non-blocking, registered in an epoll instance
  *                             before connect; waits with epoll_wait
  *   connect bind IP PORT      bound to 0.0.0.0:0 before connect
+ *   connect again IP PORT     non-blocking connect to an address that does
+ *                             not answer, then connect again at once: prints
+ *                             its errno (EALREADY while the first connects)
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -190,6 +193,16 @@ static int bound(const char *ip, const char *port) {
 	return exchange(fd, -1);
 }
 
+static int again(const char *ip, const char *port) {
+	struct sockaddr_in to = addr_of(ip, port);
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+	if (connect(fd, (struct sockaddr *)&to, sizeof to) == 0 || errno != EINPROGRESS)
+		return fail("connect");
+	int rc = connect(fd, (struct sockaddr *)&to, sizeof to);
+	printf("connect again=%s\n", rc == 0 ? "0" : errno == EALREADY ? "EALREADY" : strerror(errno));
+	return 0;
+}
+
 int main(int argc, char **argv) {
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	if (argc != 4) {
@@ -204,6 +217,8 @@ int main(int argc, char **argv) {
 		return nonblocking(argv[2], argv[3], 1);
 	if (!strcmp(argv[1], "bind"))
 		return bound(argv[2], argv[3]);
+	if (!strcmp(argv[1], "again"))
+		return again(argv[2], argv[3]);
 	fprintf(stderr, "unknown mode %s\n", argv[1]);
 	return 2;
 }
