@@ -105,3 +105,50 @@ func TestOpenRejectsNonNamespaceFiles(t *testing.T) {
 		t.Fatalf("want ErrNotExist, got %v", err)
 	}
 }
+
+// A Thread stays in the namespace for every call, and once closed no
+// thread of this process is left there.
+func TestThreadStaysInside(t *testing.T) {
+	env := envtest.New(t)
+	ns, err := env.App.NS()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ns.Close()
+	want, _ := ns.ID()
+	th, err := ns.Thread()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 50 {
+		var inside uint64
+		th.Do(func() error { inside = currentNetNS(t); return nil })
+		if inside != want {
+			t.Fatalf("the thread was in namespace %d, want %d", inside, want)
+		}
+	}
+	// A socket made there reaches the namespace's own addresses.
+	var fd int
+	if err := th.Do(func() (err error) {
+		fd, err = unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	err = unix.Bind(fd, &unix.SockaddrInet4{Addr: localenv.AppIP.As4()})
+	unix.Close(fd)
+	if err != nil {
+		t.Errorf("bind to the app's address from a socket made on the thread: %v", err)
+	}
+	th.Close()
+	th.Close() // twice is harmless
+	for range 100 {
+		if currentNetNS(t) == want {
+			t.Fatal("a thread of this process is in the namespace after Close")
+		}
+	}
+	ns.Close()
+	if _, err := ns.Thread(); err == nil {
+		t.Error("a thread for a closed namespace must fail")
+	}
+}

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/remocal/remocal/internal/agentclient"
+	"github.com/remocal/remocal/internal/netns"
 	"github.com/remocal/remocal/protocol/config"
 	"github.com/remocal/remocal/protocol/wire"
 )
@@ -175,6 +176,37 @@ type LocalPID struct {
 	Self    string
 	IdleTTL time.Duration
 	Stderr  io.Writer
+
+	start uint64 // the process's start time, known once connected
+}
+
+// LocalNetwork is a Connector whose target is a process on this machine:
+// TargetNetwork opens the target's network namespace, so that the session
+// can make sockets there itself (outgoing connections handed to the
+// program already connected, instead of relayed through the agent).
+type LocalNetwork interface {
+	TargetNetwork() (*netns.NS, error)
+}
+
+// TargetNetwork opens the network namespace of the process the agent
+// serves: after Connect, and only while it is that process (same start
+// time), never a process that got its PID since. It needs what the agent
+// needs to enter it (root, or CAP_SYS_ADMIN and CAP_SYS_PTRACE).
+func (l *LocalPID) TargetNetwork() (*netns.NS, error) {
+	if l.start == 0 {
+		return nil, fmt.Errorf("target pid/%d: not connected", l.PID)
+	}
+	ns, err := netns.OfPID(l.PID)
+	if err != nil {
+		return nil, err
+	}
+	// Read after the open: the same start time proves it opened the
+	// namespace of the process the agent serves.
+	if start, err := processStart(l.PID); err != nil || start != l.start {
+		ns.Close()
+		return nil, TargetNotFound(fmt.Errorf("target pid/%d exited", l.PID))
+	}
+	return ns, nil
 }
 
 func (l *LocalPID) Describe() string { return fmt.Sprintf("pid/%d", l.PID) }
@@ -198,6 +230,7 @@ func (l *LocalPID) Connect(ctx context.Context, opts agentclient.Options) (*agen
 	if err != nil {
 		return nil, nil, TargetNotFound(fmt.Errorf("target pid/%d: no such process", l.PID))
 	}
+	l.start = start
 	dir, err := RuntimeDir()
 	if err != nil {
 		return nil, nil, err

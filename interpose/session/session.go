@@ -26,6 +26,7 @@ import (
 	"github.com/sourcegraph/conc"
 
 	"github.com/remocal/remocal/internal/agentclient"
+	"github.com/remocal/remocal/internal/netns"
 	"github.com/remocal/remocal/interpose/connect"
 	"github.com/remocal/remocal/interpose/internal/rules"
 	"github.com/remocal/remocal/interpose/internal/seccomp"
@@ -81,6 +82,10 @@ type Session struct {
 	// no incoming traffic), so only the resolver files are remote.
 	targetless bool
 	out        *rules.Outgoing
+	// targetNet makes sockets in a local target's network namespace for
+	// outgoing connections handed to programs; nil: they are relayed.
+	targetNet *netns.Thread
+	targetNS  *netns.NS
 
 	mu sync.Mutex
 	// client and release change when a dropped connection is made again.
@@ -159,9 +164,33 @@ func Start(ctx context.Context, opts Options) (*Session, error) {
 		release()
 		return nil, err
 	}
+	if ln, ok := opts.Connector.(connect.LocalNetwork); ok {
+		s.openTargetNetwork(ln)
+	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.wg.Go(s.link)
 	return s, nil
+}
+
+// openTargetNetwork prepares a thread in a local target's network
+// namespace. Without one (no right to enter it: remocal is not root)
+// outgoing connections go through the agent, which works as well, only
+// slower.
+func (s *Session) openTargetNetwork(ln connect.LocalNetwork) {
+	ns, err := ln.TargetNetwork()
+	if err == nil {
+		s.targetNet, err = ns.Thread()
+		if err != nil {
+			ns.Close()
+		} else {
+			s.targetNS = ns
+		}
+	}
+	if err != nil {
+		s.opts.Logger.Debug("outgoing connections are relayed through the agent", "err", err)
+		return
+	}
+	s.opts.Logger.Debug("outgoing TCP connections are made in the target's network namespace", "netns", ns.Path())
 }
 
 // newSessionID names a session to its agent, so that a reconnection is
@@ -369,11 +398,16 @@ func (s *Session) newSupervisor(program string, transparentPID int) (*supervisor
 	case in.Mode == config.IncomingSteal:
 		inOpts.Mode = wire.ModeSteal
 	}
+	var targetNet supervisor.TargetNetwork
+	if s.targetNet != nil {
+		targetNet = s.targetNet
+	}
 	sup, err := supervisor.New(supervisor.Config{
 		Client: s.Client(), Paths: paths, Outgoing: s.out, Processes: rules.NewProcesses(s.cfg.Processes.Local),
 		Incoming: inOpts, Hostname: s.host, DNS: *s.cfg.Network.DNS.Enabled, TransparentPID: transparentPID,
 		DNSNames: rules.NewDNSNames(s.cfg.Network.DNS.Filter.Remote, s.cfg.Network.DNS.Filter.Local),
 		Stderr:   s.opts.Stderr, OnEvent: s.opts.OnEvent, OnAbort: s.abort, Logger: s.opts.Logger,
+		TargetNetwork: targetNet,
 	})
 	if err != nil {
 		return nil, err
@@ -401,6 +435,10 @@ func (s *Session) Close() error {
 	}
 	for _, release := range keepers {
 		release()
+	}
+	if s.targetNet != nil {
+		s.targetNet.Close()
+		s.targetNS.Close()
 	}
 	s.mu.Lock()
 	release := s.release

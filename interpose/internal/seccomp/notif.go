@@ -148,6 +148,25 @@ func (l *Listener) AddFDAndReturn(id uint64, srcfd int, cloexec bool) (int, erro
 	return int(r), nil
 }
 
+// ReplaceFD installs srcfd into the caller's descriptor table as
+// descriptor newfd, closing what newfd was, as dup2 would
+// (SECCOMP_ADDFD_FLAG_SETFD, Linux 5.9); the call stays pending. cloexec
+// sets O_CLOEXEC on it.
+func (l *Listener) ReplaceFD(id uint64, srcfd, newfd int, cloexec bool) error {
+	req := notifAddFD{ID: id, Flags: unix.SECCOMP_ADDFD_FLAG_SETFD, SrcFD: uint32(srcfd), NewFD: uint32(newfd)}
+	if cloexec {
+		req.NewFDFlags = unix.O_CLOEXEC
+	}
+	_, _, errno := unix.Syscall(unix.SYS_IOCTL, l.fd, unix.SECCOMP_IOCTL_NOTIF_ADDFD, uintptr(unsafe.Pointer(&req)))
+	switch errno {
+	case 0:
+		return nil
+	case unix.ENOENT:
+		return ErrGone
+	}
+	return fmt.Errorf("replace descriptor %d of the supervised process: %w", newfd, errno)
+}
+
 // SetSyncWakeup asks the kernel to wake the supervisor on the notifying
 // thread's CPU and switch to it directly (Linux 6.6), which roughly halves
 // the cost of a round trip. It is an optimisation: older kernels refuse it

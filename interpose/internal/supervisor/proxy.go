@@ -21,7 +21,9 @@ import (
 // the target's own error), then binds the program's socket to a loopback
 // port, records port → agent connection, and connects the socket to the
 // local proxy, which pairs the accepted connection with the recorded one.
-// getpeername is answered with the original destination.
+// getpeername is answered with the original destination. For a local
+// target whose namespace the supervisor can enter, TCP skips all of this:
+// see direct.go.
 
 const (
 	outgoingDialTimeout = 15 * time.Second
@@ -172,7 +174,9 @@ func (p *proxy) connect(c *call) {
 	c.async(func(c *call) {
 		defer unix.Close(fd)
 		if network == "tcp" {
-			p.connectTCP(c, fd, dest)
+			if !p.connectDirect(c, fd, dest) { // direct.go
+				p.connectTCP(c, fd, dest)
+			}
 		} else {
 			p.connectUDP(c, fd, dest)
 		}

@@ -49,6 +49,10 @@ type Config struct {
 	// DNSNames, if set, splits queries to the target's nameserver by name
 	// between the target's DNS and this machine's resolver.
 	DNSNames *rules.DNSNames
+	// TargetNetwork, if set, makes sockets in the target's network
+	// namespace: outgoing TCP connections are then connected there and
+	// handed to the program instead of relayed (direct.go).
+	TargetNetwork TargetNetwork
 	// TransparentPID is a process whose own system calls are never
 	// intercepted, while its descendants are: a debugger that launches the
 	// program itself.
@@ -99,8 +103,9 @@ type Supervisor struct {
 	fs       *remoteFS
 	proxy    *proxy
 	incoming *incoming
-	origins  *origins   // delivered connections' addresses in the target (peer.go)
-	dgram    *datagrams // sockets that send to an address: udp.go
+	origins  *origins       // delivered connections' addresses in the target (peer.go)
+	dgram    *datagrams     // sockets that send to an address: udp.go
+	sockets  *targetSockets // nil: no Config.TargetNetwork (directpool.go)
 
 	client atomic.Pointer[agentclient.Client]
 	stats  statsCounter
@@ -144,6 +149,9 @@ func New(cfg Config) (*Supervisor, error) {
 	s.incoming = newIncoming(s)
 	s.origins = newOrigins()
 	s.dgram = newDatagrams(s)
+	if cfg.TargetNetwork != nil {
+		s.sockets = newTargetSockets(s, cfg.TargetNetwork)
+	}
 	return s, nil
 }
 
@@ -192,6 +200,9 @@ func (s *Supervisor) Close() error {
 		s.dgram.close()
 	}
 	s.wg.Wait()
+	if s.sockets != nil {
+		s.sockets.close()
+	}
 	s.listenersMu.Lock()
 	for _, l := range s.listeners {
 		l.Close()

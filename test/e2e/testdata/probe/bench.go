@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/remocal/remocal/test/latency"
 )
 
@@ -44,4 +46,46 @@ func benchNewConn(param string) error {
 	}
 	fmt.Printf("newconn-failed %d of %d (first: %v)\n", failed, count, first)
 	return nil
+}
+
+// echo connects to param, sends "hello from Go", half-closes, reads until
+// the server closes and prints the reply, the descriptor's flags and the
+// connection's addresses (getsockname, getpeername).
+func echo(param string) error {
+	c, err := net.Dial("tcp", param)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	tc := c.(*net.TCPConn)
+	if _, err := io.WriteString(tc, "hello from Go"); err != nil {
+		return err
+	}
+	if err := tc.CloseWrite(); err != nil {
+		return err
+	}
+	reply, err := io.ReadAll(tc)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("reply %s\n", reply)
+	raw, err := tc.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var fl, fdfl int
+	raw.Control(func(fd uintptr) {
+		fl, _ = unix.FcntlInt(fd, unix.F_GETFL, 0)
+		fdfl, _ = unix.FcntlInt(fd, unix.F_GETFD, 0)
+	})
+	fmt.Printf("flags nonblock=%d cloexec=%d\n", bit(fl&unix.O_NONBLOCK), bit(fdfl&unix.FD_CLOEXEC))
+	fmt.Printf("local=%s peer=%s\n", c.LocalAddr(), c.RemoteAddr())
+	return nil
+}
+
+func bit(v int) int {
+	if v != 0 {
+		return 1
+	}
+	return 0
 }

@@ -224,6 +224,8 @@ func run(what, param string) error {
 		}
 		fmt.Printf("dialled local=%s remote=%s\n", c.LocalAddr(), c.RemoteAddr())
 		c.Close()
+	case "echo":
+		return echo(param)
 	case "bench-accept":
 		// "N+ADDR": listen on ADDR, then N times connect to it, accept
 		// and close both ends; print the distribution per connection.
