@@ -210,6 +210,10 @@ func (s *session) deliver(ctx context.Context, sb *sub, in *agentclient.Incoming
 		relay.Abort(in.Stream)
 		return
 	}
+	if c := in.Connection; c != nil && c.HTTP1Requests() && !wire.HasCapability(cc.caps, wire.CapHTTP1Conn) {
+		s.deliverRequests(ctx, sb, cc, in)
+		return
+	}
 	ctx, cancel := context.WithTimeout(ctx, handshakeTimeout)
 	st, err := cc.openStream(ctx)
 	cancel()
@@ -223,7 +227,12 @@ func (s *session) deliver(ctx context.Context, sb *sub, in *agentclient.Incoming
 		h := *in.Connection
 		h.Subscription = sb.id
 		hdr = &h
-		s.counters.inConns.Add(1)
+		if h.HTTP1Requests() {
+			// Relayed raw, its requests are not counted one by one.
+			s.counters.inReqs.Add(1)
+		} else {
+			s.counters.inConns.Add(1)
+		}
 	} else {
 		h := *in.Request
 		h.Subscription = sb.id
