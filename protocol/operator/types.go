@@ -207,9 +207,7 @@ type PortStatus struct {
 
 // Counters count the session's traffic through the operator.
 type Counters struct {
-	// Connections and Requests delivered to the client (incoming). The
-	// stolen HTTP/1 requests of one peer connection that reach a client
-	// on one stream (wire.CapHTTP1Conn) count as one request.
+	// Connections and Requests delivered to the client (incoming).
 	IncomingConnections uint64 `json:"incomingConnections"`
 	IncomingRequests    uint64 `json:"incomingRequests"`
 	// Dials made for the client (outgoing).

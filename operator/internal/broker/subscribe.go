@@ -210,7 +210,7 @@ func (s *session) deliver(ctx context.Context, sb *sub, in *agentclient.Incoming
 		relay.Abort(in.Stream)
 		return
 	}
-	if c := in.Connection; c != nil && c.HTTP1Requests() && !wire.HasCapability(cc.caps, wire.CapHTTP1Conn) {
+	if c := in.Connection; c != nil && c.HTTP1Requests() {
 		s.deliverRequests(ctx, sb, cc, in)
 		return
 	}
@@ -227,12 +227,7 @@ func (s *session) deliver(ctx context.Context, sb *sub, in *agentclient.Incoming
 		h := *in.Connection
 		h.Subscription = sb.id
 		hdr = &h
-		if h.HTTP1Requests() {
-			// Relayed raw, its requests are not counted one by one.
-			s.counters.inReqs.Add(1)
-		} else {
-			s.counters.inConns.Add(1)
-		}
+		s.counters.inConns.Add(1)
 	} else {
 		h := *in.Request
 		h.Subscription = sb.id
