@@ -70,8 +70,7 @@ type Options struct {
 	// connected: an operator keeps a session's lease alive by them.
 	Heartbeat time.Duration
 	// WithoutCapabilities are left out of the hello, so the agent does not
-	// use them with this client: a relay whose own clients may not know
-	// them (the operator) drops them, and tests play an older client.
+	// use them with this client: tests play an older client with it.
 	WithoutCapabilities []wire.Capability
 	// TLS, when set, makes Dial speak TLS over TCP with this
 	// configuration (the operator pins each agent's certificate:
