@@ -283,7 +283,7 @@ func (a *Agent) welcome(clientID string) *wire.Welcome {
 		// traffic from. Clients see that before they ask.
 		caps = slices.DeleteFunc(caps, func(c wire.Capability) bool {
 			switch c {
-			case wire.CapEnv, wire.CapMirror, wire.CapSteal, wire.CapHTTP1Filter, wire.CapHTTP2:
+			case wire.CapEnv, wire.CapMirror, wire.CapSteal, wire.CapHTTP1Filter, wire.CapHTTP2, wire.CapHTTP1Conn:
 				return true
 			}
 			return false

@@ -12,6 +12,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -74,6 +75,9 @@ type Options struct {
 	// Heartbeat, when positive, pings the server this often while
 	// connected: an operator keeps a session's lease alive by them.
 	Heartbeat time.Duration
+	// WithoutCapabilities are left out of the hello, so the agent does not
+	// use them with this client: tests play an older client with it.
+	WithoutCapabilities []wire.Capability
 	// TLS, when set, makes Dial speak TLS over TCP with this
 	// configuration (the operator pins each agent's certificate:
 	// internal/agenttls). The key proof still runs inside.
@@ -246,8 +250,10 @@ func (c *Client) handshake(ctx context.Context) error {
 			Name: c.opts.Name, Version: c.opts.Version, Session: c.opts.Session,
 			Host: c.opts.Host, Tool: c.opts.Tool,
 		},
-		Capabilities: wire.AllCapabilities,
-		Nonce:        wire.NewNonce(),
+		Capabilities: slices.DeleteFunc(slices.Clone(wire.AllCapabilities), func(cp wire.Capability) bool {
+			return slices.Contains(c.opts.WithoutCapabilities, cp)
+		}),
+		Nonce: wire.NewNonce(),
 	}
 	if err := wire.WritePreamble(c.conn); err != nil {
 		return fmt.Errorf("handshake with agent: %w", err)

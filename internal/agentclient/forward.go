@@ -56,6 +56,8 @@ func (f *Forwarder) Close() error {
 func (f *Forwarder) ServeIncoming(ctx context.Context, in *Incoming) {
 	defer in.Stream.Close()
 	switch {
+	case in.Connection != nil && in.Connection.HTTP1Requests():
+		f.serveRequests(ctx, in)
 	case in.Connection != nil && in.Connection.Raw():
 		// A stolen connection, or HTTP/2 streams the agent routed (h2c,
 		// either mode: for a mirror the agent discards the answers).
@@ -160,6 +162,62 @@ func (f *Forwarder) forwardRequest(ctx context.Context, inc *Incoming, steal boo
 		f.put(f.poolKey(inc), local)
 	default:
 		local.Close()
+	}
+}
+
+// serveRequests answers the stolen requests of one peer connection that
+// the stream carries in turn (wire.ProtocolHTTP1): each goes to the local
+// server over one keep-alive connection, taken from the pool with the
+// first request and given back when the stream ends.
+func (f *Forwarder) serveRequests(ctx context.Context, inc *Incoming) {
+	in := http1.NewConn(inc.Stream)
+	var local *http1.Conn
+	reused := false
+	defer func() {
+		if local != nil {
+			f.put(f.poolKey(inc), local)
+		}
+	}()
+	for {
+		req, err := in.ReadRequest() // bounded, though the agent bounded it already
+		if err != nil {
+			return
+		}
+		if local == nil {
+			if local, reused, err = f.get(ctx, inc); err != nil {
+				http1.WriteError(in, http.StatusBadGateway, fmt.Sprintf("remocal: the local process is not answering on %s: %v", f.addr, err))
+				return
+			}
+		}
+		res, err := http1.Exchange(in, local, req)
+		if reused && http1.IsNoResponse(err) && http1.Replayable(req) {
+			// The local server closed the idle connection as the request
+			// went out: a fresh one gets it through.
+			local.Close()
+			if local, err = f.dial(ctx, inc); err == nil {
+				res, err = http1.Exchange(in, local, req)
+			} else {
+				err = &http1.NoResponseError{Err: err}
+			}
+		}
+		reused = true
+		if http1.IsNoResponse(err) {
+			// Connection: close, so the agent ends the stream and the
+			// peer's connection with this answer.
+			http1.WriteError(in, http.StatusBadGateway, fmt.Sprintf("remocal: the local process on %s gave no response: %v", f.addr, err))
+			if local != nil {
+				local.Close()
+				local = nil
+			}
+			return
+		}
+		if !res.UpReusable {
+			local.Close()
+			local = nil
+		}
+		if err != nil || !res.DownKeepAlive {
+			return
+		}
 	}
 }
 

@@ -30,6 +30,10 @@ func (f HandlerFunc) ServeIncoming(ctx context.Context, in *Incoming) { f(ctx, i
 //   - HTTP/2 streams (Connection.Protocol wire.ProtocolH2C), stolen or
 //     mirrored: raw bytes both ways, an h2c connection the agent opened as
 //     its client; a mirror's answers are discarded by the agent;
+//   - stolen HTTP/1 requests of one peer connection
+//     (Connection.Protocol wire.ProtocolHTTP1, to clients listing
+//     wire.CapHTTP1Conn): a request, then the client writes its response,
+//     then the next request, until the agent closes the stream;
 //   - mirrored connection: wire.Chunk frames from the agent (ReadChunk);
 //   - stolen request: the HTTP request, then the client writes the response;
 //   - mirrored request: the HTTP request; nothing is expected back.

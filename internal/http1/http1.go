@@ -183,13 +183,31 @@ func KeepDefaultUserAgent(req *http.Request) {
 func Exchange(down, up *Conn, req *http.Request) (Result, error) {
 	KeepDefaultUserAgent(req)
 	wrote := make(chan error, 1)
-	go func() {
+	write := func() error {
 		err := req.Write(up.W)
 		if ferr := up.W.Flush(); err == nil {
 			err = ferr
 		}
-		wrote <- err
-	}()
+		return err
+	}
+	if req.Body == nil || req.Body == http.NoBody {
+		// Only a head to write: nothing to wait for downstream, and
+		// servers read a head before they answer, so writing it first
+		// saves a goroutine and its hand-offs per request.
+		wrote <- write()
+	} else {
+		// A body that breaks off (its sender went away) would leave up
+		// waiting for the rest, and this side for up's answer: cut up.
+		body := &bodyReader{ReadCloser: req.Body}
+		req.Body = body
+		go func() {
+			err := write()
+			if body.failed {
+				relay.Abort(up.Conn)
+			}
+			wrote <- err
+		}()
+	}
 	answered := false
 	for {
 		var resp *http.Response
@@ -236,6 +254,21 @@ func Exchange(down, up *Conn, req *http.Request) (Result, error) {
 		}
 		return res, nil
 	}
+}
+
+// bodyReader notes whether reading a request body failed other than by
+// its end.
+type bodyReader struct {
+	io.ReadCloser
+	failed bool
+}
+
+func (b *bodyReader) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err != nil && !errors.Is(err, io.EOF) {
+		b.failed = true
+	}
+	return n, err
 }
 
 func writeResponse(down *Conn, resp *http.Response) error {

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"go.uber.org/goleak"
 )
@@ -209,5 +210,51 @@ func TestWriteErrorAndSink(t *testing.T) {
 	body, _ := io.ReadAll(resp.Body)
 	if string(body) != "remocal: nope\n" {
 		t.Errorf("body %q", body)
+	}
+}
+
+// TestExchangeCutsUpstreamWhenTheBodyBreaksOff: a downstream that leaves
+// in the middle of a request body must not leave the upstream waiting for
+// the rest (and Exchange waiting for the upstream's answer): the upstream
+// sees its connection end.
+func TestExchangeCutsUpstreamWhenTheBodyBreaksOff(t *testing.T) {
+	upEnded := make(chan error, 1)
+	up := upstream(t, func(r *bufio.Reader, w net.Conn) {
+		req, err := http.ReadRequest(r)
+		if err != nil {
+			upEnded <- err
+			return
+		}
+		_, err = io.ReadAll(req.Body) // waits for all 1000 bytes
+		upEnded <- err
+	})
+	client, server := tcpPair(t)
+	down := NewConn(server)
+	io.WriteString(client, "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\npart of it")
+	req, err := http.ReadRequest(down.R)
+	if err != nil {
+		t.Fatal(err)
+	}
+	client.Close()
+	done := make(chan error, 1)
+	go func() {
+		_, err := Exchange(down, up, req)
+		done <- err
+	}()
+	select {
+	case err := <-upEnded:
+		if err == nil {
+			t.Fatal("the upstream read a whole body of which the downstream sent 10 of 1000 bytes")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the upstream still waits for the rest of a body whose sender left")
+	}
+	select {
+	case err := <-done:
+		if !IsNoResponse(err) {
+			t.Errorf("Exchange = %v, want a NoResponseError", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Exchange still waits for an answer from the upstream it cut")
 	}
 }

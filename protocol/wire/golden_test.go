@@ -110,6 +110,10 @@ var variants = map[string]struct {
 		Subscription: "s4", Connection: 19, Mode: ModeMirror, Port: 9090,
 		Source: "10.77.0.100:51240", Destination: "10.77.0.10:9090", Protocol: ProtocolH2C,
 	}},
+	"incoming.connection.http1-conn": {TypeIncomingConnection, 0, &IncomingConnection{
+		Subscription: "s5", Connection: 20, Mode: ModeSteal, Port: 8080,
+		Source: "10.77.0.100:51242", Destination: "10.77.0.10:8080", Protocol: ProtocolHTTP1,
+	}},
 	"error.conflict.operator": {TypeError, 12, &Error{
 		Code:    CodeConflict,
 		Message: `port 8080 of deployment/api is stolen with filter header X-User="alice" by alice (alice@laptop, session s-a1ice00001) since 2026-12-07T10:02:00Z; use a filter with a different header value, mirror mode, or onConflict: override if you may`,

@@ -315,6 +315,13 @@ type DialResult struct {
 // cleartext HTTP/2 connection the agent opened as its client, with only
 // the peer's streams that matched this subscription. Its bytes are raw
 // both ways in either mode; in mirror mode the agent discards the answers.
+//
+// ProtocolHTTP1 (CapHTTP1Conn) means the stream carries the HTTP/1.x
+// requests of the peer's connection that this subscription steals, one
+// after another: the agent writes a request, the client writes its whole
+// response, then the agent may write the next. Steal mode only. Either
+// side ends the exchange by closing the stream; a response that is not
+// keep-alive (Connection: close) ends it too.
 type IncomingConnection struct {
 	Subscription string `json:"subscription"`
 	Connection   uint64 `json:"connection"`
@@ -329,9 +336,17 @@ type IncomingConnection struct {
 // streams of the peer's connection, re-framed by the agent as h2c.
 const ProtocolH2C = "h2c"
 
+// ProtocolHTTP1 is IncomingConnection.Protocol for a stream carrying the
+// stolen HTTP/1.x requests of one peer connection in turn.
+const ProtocolHTTP1 = "http1"
+
 // Raw reports whether the stream's bytes are relayed as they are (no mirror
 // chunks): stolen connections and HTTP/2 deliveries in either mode.
 func (c *IncomingConnection) Raw() bool { return c.Mode == ModeSteal || c.Protocol == ProtocolH2C }
+
+// HTTP1Requests reports whether the stream carries stolen HTTP/1 requests
+// in turn (ProtocolHTTP1) rather than a connection's bytes.
+func (c *IncomingConnection) HTTP1Requests() bool { return c.Protocol == ProtocolHTTP1 }
 
 // IncomingRequest heads an agent-opened stream carrying one HTTP request that
 // matched a filtered subscription. Request counts requests on the connection.

@@ -38,6 +38,12 @@ const (
 	// not mirror HTTP/2 streams to clients that do not list it (an older
 	// client would read the raw bytes as mirror chunks).
 	CapHTTP2 Capability = "incoming.http2"
+	// CapHTTP1Conn: stolen HTTP/1 requests of one peer connection share
+	// one stream (IncomingConnection with Protocol ProtocolHTTP1), instead
+	// of a stream per request (IncomingRequest). An agent uses it only
+	// with a client that listed it; an agent that does not know it keeps
+	// sending a stream per request, which such a client still serves.
+	CapHTTP1Conn Capability = "incoming.http1-conn"
 	// CapAuth: the agent holds a key and proved it in the Welcome; the
 	// client must answer with Auth (auth.go). Listed by such agents only.
 	CapAuth Capability = "auth.hmac-sha256"
@@ -53,6 +59,7 @@ const (
 // nor is CapOperator, which only the operator lists.
 var AllCapabilities = []Capability{
 	CapEnv, CapFiles, CapDialTCP, CapDialUDP, CapMirror, CapSteal, CapHTTP1Filter, CapTargetUTSInfo, CapHTTP2,
+	CapHTTP1Conn,
 }
 
 // HasCapability reports whether caps contains c.

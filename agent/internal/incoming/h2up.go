@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"sync"
 
 	"github.com/remocal/remocal/internal/http1"
 	"github.com/remocal/remocal/protocol/wire"
@@ -212,9 +213,15 @@ func (h *h2Conn) forward(w http.ResponseWriter, r *http.Request, up *upstream, w
 
 var errUpstreamBody = errors.New("reading the upstream response")
 
+// relayBufs are relayBody's buffers: a gRPC call is a stream, so a fresh
+// 32 KiB buffer per call was most of what a routed call allocated.
+var relayBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
 // relayBody copies body to w, flushing after every read.
 func relayBody(rc *http.ResponseController, w io.Writer, body io.Reader) error {
-	buf := make([]byte, 32<<10)
+	bp := relayBufs.Get().(*[]byte)
+	defer relayBufs.Put(bp)
+	buf := *bp
 	for {
 		n, err := body.Read(buf)
 		if n > 0 {

@@ -81,6 +81,9 @@ type subscription struct {
 
 	connections atomic.Uint64
 	requests    atomic.Uint64
+	// removed is set when the subscription ends, for streams kept open
+	// for it (stolen.go) to notice.
+	removed atomic.Bool
 }
 
 func (s *subscription) holder() *wire.Holder {
@@ -184,6 +187,7 @@ func (m *Manager) SubscriptionCount() int {
 }
 
 func (m *Manager) removeLocked(s *subscription) {
+	s.removed.Store(true)
 	delete(m.subs, s.id)
 	m.byPort[s.port] = slices.DeleteFunc(m.byPort[s.port], func(x *subscription) bool { return x == s })
 	if len(m.byPort[s.port]) == 0 {

@@ -43,10 +43,12 @@ func (m *Manager) serveHTTP(conn net.Conn, info connInfo) {
 		return
 	}
 	var app *http1.Conn // the connection to the application, opened on first use
+	stolen := stolenStreams{}
 	defer func() {
 		if app != nil {
 			app.Close()
 		}
+		stolen.closeAll()
 	}()
 	for seq := uint64(1); ; seq++ {
 		req, err := down.ReadRequest()
@@ -54,6 +56,7 @@ func (m *Manager) serveHTTP(conn net.Conn, info connInfo) {
 			m.refuseRequest(down, info, err)
 			return
 		}
+		stolen.dropRemoved()
 		if isH2CUpgrade(req) {
 			if m.upgradeH2C(down, info, req) {
 				return
@@ -68,9 +71,7 @@ func (m *Manager) serveHTTP(conn net.Conn, info connInfo) {
 			m.mirrorRequest(req, r.mirrors, info, seq)
 		}
 		if r.steal != nil {
-			if stream, ok := m.openRequestStream(r.steal, info, seq); ok {
-				res, err := http1.Exchange(down, stream, req)
-				stream.Close()
+			if res, ok, err := m.stealRequest(down, info, r.steal, req, seq, stolen); ok {
 				if http1.IsNoResponse(err) {
 					http1.WriteError(down, http.StatusBadGateway, "remocal: the stealing client gave no response: "+err.Error())
 					return

@@ -343,6 +343,8 @@ type clientOptions struct {
 	session   string
 	target    string        // default tgt
 	heartbeat time.Duration // default 200ms, for tests that watch leases
+	// without plays an older client that does not list them.
+	without []wire.Capability
 }
 
 // connect opens a session for user as the API server would hand the
@@ -393,6 +395,7 @@ func (f *fixture) connect(user string, opts clientOptions) (*client, error) {
 	ac, err := agentclient.New(ctx, conn, agentclient.Options{
 		Name: user + "@laptop", Version: "test", Session: opts.session, Host: "laptop", Tool: "broker test",
 		Unauthenticated: true, Heartbeat: heartbeat, Logger: testLogger(t, "client-"+user),
+		WithoutCapabilities: opts.without,
 		OnEvent: func(ev wire.Event) {
 			select {
 			case c.events <- ev:

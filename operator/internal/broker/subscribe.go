@@ -210,6 +210,10 @@ func (s *session) deliver(ctx context.Context, sb *sub, in *agentclient.Incoming
 		relay.Abort(in.Stream)
 		return
 	}
+	if c := in.Connection; c != nil && c.HTTP1Requests() {
+		s.deliverRequests(ctx, sb, cc, in)
+		return
+	}
 	ctx, cancel := context.WithTimeout(ctx, handshakeTimeout)
 	st, err := cc.openStream(ctx)
 	cancel()
