@@ -157,28 +157,7 @@ func connectWait(c *call, fd int, to netip.AddrPort) error {
 	if !errors.Is(err, unix.EINPROGRESS) {
 		return err
 	}
-	const step = 500 * time.Millisecond
-	pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLOUT}}
-	for waited := time.Duration(0); waited < outgoingDialTimeout; waited += step {
-		pfd[0].Revents = 0
-		if _, err := unix.Poll(pfd, int(step.Milliseconds())); err != nil && !errors.Is(err, unix.EINTR) {
-			return err
-		}
-		if pfd[0].Revents != 0 {
-			soerr, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ERROR)
-			if err != nil {
-				return err
-			}
-			if soerr != 0 {
-				return unix.Errno(soerr)
-			}
-			return nil
-		}
-		if !c.valid() {
-			return errCallerGone
-		}
-	}
-	return unix.ETIMEDOUT
+	return waitConnected(c, fd, 500*time.Millisecond, outgoingDialTimeout)
 }
 
 // stillThere reports whether the program's descriptor progFD still names

@@ -91,10 +91,18 @@ func (d *datagrams) connectThrough(c *call, fd int, dest netip.AddrPort) error {
 // waitWritable waits for a blocking socket's connection to the proxy,
 // which is on this machine's loopback and takes microseconds.
 func waitWritable(c *call, fd int) error {
+	return waitConnected(c, fd, time.Second, 10*time.Second)
+}
+
+// waitConnected waits until fd's non-blocking connect ends, for at most
+// limit, polling in steps so that a caller whose call ended (a signal
+// interrupted it, the thread died) is noticed within a step. It returns
+// the connect's outcome (SO_ERROR), errCallerGone or ETIMEDOUT.
+func waitConnected(c *call, fd int, step, limit time.Duration) error {
 	pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLOUT}}
-	for range 10 {
+	for waited := time.Duration(0); waited < limit; waited += step {
 		pfd[0].Revents = 0
-		if _, err := unix.Poll(pfd, int(time.Second.Milliseconds())); err != nil && !errors.Is(err, unix.EINTR) {
+		if _, err := unix.Poll(pfd, int(step.Milliseconds())); err != nil && !errors.Is(err, unix.EINTR) {
 			return err
 		}
 		if pfd[0].Revents != 0 {
