@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/remocal/remocal/test/poll"
 )
 
@@ -58,6 +60,9 @@ func startDaemon(name, exe string, args []string, env []string) (*daemon, error)
 	}
 	defer lf.Close()
 	fmt.Fprintf(lf, "\n==== %s %s %s\n", time.Now().Format(time.RFC3339), exe, strings.Join(args, " "))
+	if err := closeInheritedOnExec(); err != nil {
+		return nil, err
+	}
 	cmd := exec.Command(exe, args...)
 	cmd.Env = daemonEnv(env)
 	cmd.Stdout = lf
@@ -76,6 +81,19 @@ func startDaemon(name, exe string, args []string, env []string) (*daemon, error)
 		return d, err
 	}
 	return d, nil
+}
+
+// closeInheritedOnExec marks every descriptor above standard error
+// close-on-exec, so daemons outliving this process do not inherit what it
+// was given: `flock LOCKFILE go run ./test/cluster/cmd/cluster up` passes
+// the lock's descriptor down, and a daemon holding it would keep the lock
+// for the cluster's whole life, and every later flock would wait forever.
+// The descriptors Go opens itself are close-on-exec already.
+func closeInheritedOnExec() error {
+	if err := unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err != nil {
+		return fmt.Errorf("marking inherited descriptors close-on-exec before starting daemons: %w", err)
+	}
+	return nil
 }
 
 func loadDaemon(name string) (*daemon, error) {

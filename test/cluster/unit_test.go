@@ -7,11 +7,15 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 // These run in every `go test`: no root, no cluster.
@@ -212,5 +216,31 @@ func TestEgressGuardRules(t *testing.T) {
 		if !strings.Contains(r, want) {
 			t.Errorf("guard rules lack %q:\n%s", want, r)
 		}
+	}
+}
+
+// A descriptor this process inherited without close-on-exec (flock's lock,
+// say) does not reach the daemons it starts.
+func TestDaemonsDoNotInheritDescriptors(t *testing.T) {
+	fd, err := unix.Open(filepath.Join(t.TempDir(), "lock"), unix.O_CREAT|unix.O_RDWR, 0o600) // no O_CLOEXEC, as flock(1) opens it
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	childSees := func() string {
+		out, err := exec.Command("/bin/sh", "-c", fmt.Sprintf("if [ -e /proc/self/fd/%d ]; then echo open; else echo closed; fi", fd)).Output()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.TrimSpace(string(out))
+	}
+	if got := childSees(); got != "open" {
+		t.Fatalf("before: a child sees descriptor %d %s, want open (the test's premise)", fd, got)
+	}
+	if err := closeInheritedOnExec(); err != nil {
+		t.Fatal(err)
+	}
+	if got := childSees(); got != "closed" {
+		t.Errorf("after closeInheritedOnExec a child sees descriptor %d %s, want closed", fd, got)
 	}
 }
