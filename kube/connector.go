@@ -194,8 +194,11 @@ func dialAgent(ctx context.Context, env *Env, a *Agent, opts agentclient.Options
 				return nil, "", notOurAgentAt(a, err)
 			case why == directImpostor:
 				tryDirect, notDirect = false, fmt.Sprintf("%s did not prove to be the agent and got nothing (%v)", a.DirectAddress(), err)
-			case why == directUnreachable && tryPF:
+			case why == directUnreachable && !tryPF:
 				// The agent starting cannot change that.
+				return nil, "", fmt.Errorf("cannot reach the agent %s/%s directly at %s (transport direct): %w; is the pod network reachable from here? --transport auto falls back to a port-forward",
+					a.Namespace, a.Pod, a.DirectAddress(), err)
+			case why == directUnreachable:
 				tryDirect, notDirect = false, fmt.Sprintf("%s cannot be reached from here (%v)", a.DirectAddress(), err)
 			default:
 				notDirect = fmt.Sprintf("%s refused the connection", a.DirectAddress())
