@@ -186,22 +186,15 @@ func dialAgent(ctx context.Context, env *Env, a *Agent, opts agentclient.Options
 		var err error
 		if tryDirect {
 			var c *agentclient.Client
+			var stop error
 			if c, err = dialDirect(ctx, a, opts); err == nil {
 				return c, "directly at " + a.DirectAddress() + " (TLS)", nil
 			}
-			switch why := classifyDirect(err); {
-			case why == directImpostor && !tryPF:
-				return nil, "", notOurAgentAt(a, err)
-			case why == directImpostor:
-				tryDirect, notDirect = false, fmt.Sprintf("%s did not prove to be the agent and got nothing (%v)", a.DirectAddress(), err)
-			case why == directUnreachable && !tryPF:
-				// The agent starting cannot change that.
-				return nil, "", fmt.Errorf("cannot reach the agent %s/%s directly at %s (transport direct): %w; is the pod network reachable from here? --transport auto falls back to a port-forward",
-					a.Namespace, a.Pod, a.DirectAddress(), err)
-			case why == directUnreachable:
-				tryDirect, notDirect = false, fmt.Sprintf("%s cannot be reached from here (%v)", a.DirectAddress(), err)
-			default:
-				notDirect = fmt.Sprintf("%s refused the connection", a.DirectAddress())
+			if tryDirect, notDirect, stop = afterDirect(a, err, tryPF); stop != nil {
+				if pfForbidden != nil {
+					stop = fmt.Errorf("%w; and the port-forward: %w", stop, pfForbidden)
+				}
+				return nil, "", stop
 			}
 		}
 		if tryPF {
@@ -243,6 +236,26 @@ func dialAgent(ctx context.Context, env *Env, a *Agent, opts agentclient.Options
 		}
 		backoff = min(2*backoff, time.Second)
 	}
+}
+
+// afterDirect decides what a failed direct dial leads to: whether to try
+// directly again, why the port-forward is used instead, or an error that
+// ends the dial.
+func afterDirect(a *Agent, err error, canPF bool) (again bool, notDirect string, stop error) {
+	switch why := classifyDirect(err); {
+	case why == directImpostor && !canPF:
+		return false, "", notOurAgentAt(a, err)
+	case why == directImpostor:
+		return false, fmt.Sprintf("%s did not prove to be the agent and got nothing (%v)", a.DirectAddress(), err), nil
+	case why == directUnreachable && !canPF:
+		// The agent starting cannot change that.
+		return false, "", fmt.Errorf("cannot reach the agent %s/%s directly at %s: %w; is the pod network reachable from here? (--transport auto falls back to a port-forward)",
+			a.Namespace, a.Pod, a.DirectAddress(), err)
+	case why == directUnreachable:
+		return false, fmt.Sprintf("%s cannot be reached from here (%v)", a.DirectAddress(), err), nil
+	}
+	// Refused: the agent may not listen yet.
+	return true, fmt.Sprintf("%s refused the connection", a.DirectAddress()), nil
 }
 
 // retryDirect follows a port-forward that succeeded where a direct dial
