@@ -1,7 +1,9 @@
 package agent_test
 
 import (
+	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -276,5 +278,93 @@ func TestTCPAgentOverTLS(t *testing.T) {
 		"--secret-file", filepath.Join(dir, "key"), "--tls-cert-file", filepath.Join(dir, "tls.crt"))
 	if err == nil || !strings.Contains(out, "--tls-key-file") {
 		t.Fatalf("a certificate without its key: %v\n%s", err, out)
+	}
+}
+
+// An agent with --tls-listen serves its plain listener (the loopback
+// address a port-forward reaches) and TLS on a second address (the pod's,
+// for clients that reach the pod network): the key proof runs on both, a
+// client pinning another certificate stops after the TLS handshake, and a
+// plain client gets no answer from the TLS one.
+func TestAgentServesPlainAndTLSListeners(t *testing.T) {
+	env := envtest.New(t)
+	dir := t.TempDir()
+	cert, key, err := agenttls.New("agent-test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, _, err := agenttls.New("another-agent")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, data := range map[string][]byte{"key": agentKey, "tls.crt": cert, "tls.key": key} {
+		if err := os.WriteFile(filepath.Join(dir, name), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cmd := exec.Command(remocalBinary(t), "agent", "--target-pid", fmt.Sprint(env.App.PID), "--listen", "tcp:127.0.0.1:0",
+		"--secret-file", filepath.Join(dir, "key"), "--tls-listen", "tcp:127.0.0.1:0",
+		"--tls-cert-file", filepath.Join(dir, "tls.crt"), "--tls-key-file", filepath.Join(dir, "tls.key"))
+	cmd.Stderr = tWriter{t}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
+	r := bufio.NewReader(stdout)
+	var addrs []string
+	for _, prefix := range []string{"remocal-agent listening on ", "remocal-agent serving TLS on "} {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			t.Fatalf("agent output ended: %v", err)
+		}
+		addr, ok := strings.CutPrefix(strings.TrimSpace(line), prefix)
+		if !ok {
+			t.Fatalf("line %q, want %q...", line, prefix)
+		}
+		addrs = append(addrs, addr)
+	}
+	plain, direct := addrs[0], addrs[1]
+	ctx := testCtx(t)
+	pinned, err := agenttls.PinnedConfig(cert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		addr string
+		tls  *tls.Config
+	}{{plain, nil}, {direct, pinned}} {
+		cl, err := agentclient.Dial(ctx, c.addr, agentclient.Options{Name: "alice@laptop", Key: agentKey, TLS: c.tls})
+		if err != nil {
+			t.Fatalf("client at %s: %v", c.addr, err)
+		}
+		if _, err := cl.Env(ctx, []string{"HOME"}, nil); err != nil {
+			t.Fatal(err)
+		}
+		cl.Close()
+	}
+	wrongPin, err := agenttls.PinnedConfig(other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := agentclient.Dial(ctx, direct, agentclient.Options{Name: "alice@laptop", Key: agentKey, TLS: wrongPin}); !errors.Is(err, agenttls.ErrNotPinned) {
+		t.Fatalf("client pinning another certificate: %v, want ErrNotPinned", err)
+	}
+	if _, err := agentclient.Dial(ctx, direct, agentclient.Options{Name: "alice@laptop", Key: agentKey, HandshakeTimeout: 2 * time.Second}); err == nil {
+		t.Fatal("a client without TLS completed a handshake on the TLS listener")
+	}
+	if _, err := agentclient.Dial(ctx, direct, agentclient.Options{Name: "alice@laptop", Key: wrongKey, TLS: pinned}); !errors.Is(err, agentclient.ErrUnprovenAgent) {
+		t.Fatalf("client with a wrong key over TLS: %v, want ErrUnprovenAgent", err)
+	}
+	out, err := runAgentCommand(t, remocalBinary(t), "--target-pid", fmt.Sprint(env.App.PID), "--listen", "tcp:127.0.0.1:0",
+		"--secret-file", filepath.Join(dir, "key"), "--tls-listen", "tcp:127.0.0.1:0")
+	if err == nil || !strings.Contains(out, "--tls-listen needs --tls-cert-file") {
+		t.Fatalf("--tls-listen without a certificate: %v\n%s", err, out)
 	}
 }

@@ -14,7 +14,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/remocal/remocal/protocol/config"
-	"github.com/remocal/remocal/protocol/wire"
 )
 
 // AgentPort is where an agent in the cluster listens, on its pod's
@@ -53,11 +52,14 @@ type Agent struct {
 	Reused         bool
 	// Key is the agent's secret (agentkey.go): the agent must prove it.
 	Key []byte
-	// TLSCert is the certificate (PEM) an operator's agent serves TLS
-	// with, to pin, and PodIP its pod's address; unset for a client's
-	// agent (port-forwarded).
-	TLSCert []byte
-	PodIP   string
+	// TLSCert is the certificate (PEM) the agent serves TLS with on its
+	// pod's address, to pin, and PodIP that address. An operator's agent
+	// serves TLS on Port; a client's agent on DirectPort (the direct
+	// transport, direct.go), 0 when it has no such listener (an
+	// ephemeral agent, a Job of an older remocal).
+	TLSCert    []byte
+	PodIP      string
+	DirectPort int
 	// job is the Job this session created, to remove if the agent turns
 	// out unreachable; nil when the agent was joined or reused.
 	job *batchv1.Job
@@ -95,9 +97,9 @@ func EnsureAgent(ctx context.Context, env *Env, r *Resolved, ns string, o AgentO
 			// Labels are anyone's to set: only a pod of remocal's Job for
 			// this container, holding that Job's key, is the agent.
 			j, err := podOfJob(ctx, env, &p, agentJobName(key))
-			var k []byte
+			var creds agentCreds
 			if err == nil {
-				k, err = jobKey(ctx, env, j)
+				creds, err = jobCreds(ctx, env, j)
 			}
 			var why mismatch
 			if errors.As(err, &why) {
@@ -106,7 +108,11 @@ func EnsureAgent(ctx context.Context, env *Env, r *Resolved, ns string, o AgentO
 			if err != nil {
 				return nil, err
 			}
-			return &Agent{Namespace: ns, Pod: p.Name, Container: "agent", Port: AgentPort, Reused: true, Key: k}, nil
+			a := &Agent{Namespace: ns, Pod: p.Name, Container: "agent", Port: AgentPort, Reused: true, Key: creds.key, TLSCert: creds.cert, PodIP: p.Status.PodIP}
+			if creds.cert != nil {
+				a.DirectPort = AgentTLSPort
+			}
+			return a, nil
 		}
 	}
 	return ensureJob(ctx, env, r, ns, key, o, progress)
@@ -117,14 +123,16 @@ func EnsureAgent(ctx context.Context, env *Env, r *Resolved, ns string, o AgentO
 // once create one agent, not two agents fighting over the same port. A
 // Job left by an agent that has exited is replaced.
 func ensureJob(ctx context.Context, env *Env, r *Resolved, ns, key string, o AgentOptions, progress func(string)) (*Agent, error) {
-	return ensureFlavoredJob(ctx, env, ns, agentJobName(key), jobFlavor{
-		build:   func(secret string) *batchv1.Job { return agentJob(r, ns, key, o, secret) },
-		secrets: func() (map[string][]byte, error) { return map[string][]byte{keyItem: wire.NewKey()}, nil },
-		read: func(ctx context.Context, j *batchv1.Job) (agentCreds, error) {
-			k, err := jobKey(ctx, env, j)
-			return agentCreds{key: k}, err
-		},
+	name := agentJobName(key)
+	a, err := ensureFlavoredJob(ctx, env, ns, name, jobFlavor{
+		build:   func(secret string) *batchv1.Job { return clientAgentJob(r, ns, key, o, secret) },
+		secrets: func() (map[string][]byte, error) { return operatorSecrets(name) },
+		read:    func(ctx context.Context, j *batchv1.Job) (agentCreds, error) { return jobCreds(ctx, env, j) },
 	}, o, progress)
+	if err == nil && a.TLSCert != nil {
+		a.DirectPort = AgentTLSPort
+	}
+	return a, err
 }
 
 // jobFlavor is what differs between the agent Jobs a client makes (a key,
@@ -216,7 +224,7 @@ func ensureFlavoredJob(ctx context.Context, env *Env, ns, name string, fl jobFla
 		// same name may still be terminating, and is not this agent.
 		pod, err := waitAgentPod(ctx, env, ns, metav1.ListOptions{LabelSelector: batchv1.ControllerUidLabel + "=" + string(current.UID)}, "agent", current, o.StartupTimeout, progress)
 		if err == nil {
-			a := &Agent{Namespace: ns, Pod: pod, Container: "agent", Port: AgentPort, Key: creds.key, TLSCert: creds.cert}
+			a := &Agent{Namespace: ns, Pod: pod.Name, Container: "agent", Port: AgentPort, Key: creds.key, TLSCert: creds.cert, PodIP: pod.Status.PodIP}
 			if created {
 				a.job = current
 			}

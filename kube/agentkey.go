@@ -147,14 +147,6 @@ func isAgentJob(j *batchv1.Job) bool {
 		slices.Equal(spec.Containers[0].Command, AgentCommand) && jobSecret(j) != ""
 }
 
-// jobKey returns the key of an agent Job that another session created.
-func jobKey(ctx context.Context, env *Env, j *batchv1.Job) ([]byte, error) {
-	if !isAgentJob(j) {
-		return nil, mismatch(fmt.Sprintf("the Job %s/%s is not an agent Job remocal made (no key, or other containers or commands)", j.Namespace, j.Name))
-	}
-	return readKeySecret(ctx, env, j.Namespace, jobSecret(j), j.UID, 10*time.Second)
-}
-
 // mismatch says why something is not the agent remocal created (as
 // opposed to an API error on the way to finding out).
 type mismatch string

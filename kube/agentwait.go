@@ -30,7 +30,7 @@ import (
 // job is the Job whose pod is awaited (nil for an ephemeral container): if
 // the Job controller cannot create the pod at all (admission refused it),
 // no pod ever appears, and its events say why.
-func waitAgentPod(ctx context.Context, env *Env, ns string, opts metav1.ListOptions, container string, job *batchv1.Job, timeout time.Duration, progress func(string)) (string, error) {
+func waitAgentPod(ctx context.Context, env *Env, ns string, opts metav1.ListOptions, container string, job *batchv1.Job, timeout time.Duration, progress func(string)) (*corev1.Pod, error) {
 	if timeout <= 0 {
 		timeout = time.Minute
 	}
@@ -57,7 +57,7 @@ func waitAgentPod(ctx context.Context, env *Env, ns string, opts metav1.ListOpti
 		},
 	}
 	var last *corev1.Pod
-	var running string
+	var running *corev1.Pod
 	reported := ""
 	_, err := watchtools.UntilWithSync(wctx, lw, &corev1.Pod{}, nil, func(ev watch.Event) (bool, error) {
 		p, ok := ev.Object.(*corev1.Pod)
@@ -77,7 +77,7 @@ func waitAgentPod(ctx context.Context, env *Env, ns string, opts metav1.ListOpti
 			}
 			switch {
 			case s.State.Running != nil:
-				running = p.Name
+				running = p
 				return true, nil
 			case s.State.Waiting != nil && isPullFailure(s.State.Waiting.Reason):
 				return false, fmt.Errorf("the agent image %s cannot be pulled on node %s (%s: %s); set agent.image to an image the node can pull (make images writes it as an OCI archive to push to your registry)",
@@ -93,22 +93,22 @@ func waitAgentPod(ctx context.Context, env *Env, ns string, opts metav1.ListOpti
 	})
 	var refused *creationError
 	switch {
-	case running != "":
+	case running != nil:
 		return running, nil
 	case ctx.Err() != nil:
-		return "", ctx.Err()
+		return nil, ctx.Err()
 	case errors.As(context.Cause(wctx), &refused):
-		return "", refused
+		return nil, refused
 	case wait.Interrupted(err) || wctx.Err() != nil:
-		return "", timeoutError(ctx, env, ns, last, timeout)
+		return nil, timeoutError(ctx, env, ns, last, timeout)
 	case err != nil:
 		var se *apierrors.StatusError
 		if errors.As(err, &se) {
-			return "", apiError(err, "watch", "pods", ns, "")
+			return nil, apiError(err, "watch", "pods", ns, "")
 		}
-		return "", err
+		return nil, err
 	}
-	return "", timeoutError(ctx, env, ns, last, timeout)
+	return nil, timeoutError(ctx, env, ns, last, timeout)
 }
 
 func isPullFailure(reason string) bool {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/remocal/remocal/internal/agentclient"
+	"github.com/remocal/remocal/protocol/config"
 )
 
 // DefaultImageRepo is the agent image `make images` builds; the tag is the
@@ -37,6 +39,29 @@ type Connector struct {
 	env      *Env
 	resolved *Resolved
 	agent    *Agent
+	// via is how the connection reaches the agent ("directly at
+	// ADDR (TLS)", "through a port-forward ..."), for Transport.
+	via string
+}
+
+// Transport says how the current connection reaches the agent: directly
+// over the pod network or through a port-forward, and why not directly.
+func (k *Connector) Transport() string {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.via
+}
+
+// connected records how the agent was reached and tells the user when
+// that is new.
+func (k *Connector) connected(via string) {
+	k.mu.Lock()
+	changed := k.via != via
+	k.via = via
+	k.mu.Unlock()
+	if changed {
+		k.progress("connected to the agent " + via)
+	}
 }
 
 // Describe names the target, with the pod once it is resolved.
@@ -49,15 +74,20 @@ func (k *Connector) Describe() string {
 	return k.Ref
 }
 
-// Note explains a choice made while resolving the target (which of
-// several running pods the session uses), or is empty.
+// Note explains the choices made for the session: which of several
+// running pods it uses, and how it reaches the agent (directly or through
+// a port-forward, and why); empty before connecting.
 func (k *Connector) Note() string {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	if k.resolved != nil {
-		return k.resolved.Note
+	var notes []string
+	if k.resolved != nil && k.resolved.Note != "" {
+		notes = append(notes, k.resolved.Note)
 	}
-	return ""
+	if k.via != "" {
+		notes = append(notes, "the agent is reached "+k.via)
+	}
+	return strings.Join(notes, "; ")
 }
 
 func (k *Connector) progress(msg string) {
@@ -111,7 +141,7 @@ func (k *Connector) attach(ctx context.Context, env *Env, r *Resolved, ns string
 	} else {
 		k.progress(fmt.Sprintf("agent %s/%s started in %v", a.Namespace, a.Pod, time.Since(start).Round(10*time.Millisecond)))
 	}
-	c, err := dialAgent(ctx, env, a, opts, patience)
+	c, via, err := dialAgent(ctx, env, a, opts, patience, k.Flags.Transport)
 	if err != nil {
 		if a.job != nil {
 			// An agent nobody can reach must not stay behind.
@@ -122,6 +152,7 @@ func (k *Connector) attach(ctx context.Context, env *Env, r *Resolved, ns string
 	k.mu.Lock()
 	k.resolved, k.agent = r, a
 	k.mu.Unlock()
+	k.connected(via)
 	return c, nil
 }
 
@@ -130,46 +161,152 @@ func (k *Connector) attach(ctx context.Context, env *Env, r *Resolved, ns string
 // its process starts.
 const agentListenTimeout = 20 * time.Second
 
-// dialAgent port-forwards to the agent and shakes hands, retrying while the
-// agent is not listening yet.
-func dialAgent(ctx context.Context, env *Env, a *Agent, opts agentclient.Options, patience time.Duration) (*agentclient.Client, error) {
+// dialAgent connects to the agent and shakes hands, retrying while the
+// agent is not listening yet: directly over the pod network, or through a
+// port-forward, as transport allows (direct first under auto). It says
+// which it took.
+func dialAgent(ctx context.Context, env *Env, a *Agent, opts agentclient.Options, patience time.Duration, transport config.Transport) (*agentclient.Client, string, error) {
 	deadline := time.Now().Add(patience)
 	backoff := 50 * time.Millisecond
 	opts.Key = a.Key
+	tryDirect := transport != config.TransportPortForward && a.DirectAddress() != ""
+	tryPF := transport != config.TransportDirect
+	if transport == config.TransportDirect && !tryDirect {
+		return nil, "", fmt.Errorf("the agent %s/%s cannot be reached directly (transport direct): %s; use --transport auto or port-forward",
+			a.Namespace, a.Pod, noDirect(a))
+	}
+	// notDirect says why the port-forward is used, when direct was an
+	// option; pfForbidden why not the port-forward, when direct is left.
+	notDirect := ""
+	var pfForbidden error
+	if transport != config.TransportPortForward && !tryDirect {
+		notDirect = noDirect(a)
+	}
 	for {
-		conn, err := DialPod(env, a.Namespace, a.Pod, a.Port)
-		if apierrors.IsForbidden(err) {
-			// Waiting cannot help: say which permission is missing.
-			return nil, apiError(err, "create", "pods/portforward", a.Namespace, a.Pod)
-		}
-		if err == nil {
+		var err error
+		if tryDirect {
 			var c *agentclient.Client
-			if c, err = agentclient.New(ctx, conn, opts); err == nil {
-				return c, nil
+			var stop error
+			if c, err = dialDirect(ctx, a, opts); err == nil {
+				return c, "directly at " + a.DirectAddress() + " (TLS)", nil
 			}
-			conn.Close()
-			if errors.Is(err, agentclient.ErrUnprovenAgent) {
-				// Whatever answered got the hello and nothing else.
-				return nil, notOurAgent(a.Namespace, a.Pod, err.Error())
+			if tryDirect, notDirect, stop = afterDirect(a, err, tryPF); stop != nil {
+				if pfForbidden != nil {
+					stop = fmt.Errorf("%w; and the port-forward: %w", stop, pfForbidden)
+				}
+				return nil, "", stop
+			}
+		}
+		if tryPF {
+			var c *agentclient.Client
+			c, err = dialPortForward(ctx, env, a, opts)
+			if err == nil {
+				return retryDirect(ctx, a, opts, c, tryDirect, notDirect)
+			}
+			switch {
+			case isForbiddenPF(err) && tryDirect:
+				// Direct needs no port-forward right: wait for the agent
+				// there alone.
+				tryPF, pfForbidden = false, err
+			case errors.Is(err, ErrNotOurAgent) || isForbiddenPF(err):
+				return nil, "", err
 			}
 		}
 		if ctx.Err() != nil {
-			return nil, ctx.Err()
+			return nil, "", ctx.Err()
 		}
 		if gone := agentGone(ctx, env, a); gone != nil {
-			return nil, gone
+			return nil, "", gone
 		}
 		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("cannot reach the agent %s/%s through a port-forward within %v: %w (its log: kubectl -n %s logs %s)",
-				a.Namespace, a.Pod, patience, err, a.Namespace, a.Pod)
+			how := "through a port-forward"
+			if !tryPF {
+				how = "directly at " + a.DirectAddress()
+			}
+			if pfForbidden != nil {
+				how += " (and " + pfForbidden.Error() + ")"
+			}
+			return nil, "", fmt.Errorf("cannot reach the agent %s/%s %s within %v: %w (its log: kubectl -n %s logs %s)",
+				a.Namespace, a.Pod, how, patience, err, a.Namespace, a.Pod)
 		}
 		select {
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			return nil, "", ctx.Err()
 		case <-time.After(backoff): // retry backoff, not synchronisation
 		}
 		backoff = min(2*backoff, time.Second)
 	}
+}
+
+// afterDirect decides what a failed direct dial leads to: whether to try
+// directly again, why the port-forward is used instead, or an error that
+// ends the dial.
+func afterDirect(a *Agent, err error, canPF bool) (again bool, notDirect string, stop error) {
+	switch why := classifyDirect(err); {
+	case why == directImpostor && !canPF:
+		return false, "", notOurAgentAt(a, err)
+	case why == directImpostor:
+		return false, fmt.Sprintf("%s did not prove to be the agent and got nothing (%v)", a.DirectAddress(), err), nil
+	case why == directUnreachable && !canPF:
+		// The agent starting cannot change that.
+		return false, "", fmt.Errorf("cannot reach the agent %s/%s directly at %s: %w; is the pod network reachable from here? (--transport auto falls back to a port-forward)",
+			a.Namespace, a.Pod, a.DirectAddress(), err)
+	case why == directUnreachable:
+		return false, fmt.Sprintf("%s cannot be reached from here (%v)", a.DirectAddress(), err), nil
+	}
+	// Refused: the agent may not listen yet.
+	return true, fmt.Sprintf("%s refused the connection", a.DirectAddress()), nil
+}
+
+// retryDirect follows a port-forward that succeeded where a direct dial
+// was refused just before: the agent binds its TLS listener before its
+// loopback one, so it listens now, and one more direct dial tells a late
+// agent from a network that refuses the port.
+func retryDirect(ctx context.Context, a *Agent, opts agentclient.Options, pf *agentclient.Client, tryDirect bool, notDirect string) (*agentclient.Client, string, error) {
+	how := "through a port-forward"
+	if tryDirect {
+		if c, err := dialDirect(ctx, a, opts); err == nil {
+			pf.Close()
+			return c, "directly at " + a.DirectAddress() + " (TLS)", nil
+		}
+	}
+	if notDirect != "" {
+		how += " (not directly: " + notDirect + ")"
+	}
+	return pf, how, nil
+}
+
+// dialPortForward port-forwards to the agent's loopback listener and
+// shakes hands.
+func dialPortForward(ctx context.Context, env *Env, a *Agent, opts agentclient.Options) (*agentclient.Client, error) {
+	conn, err := DialPod(env, a.Namespace, a.Pod, a.Port)
+	if apierrors.IsForbidden(err) {
+		// Waiting cannot help: say which permission is missing.
+		return nil, forbiddenPF{apiError(err, "create", "pods/portforward", a.Namespace, a.Pod)}
+	}
+	if err != nil {
+		return nil, err
+	}
+	c, err := agentclient.New(ctx, conn, opts)
+	if err != nil {
+		conn.Close()
+		if errors.Is(err, agentclient.ErrUnprovenAgent) {
+			// Whatever answered got the hello and nothing else.
+			return nil, notOurAgent(a.Namespace, a.Pod, err.Error())
+		}
+		return nil, err
+	}
+	return c, nil
+}
+
+// forbiddenPF is a port-forward the user may not create.
+type forbiddenPF struct{ error }
+
+func (f forbiddenPF) Unwrap() error { return f.error }
+
+func isForbiddenPF(err error) bool {
+	var f forbiddenPF
+	return errors.As(err, &f)
 }
 
 // ErrAgentGone says the agent's pod was deleted or its agent exited: a new
@@ -214,7 +351,10 @@ func (k *Connector) Redial(ctx context.Context, opts agentclient.Options, patien
 	if a == nil {
 		return nil, nil, errors.New("redial before connect")
 	}
-	c, err := dialAgent(ctx, env, a, opts, patience)
+	c, via, err := dialAgent(ctx, env, a, opts, patience, k.Flags.Transport)
+	if err == nil {
+		k.connected(via)
+	}
 	if errors.Is(err, ErrAgentGone) && r != nil {
 		if why, moved := targetMoved(ctx, env, r); moved {
 			k.progress(why + "; following the target")

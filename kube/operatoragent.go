@@ -28,10 +28,10 @@ import (
 // key, mounted into the agent's container alone.
 
 // OperatorAgentPort is where an operator's agent listens on its pod's
-// address.
-const OperatorAgentPort = 47114
+// address: the port of every agent's TLS listener (AgentTLSPort).
+const OperatorAgentPort = AgentTLSPort
 
-// Items of an operator's agent's Secret besides the key.
+// Items of an agent's Secret besides the key: its TLS identity.
 const (
 	tlsCertItem = "tls.crt"
 	tlsKeyItem  = "tls.key"
@@ -52,27 +52,19 @@ func operatorAgentJob(r *Resolved, ns string, o AgentOptions, secretName string)
 	job := agentJob(r, ns, operatorAgentKey(r), o, secretName)
 	job.Labels[LabelOperator] = "true"
 	job.Spec.Template.Labels[LabelOperator] = "true"
-	spec := &job.Spec.Template.Spec
-	c := &spec.Containers[0]
+	c := &job.Spec.Template.Spec.Containers[0]
 	listen := fmt.Sprintf("tcp::%d", OperatorAgentPort)
 	for i := 0; i+1 < len(c.Args); i++ {
 		if c.Args[i] == "--listen" {
 			c.Args[i+1] = listen
 		}
 	}
-	c.Args = append(c.Args, "--tls-cert-file", keyDir+"/"+tlsCertItem, "--tls-key-file", keyDir+"/"+tlsKeyItem)
-	c.Ports = []corev1.ContainerPort{{Name: "agent", ContainerPort: OperatorAgentPort, Protocol: corev1.ProtocolTCP}}
-	for i := range spec.Volumes {
-		if spec.Volumes[i].Name == keyVolume && spec.Volumes[i].Secret != nil {
-			spec.Volumes[i].Secret.Items = append(spec.Volumes[i].Secret.Items,
-				corev1.KeyToPath{Key: tlsCertItem, Path: tlsCertItem}, corev1.KeyToPath{Key: tlsKeyItem, Path: tlsKeyItem})
-		}
-	}
+	withTLS(&job.Spec.Template.Spec)
 	return job
 }
 
 // operatorSecrets is the data of a new operator agent's Secret: a key and
-// a fresh TLS identity.
+// a fresh TLS identity; a client's agent gets the same (direct.go).
 func operatorSecrets(name string) (map[string][]byte, error) {
 	cert, key, err := agenttls.New(name)
 	if err != nil {

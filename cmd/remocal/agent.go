@@ -37,6 +37,7 @@ func newAgentCmd() *cobra.Command {
 		insecure    bool
 		tlsCert     string
 		tlsKey      string
+		tlsListen   string
 	)
 	cmd := &cobra.Command{
 		Use:   "agent --target-pid PID [--listen ADDR]",
@@ -52,9 +53,16 @@ it to them. An agent on a unix socket may run without a key: the socket is
 made 0600, so only its user can connect. On TCP an agent without a key
 serves whoever reaches the port, and starts only with --insecure.
 
+With --tls-listen the agent also serves TLS on a second address (its pod's, for
+clients that reach the pod network directly), while --listen stays plain (the
+loopback address a port-forward reaches); without it, --tls-cert-file makes
+--listen itself TLS.
+
 Once listening it prints one line to standard output:
   remocal-agent listening on ADDR
-where ADDR is what clients pass to connect (tcp:HOST:PORT or unix:PATH).`,
+where ADDR is what clients pass to connect (tcp:HOST:PORT or unix:PATH), and
+with --tls-listen a second line:
+  remocal-agent serving TLS on tcp:HOST:PORT`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var loc target.Locator
@@ -88,14 +96,18 @@ where ADDR is what clients pass to connect (tcp:HOST:PORT or unix:PATH).`,
 			switch {
 			case (tlsCert == "") != (tlsKey == ""):
 				return errors.New("give --tls-cert-file and --tls-key-file together")
-			case tlsCert != "" && strings.HasPrefix(listen, "unix:"):
+			case tlsListen != "" && tlsCert == "":
+				return errors.New("--tls-listen needs --tls-cert-file and --tls-key-file")
+			case tlsListen != "" && strings.HasPrefix(tlsListen, "unix:"):
+				return errors.New("--tls-listen is a TCP address (tcp:HOST:PORT); a unix socket is served without TLS")
+			case tlsCert != "" && tlsListen == "" && strings.HasPrefix(listen, "unix:"):
 				return errors.New("--tls-cert-file is for a TCP listener; a unix socket is served without TLS")
 			case tlsCert != "":
 				if tlsCfg, err = agenttls.ServerConfig(tlsCert, tlsKey); err != nil {
 					return err
 				}
 			}
-			return runAgent(cmd.Context(), log, loc, listen, idleTTL, targetless, nodeAddrs, key, insecure, tlsCfg)
+			return runAgent(cmd.Context(), log, loc, listeners{plain: listen, tls: tlsListen, tlsCfg: tlsCfg}, idleTTL, targetless, nodeAddrs, key, insecure)
 		},
 	}
 	cmd.Flags().IntVar(&pid, "target-pid", 0, "PID of the target process")
@@ -110,6 +122,7 @@ where ADDR is what clients pass to connect (tcp:HOST:PORT or unix:PATH).`,
 	cmd.Flags().BoolVar(&insecure, "insecure", false, "listen on TCP without a key, serving anyone who can reach the port")
 	cmd.Flags().StringVar(&tlsCert, "tls-cert-file", "", "serve TLS on the TCP listener with this certificate (PEM; the operator pins it), the key proof runs inside")
 	cmd.Flags().StringVar(&tlsKey, "tls-key-file", "", "the private key of --tls-cert-file (PEM)")
+	cmd.Flags().StringVar(&tlsListen, "tls-listen", "", "also serve TLS (--tls-cert-file) here, tcp:HOST:PORT, for clients that reach the pod directly; --listen stays plain")
 	cmd.Flags().StringSliceVar(&nodeIPs, "node-ip", nil, "the node's address(es), where kubelet probes come from besides the target's gateway: they are never stolen")
 	return cmd
 }
@@ -141,29 +154,63 @@ func agentKey(file, env string) ([]byte, error) {
 	return nil, nil
 }
 
-func runAgent(ctx context.Context, log *slog.Logger, loc target.Locator, listen string, idleTTL time.Duration, targetless bool, nodeAddrs []netip.Addr, key []byte, insecure bool, tlsCfg *tls.Config) error {
+// listeners are where the agent serves: plain, or with TLS when tlsCfg is
+// set and tls is empty; and with tls set, TLS there besides plain.
+type listeners struct {
+	plain, tls string
+	tlsCfg     *tls.Config
+}
+
+// open binds them, the TLS listener first: a client that reached the
+// plain one (a port-forward) knows the TLS one listens too, so a refused
+// direct dial then means the pod network is closed, not the agent late.
+func (ls listeners) open() (l net.Listener, addr, tlsAddr string, err error) {
+	var direct net.Listener
+	if ls.tls != "" {
+		var dl net.Listener
+		if dl, tlsAddr, err = listenOn(ls.tls); err != nil {
+			return nil, "", "", err
+		}
+		direct = tls.NewListener(dl, ls.tlsCfg)
+	}
+	if l, addr, err = listenOn(ls.plain); err != nil {
+		if direct != nil {
+			direct.Close()
+		}
+		return nil, "", "", err
+	}
+	switch {
+	case direct != nil:
+		return newMultiListener(direct, l), addr, tlsAddr, nil
+	case ls.tlsCfg != nil:
+		return tls.NewListener(l, ls.tlsCfg), addr, "", nil
+	}
+	return l, addr, "", nil
+}
+
+func runAgent(ctx context.Context, log *slog.Logger, loc target.Locator, ls listeners, idleTTL time.Duration, targetless bool, nodeAddrs []netip.Addr, key []byte, insecure bool) error {
 	proc, err := loc.Locate(ctx)
 	if err != nil {
 		return err
 	}
-	if key == nil && !strings.HasPrefix(listen, "unix:") && !insecure {
+	if key == nil && (!strings.HasPrefix(ls.plain, "unix:") || ls.tls != "") && !insecure {
 		proc.Close()
-		return fmt.Errorf("--listen %s without a key would serve anyone who can reach the port: give the agent a key (--secret-file FILE with at least %d bytes; clients pass the same file with --agent-secret-file), listen on unix:PATH, or pass --insecure", listen, wire.MinKeySize)
+		return fmt.Errorf("--listen %s without a key would serve anyone who can reach the port: give the agent a key (--secret-file FILE with at least %d bytes; clients pass the same file with --agent-secret-file), listen on unix:PATH, or pass --insecure", ls.plain, wire.MinKeySize)
 	}
 	defer proc.Close()
 	a, err := agent.New(agent.Config{Target: proc, Version: version, IdleTTL: idleTTL, Logger: log, Targetless: targetless, NodeAddrs: nodeAddrs, Key: key})
 	if err != nil {
 		return err
 	}
-	l, addr, err := listenOn(listen)
+	l, addr, tlsAddr, err := ls.open()
 	if err != nil {
 		return err
 	}
-	if tlsCfg != nil {
-		l = tls.NewListener(l, tlsCfg)
-	}
 	fmt.Printf("remocal-agent listening on %s\n", addr)
-	log.Info("agent serving", "listen", addr, "targetPid", proc.PID())
+	if tlsAddr != "" {
+		fmt.Printf("remocal-agent serving TLS on %s\n", tlsAddr)
+	}
+	log.Info("agent serving", "listen", addr, "tls", tlsAddr, "targetPid", proc.PID())
 	err = a.Serve(ctx, l)
 	switch {
 	case errors.Is(err, agent.ErrTargetExited), errors.Is(err, agent.ErrIdle):

@@ -25,6 +25,7 @@ func newExecCmd() *cobra.Command {
 		join                          string
 		kf                            kubeFlags
 		operatorMode, onConflict      string
+		transport                     string
 	)
 	cmd := &cobra.Command{
 		Use:   "exec [--target T] [-f CONFIG] [--steal] -- CMD [ARGS...]",
@@ -43,7 +44,7 @@ an IDE) instead of starting one: that session's settings apply.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if join != "" {
-				for _, name := range []string{"target", "config", "agent", "steal", "mirror", "no-incoming", "kubeconfig", "context", "namespace", "agent-secret-file", "agent-insecure", "operator", "on-conflict"} {
+				for _, name := range []string{"target", "config", "agent", "steal", "mirror", "no-incoming", "kubeconfig", "context", "namespace", "agent-secret-file", "agent-insecure", "operator", "on-conflict", "transport"} {
 					if cmd.Flags().Changed(name) {
 						return fmt.Errorf("--join uses the session's settings; --%s cannot be combined with it", name)
 					}
@@ -64,6 +65,11 @@ an IDE) instead of starting one: that session's settings apply.`,
 			if operatorMode != "" {
 				if over.Operator, err = config.ParseOperatorMode(operatorMode); err != nil {
 					return fmt.Errorf("--operator %v", err)
+				}
+			}
+			if transport != "" {
+				if over.Kubernetes.Transport, err = config.ParseTransport(transport); err != nil {
+					return fmt.Errorf("--transport %v", err)
 				}
 			}
 			if onConflict != "" {
@@ -124,6 +130,7 @@ an IDE) instead of starting one: that session's settings apply.`,
 	f.StringVar(&logLevel, "log-level", "warn", "debug, info, warn or error")
 	kf.register(f)
 	f.StringVar(&operatorMode, "operator", "", `reach Kubernetes targets through the cluster's remocal operator: auto (if it has one), true (only through it) or false (default: the configuration's "operator", else auto)`)
+	f.StringVar(&transport, "transport", "", `how to reach an agent remocal starts in Kubernetes: auto (directly over the pod network when it is reachable from here, else through a port-forward), direct or port-forward (default: the configuration's kubernetes.transport, else auto)`)
 	f.StringVar(&onConflict, "on-conflict", "", `when another session holds a port: abort (the default), continue without it, or override (take it; operator and RBAC permitting)`)
 	f.StringVar(&join, "join", "", "join the running session serving this socket instead of starting one (how IDEs run static programs and debuggers)")
 	return cmd

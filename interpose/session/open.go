@@ -43,6 +43,9 @@ func (o Overrides) apply(c *config.Config) {
 	if o.Kubernetes.Namespace != "" {
 		c.Kubernetes.Namespace = o.Kubernetes.Namespace
 	}
+	if o.Kubernetes.Transport != "" {
+		c.Kubernetes.Transport = o.Kubernetes.Transport
+	}
 	if o.Incoming != "" {
 		c.Network.Incoming.Mode = o.Incoming
 	}

@@ -107,6 +107,35 @@ type Kubernetes struct {
 	Namespace  string `json:"namespace,omitempty"`
 	// AllowTargets allows targets remocal refuses by default.
 	AllowTargets AllowTargets `json:"allowTargets,omitzero"`
+	// Transport is how the client reaches an agent it started: directly
+	// over the pod network when it can, else through a port-forward
+	// (auto, the default), or only one of the two.
+	Transport Transport `json:"transport,omitempty"`
+}
+
+// Transport is how a client reaches the agents it starts in a cluster.
+type Transport string
+
+// Transports.
+const (
+	// TransportAuto dials the agent's pod directly (TLS, its pinned
+	// certificate) and falls back to a port-forward when the pod network
+	// cannot be reached from here.
+	TransportAuto Transport = "auto"
+	// TransportDirect dials the agent's pod only: an in-cluster
+	// devcontainer, a VPN into the pod network.
+	TransportDirect Transport = "direct"
+	// TransportPortForward goes through the apiserver and kubelet only.
+	TransportPortForward Transport = "port-forward"
+)
+
+// ParseTransport reads a flag's value: auto, direct or port-forward.
+func ParseTransport(s string) (Transport, error) {
+	switch t := Transport(s); t {
+	case TransportAuto, TransportDirect, TransportPortForward:
+		return t, nil
+	}
+	return "", fmt.Errorf(`got %q, expected one of "auto", "direct", "port-forward"`, s)
 }
 
 // AllowTargets allows targets remocal refuses by default, where a session
@@ -312,6 +341,7 @@ const (
 	DefaultIncomingMode = IncomingMirror
 	DefaultOnConflict   = ConflictAbort
 	DefaultOperator     = OperatorAuto
+	DefaultTransport    = TransportAuto
 )
 
 // WithDefaults returns a deep copy of c with every unset field that has a
@@ -342,6 +372,9 @@ func (c *Config) WithDefaults() *Config {
 	}
 	if d.Operator == "" {
 		d.Operator = DefaultOperator
+	}
+	if d.Kubernetes.Transport == "" {
+		d.Kubernetes.Transport = DefaultTransport
 	}
 	for _, b := range []**bool{&d.Network.Outgoing.TCP, &d.Network.Outgoing.UDP, &d.Network.Outgoing.IgnoreLocalhost, &d.Network.DNS.Enabled, &d.Hostname} {
 		if *b == nil {
@@ -435,6 +468,10 @@ func (c *Config) problems(inFile bool) []Problem {
 		if err := checkDNSLabel(ns, false); err != nil {
 			add("$.kubernetes.namespace", fmt.Errorf("got %q, a namespace name %v", ns, err))
 		}
+	}
+	if t := c.Kubernetes.Transport; t != "" {
+		_, err := ParseTransport(string(t))
+		add("$.kubernetes.transport", err)
 	}
 	if c.Agent.Address != "" {
 		add("$.agent.address", checkAgentAddress(c.Agent.Address))

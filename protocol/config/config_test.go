@@ -260,12 +260,13 @@ func TestWithDefaults(t *testing.T) {
 	empty := &Config{}
 	d := empty.WithDefaults()
 	want := &Config{
-		Agent:    Agent{IdleTTL: Duration(time.Minute), StartupTimeout: Duration(time.Minute), ImagePullPolicy: "IfNotPresent"},
-		Env:      Env{Include: []string{"*"}},
-		FS:       FS{Mode: FSRead},
-		Network:  Network{Incoming: Incoming{Mode: IncomingMirror, OnConflict: ConflictAbort}, Outgoing: Outgoing{TCP: ptr(true), UDP: ptr(true), IgnoreLocalhost: ptr(true)}, DNS: DNS{Enabled: ptr(true)}},
-		Hostname: ptr(true),
-		Operator: OperatorAuto,
+		Kubernetes: Kubernetes{Transport: TransportAuto},
+		Agent:      Agent{IdleTTL: Duration(time.Minute), StartupTimeout: Duration(time.Minute), ImagePullPolicy: "IfNotPresent"},
+		Env:        Env{Include: []string{"*"}},
+		FS:         FS{Mode: FSRead},
+		Network:    Network{Incoming: Incoming{Mode: IncomingMirror, OnConflict: ConflictAbort}, Outgoing: Outgoing{TCP: ptr(true), UDP: ptr(true), IgnoreLocalhost: ptr(true)}, DNS: DNS{Enabled: ptr(true)}},
+		Hostname:   ptr(true),
+		Operator:   OperatorAuto,
 	}
 	if diff := cmp.Diff(want, d); diff != "" {
 		t.Errorf("defaults (-want +got):\n%s", diff)
@@ -275,13 +276,14 @@ func TestWithDefaults(t *testing.T) {
 	}
 
 	explicit := &Config{
-		Target:   "pid/7",
-		Agent:    Agent{Address: "tcp:127.0.0.1:1", IdleTTL: Duration(time.Second), StartupTimeout: Duration(time.Second), ImagePullPolicy: "Always"},
-		Env:      Env{Include: []string{"A*"}, Exclude: []string{"B"}, Override: map[string]string{"C": "d"}},
-		FS:       FS{Mode: FSLocal, Local: []string{"/x"}},
-		Network:  Network{Incoming: Incoming{Mode: IncomingOff, Ports: []uint16{1}, PortMapping: map[uint16]uint16{1: 2}, OnConflict: ConflictContinue}, Outgoing: Outgoing{TCP: ptr(false), UDP: ptr(false), IgnoreLocalhost: ptr(false), Filter: Filter{Local: []string{"x"}}}, DNS: DNS{Enabled: ptr(false)}},
-		Hostname: ptr(false),
-		Operator: OperatorNever,
+		Target:     "pid/7",
+		Kubernetes: Kubernetes{Transport: TransportPortForward},
+		Agent:      Agent{Address: "tcp:127.0.0.1:1", IdleTTL: Duration(time.Second), StartupTimeout: Duration(time.Second), ImagePullPolicy: "Always"},
+		Env:        Env{Include: []string{"A*"}, Exclude: []string{"B"}, Override: map[string]string{"C": "d"}},
+		FS:         FS{Mode: FSLocal, Local: []string{"/x"}},
+		Network:    Network{Incoming: Incoming{Mode: IncomingOff, Ports: []uint16{1}, PortMapping: map[uint16]uint16{1: 2}, OnConflict: ConflictContinue}, Outgoing: Outgoing{TCP: ptr(false), UDP: ptr(false), IgnoreLocalhost: ptr(false), Filter: Filter{Local: []string{"x"}}}, DNS: DNS{Enabled: ptr(false)}},
+		Hostname:   ptr(false),
+		Operator:   OperatorNever,
 	}
 	d = explicit.WithDefaults()
 	if diff := cmp.Diff(explicit, d); diff != "" {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"regexp"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/remocal/remocal/test/cluster"
@@ -16,26 +17,32 @@ import (
 const bulkBytes = 256 << 20
 
 // BenchmarkTransport measures, in one run, the same requests to the
-// inventory pod by three clients: a pod in the cluster (direct), a program
+// inventory pod by four clients: a pod in the cluster (direct), a program
 // on the laptop through a bare `kubectl port-forward` to the pod (the
 // transport's own limit: the apiserver's WebSocket-tunnelled SPDY and the
-// kubelet), and a program on the laptop under `remocal exec` (that
-// transport, the agent and the pod network). It reports a keep-alive GET's
-// p50 and p99 and a 256 MiB download's speed for each, and the ratios of
-// remocal to the port-forward and to the pod (docs/performance.md).
+// kubelet), a program on the laptop under `remocal exec` (that
+// transport, the agent and the pod network), and a program under
+// `remocal exec` in a devcontainer pod, which reaches the agent directly
+// over the pod network (remocal-direct: TLS, the agent and the pod
+// network). It reports a keep-alive GET's p50 and p99 and a 256 MiB
+// download's speed for each, and the ratios of remocal to the
+// port-forward and of both remocal clients to the pod
+// (docs/performance.md).
 func BenchmarkTransport(b *testing.B) {
 	f := newFixture(b)
 	f.deployInventory(1)
 	pod := f.pods("app=inventory")[0]
 	f.mustGet("http://inventory/healthz") // starts the toolbox pod
 	pf := f.portForward(pod.name, 8080)
+	f.startDevcontainer()
 	gets := strconv.Itoa(max(b.N, 2000))
 	b.ResetTimer()
 
 	healthz := map[string]string{
-		"direct":  f.fromPod(b, "-n", gets, "http://inventory/healthz"),
-		"pf":      f.fromLaptop(b, "bench-get="+gets+"+http://"+pf+"/healthz"),
-		"remocal": f.underRemocal(b, "bench-get="+gets+"+http://inventory/healthz"),
+		"direct":         f.fromPod(b, "-n", gets, "http://inventory/healthz"),
+		"pf":             f.fromLaptop(b, "bench-get="+gets+"+http://"+pf+"/healthz"),
+		"remocal":        f.underRemocal(b, "bench-get="+gets+"+http://inventory/healthz"),
+		"remocal-direct": f.fromDevcontainer(b, "bench-get="+gets+"+http://inventory/healthz"),
 	}
 	p50, p99 := map[string]float64{}, map[string]float64{}
 	for name, out := range healthz {
@@ -46,12 +53,15 @@ func BenchmarkTransport(b *testing.B) {
 	}
 	b.ReportMetric(p50["remocal"]/p50["pf"], "get-p50-remocal/pf")
 	b.ReportMetric(p50["remocal"]/p50["direct"], "get-p50-remocal/direct")
+	b.ReportMetric(p50["remocal-direct"]/p50["direct"], "get-p50-remocal-direct/direct")
+	b.ReportMetric(p99["remocal-direct"]/p99["direct"], "get-p99-remocal-direct/direct")
 
 	bulk := fmt.Sprintf("http://%%s/bytes/%d", bulkBytes)
 	downloads := map[string]string{
-		"direct":  f.fromPod(b, "-n", "3", fmt.Sprintf(bulk, "inventory")),
-		"pf":      f.fromLaptop(b, "bench-get=3+"+fmt.Sprintf(bulk, pf)),
-		"remocal": f.underRemocal(b, "bench-get=3+"+fmt.Sprintf(bulk, "inventory")),
+		"direct":         f.fromPod(b, "-n", "3", fmt.Sprintf(bulk, "inventory")),
+		"pf":             f.fromLaptop(b, "bench-get=3+"+fmt.Sprintf(bulk, pf)),
+		"remocal":        f.underRemocal(b, "bench-get=3+"+fmt.Sprintf(bulk, "inventory")),
+		"remocal-direct": f.fromDevcontainer(b, "bench-get=3+"+fmt.Sprintf(bulk, "inventory")),
 	}
 	mbps := map[string]float64{}
 	for name, out := range downloads {
@@ -60,6 +70,7 @@ func BenchmarkTransport(b *testing.B) {
 	}
 	b.ReportMetric(mbps["remocal"]/mbps["pf"], "download-remocal/pf")
 	b.ReportMetric(mbps["remocal"]/mbps["direct"], "download-remocal/direct")
+	b.ReportMetric(mbps["remocal-direct"]/mbps["direct"], "download-remocal-direct/direct")
 }
 
 // BenchmarkNewConnections sends GETs on a new connection each from a
@@ -128,6 +139,21 @@ func (f *fixture) underRemocal(b *testing.B, check string) string {
 	r := f.exec("deployment/inventory", []string{"--no-incoming"}, f.probe(), check)
 	if r.Code != 0 {
 		b.Fatalf("remocal exec probe %s: exit %d\n%s%s", check, r.Code, r.Stdout, r.Stderr)
+	}
+	return r.Stdout
+}
+
+// fromDevcontainer runs the probe under `remocal exec` in the
+// devcontainer pod (startDevcontainer), on the inventory Deployment: the
+// direct transport.
+func (f *fixture) fromDevcontainer(b *testing.B, check string) string {
+	b.Helper()
+	r := procwatch.Run(b, f.inDevcontainer("deployment/inventory", []string{"--no-incoming"}, "/probe", check))
+	if r.Code != 0 {
+		b.Fatalf("remocal exec probe %s in the devcontainer: exit %d\n%s%s", check, r.Code, r.Stdout, r.Stderr)
+	}
+	if !strings.Contains(r.Stderr, "connected to the agent directly") {
+		b.Fatalf("remocal in the devcontainer did not reach the agent directly:\n%s", r.Stderr)
 	}
 	return r.Stdout
 }
