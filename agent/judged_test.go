@@ -18,6 +18,7 @@ import (
 	"github.com/remocal/remocal/internal/agentclient"
 	"github.com/remocal/remocal/internal/localenv"
 	"github.com/remocal/remocal/protocol/wire"
+	"github.com/remocal/remocal/test/poll"
 )
 
 // targetAs starts a process with the given IDs in the test's own mount
@@ -279,6 +280,18 @@ func TestFIFOIsRefusedWithoutBeingOpened(t *testing.T) {
 	t.Cleanup(func() { writer.Process.Kill(); writer.Wait() })
 	c := targetAs(t, 1000, 1000)
 	ctx := testCtx(t)
+	// Until the writer waits in the FIFO's open, a reader's open would
+	// not be the one completing it: the test's own read at the end would
+	// find no writer yet and read nothing.
+	wchan := fmt.Sprintf("/proc/%d/wchan", writer.Process.Pid)
+	if err := poll.Until(ctx, 10*time.Second, func() error {
+		if b, err := os.ReadFile(wchan); err != nil || string(b) != "wait_for_partner" {
+			return fmt.Errorf("the writer is not waiting in the FIFO's open yet (%s: %q, %v)", wchan, b, err)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
 
 	_, err := c.ReadFile(ctx, fifo)
 	var we *wire.Error

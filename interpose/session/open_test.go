@@ -119,8 +119,12 @@ func TestOpenBeforeStart(t *testing.T) {
 				if !errors.Is(err, errNoCluster) {
 					t.Fatalf("Open error %v, want Cluster's", err)
 				}
-				if gotRef != tc.wantRef || gotOpts.Kube != tc.wantKube || gotOpts.Self != "/usr/bin/remocal" || gotOpts.Version != "1.2.3" {
-					t.Errorf("Cluster(%q, kube %+v, self %q, version %q); want %q, %+v", gotRef, gotOpts.Kube, gotOpts.Self, gotOpts.Version, tc.wantRef, tc.wantKube)
+				wantKube := tc.wantKube
+				if wantKube.Transport == "" {
+					wantKube.Transport = config.TransportAuto // the default, applied like the others
+				}
+				if gotRef != tc.wantRef || gotOpts.Kube != wantKube || gotOpts.Self != "/usr/bin/remocal" || gotOpts.Version != "1.2.3" {
+					t.Errorf("Cluster(%q, kube %+v, self %q, version %q); want %q, %+v", gotRef, gotOpts.Kube, gotOpts.Self, gotOpts.Version, tc.wantRef, wantKube)
 				}
 				// Defaults are applied before the connector is made.
 				if gotOpts.Agent.IdleTTL != config.DefaultIdleTTL || gotOpts.Agent.ImagePullPolicy != "IfNotPresent" {

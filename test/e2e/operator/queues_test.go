@@ -7,9 +7,11 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/remocal/remocal/protocol/queuesplit"
 	"github.com/remocal/remocal/test/cluster"
+	"github.com/remocal/remocal/test/poll"
 )
 
 // The chart installs the RemocalQueueConsumer CRD: the golden consumer of
@@ -34,8 +36,13 @@ func TestQueueConsumerCRD(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if out, err := f.c.KubectlInput(f.ctx(), string(manifest), "apply", "-f", "-"); err != nil {
-		t.Fatalf("applying the golden RemocalQueueConsumer: %v\n%s", err, out)
+	// The chart's CRDs were created with the operator's install; the
+	// apiserver serves a new CRD's resource a moment after.
+	if err := poll.Until(f.ctx(), 30*time.Second, func() error {
+		_, err := f.c.KubectlInput(f.ctx(), string(manifest), "apply", "-f", "-")
+		return err
+	}); err != nil {
+		t.Fatalf("applying the golden RemocalQueueConsumer: %v", err)
 	}
 	out, err := f.c.Kubectl(f.ctx(), "-n", f.ns, "get", "remocalqueueconsumers.queues.remocal.dev", want.Name, "-o", "json")
 	if err != nil {
