@@ -138,20 +138,7 @@ func BenchmarkOutgoingStream(b *testing.B) {
 // run inside the target's network namespace (nsenter), alternating three
 // times; the medians of the p50s count (issue 15: added p50 < 50 µs).
 func BenchmarkKeepAliveGET(b *testing.B) {
-	env := envtest.New(b)
-	probe := built(b, "probe")
-	url := "http://" + serveOK(b, env, 9101) + "/"
-	arg := "bench-get=" + fmt.Sprint(max(b.N, 2000)) + "+" + url
-	var direct, sup []float64
-	b.ResetTimer()
-	for range 3 {
-		cmd := exec.Command("nsenter", fmt.Sprintf("--net=/proc/%d/ns/net", env.App.PID), probe, arg)
-		direct = append(direct, percentileMetrics(b, runOut(b, cmd), "get-ns")["p50"])
-		sup = append(sup, percentileMetrics(b, runOut(b, benchExec(b, env, probe, arg)), "get-ns")["p50"])
-	}
-	b.ReportMetric(median(direct)/1e3, "direct-p50-µs")
-	b.ReportMetric(median(sup)/1e3, "supervised-p50-µs")
-	b.ReportMetric((median(sup)-median(direct))/1e3, "added-p50-µs")
+	benchProbeAgainstTarget(b, 9101, "bench-get", max(b.N, 2000), "get-ns")
 }
 
 // BenchmarkNewConnection times GETs on a new connection each to a server
@@ -160,16 +147,24 @@ func BenchmarkKeepAliveGET(b *testing.B) {
 // the target and handed over) over the same program in the target's
 // namespace.
 func BenchmarkNewConnection(b *testing.B) {
+	benchProbeAgainstTarget(b, 9102, "bench-newconn", max(b.N, 1000), "newconn-ns")
+}
+
+// benchProbeAgainstTarget runs the probe's mode (n requests to a server on
+// port of the peer pod) under remocal exec and, as the baseline, inside
+// the target's network namespace (nsenter), alternating three times, and
+// reports the medians of the p50s of the metric the probe prints.
+func benchProbeAgainstTarget(b *testing.B, port int, mode string, n int, metric string) {
 	env := envtest.New(b)
 	probe := built(b, "probe")
-	url := "http://" + serveOK(b, env, 9102) + "/"
-	arg := "bench-newconn=" + fmt.Sprint(max(b.N, 1000)) + "+" + url
+	url := "http://" + serveOK(b, env, port) + "/"
+	arg := mode + "=" + fmt.Sprint(n) + "+" + url
 	var direct, sup []float64
 	b.ResetTimer()
 	for range 3 {
 		cmd := exec.Command("nsenter", fmt.Sprintf("--net=/proc/%d/ns/net", env.App.PID), probe, arg)
-		direct = append(direct, percentileMetrics(b, runOut(b, cmd), "newconn-ns")["p50"])
-		sup = append(sup, percentileMetrics(b, runOut(b, benchExec(b, env, probe, arg)), "newconn-ns")["p50"])
+		direct = append(direct, percentileMetrics(b, runOut(b, cmd), metric)["p50"])
+		sup = append(sup, percentileMetrics(b, runOut(b, benchExec(b, env, probe, arg)), metric)["p50"])
 	}
 	b.ReportMetric(median(direct)/1e3, "direct-p50-µs")
 	b.ReportMetric(median(sup)/1e3, "supervised-p50-µs")
