@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -21,12 +20,7 @@ import (
 	"github.com/remocal/remocal/test/poll"
 )
 
-func TestMain(m *testing.M) {
-	if spec := os.Getenv(splittest.RouterEnv); spec != "" {
-		os.Exit(splittest.RouterProcess(spec, openBroker))
-	}
-	envtest.Main(m)
-}
+func TestMain(m *testing.M) { splittest.Main(m, openBroker) }
 
 const (
 	stream  = "ORDERS"

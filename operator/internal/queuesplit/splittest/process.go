@@ -15,12 +15,22 @@ import (
 
 	"github.com/remocal/remocal/operator/internal/queuesplit"
 	qs "github.com/remocal/remocal/protocol/queuesplit"
+	"github.com/remocal/remocal/test/envtest"
 )
 
 // RouterEnv, set in a test binary's environment, makes its TestMain run a
 // router (RouterProcess) instead of the tests: the router a test
 // SIGKILLs, as the kernel kills a crashed operator.
 const RouterEnv = "REMOCAL_QUEUESPLIT_ROUTER"
+
+// Main is a broker's test binary's TestMain: the router process when
+// RouterEnv says so, the tests in their own network namespace otherwise.
+func Main(m *testing.M, open func(addr string) (queuesplit.Broker, error)) {
+	if spec := os.Getenv(RouterEnv); spec != "" {
+		os.Exit(RouterProcess(spec, open))
+	}
+	envtest.Main(m)
+}
 
 // routerSpec is what the test passes to the router process.
 type routerSpec struct {
