@@ -86,7 +86,8 @@ type ImageOptions struct {
 	// remocal is the one that remocal starts.
 	Version string
 	// Only names the images to build (agent, operator, inventory,
-	// pyservice, postgres, grpcecho); empty builds them all.
+	// pyservice, postgres, grpcecho, and the queue tests' redis, nats,
+	// queueapp); empty builds them all.
 	Only []string
 }
 
@@ -201,6 +202,21 @@ func BuildImages(ctx context.Context, o ImageOptions, logf Logf) ([]BuiltImage, 
 			Env:        []string{"PATH=/"},
 			Files:      []ImageFile{{Path: "/grpcecho", Source: bin, Mode: 0o755}},
 		}); err != nil {
+			return nil, err
+		}
+	}
+	if want("queueapp") || want("redis") || want("nats") {
+		bin := filepath.Join(work, "queueapp")
+		if want("queueapp") {
+			if err := build("./test/queueapp", bin, "-s -w"); err != nil {
+				return nil, err
+			}
+		}
+		skip := func(name, note string) {
+			logf("images: %s skipped: %s", name, note)
+			built = append(built, BuiltImage{Name: name, Note: note})
+		}
+		if err := writeQueueImages(ctx, write, want, skip, bin, o.Tag); err != nil {
 			return nil, err
 		}
 	}

@@ -64,7 +64,7 @@ func main() {
 		fs.StringVar(&o.OutDir, "out", "", "directory for the OCI archives (default bin/images)")
 		fs.StringVar(&o.Tag, "tag", "dev", "tag of the example images")
 		fs.StringVar(&o.Version, "version", "dev", "version stamped into the remocal binary, and the agent and operator images' tag")
-		only := fs.String("only", "", "comma-separated images to build (agent,operator,inventory,pyservice,postgres); default all")
+		only := fs.String("only", "", "comma-separated images to build (agent,operator,inventory,pyservice,postgres,grpcecho,redis,nats,queueapp); default all")
 		_ = fs.Parse(os.Args[2:])
 		if *only != "" {
 			o.Only = strings.Split(*only, ",")
