@@ -6,8 +6,10 @@
 // its record, nor a record the operator alone remembers.
 //
 // The RBAC it needs, on the workloads' namespaces: get, update
-// deployments and statefulsets; list pods, replicasets and
-// controllerrevisions (docs/operator.md).
+// deployments and statefulsets; list pods and replicasets
+// (docs/operator.md). A StatefulSet's revision is read from its status
+// and its pods' controller-revision-hash label, so it needs no access to
+// controllerrevisions.
 package workloadenv
 
 import (
