@@ -63,7 +63,12 @@ type RolloutError struct {
 func (e *RolloutError) Error() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "the rollout of %s did not complete: %v; %s", e.Ref, e.Err, e.Status)
-	for _, p := range e.Pods {
+	const most = 10 // a workload of hundreds of pods: the first ones say enough
+	for i, p := range e.Pods {
+		if i == most {
+			fmt.Fprintf(&b, "; and %d more pods", len(e.Pods)-most)
+			break
+		}
 		fmt.Fprintf(&b, "; pod %s", p)
 	}
 	b.WriteString("; see `kubectl -n " + e.Ref.Namespace + " describe pod` for the pods named, fix what keeps them from running (or revert the change), and try again")
@@ -173,6 +178,14 @@ func checkDeployment(ctx context.Context, cs kubernetes.Interface, ref Ref, d *a
 	done := synced && st.UpdatedReplicas == want && st.Replicas == want && st.AvailableReplicas == want && !anyOld(pods)
 	if done {
 		return nil, nil
+	}
+	if d.Spec.Paused {
+		status += " (paused: it rolls out once resumed)"
+	}
+	for _, c := range st.Conditions {
+		if c.Type == appsv1.DeploymentProgressing && c.Status == corev1.ConditionFalse {
+			status += ", " + c.Reason + ": " + clip(c.Message)
+		}
 	}
 	return &RolloutError{Ref: ref, Status: status, Pods: pods}, nil
 }

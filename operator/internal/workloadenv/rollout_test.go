@@ -3,6 +3,7 @@ package workloadenv
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -160,5 +161,22 @@ func TestWaitStatefulSet(t *testing.T) {
 	objs := []runtime.Object{s, pod("w-0", "StatefulSet", "sts-uid", key, "w-r2", true), pod("w-1", "StatefulSet", "sts-uid", key, "w-r2", true)}
 	if err := WaitRolledOut(ctxT(t), fake.NewClientset(objs...), ref); err != nil {
 		t.Error(err)
+	}
+}
+
+// A paused Deployment says so, and a long list of pods is cut short.
+func TestWaitSaysPausedAndBoundsPods(t *testing.T) {
+	d := deployment(12)
+	d.Spec.Paused = true
+	d.Status.UpdatedReplicas = 0
+	objs := []runtime.Object{d, rs("w-h1", "rs-old", "dep-uid", "1", "h1"), rs("w-h2", "rs-new", "dep-uid", "2", "h2")}
+	for i := range 12 {
+		objs = append(objs, pod(fmt.Sprintf("w-old-%02d", i), "ReplicaSet", "rs-old", appsv1.DefaultDeploymentUniqueLabelKey, "h1", true))
+	}
+	re := rolloutErr(t, WaitRolledOut(shortCtx(t), fake.NewClientset(objs...), depRef))
+	msg := re.Error()
+	if len(re.Pods) != 12 || !strings.Contains(msg, "paused") || !strings.Contains(msg, "w-old-09 (old template") ||
+		strings.Contains(msg, "w-old-10") || !strings.Contains(msg, "and 2 more pods") {
+		t.Errorf("%d pods; message %s", len(re.Pods), msg)
 	}
 }

@@ -77,6 +77,8 @@ const (
 	ReasonHeldByOtherKey Reason = "HeldByOtherKey"
 	// ReasonBadRecord: the annotation is not what this package writes.
 	ReasonBadRecord Reason = "BadRecord"
+	// ReasonBadKey: Set or Restore got an empty key.
+	ReasonBadKey Reason = "BadKey"
 )
 
 // Error is a workload this package cannot act on as it is, with what to
@@ -137,6 +139,9 @@ func Read(ctx context.Context, cs kubernetes.Interface, ref Ref, names []string)
 // lacks is added to it. Conflicting writers are retried on a fresh read.
 // A variable another key changed is refused (ReasonHeldByOtherKey).
 func Set(ctx context.Context, cs kubernetes.Interface, ref Ref, key string, values map[string]string) error {
+	if err := checkKey(ref, key); err != nil {
+		return err
+	}
 	return modify(ctx, cs, ref, func(w workload, rec record) error {
 		c, err := container(ref, w.template())
 		if err != nil {
@@ -180,6 +185,9 @@ func Recorded(ctx context.Context, cs kubernetes.Interface, ref Ref) (map[string
 // Restore puts back the values recorded under key and removes the record,
 // in one update. Without a record under key it changes nothing.
 func Restore(ctx context.Context, cs kubernetes.Interface, ref Ref, key string) error {
+	if err := checkKey(ref, key); err != nil {
+		return err
+	}
 	return modify(ctx, cs, ref, func(w workload, rec record) error {
 		orig, ok := rec[key]
 		if !ok {
@@ -195,6 +203,14 @@ func Restore(ctx context.Context, cs kubernetes.Interface, ref Ref, key string) 
 		delete(rec, key)
 		return nil
 	})
+}
+
+func checkKey(ref Ref, key string) error {
+	if key == "" {
+		return &Error{Ref: ref, Reason: ReasonBadKey, Detail: "the split's key is empty",
+			Hint: "name the split (e.g. consumer/queue), so its record can be told from others"}
+	}
+	return nil
 }
 
 // errUnchanged tells modify there is nothing to write.

@@ -255,6 +255,8 @@ func TestRefusals(t *testing.T) {
 			_, err := Read(ctx, cs, Ref{Namespace: ns, Kind: "daemonset", Name: "w"}, []string{"STREAM"})
 			return err
 		}, ReasonUnknownKind, []string{"daemonset"}},
+		{"empty key", func() error { return Set(ctx, cs, ref, "", map[string]string{"GROUP": "g"}) },
+			ReasonBadKey, []string{"key is empty"}},
 		{"held by another key", func() error { return Set(ctx, cs, ref, "b", map[string]string{"STREAM": "s-b"}) },
 			ReasonHeldByOtherKey, []string{"STREAM", `"a"`}},
 	} {
