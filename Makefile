@@ -114,7 +114,7 @@ vscode-e2e: deps vscode-host $(if $(wildcard extensions/vscode/package.json),vsc
 # machine it is built: minutes) and goes down afterwards if it was not
 # running before. Under plain go test these tests skip and say how to run
 # them.
-E2E_PKGS ?= ./test/cluster/ ./test/e2e/kube/ ./test/e2e/operator/ ./server/internal/targets/ ./cmd/remocal/ ./cmd/remocal-operator/ ./test/docs/
+E2E_PKGS ?= ./test/cluster/ ./test/e2e/kube/ ./test/e2e/operator/ ./server/internal/targets/ ./cmd/remocal/ ./cmd/remocal-operator/ ./operator/internal/workloadenv/ ./test/docs/
 e2e: deps
 	@test/setup/e2e.sh $(E2E_PKGS)
 
