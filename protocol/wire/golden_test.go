@@ -73,6 +73,11 @@ var samples = map[string]struct {
 		Subscription: "s2", Connection: 18, Request: 3, Mode: ModeSteal, Port: 8080,
 		Source: "10.77.0.100:51236", Destination: "10.77.0.10:8080",
 	}},
+	TypeQueueSplit: {14, &QueueSplit{Consumer: "orders-worker", Queue: "orders", Mode: "steal",
+		Filter: &QueueFilter{Headers: map[string]string{"tenant": "a"}, Body: map[string]string{"$.region": "eu-.*"}}}},
+	TypeQueueSplitResult: {14, &QueueSplitResult{ID: "orders-worker/orders", Queue: "orders", Env: map[string]string{
+		"ORDERS_STREAM": "{orders}.remocal.session-s-a1ice00001", "ORDERS_GROUP": "workers",
+	}}},
 	TypeEvent: {0, &Event{
 		Kind: EventSubscriptionLost, Subscription: "s1", Port: 8080,
 		By:      &Holder{Client: "carol@desk", Subscription: "s7", Port: 8080, Mode: ModeSteal, User: "carol", Session: "s-c4r0l00001", Since: &sampleSince},
