@@ -6,6 +6,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/runtime"
 
+	"github.com/remocal/remocal/protocol/queuesplit"
 	"github.com/remocal/remocal/protocol/wire"
 )
 
@@ -91,6 +92,18 @@ func (s *SessionStatus) DeepCopyInto(out *SessionStatus) {
 	s.LastHeartbeat.DeepCopyInto(&out.LastHeartbeat)
 	out.ExpiresAt = s.ExpiresAt.DeepCopy()
 	out.Ports = copyItems(s.Ports, (*PortStatus).DeepCopyInto)
+	out.QueueSplits = copyItems(s.QueueSplits, func(a, o *QueueSplitStatus) {
+		*o = *a
+		o.Filter = copyFilter(a.Filter)
+		a.Since.DeepCopyInto(&o.Since)
+	})
+}
+
+func copyFilter(f *queuesplit.Filter) *queuesplit.Filter {
+	if f == nil {
+		return nil
+	}
+	return &queuesplit.Filter{Headers: maps.Clone(f.Headers), Body: maps.Clone(f.Body)}
 }
 
 // DeepCopyInto copies p into out.
@@ -160,6 +173,13 @@ func (s *OperatorState) DeepCopyInto(out *OperatorState) {
 	})
 	out.RecentDenials = slices.Clone(s.RecentDenials)
 	out.Usage = slices.Clone(s.Usage)
+	out.QueueSplits = copyItems(s.QueueSplits, func(a, o *QueueState) {
+		*o = *a
+		o.Sessions = copyItems(a.Sessions, func(a, o *QueueSessionState) {
+			*o = *a
+			o.Filter = copyFilter(a.Filter)
+		})
+	})
 }
 
 // DeepCopyInto copies l into out.

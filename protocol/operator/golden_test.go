@@ -16,6 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/serializer"
 
+	"github.com/remocal/remocal/protocol/queuesplit"
 	"github.com/remocal/remocal/protocol/wire"
 )
 
@@ -62,6 +63,8 @@ var session = Session{
 			{Port: 8080, Mode: wire.ModeSteal, Filter: &wire.HTTPFilter{Headers: map[string]string{"X-User": "alice"}}, Lock: true, Since: &started},
 			{Port: 9090, Mode: wire.ModeMirror},
 		},
+		QueueSplits: []QueueSplitStatus{{Consumer: "orders-worker", Queue: "orders", Mode: queuesplit.ModeSteal,
+			Filter: &queuesplit.Filter{Headers: map[string]string{"tenant": "a"}}, Since: started, Delivered: 412}},
 		StartTime: started, LastHeartbeat: beat,
 		Counters: Counters{IncomingConnections: 14, IncomingRequests: 310, OutgoingConnections: 6, BytesIn: 81920, BytesOut: 20480},
 	},
@@ -96,7 +99,10 @@ var vectors = map[string]runtime.Object{
 			RecentDenials: []Denial{{Time: beat, User: "bob", Namespace: "shop", Target: "deployment/checkout", What: "steal port 8080",
 				Policy: "RemocalPolicy shop/own-header", Rule: "incoming.requireHeader",
 				Message: `stealing port 8080 of deployment/checkout needs an HTTP filter on header X-User with a value matching "bob"`}},
-			Usage: []Usage{{Day: "2026-12-07", Namespace: "shop", Target: "deployment/inventory", User: "alice", Sessions: 3, Seconds: 5412.5}}},
+			Usage: []Usage{{Day: "2026-12-07", Namespace: "shop", Target: "deployment/inventory", User: "alice", Sessions: 3, Seconds: 5412.5}},
+			QueueSplits: []QueueState{{Namespace: "shop", Consumer: "orders-worker", Queue: "orders", Phase: queuesplit.PhaseSplitting,
+				Routed: 1240, Deployed: 828, Sessions: []QueueSessionState{{Session: "s-4k2m9q7x1b", User: "alice", Mode: queuesplit.ModeSteal,
+					Filter: &queuesplit.Filter{Headers: map[string]string{"tenant": "a"}}, Delivered: 412}}}}},
 	},
 }
 

@@ -20,6 +20,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
+	"github.com/remocal/remocal/protocol/queuesplit"
 	"github.com/remocal/remocal/protocol/wire"
 )
 
@@ -185,6 +186,9 @@ type SessionStatus struct {
 	PrimaryReason string `json:"primaryReason,omitempty"`
 	// Ports are the session's incoming subscriptions.
 	Ports []PortStatus `json:"ports,omitempty"`
+	// QueueSplits are the queues the session takes a share of
+	// (docs/queues.md).
+	QueueSplits []QueueSplitStatus `json:"queueSplits,omitempty"`
 	// StartTime is when the session began, LastHeartbeat when the
 	// client was last heard from; ExpiresAt, when disconnected, is when
 	// the session ends unless the client resumes it.
@@ -203,6 +207,19 @@ type PortStatus struct {
 	// on every pod of the target. Since is when it took it.
 	Lock  bool         `json:"lock,omitempty"`
 	Since *metav1.Time `json:"since,omitempty"`
+}
+
+// QueueSplitStatus is one queue split of a session.
+type QueueSplitStatus struct {
+	// Consumer is the RemocalQueueConsumer, Queue its queue.
+	Consumer string             `json:"consumer"`
+	Queue    string             `json:"queue"`
+	Mode     queuesplit.Mode    `json:"mode"`
+	Filter   *queuesplit.Filter `json:"filter,omitempty"`
+	Since    metav1.Time        `json:"since"`
+	// Delivered counts the messages routed to the session's queue by
+	// the router that runs now (it starts again with a new leader).
+	Delivered uint64 `json:"delivered"`
 }
 
 // Counters count the session's traffic through the operator.
@@ -254,6 +271,37 @@ type OperatorState struct {
 	// it in the ConfigMap remocal-operator-usage of its namespace, so it
 	// outlives leaders and restarts (a failover may lose the last 15 s).
 	Usage []Usage `json:"usage,omitempty"`
+	// QueueSplits are the queues split now, as the leader routes them.
+	QueueSplits []QueueState `json:"queueSplits,omitempty"`
+}
+
+// QueueState is one split queue as the operator routes it.
+type QueueState struct {
+	Namespace string `json:"namespace"`
+	Consumer  string `json:"consumer"`
+	Queue     string `json:"queue"`
+	// Phase is queuesplit.PhaseSplitting or PhaseRestoring; Message says
+	// what went wrong, if anything (also listed in Problems).
+	Phase   string `json:"phase"`
+	Message string `json:"message,omitempty"`
+	// Routed counts the messages of the original queue the router
+	// delivered, Deployed those that went to the deployed consumer and
+	// Oversized those whose body was too large for body filters.
+	Routed    uint64 `json:"routed"`
+	Deployed  uint64 `json:"deployed"`
+	Oversized uint64 `json:"oversized,omitempty"`
+	// Sessions split the queue, in the order they asked (the oldest
+	// matching steal takes a message).
+	Sessions []QueueSessionState `json:"sessions,omitempty"`
+}
+
+// QueueSessionState is one session's share of a split queue.
+type QueueSessionState struct {
+	Session   string             `json:"session"`
+	User      string             `json:"user"`
+	Mode      queuesplit.Mode    `json:"mode"`
+	Filter    *queuesplit.Filter `json:"filter,omitempty"`
+	Delivered uint64             `json:"delivered"`
 }
 
 // TargetSessions is the live sessions on one target.

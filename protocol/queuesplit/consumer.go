@@ -26,6 +26,46 @@ type RemocalQueueConsumer struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`
 	Spec              ConsumerSpec `json:"spec"`
+	// Status is the operator's record of the splits in progress. It is
+	// what a new operator leader resumes from (with the broker's own
+	// state), so it is written before a split takes effect.
+	Status ConsumerStatus `json:"status,omitzero"`
+}
+
+// ConsumerStatus lists the queues of the consumer that are split now.
+type ConsumerStatus struct {
+	Splits []QueueSplitStatus `json:"splits,omitempty"`
+}
+
+// Phases of a queue's split.
+const (
+	// PhaseSplitting: a router routes the queue; the workload reads its
+	// own temporary queue (or is rolling over to it).
+	PhaseSplitting = "Splitting"
+	// PhaseRestoring: the last session ended; the operator gives the
+	// workload its queue back and drains the temporary queues into it.
+	PhaseRestoring = "Restoring"
+)
+
+// QueueSplitStatus is one split queue.
+type QueueSplitStatus struct {
+	Queue string `json:"queue"`
+	Phase string `json:"phase"`
+	// Sessions split the queue, in the order they asked: the oldest
+	// matching steal takes a message.
+	Sessions []SessionSplit `json:"sessions,omitempty"`
+	// Message says what went wrong, if anything (a rollout that does
+	// not finish, an unreachable broker); the operator retries.
+	Message string `json:"message,omitempty"`
+}
+
+// SessionSplit is one session's split of a queue.
+type SessionSplit struct {
+	Session string      `json:"session"`
+	User    string      `json:"user,omitempty"`
+	Mode    Mode        `json:"mode"`
+	Filter  *Filter     `json:"filter,omitempty"`
+	Since   metav1.Time `json:"since"`
 }
 
 // RemocalQueueConsumerList is a list of RemocalQueueConsumer.

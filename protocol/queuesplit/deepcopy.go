@@ -29,6 +29,27 @@ func (c *RemocalQueueConsumer) DeepCopyInto(out *RemocalQueueConsumer) {
 	*out = *c
 	c.ObjectMeta.DeepCopyInto(&out.ObjectMeta)
 	c.Spec.DeepCopyInto(&out.Spec)
+	c.Status.DeepCopyInto(&out.Status)
+}
+
+// DeepCopyInto copies s into out.
+func (s *ConsumerStatus) DeepCopyInto(out *ConsumerStatus) {
+	*out = *s
+	if s.Splits != nil {
+		out.Splits = make([]QueueSplitStatus, len(s.Splits))
+		for i, q := range s.Splits {
+			out.Splits[i] = q
+			if q.Sessions != nil {
+				out.Splits[i].Sessions = make([]SessionSplit, len(q.Sessions))
+				for j, ss := range q.Sessions {
+					out.Splits[i].Sessions[j] = ss
+					if ss.Filter != nil {
+						out.Splits[i].Sessions[j].Filter = &Filter{Headers: maps.Clone(ss.Filter.Headers), Body: maps.Clone(ss.Filter.Body)}
+					}
+				}
+			}
+		}
+	}
 }
 
 // DeepCopy returns a copy of c.
