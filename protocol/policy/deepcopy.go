@@ -34,6 +34,10 @@ func (s *Spec) DeepCopyInto(out *Spec) {
 	if s.Files != nil {
 		out.Files = &Files{Local: slices.Clone(s.Files.Local), ReadOnly: slices.Clone(s.Files.ReadOnly), NotFound: slices.Clone(s.Files.NotFound)}
 	}
+	if s.Queues != nil {
+		q := *s.Queues
+		out.Queues = &q
+	}
 }
 
 func copyDests(ds []Destination) []Destination {

@@ -33,6 +33,9 @@ const (
 	RuleFilesLocal           = wire.PolicyRuleFilesLocal
 	RuleFilesReadOnly        = "files.readOnly"
 	RuleFilesNotFound        = "files.notFound"
+	RuleQueuesBlockSplit     = "queues.blockSplit"
+	RuleQueuesBlockSteal     = "queues.blockSteal"
+	RuleQueuesRequireFilter  = "queues.requireFilter"
 	// RuleInvalid: the policy cannot be evaluated (a bad selector or
 	// pattern); sessions on what it might select are refused until it is
 	// fixed, rather than let through unchecked.
@@ -200,6 +203,37 @@ func (s Set) Subscribe(user string, target string, req wire.Subscribe) *Denial {
 		}
 	}
 	return nil
+}
+
+// QueueSplit checks a queue split of a session on target.
+func (s Set) QueueSplit(target string, req wire.QueueSplit) *Denial {
+	what := fmt.Sprintf("splitting queue %s of %s for a session on %s", queueName(req), req.Consumer, target)
+	for _, p := range s {
+		q := p.Spec.Queues
+		if q == nil {
+			continue
+		}
+		deny := func(rule, format string, args ...any) *Denial {
+			return &Denial{Policy: p.Ref, Rule: rule, Message: fmt.Sprintf(format, args...)}
+		}
+		if q.BlockSplit {
+			return deny(RuleQueuesBlockSplit, "%s is not allowed; remove queueSplits from the configuration, or ask the policy's owners", what)
+		}
+		if q.BlockSteal && req.Mode == "steal" {
+			return deny(RuleQueuesBlockSteal, "%s in steal mode is not allowed; mirror it instead (queueSplits[].mode: mirror)", what)
+		}
+		if q.RequireFilter && (req.Filter == nil || len(req.Filter.Headers)+len(req.Filter.Body) == 0) {
+			return deny(RuleQueuesRequireFilter, "%s without a filter would take every message; give queueSplits[].filter headers or body", what)
+		}
+	}
+	return nil
+}
+
+func queueName(req wire.QueueSplit) string {
+	if req.Queue == "" {
+		return "(the only one)"
+	}
+	return req.Queue
 }
 
 // ExpandUser replaces {{user}} in a header value pattern with the quoted
@@ -443,6 +477,17 @@ func (spec *Spec) Describe(user string) []string {
 		}
 		if in.ForbidOverride {
 			out = append(out, "incoming: no onConflict: override")
+		}
+	}
+	if q := spec.Queues; q != nil {
+		switch {
+		case q.BlockSplit:
+			out = append(out, "queues: no queue splits")
+		case q.BlockSteal:
+			out = append(out, "queues: splits mirror only")
+		}
+		if q.RequireFilter && !q.BlockSplit {
+			out = append(out, "queues: a split must filter messages")
 		}
 	}
 	if o := spec.Outgoing; o != nil {

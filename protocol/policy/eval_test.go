@@ -214,3 +214,41 @@ func BenchmarkChecks(b *testing.B) {
 		}
 	})
 }
+
+func TestQueueSplitRules(t *testing.T) {
+	set := func(q Queues) Set {
+		return Set{{Ref: Ref{Kind: "RemocalPolicy", Namespace: "shop", Name: "queues"}, Spec: Spec{Queues: &q}}}
+	}
+	filtered := wire.QueueSplit{Consumer: "orders-worker", Mode: "steal", Filter: &wire.QueueFilter{Headers: map[string]string{"tenant": "a"}}}
+	whole := wire.QueueSplit{Consumer: "orders-worker", Mode: "mirror"}
+	for _, c := range []struct {
+		name string
+		q    Queues
+		req  wire.QueueSplit
+		rule string
+	}{
+		{"no rule", Queues{}, whole, ""},
+		{"blocked", Queues{BlockSplit: true}, filtered, RuleQueuesBlockSplit},
+		{"steal blocked", Queues{BlockSteal: true}, filtered, RuleQueuesBlockSteal},
+		{"mirror while steal blocked", Queues{BlockSteal: true}, whole, ""},
+		{"filter required", Queues{RequireFilter: true}, whole, RuleQueuesRequireFilter},
+		{"empty filter", Queues{RequireFilter: true}, wire.QueueSplit{Consumer: "c", Filter: &wire.QueueFilter{}}, RuleQueuesRequireFilter},
+		{"filter given", Queues{RequireFilter: true}, filtered, ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			d := set(c.q).QueueSplit("deployment/orders-worker", c.req)
+			if c.rule == "" {
+				if d != nil {
+					t.Fatalf("refused: %v", d)
+				}
+				return
+			}
+			if d == nil || d.Rule != c.rule {
+				t.Fatalf("got %v, want rule %s", d, c.rule)
+			}
+			if w := d.Wire(); w.Code != wire.CodePermissionDenied || w.Policy == nil || w.Policy.Rule != c.rule {
+				t.Fatalf("wire error %+v", w)
+			}
+		})
+	}
+}

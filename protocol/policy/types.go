@@ -71,6 +71,19 @@ type Spec struct {
 	Outgoing *Outgoing `json:"outgoing,omitempty"`
 	Env      *Env      `json:"env,omitempty"`
 	Files    *Files    `json:"files,omitempty"`
+	Queues   *Queues   `json:"queues,omitempty"`
+}
+
+// Queues restricts the queue splits (docs/queues.md) of sessions on the
+// target.
+type Queues struct {
+	// BlockSplit refuses every queue split.
+	BlockSplit bool `json:"blockSplit,omitempty"`
+	// BlockSteal refuses splits in steal mode: sessions get copies only.
+	BlockSteal bool `json:"blockSteal,omitempty"`
+	// RequireFilter refuses a split without a message filter (which
+	// would take, or copy, the whole queue).
+	RequireFilter bool `json:"requireFilter,omitempty"`
 }
 
 // Targets selects targets. Empty selects every target (of the policy's
