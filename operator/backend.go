@@ -2,15 +2,19 @@ package operator
 
 import (
 	"context"
+	"sync"
+
+	"k8s.io/client-go/dynamic"
 
 	"github.com/remocal/remocal/kube"
 	"github.com/remocal/remocal/operator/internal/agents"
 	"github.com/remocal/remocal/operator/internal/broker"
+	"github.com/remocal/remocal/operator/internal/splits"
 )
 
-// defaultBackend is the session broker over agents the operator runs in
-// its own namespace, one per target pod.
-func defaultBackend(_ context.Context, d Deps) (Backend, error) {
+// defaultBackend is the session broker with its agents, policies and, if
+// enabled, queue splitting.
+func defaultBackend(ctx context.Context, d Deps) (Backend, error) {
 	pods := agents.New(agents.Config{
 		Env:       d.Env,
 		Namespace: d.Namespace,
@@ -34,6 +38,17 @@ func defaultBackend(_ context.Context, d Deps) (Backend, error) {
 	if d.Policies != nil {
 		cfg.Policies = d.Policies
 	}
+	var mgr *splits.Manager
+	if d.QueueSplitting {
+		dyn, err := dynamic.NewForConfig(d.Env.Config)
+		if err != nil {
+			return nil, err
+		}
+		mgr = splits.New(splits.Config{Kube: d.Env.Client, Dynamic: dyn, Authorizer: d.Authorizer,
+			Leading: func() bool { return d.Leader == nil || d.Leader() == d.Self },
+			Grace:   d.SessionTTL, Logger: d.Log.With("component", "queue-splits")})
+		cfg.Splits = mgr
+	}
 	b, err := broker.New(cfg)
 	if err != nil {
 		return nil, err
@@ -41,5 +56,33 @@ func defaultBackend(_ context.Context, d Deps) (Backend, error) {
 	if d.Policies != nil {
 		d.Policies.OnChange(b.PoliciesChanged)
 	}
-	return b, nil
+	if mgr == nil {
+		return b, nil
+	}
+	mgr.SetAlive(func(ns, session string) bool {
+		_, ok := b.Get(ns, session)
+		return ok
+	})
+	sb := &splittingBackend{Broker: b, mgr: mgr}
+	sb.wg.Add(1)
+	go func() {
+		defer sb.wg.Done()
+		mgr.Run(ctx)
+	}()
+	return sb, nil
+}
+
+// splittingBackend is the broker with the queue splits it drives.
+type splittingBackend struct {
+	*broker.Broker
+	mgr *splits.Manager
+	wg  sync.WaitGroup
+}
+
+// Close ends the sessions, then stops the routers without giving the
+// queues back: the next leader resumes them from their record.
+func (b *splittingBackend) Close() {
+	b.Broker.Close()
+	b.mgr.Close()
+	b.wg.Wait()
 }

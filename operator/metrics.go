@@ -28,6 +28,7 @@ type metrics struct {
 	conflicts      *prometheus.CounterVec
 	overrides      *prometheus.CounterVec
 	denials        *prometheus.CounterVec
+	queueSplits    *prometheus.CounterVec
 }
 
 const metricsPrefix = "remocal_operator_"
@@ -46,8 +47,10 @@ func newMetrics(sessions backend.Sessions, status backend.Status, traffic func()
 			Help: "Ports taken from their holder (onConflict: override), by namespace and target kind."}, []string{"namespace", "target_kind"}),
 		denials: prometheus.NewCounterVec(prometheus.CounterOpts{Name: metricsPrefix + "policy_denials_total",
 			Help: "Requests a policy refused or took away, by policy (kind namespace/name) and rule."}, []string{"policy", "rule"}),
+		queueSplits: prometheus.NewCounterVec(prometheus.CounterOpts{Name: metricsPrefix + "queue_splits_total",
+			Help: "Queue splits sessions asked for, by namespace and decision (allow, deny, conflict)."}, []string{"namespace", "decision"}),
 	}
-	m.reg.MustRegister(m.sessionsTotal, m.connectSeconds, m.conflicts, m.overrides, m.denials,
+	m.reg.MustRegister(m.sessionsTotal, m.connectSeconds, m.conflicts, m.overrides, m.denials, m.queueSplits,
 		&stateCollector{sessions: sessions, status: status, traffic: traffic},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
@@ -69,6 +72,12 @@ func (m *metrics) record(r broker.Record) {
 		m.conflicts.WithLabelValues(r.Namespace, kind).Inc()
 	case r.Action == broker.ActionOverride && r.Decision == broker.DecisionAllow:
 		m.overrides.WithLabelValues(r.Namespace, kind).Inc()
+	case r.Action == broker.ActionQueueSplit:
+		decision := r.Decision
+		if r.Conflict {
+			decision = "conflict"
+		}
+		m.queueSplits.WithLabelValues(r.Namespace, decision).Inc()
 	case r.Action == broker.ActionPolicyDenial && r.Policy != nil:
 		m.denials.WithLabelValues(r.Policy.String(), r.Rule).Inc()
 	}
@@ -90,6 +99,13 @@ var (
 		"Connections and HTTP requests routed, by mode (mirror, steal: incoming; outgoing: opened by sessions).", []string{"mode"}, nil)
 	descBytes = prometheus.NewDesc(metricsPrefix+"routed_bytes_total",
 		"Bytes routed both ways, by mode, counted when each connection or request ends.", []string{"mode"}, nil)
+	queueLabels     = []string{"namespace", "consumer", "queue"}
+	descQueueRouted = prometheus.NewDesc(metricsPrefix+"queue_messages_routed_total",
+		"Messages of a split queue its router delivered (since this leader started routing it).", queueLabels, nil)
+	descQueueUnmatched = prometheus.NewDesc(metricsPrefix+"queue_messages_unmatched_total",
+		"Messages of a split queue no session's steal filter matched: the deployed consumer's.", queueLabels, nil)
+	descQueueSessions = prometheus.NewDesc(metricsPrefix+"queue_split_sessions",
+		"Sessions splitting a queue now.", queueLabels, nil)
 )
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
@@ -97,6 +113,9 @@ func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- descAgents
 	ch <- descRequests
 	ch <- descBytes
+	ch <- descQueueRouted
+	ch <- descQueueUnmatched
+	ch <- descQueueSessions
 }
 
 func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
@@ -111,7 +130,13 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	ch <- prometheus.MustNewConstMetric(descAgents, prometheus.GaugeValue, float64(len(c.status.Status(ctx).Agents)))
+	st := c.status.Status(ctx)
+	ch <- prometheus.MustNewConstMetric(descAgents, prometheus.GaugeValue, float64(len(st.Agents)))
+	for _, q := range st.QueueSplits {
+		ch <- prometheus.MustNewConstMetric(descQueueRouted, prometheus.CounterValue, float64(q.Routed), q.Namespace, q.Consumer, q.Queue)
+		ch <- prometheus.MustNewConstMetric(descQueueUnmatched, prometheus.CounterValue, float64(q.Deployed), q.Namespace, q.Consumer, q.Queue)
+		ch <- prometheus.MustNewConstMetric(descQueueSessions, prometheus.GaugeValue, float64(len(q.Sessions)), q.Namespace, q.Consumer, q.Queue)
+	}
 	if c.traffic != nil {
 		for mode, v := range c.traffic() {
 			ch <- prometheus.MustNewConstMetric(descRequests, prometheus.CounterValue, float64(v[0]), mode)

@@ -54,6 +54,10 @@ type Options struct {
 	AgentTTL   time.Duration
 	// Election is the leader election among the operator's replicas.
 	Election LeaderElection
+	// QueueSplitting lets sessions split the queues of
+	// RemocalQueueConsumers (docs/queues.md); it needs the CRD and the
+	// RBAC the chart grants with queueSplitting.enabled.
+	QueueSplitting bool
 	// MetricsAddr is where Prometheus metrics are served (plain HTTP,
 	// /metrics); empty or "0" serves none.
 	MetricsAddr string
@@ -107,20 +111,23 @@ type Deps struct {
 	TargetInfo broker.TargetInfo
 	// Auditor receives the broker's audit records.
 	Auditor broker.Auditor
+	// QueueSplitting enables queue.split (RemocalQueueConsumers).
+	QueueSplitting bool
 }
 
 // NewOptions returns the defaults; the namespace defaults to $POD_NAMESPACE
 // (the downward API in the operator's Deployment).
 func NewOptions(version string) *Options {
 	return &Options{
-		Namespace:   os.Getenv("POD_NAMESPACE"),
-		AgentImage:  kube.DefaultImage(version),
-		SessionTTL:  5 * time.Minute,
-		AgentTTL:    10 * time.Minute,
-		Election:    DefaultLeaderElection(),
-		MetricsAddr: ":9090",
-		Version:     version,
-		server:      apiserver.NewOptions(),
+		Namespace:      os.Getenv("POD_NAMESPACE"),
+		AgentImage:     kube.DefaultImage(version),
+		SessionTTL:     5 * time.Minute,
+		AgentTTL:       10 * time.Minute,
+		Election:       DefaultLeaderElection(),
+		MetricsAddr:    ":9090",
+		QueueSplitting: true,
+		Version:        version,
+		server:         apiserver.NewOptions(),
 	}
 }
 
@@ -133,6 +140,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringSliceVar(&o.AgentPullSecrets, "agent-image-pull-secrets", o.AgentPullSecrets, "names of image pull Secrets in the operator's namespace for the agents' pods (a private registry)")
 	fs.DurationVar(&o.SessionTTL, "session-ttl", o.SessionTTL, "how long a disconnected session keeps its ports for its client to come back")
 	fs.DurationVar(&o.AgentTTL, "agent-ttl", o.AgentTTL, "how long an agent without sessions is kept before it is removed")
+	fs.BoolVar(&o.QueueSplitting, "queue-splitting", o.QueueSplitting, "let sessions split the queues of RemocalQueueConsumers (needs the CRD and its RBAC: chart value queueSplitting.enabled)")
 	fs.StringVar(&o.MetricsAddr, "metrics-bind-address", o.MetricsAddr, "address of the Prometheus metrics endpoint (plain HTTP, /metrics); 0 disables it")
 	o.Election.AddFlags(fs)
 	o.server.SecureServing.AddFlags(fs)
@@ -221,7 +229,8 @@ func Run(ctx context.Context, o *Options) error {
 	b, err := newBackend(ctx, Deps{Env: env, Targets: targets, Authorizer: authz, Namespace: o.Namespace,
 		AgentImage: o.AgentImage, AgentPullPolicy: corev1.PullPolicy(o.AgentPullPolicy), AgentPullSecrets: o.AgentPullSecrets,
 		SessionTTL: o.SessionTTL, AgentTTL: o.AgentTTL, Version: o.Version, Log: log,
-		Self: self, Leader: leader, Policies: gov.policies, TargetInfo: gov.targets.info, Auditor: gov.audit})
+		Self: self, Leader: leader, Policies: gov.policies, TargetInfo: gov.targets.info, Auditor: gov.audit,
+		QueueSplitting: o.QueueSplitting})
 	if err != nil {
 		return fmt.Errorf("start the session broker: %w", err)
 	}

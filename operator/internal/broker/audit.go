@@ -1,10 +1,13 @@
 package broker
 
 import (
+	"errors"
+	"fmt"
 	"time"
 
 	"github.com/remocal/remocal/protocol/operator"
 	"github.com/remocal/remocal/protocol/policy"
+	"github.com/remocal/remocal/protocol/wire"
 )
 
 // Actions an audit record describes.
@@ -15,6 +18,7 @@ const (
 	ActionKill         = "kill"
 	ActionPolicyDenial = "policy-denial"
 	ActionSessionEnd   = "session-end"
+	ActionQueueSplit   = "queue-split"
 )
 
 // Decisions.
@@ -49,6 +53,29 @@ type Record struct {
 	// Conflict marks a subscription refused because another session
 	// holds the port.
 	Conflict bool
+}
+
+// recordSplit audits a queue.split request and its answer.
+func (s *session) recordSplit(m *wire.QueueSplit, err error) {
+	what := fmt.Sprintf("%s queue %s/%s", modeOr(m.Mode), m.Consumer, m.Queue)
+	if m.Filter != nil {
+		what += fmt.Sprintf(" headers %v body %v", m.Filter.Headers, m.Filter.Body)
+	}
+	r := Record{Action: ActionQueueSplit, What: what, Decision: DecisionAllow}
+	var we *wire.Error
+	if errors.As(err, &we) {
+		r.Decision, r.Reason, r.Conflict = DecisionDeny, we.Message, we.Code == wire.CodeConflict
+	} else if err != nil {
+		r.Decision, r.Reason = DecisionDeny, err.Error()
+	}
+	s.record(r)
+}
+
+func modeOr(mode string) string {
+	if mode == "" {
+		return "mirror"
+	}
+	return mode
 }
 
 // Auditor receives the broker's audit records (the operator writes them

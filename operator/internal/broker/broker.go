@@ -33,6 +33,7 @@ import (
 	"github.com/remocal/remocal/operator/internal/locks"
 	"github.com/remocal/remocal/protocol/operator"
 	"github.com/remocal/remocal/protocol/policy"
+	"github.com/remocal/remocal/protocol/wire"
 )
 
 // Config configures a broker.
@@ -64,6 +65,23 @@ type Config struct {
 	// Auditor, if set, receives an audit record of every connect,
 	// subscription, override, kill, policy denial and session end.
 	Auditor Auditor
+	// Splits, if set, answers queue.split (issue 16) and learns of
+	// sessions that end.
+	Splits Splitter
+}
+
+// Splitter splits queues for sessions (operator/internal/splits).
+type Splitter interface {
+	// Split gives the session a share of a queue; the error is a
+	// *wire.Error for the client.
+	Split(ctx context.Context, namespace, session string, who operator.UserInfo, req *wire.QueueSplit) (*wire.QueueSplitResult, error)
+	// SessionEnded ends the session's splits. Not called for sessions
+	// ended by the broker's Close: the next leader keeps their splits.
+	SessionEnded(namespace, session string)
+	// SessionSplits are the session's splits, for its Session object;
+	// Status the queues split now, for the operator's status.
+	SessionSplits(namespace, session string) []operator.QueueSplitStatus
+	Status() []operator.QueueState
 }
 
 const (
@@ -179,6 +197,13 @@ func (b *Broker) Close() {
 	b.pool.close()
 }
 
+// isClosed reports whether Close began.
+func (b *Broker) isClosed() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.closed
+}
+
 // goTracked runs f on a goroutine Close waits for; false when the broker
 // is closed already.
 func (b *Broker) goTracked(f func()) bool {
@@ -277,6 +302,14 @@ func (b *Broker) Status(ctx context.Context) operator.OperatorState {
 		st.Agents = append(st.Agents, as)
 		if e.err != nil {
 			st.Problems = append(st.Problems, e.err.Error())
+		}
+	}
+	if b.cfg.Splits != nil {
+		st.QueueSplits = b.cfg.Splits.Status()
+		for _, q := range st.QueueSplits {
+			if q.Message != "" {
+				st.Problems = append(st.Problems, fmt.Sprintf("queue %s of %s/%s: %s", q.Queue, q.Namespace, q.Consumer, q.Message))
+			}
 		}
 	}
 	st.Healthy = len(st.Problems) == 0

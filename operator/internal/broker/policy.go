@@ -80,6 +80,20 @@ func (s *session) checkSubscribe(req *wire.Subscribe) *wire.Error {
 	return nil
 }
 
+// checkQueueSplit applies the policies of the session's target to a
+// queue split.
+func (s *session) checkQueueSplit(req *wire.QueueSplit) *wire.Error {
+	set, invalid := s.policies()
+	what := fmt.Sprintf("split queue %s/%s", req.Consumer, req.Queue)
+	if invalid != nil {
+		return s.deny(invalid, what)
+	}
+	if d := set.QueueSplit(targetRef(s.target), *req); d != nil {
+		return s.deny(d, what)
+	}
+	return nil
+}
+
 // checkRequest applies the policies to a control request; it may rewrite
 // an env request (the excluded variables).
 func (s *session) checkRequest(msg wire.Message) (wire.Message, *wire.Error) {

@@ -287,6 +287,9 @@ func acceptWithin(mux *yamux.Session, d time.Duration) (net.Conn, error) {
 func (s *session) welcome(conn net.Conn, agent wire.Welcome, primary Pod) error {
 	caps := slices.DeleteFunc(slices.Clone(agent.Capabilities), func(c wire.Capability) bool { return c == wire.CapAuth })
 	caps = append(caps, wire.CapOperator)
+	if s.b.cfg.Splits != nil {
+		caps = append(caps, wire.CapQueueSplit)
+	}
 	s.mu.Lock()
 	info := &wire.OperatorInfo{Session: s.name, Pods: podNames(s.pods), Primary: primary.Name, PrimaryReason: s.primaryReason}
 	s.mu.Unlock()
@@ -411,6 +414,19 @@ func (s *session) handle(ctx context.Context, cc *clientConn, msg wire.Message) 
 		return s.subscribe(ctx, cc, m)
 	case *wire.Unsubscribe:
 		return s.unsubscribe(ctx, m)
+	case *wire.QueueSplit:
+		if s.b.cfg.Splits == nil {
+			return nil, wire.Errorf(wire.CodeUnsupported, "this operator does not split queues (it was started without queue splitting); remove queueSplits from the configuration")
+		}
+		if werr := s.checkQueueSplit(m); werr != nil {
+			return nil, werr
+		}
+		res, err := s.b.cfg.Splits.Split(ctx, s.ns, s.name, s.user, m)
+		s.recordSplit(m, err)
+		if err == nil {
+			s.b.reg.publish(backend.Modified, s)
+		}
+		return res, err
 	case *wire.Ping, *wire.EnvGet, *wire.FileRead, *wire.FileStat, *wire.FileReadlink, *wire.FileReaddir, *wire.FileAccess:
 		msg, werr := s.checkRequest(msg)
 		if werr != nil {

@@ -493,6 +493,9 @@ func (s *session) end(reason string) {
 		cc.endWith(&wire.Event{Kind: wire.EventSessionEnded, Message: fmt.Sprintf("session %s ended: %s", s.name, reason)})
 	}
 	closeAgentSubs(agentSubsOf(subs))
+	if s.b.cfg.Splits != nil && !s.b.isClosed() {
+		s.b.cfg.Splits.SessionEnded(s.ns, s.name)
+	}
 	s.b.locks.ReleaseSession(s.name)
 	for _, p := range held {
 		s.b.pool.release(p)
@@ -571,6 +574,9 @@ func (s *session) object() operator.Session {
 				Port: l.Port, Mode: wire.ModeSteal, Filter: l.Filter, Lock: true, Since: &since,
 			})
 		}
+	}
+	if s.b.cfg.Splits != nil {
+		obj.Status.QueueSplits = s.b.cfg.Splits.SessionSplits(s.ns, s.name)
 	}
 	return obj
 }
