@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"os/user"
+	"slices"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -102,6 +105,9 @@ an IDE) instead of starting one: that session's settings apply.`,
 			if notice := sess.KeptLocalNotice(); notice != "" {
 				fmt.Fprintf(os.Stderr, "remocal: %s\n", notice)
 			}
+			for _, sp := range sess.QueueSplits() {
+				fmt.Fprintf(os.Stderr, "remocal: queue %s split for this session (%s)\n", sp.ID, envList(sp.Env))
+			}
 			code, err := sess.Run(context.WithoutCancel(cmd.Context()), args,
 				session.Stdio{In: os.Stdin, Out: os.Stdout, Err: os.Stderr})
 			sess.Close()
@@ -188,4 +194,13 @@ func clientName() string {
 	}
 	host, _ := os.Hostname()
 	return fmt.Sprintf("%s@%s", name, host)
+}
+
+// envList renders a split's variables in a stable order.
+func envList(env map[string]string) string {
+	var parts []string
+	for _, k := range slices.Sorted(maps.Keys(env)) {
+		parts = append(parts, k+"="+env[k])
+	}
+	return strings.Join(parts, " ")
 }

@@ -104,6 +104,9 @@ func writeOperatorStatus(w io.Writer, context string, st operator.OperatorState,
 	if err := writeTargetsAndDenials(w, st, now); err != nil {
 		return err
 	}
+	if err := writeQueueSplits(w, st.QueueSplits); err != nil {
+		return err
+	}
 	if len(st.Agents) == 0 {
 		return nil
 	}
@@ -153,4 +156,22 @@ func writeTargetsAndDenials(w io.Writer, st operator.OperatorState, now time.Tim
 		}
 	}
 	return nil
+}
+
+// writeQueueSplits prints the queues split now: one line per queue (the
+// deployed consumer's share), one per session splitting it.
+func writeQueueSplits(w io.Writer, qs []operator.QueueState) error {
+	if len(qs) == 0 {
+		return nil
+	}
+	fmt.Fprintln(w)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAMESPACE\tCONSUMER/QUEUE\tPHASE\tTO\tMODE\tFILTER\tDELIVERED")
+	for _, q := range qs {
+		fmt.Fprintf(tw, "%s\t%s/%s\t%s\t%s\t-\t-\t%d of %d\n", q.Namespace, q.Consumer, q.Queue, q.Phase, "deployed consumer", q.Deployed, q.Routed)
+		for _, s := range q.Sessions {
+			fmt.Fprintf(tw, "\t\t\t%s (%s)\t%s\t%s\t%d\n", s.User, s.Session, s.Mode, s.Filter.String(), s.Delivered)
+		}
+	}
+	return tw.Flush()
 }

@@ -220,7 +220,7 @@ func writeSessionTable(w io.Writer, sessions []operator.Session, withNamespace b
 		return err
 	}
 	for _, s := range sessions {
-		row := []string{s.Name, s.Spec.User.Username, targetRef(s.Spec.Target), portsCell(s.Status.Ports),
+		row := []string{s.Name, s.Spec.User.Username, targetRef(s.Spec.Target), portsCell(s.Status.Ports, s.Status.QueueSplits),
 			since(s.Status.StartTime.Time, now), phaseCell(s.Status, now)}
 		if withNamespace {
 			row = append([]string{s.Namespace}, row...)
@@ -240,12 +240,21 @@ func targetRef(name string) string {
 	return kind + "/" + rest
 }
 
-// portsCell is "8080 steal (lock) header X-User="bob", 9090 mirror".
-func portsCell(ports []operator.PortStatus) string {
-	if len(ports) == 0 {
+// portsCell is "8080 steal (lock) header X-User="bob", 9090 mirror", and
+// the queues the session splits: "queue orders-worker/orders steal header
+// tenant="a" (412 delivered)".
+func portsCell(ports []operator.PortStatus, queues []operator.QueueSplitStatus) string {
+	if len(ports)+len(queues) == 0 {
 		return "-"
 	}
-	parts := make([]string, len(ports))
+	parts := make([]string, len(ports), len(ports)+len(queues))
+	for _, q := range queues {
+		s := fmt.Sprintf("queue %s/%s %s", q.Consumer, q.Queue, q.Mode)
+		if q.Filter != nil {
+			s += " " + q.Filter.String()
+		}
+		parts = append(parts, fmt.Sprintf("%s (%d delivered)", s, q.Delivered))
+	}
 	for i, p := range ports {
 		s := fmt.Sprintf("%d %s", p.Port, p.Mode)
 		if p.Lock {

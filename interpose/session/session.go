@@ -96,6 +96,8 @@ type Session struct {
 	// both would answer the same listener.
 	keepers   []func()
 	listeners []net.Listener // bootstrap sockets
+	// splits are the queue splits the operator granted (queues.go).
+	splits []wire.QueueSplitResult
 	// joined is set once a program has joined through a bootstrap
 	// socket: only the first may be transparent.
 	joined bool
@@ -209,6 +211,9 @@ func (s *Session) prepare(ctx context.Context) error {
 		if vars, err = s.client.Env(ctx, s.cfg.Env.Include, s.cfg.Env.Exclude); err != nil {
 			return fmt.Errorf("read the environment of %s: %w", s.opts.Connector.Describe(), err)
 		}
+	}
+	if err := s.splitQueues(ctx, vars); err != nil {
+		return err
 	}
 	for k, v := range s.cfg.Env.Override {
 		vars[k] = v
