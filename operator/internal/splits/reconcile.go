@@ -2,6 +2,7 @@ package splits
 
 import (
 	"context"
+	"slices"
 	"time"
 
 	qs "github.com/remocal/remocal/protocol/queuesplit"
@@ -79,6 +80,19 @@ func (m *Manager) resume(ctx context.Context, rqc *qs.RemocalQueueConsumer, st q
 	if s.running || s.restoring {
 		return
 	}
+	// The list may predate a step that finished meanwhile (a split given
+	// back while the list was read): act only on the status as it is now.
+	rqc, err := m.rqc.get(ctx, rqc.Namespace, rqc.Name)
+	if err != nil {
+		m.log.Warn("queue split: cannot resume", "queue", s.key, "err", err)
+		return
+	}
+	i := slices.IndexFunc(rqc.Status.Splits, func(q qs.QueueSplitStatus) bool { return q.Queue == st.Queue })
+	if i < 0 {
+		m.forget(s)
+		return
+	}
+	st = rqc.Status.Splits[i]
 	q, err := pickQueue(rqc, st.Queue)
 	if err != nil {
 		m.log.Warn("queue split: cannot resume", "queue", s.key, "err", err)
