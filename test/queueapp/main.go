@@ -258,5 +258,10 @@ func redisClient(addr string, timeout time.Duration) *redis.Client {
 		// their BLOCK time to it.
 		ContextTimeoutEnabled: true,
 		MaxRetries:            3,
+		// RESP2: with RESP3, go-redis (9.23) peeks at a pooled connection
+		// for push notifications before each command without a deadline;
+		// a connection whose path died without a FIN (a session moving to
+		// another operator leader) hung the consumer there forever.
+		Protocol: 2,
 	})
 }
