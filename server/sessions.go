@@ -223,6 +223,7 @@ func (m *sessions) start(ctx context.Context, c *client, p daemon.SessionStartPa
 	se.host = host
 	se.info.Incoming = ready.Incoming
 	se.info.Resolved, se.info.Note = ready.Resolved, ready.Note
+	se.info.QueueSplits = ready.QueueSplits
 	se.mu.Unlock()
 	m.s.wg.Go(func() { m.watch(se) })
 	m.changed(se, daemon.StateActive, "")
