@@ -221,8 +221,7 @@ func (m *sessions) start(ctx context.Context, c *client, p daemon.SessionStartPa
 	ready := host.Ready()
 	se.mu.Lock()
 	se.host = host
-	se.info.Incoming = ready.Incoming
-	se.info.Resolved, se.info.Note = ready.Resolved, ready.Note
+	se.info = readyInfo(se.info, ready)
 	se.mu.Unlock()
 	m.s.wg.Go(func() { m.watch(se) })
 	m.changed(se, daemon.StateActive, "")
@@ -240,6 +239,16 @@ func (m *sessions) start(ctx context.Context, c *client, p daemon.SessionStartPa
 		c.showMessage(protocol.MessageTypeInfo, fmt.Sprintf("remocal session %s: %s", id, ready.Note))
 	}
 	return res, nil
+}
+
+// readyInfo is info once its host is ready: what the session came to
+// (the effective incoming mode, the resolved target, a note, the queues
+// the operator split for it).
+func readyInfo(info daemon.Session, r sessionhost.Ready) daemon.Session {
+	info.Incoming = r.Incoming
+	info.Resolved, info.Note = r.Resolved, r.Note
+	info.QueueSplits = r.QueueSplits
+	return info
 }
 
 // overridesError reports problems of remocal/session/start's overrides,

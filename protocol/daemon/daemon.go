@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/remocal/remocal/protocol/config"
+	"github.com/remocal/remocal/protocol/queuesplit"
 	"github.com/remocal/remocal/protocol/wire"
 )
 
@@ -30,7 +31,9 @@ const ServerName = "remocal"
 // 1.0: the methods and notifications up to the operator's sessions.
 // 1.1: session labels, configuration overrides in remocal/session/start,
 // remocal/session/kill, the protocol version itself.
-const ProtocolVersion = "1.3"
+// 1.2: policy errors; 1.3: stale targets.
+// 1.4: queueSplits in sessions and remote sessions.
+const ProtocolVersion = "1.4"
 
 // InitializeExperimental is what the daemon puts under
 // capabilities.experimental of its initialize result.
@@ -257,6 +260,24 @@ type Session struct {
 	// pod, and the action that refreshes it. A client shows Message with
 	// a button for Action.
 	Stale *StaleTarget `json:"stale,omitzero"`
+	// QueueSplits are the queues the session takes a share of, in the
+	// configuration's order, once the operator granted them (1.4,
+	// docs/queues.md).
+	QueueSplits []QueueSplit `json:"queueSplits,omitzero"`
+}
+
+// QueueSplit is a queue one of this daemon's sessions takes a share of:
+// the configuration's split as the operator granted it (1.4).
+type QueueSplit struct {
+	// Consumer is the RemocalQueueConsumer, Queue its queue.
+	Consumer string `json:"consumer"`
+	Queue    string `json:"queue"`
+	// Mode is steal or mirror; Filter selects the messages (none: all).
+	Mode   queuesplit.Mode    `json:"mode"`
+	Filter *queuesplit.Filter `json:"filter,omitzero"`
+	// Env is what programs of the session get instead of the workload's
+	// queue variables: the values naming the session's own queue.
+	Env map[string]string `json:"env"`
 }
 
 // StaleTarget says what running programs keep from the pod a session left.
@@ -379,6 +400,21 @@ type RemoteSession struct {
 	Ports     []RemotePort `json:"ports"`
 	Since     time.Time    `json:"since"`
 	ExpiresAt *time.Time   `json:"expiresAt,omitzero"`
+	// QueueSplits are the queues it takes a share of (1.4).
+	QueueSplits []RemoteQueueSplit `json:"queueSplits,omitzero"`
+}
+
+// RemoteQueueSplit is a queue an operator session takes a share of, as
+// the session's status records it (1.4).
+type RemoteQueueSplit struct {
+	Consumer string             `json:"consumer"`
+	Queue    string             `json:"queue"`
+	Mode     queuesplit.Mode    `json:"mode"`
+	Filter   *queuesplit.Filter `json:"filter,omitzero"`
+	Since    time.Time          `json:"since"`
+	// Delivered counts the messages routed to the session's queue since
+	// the operator's current router started (a new leader counts anew).
+	Delivered uint64 `json:"delivered"`
 }
 
 // RemotePort is one port a remote session receives; Lock says it holds

@@ -14,6 +14,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"go.lsp.dev/jsonrpc2"
 
+	"github.com/remocal/remocal/protocol/queuesplit"
 	"github.com/remocal/remocal/protocol/wire"
 )
 
@@ -38,6 +39,26 @@ var remoteBob = RemoteSession{Name: "s-0bq3n8c2zd", Namespace: "shop", User: "bo
 	Phase: RemoteActive, Since: started, Ports: []RemotePort{
 		{Port: 8080, Mode: wire.ModeSteal, Filter: &wire.HTTPFilter{Headers: map[string]string{"X-User": "bob"}}, Lock: true, Since: &started},
 		{Port: 9090, Mode: wire.ModeMirror}}}
+
+// Queue splits (1.4, docs/queues.md): alice's session takes tenant a's
+// orders and a copy of EU invoices; bob's, seen from the operator, counts
+// what it was delivered.
+var (
+	aliceSplits = []QueueSplit{
+		{Consumer: "orders-worker", Queue: "orders", Mode: queuesplit.ModeSteal, Filter: &queuesplit.Filter{Headers: map[string]string{"tenant": "a"}},
+			Env: map[string]string{"ORDERS_GROUP": "workers", "ORDERS_STREAM": "{orders}.remocal.session-s-4l1c3xq7de"}},
+		{Consumer: "orders-worker", Queue: "invoices", Mode: queuesplit.ModeMirror,
+			Filter: &queuesplit.Filter{Headers: map[string]string{"region": "eu-.*"}, Body: map[string]string{"$.amount": "4[2-9]|[5-9][0-9]"}},
+			Env:    map[string]string{"INVOICES_STREAM": "{invoices}.remocal.session-s-4l1c3xq7de"}},
+	}
+	queueSession = Session{ID: "s3", Target: "deployment/orders-worker", Namespace: "shop", WorkspaceFolder: "/home/alice/orders", Owner: "alice@laptop via Visual Studio Code 1.139.1",
+		Label: "debug: Launch orders", State: StateActive, StartedAt: started, Incoming: "mirror",
+		Resolved: "deployment/orders-worker (pod shop/orders-worker-5f6d7c8b9-k2m4p, container worker)", QueueSplits: aliceSplits}
+	remoteBobQueues = RemoteSession{Name: "s-b0bq0e0e01", Namespace: "shop", User: "bob", Client: "bob@desk", Tool: "remocal exec", Target: "deployment/orders-worker",
+		Phase: RemoteActive, Since: started, Ports: []RemotePort{}, QueueSplits: []RemoteQueueSplit{
+			{Consumer: "orders-worker", Queue: "orders", Mode: queuesplit.ModeSteal, Filter: &queuesplit.Filter{Headers: map[string]string{"tenant": "b"}}, Since: started, Delivered: 412},
+			{Consumer: "orders-worker", Queue: "invoices", Mode: queuesplit.ModeMirror, Since: later, Delivered: 0}}}
+)
 
 // vectors holds one example of every payload, named by method and role.
 // Every method and notification constant must appear.
@@ -90,7 +111,12 @@ var vectors = map[string]any{
 	NotifyConflict + ".taken.params": Conflict{Target: "deployment/inventory", Port: 8080, Mode: wire.ModeSteal, RemoteSession: "shop/s-0bq3n8c2zd", Taken: true,
 		Holder:  &wire.Holder{Client: "carol@desk", User: "carol", Session: "s-c4r0l00001", Subscription: "s9", Port: 8080, Mode: wire.ModeSteal, Since: &later},
 		Message: "port 8080 of deployment/inventory was taken from bob (session shop/s-0bq3n8c2zd) by carol (carol@desk, session s-c4r0l00001) with an override"},
-	NotifyConfigChanged + ".params": ConfigChanged{WorkspaceFolder: "/home/alice/inventory", File: "/home/alice/inventory/.remocal/config.json", Valid: true, Problems: []Problem{}},
+	MethodSessionStart + ".queues.result": SessionStartResult{Session: queueSession, Env: map[string]string{"INVOICES_STREAM": "{invoices}.remocal.session-s-4l1c3xq7de",
+		"LD_PRELOAD": "/run/user/1000/remocal/libremocal_bootstrap-0123456789abcdef.so", "ORDERS_GROUP": "workers", "ORDERS_STREAM": "{orders}.remocal.session-s-4l1c3xq7de",
+		"REMOCAL_SESSION_SOCKET": "/run/user/1000/remocal/sessions/s3.sock"}, Warnings: []string{}},
+	MethodSessionList + ".queues.result":           SessionListResult{Sessions: []Session{queueSession}, Remote: []RemoteSession{remoteBobQueues}},
+	NotifySessionChanged + ".remote-queues.params": SessionChanged{Remote: &remoteBobQueues},
+	NotifyConfigChanged + ".params":                ConfigChanged{WorkspaceFolder: "/home/alice/inventory", File: "/home/alice/inventory/.remocal/config.json", Valid: true, Problems: []Problem{}},
 }
 
 // initializeResult is the part of LSP's InitializeResult the daemon fills

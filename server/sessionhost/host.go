@@ -254,7 +254,8 @@ func (h *host) start(ctx context.Context, p startParams) (Ready, *hostError) {
 	env := sess.RemoteEnv()
 	env["LD_PRELOAD"] = lib
 	env[session.SocketEnv] = p.Socket
-	ready := Ready{Env: env, Incoming: sess.Config().Network.Incoming.Mode, Resolved: conn.Describe()}
+	ready := Ready{Env: env, Incoming: sess.Config().Network.Incoming.Mode, Resolved: conn.Describe(),
+		QueueSplits: queueSplits(sess.Config().QueueSplits, sess.QueueSplits())}
 	if n, ok := conn.(interface{ Note() string }); ok { // Kubernetes: which pod of several, and why
 		ready.Note = n.Note()
 	}

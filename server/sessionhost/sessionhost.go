@@ -78,6 +78,9 @@ type Ready struct {
 	// Resolved and Note are daemon.Session's.
 	Resolved string `json:"resolved,omitzero"`
 	Note     string `json:"note,omitzero"`
+	// QueueSplits are daemon.Session's: the queues the operator split
+	// for the session as it started.
+	QueueSplits []daemon.QueueSplit `json:"queueSplits,omitzero"`
 }
 
 // Event is something that happened in a running session.

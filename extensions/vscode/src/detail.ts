@@ -1,6 +1,6 @@
 // The text of a session's detail document (remocal/session/detail).
 import type { SessionDetail } from './protocol';
-import { formatFilter } from './sessionsModel';
+import { formatFilter, queueText } from './sessionsModel';
 
 export function detailText(d: SessionDetail): string {
   const s = d.session;
@@ -21,6 +21,14 @@ export function detailText(d: SessionDetail): string {
   lines.push('', 'incoming traffic:');
   lines.push(...(d.subscriptions.length === 0 ? ['  none'] : d.subscriptions.map((x) =>
     `  target port ${x.port} -> local port ${x.localPort}: ${x.mode}${x.filter ? ` [${formatFilter(x.filter)}]` : ''}, ${x.deliveries} delivered`)));
+  const queues = s.queueSplits ?? [];
+  if (queues.length > 0) {
+    lines.push('', 'queue splits:');
+    for (const q of queues) {
+      const env = Object.entries(q.env).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([k, v]) => `${k}=${v}`);
+      lines.push(`  ${queueText(q)}${env.length > 0 ? `: ${env.join(' ')}` : ''}`);
+    }
+  }
   lines.push('', 'processes:');
   lines.push(...(d.processes.length === 0 ? ['  none'] : d.processes.map((p) => `  ${p.pid}  ${p.exe}`)));
   lines.push('', 'intercepted system calls:');

@@ -206,7 +206,22 @@ export interface Session {
   policy?: PolicyViolation;
   /** Set once the session followed its target to a new pod: what running programs keep from the old one. */
   stale?: StaleTarget;
+  /** The queues the session takes a share of, as the operator granted them (1.4, docs/queues.md). */
+  queueSplits?: SessionQueueSplit[];
 }
+/**
+ * A queue one of this daemon's sessions takes a share of: consumer and queue, mode and filter as
+ * configured, and the variables (name → value naming the session's own queue) its programs get.
+ */
+export interface SessionQueueSplit { consumer: string; queue: string; mode: QueueSplitMode; filter?: QueueFilter; env: Record<string, string> }
+export const checkSessionQueueSplit: Check<SessionQueueSplit> = obj<SessionQueueSplit>({
+  consumer: str, queue: str, mode: literal('mirror', 'steal'), filter: opt((v, ctx) => checkQueueFilter(v, ctx)), env: record(str),
+});
+/** A queue an operator session takes a share of, with the messages delivered to it so far (1.4). */
+export interface RemoteQueueSplit { consumer: string; queue: string; mode: QueueSplitMode; filter?: QueueFilter; since: string; delivered: number }
+export const checkRemoteQueueSplit: Check<RemoteQueueSplit> = obj<RemoteQueueSplit>({
+  consumer: str, queue: str, mode: literal('mirror', 'steal'), filter: opt((v, ctx) => checkQueueFilter(v, ctx)), since: time, delivered: uint,
+});
 /** What programs keep from the pod a session left ("env", "hostname"), and the action that refreshes it ("restart"). */
 export interface StaleTarget { from: string; kept: string[]; action: string; message: string }
 export const checkStaleTarget: Check<StaleTarget> = obj<StaleTarget>({ from: str, kept: arr(str), action: str, message: str });
@@ -217,6 +232,7 @@ export const checkSession: Check<Session> = obj<Session>({
   incoming: literal('mirror', 'steal', 'off', ''), resolved: opt(str), note: opt(str),
   policy: opt((v, ctx) => checkPolicyViolation(v, ctx)),
   stale: opt((v, ctx) => checkStaleTarget(v, ctx)),
+  queueSplits: opt(arr(checkSessionQueueSplit)),
 });
 
 export interface SessionStartResult { session: Session; env: Record<string, string>; wrapper?: string[]; warnings: string[] }
@@ -250,10 +266,13 @@ export interface RemoteSession {
   ports: RemotePort[];
   since: string;
   expiresAt?: string;
+  /** The queues it takes a share of (1.4). */
+  queueSplits?: RemoteQueueSplit[];
 }
 export const checkRemoteSession: Check<RemoteSession> = obj<RemoteSession>({
   name: str, namespace: str, user: str, client: str, tool: opt(str), target: str,
   phase: literal('Active', 'Disconnected', 'Ended'), ports: arr(checkRemotePort), since: time, expiresAt: opt(time),
+  queueSplits: opt(arr(checkRemoteQueueSplit)),
 });
 
 export interface SessionListResult { sessions: Session[]; remote?: RemoteSession[] }
@@ -364,8 +383,8 @@ export const checkNull: Check<null> = (v, ctx) => {
 };
 
 // ---- queue splits (protocol/queuesplit in Go): the "queueSplits" of .remocal/config.json and
-// the RemocalQueueConsumer custom resource. Nothing shows them yet; typed so that the golden
-// vectors keep both sides in agreement.
+// the RemocalQueueConsumer custom resource, typed so that the golden vectors keep both sides in
+// agreement. Sessions carry the splits they run (SessionQueueSplit, RemoteQueueSplit above).
 
 export type QueueSplitMode = 'mirror' | 'steal';
 export interface QueueFilter { headers?: Record<string, string>; body?: Record<string, string> }

@@ -2,7 +2,10 @@
 // (remocal/sessionChanged, remocal/conflict) after one remocal/session/list,
 // and rendered as plain nodes: the TreeDataProvider turns them into
 // TreeItems, and the test API returns them as they are.
-import { type Conflict, type HTTPFilter, policyName, type RemotePort, type RemoteSession, type Session, type SessionListResult } from './protocol';
+import {
+  type Conflict, type HTTPFilter, policyName, type QueueFilter, type RemotePort, type RemoteQueueSplit, type RemoteSession, type Session,
+  type SessionListResult, type SessionQueueSplit,
+} from './protocol';
 
 export interface Icon {
   id: string;
@@ -137,6 +140,49 @@ export function formatFilter(f: HTTPFilter | undefined): string {
   return parts.join(', ');
 }
 
+/** "tenant=a, body $.amount=4[2-9]": header patterns, then JSON paths into the body, each sorted. */
+export function formatQueueFilter(f: QueueFilter | undefined): string {
+  if (!f) {
+    return '';
+  }
+  const sorted = (m: Record<string, string> | undefined): [string, string][] =>
+    Object.entries(m ?? {}).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  return [
+    ...sorted(f.headers).map(([k, v]) => `${k}=${v}`),
+    ...sorted(f.body).map(([k, v]) => `body ${k}=${v}`),
+  ].join(', ');
+}
+
+/** "queue orders-worker/orders steal [tenant=a]", plus "412 delivered" for an operator session's. */
+export function queueText(q: SessionQueueSplit | RemoteQueueSplit): string {
+  const filter = formatQueueFilter(q.filter);
+  return [`queue ${q.consumer}/${q.queue} ${q.mode}`, filter ? `[${filter}]` : '', 'delivered' in q ? `${q.delivered} delivered` : '']
+    .filter((x) => x !== '').join(' ');
+}
+
+/** A queue split as a child of its session, like a port. */
+function queueNode(parent: string, q: SessionQueueSplit | RemoteQueueSplit): Node {
+  const env = 'env' in q ? Object.entries(q.env).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)) : [];
+  const tooltip = [
+    `queue ${q.queue} of RemocalQueueConsumer ${q.consumer}`,
+    `mode: ${q.mode}${q.mode === 'steal' ? ' (matching messages come to this session only)' : ' (a copy; the deployed consumer still gets every message)'}`,
+    `filter: ${formatQueueFilter(q.filter) || 'none (every message)'}`,
+    'since' in q ? `since: ${q.since}` : '',
+    'delivered' in q ? `delivered: ${q.delivered} (since the operator's router started)` : '',
+    ...env.map(([k, v]) => `${k}=${v}`),
+  ].filter((x) => x !== '').join('\n');
+  return {
+    id: `${parent}/queue/${q.consumer}/${q.queue}`,
+    label: `queue ${q.consumer}/${q.queue}`,
+    description: [q.mode, formatQueueFilter(q.filter), 'delivered' in q ? `${q.delivered} delivered` : '',
+      'since' in q ? `since ${formatSince(q.since)}` : ''].filter((x) => x !== '').join(' · '),
+    tooltip,
+    contextValue: 'queueSplit',
+    icon: { id: q.mode === 'steal' ? 'inbox' : 'mirror' },
+    children: [],
+  };
+}
+
 function stateIcon(s: Session, conflicted: boolean): Icon {
   if (conflicted) {
     return errorIcon;
@@ -167,6 +213,7 @@ export function sessionNode(s: Session, conflicts: Conflict[]): Node {
     `since: ${s.startedAt}`,
     s.note ? `note: ${s.note}` : '',
     s.policy ? `policy: ${policyName(s.policy)} refused a port (rule ${s.policy.rule})` : '',
+    ...(s.queueSplits ?? []).map(queueText),
     ...conflicts.map((c) => `conflict: ${c.message}`),
   ].filter((x) => x !== '').join('\n');
   return {
@@ -177,7 +224,7 @@ export function sessionNode(s: Session, conflicts: Conflict[]): Node {
     contextValue: 'session',
     icon: stateIcon(s, conflicts.length > 0),
     sessionId: s.id,
-    children: conflicts.map(conflictNode),
+    children: [...(s.queueSplits ?? []).map((q) => queueNode(`session/${s.id}`, q)), ...conflicts.map(conflictNode)],
   };
 }
 
@@ -187,7 +234,8 @@ export function portText(p: RemotePort): string {
 }
 
 export function remoteNode(r: RemoteSession, conflicts: Conflict[]): Node {
-  const ports = r.ports.map(portText).join(', ');
+  const queues = r.queueSplits ?? [];
+  const ports = [...r.ports.map(portText), ...queues.map(queueText)].join(', ');
   const desc = [r.target, r.phase === 'Active' ? '' : r.phase, ports || 'no ports', `since ${formatSince(r.since)}`]
     .filter((x) => x !== '').join(' · ');
   const tooltip = [
@@ -196,6 +244,7 @@ export function remoteNode(r: RemoteSession, conflicts: Conflict[]): Node {
     `target: ${r.target} in ${r.namespace}`,
     `phase: ${r.phase}${r.expiresAt ? ` until ${r.expiresAt}` : ''}`,
     ...r.ports.map((p) => `port ${portText(p)}${p.since ? ` since ${p.since}` : ''}`),
+    ...queues.map((q) => `${queueText(q)} since ${q.since}`),
     `since: ${r.since}`,
     ...conflicts.map((c) => `conflict: ${c.message}`),
   ].join('\n');
@@ -217,6 +266,7 @@ export function remoteNode(r: RemoteSession, conflicts: Conflict[]): Node {
         icon: { id: p.lock ? 'lock' : 'mirror' },
         children: [],
       })),
+      ...queues.map((q) => queueNode(`remote/${remoteKey(r)}`, q)),
       ...conflicts.map(conflictNode),
     ],
   };

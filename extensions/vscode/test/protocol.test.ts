@@ -117,3 +117,18 @@ test('an unknown golden file name maps to nothing', () => {
   // remocal.session.list must not be taken for remocal.session.
   assert.equal(checkerFor('remocal.session.list.remote.result.json'), p.checkSessionListResult);
 });
+
+test('queue splits of sessions decode strictly (protocol 1.4)', () => {
+  const list = decode(p.checkSessionListResult, JSON.parse(readFileSync(path.join(goldenDir, 'remocal.session.list.queues.result.json'), 'utf8')) as unknown, true);
+  assert.equal(list.sessions[0].queueSplits?.[0].env.ORDERS_GROUP, 'workers');
+  assert.equal(list.remote?.[0].queueSplits?.[0].delivered, 412);
+  // A daemon before 1.4 sends no queueSplits: still a session.
+  assert.equal(decode(p.checkSession, { ...list.sessions[0], queueSplits: undefined }, true).queueSplits, undefined);
+  const bad = { consumer: 'orders-worker', queue: 'orders', mode: 'steal', since: '2026-11-25T09:30:00Z', delivered: -1 };
+  assert.throws(() => decode(p.checkRemoteQueueSplit, bad), (e: unknown) => e instanceof DecodeError && e.path === '$.delivered');
+  assert.throws(() => decode(p.checkSessionQueueSplit, { consumer: 'c', queue: 'q', mode: 'copy', env: {} }),
+    (e: unknown) => e instanceof DecodeError && e.path === '$.mode');
+  // An own session's split always says which variables its programs got.
+  assert.throws(() => decode(p.checkSessionQueueSplit, { consumer: 'c', queue: 'q', mode: 'steal' }),
+    (e: unknown) => e instanceof DecodeError && e.path === '$.env');
+});

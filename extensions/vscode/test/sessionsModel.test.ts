@@ -6,7 +6,8 @@ import { test } from 'node:test';
 
 import { decode } from '../src/check';
 import { checkConflict, checkSessionChanged, checkSessionListResult } from '../src/protocol';
-import { conflictNode, formatFilter, keepConflictsMs, remoteNode, sessionNode, SessionsModel } from '../src/sessionsModel';
+import { detailText } from '../src/detail';
+import { conflictNode, formatFilter, formatQueueFilter, keepConflictsMs, remoteNode, sessionNode, SessionsModel } from '../src/sessionsModel';
 
 const golden = (f: string): unknown =>
   JSON.parse(readFileSync(path.resolve(__dirname, '../../../../protocol/testdata/daemon', f), 'utf8')) as unknown;
@@ -123,4 +124,54 @@ test('notifications update the model live', () => {
 test('filters read as headers, path and methods', () => {
   assert.equal(formatFilter({ headers: { 'X-User': 'a' }, path: '/api/*', methods: ['GET', 'POST'] }), 'X-User: a, path /api/*, GET,POST');
   assert.equal(formatFilter(undefined), '');
+});
+
+test('a session shows the queues it splits like ports, with the variables its programs get', () => {
+  const queues = decode(checkSessionListResult, golden('remocal.session.list.queues.result.json'));
+  const n = sessionNode(queues.sessions[0], []);
+  assert.deepEqual(n.children.map((c) => [c.label, c.description, c.contextValue, c.icon?.id]), [
+    ['queue orders-worker/orders', 'steal · tenant=a', 'queueSplit', 'inbox'],
+    ['queue orders-worker/invoices', 'mirror · region=eu-.*, body $.amount=4[2-9]|[5-9][0-9]', 'queueSplit', 'mirror'],
+  ]);
+  assert.match(n.children[0].tooltip ?? '', /^ORDERS_STREAM=\{orders\}\.remocal\.session-s-4l1c3xq7de$/m);
+  assert.match(n.children[0].tooltip ?? '', /matching messages come to this session only/);
+  assert.match(n.tooltip ?? '', /queue orders-worker\/orders steal \[tenant=a\]/);
+  // Ids are unique in the tree (VS Code refuses duplicates).
+  assert.equal(new Set(n.children.map((c) => c.id)).size, 2);
+  // The detail document lists them with their variables.
+  const text = detailText({ session: queues.sessions[0], subscriptions: [], processes: [], counters: {}, errors: [] });
+  assert.match(text, /queue splits:\n {2}queue orders-worker\/orders steal \[tenant=a\]: ORDERS_GROUP=workers ORDERS_STREAM=\{orders\}\.remocal\.session-s-4l1c3xq7de\n/);
+  // A session without splits has no queue children and no such section.
+  assert.equal(sessionNode(list.sessions[0], []).children.length, 0);
+  assert.doesNotMatch(detailText({ session: list.sessions[0], subscriptions: [], processes: [], counters: {}, errors: [] }), /queue splits/);
+});
+
+test('an operator session shows its queue splits with the messages delivered', () => {
+  const changed = decode(checkSessionChanged, golden('remocal.sessionChanged.remote-queues.params.json'));
+  assert.ok(changed.remote);
+  const n = remoteNode(changed.remote, []);
+  assert.equal(n.description, 'deployment/orders-worker · queue orders-worker/orders steal [tenant=b] 412 delivered, queue orders-worker/invoices mirror 0 delivered · since 09:30 UTC');
+  assert.deepEqual(n.children.map((c) => [c.label, c.description]), [
+    ['queue orders-worker/orders', 'steal · tenant=b · 412 delivered · since 09:30 UTC'],
+    ['queue orders-worker/invoices', 'mirror · 0 delivered · since 10:02 UTC'],
+  ]);
+  assert.match(n.children[1].tooltip ?? '', /filter: none \(every message\)/);
+  // A new count replaces the old one in the view.
+  const model = new SessionsModel();
+  model.reset(decode(checkSessionListResult, golden('remocal.session.list.queues.result.json')));
+  const splits = changed.remote.queueSplits ?? [];
+  model.sessionChanged(undefined, { ...changed.remote, queueSplits: [{ ...splits[0], delivered: 413 }, splits[1]] });
+  const cluster = model.render().find((x) => x.id === 'cluster');
+  assert.ok(cluster);
+  assert.equal(cluster.children.length, 1);
+  assert.equal(cluster.children[0].children[0].description, 'steal · tenant=b · 413 delivered · since 09:30 UTC');
+  // Ended: gone with its splits.
+  model.sessionChanged(undefined, { ...changed.remote, phase: 'Ended', queueSplits: undefined, ports: [] });
+  assert.equal(model.render().find((x) => x.id === 'cluster'), undefined);
+});
+
+test('queue filters read as headers, then body paths', () => {
+  assert.equal(formatQueueFilter({ body: { '$.b': '2', '$.a': '1' }, headers: { z: 'x', a: 'y' } }), 'a=y, z=x, body $.a=1, body $.b=2');
+  assert.equal(formatQueueFilter(undefined), '');
+  assert.equal(formatQueueFilter({}), '');
 });

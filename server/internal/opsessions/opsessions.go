@@ -189,7 +189,7 @@ func (w *Watcher) deleted(obj any) {
 	}
 	w.trackLocks(s, true)
 	r := Remote(s)
-	r.Phase, r.Ports, r.ExpiresAt = daemon.RemoteEnded, []daemon.RemotePort{}, nil
+	r.Phase, r.Ports, r.QueueSplits, r.ExpiresAt = daemon.RemoteEnded, []daemon.RemotePort{}, nil, nil
 	w.send(Notification{daemon.NotifySessionChanged, daemon.SessionChanged{Remote: &r}})
 }
 
@@ -308,6 +308,10 @@ func Remote(s *operator.Session) daemon.RemoteSession {
 			rp.Since = &t
 		}
 		r.Ports = append(r.Ports, rp)
+	}
+	for _, q := range s.Status.QueueSplits {
+		r.QueueSplits = append(r.QueueSplits, daemon.RemoteQueueSplit{Consumer: q.Consumer, Queue: q.Queue, Mode: q.Mode,
+			Filter: q.Filter, Since: q.Since.Time.UTC(), Delivered: q.Delivered})
 	}
 	return r
 }

@@ -5,12 +5,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"go.uber.org/goleak"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	fcache "k8s.io/client-go/tools/cache/testing"
 
 	"github.com/remocal/remocal/protocol/daemon"
 	"github.com/remocal/remocal/protocol/operator"
+	"github.com/remocal/remocal/protocol/queuesplit"
 	"github.com/remocal/remocal/protocol/wire"
 )
 
@@ -212,5 +214,44 @@ func TestWatcherOverrideAcrossFilters(t *testing.T) {
 	src.Modify(b)
 	if r := nextRemote(t, w); r.Name != "s-bob" || r.Phase != daemon.RemoteDisconnected {
 		t.Errorf("after erin's filtered lock beside dave's: %+v; want bob's change and no conflict", r)
+	}
+}
+
+// A session's queue splits reach clients with their filters, and each
+// status update the operator writes (messages delivered) is announced; a
+// session that ends shows none.
+func TestWatcherAnnouncesQueueSplits(t *testing.T) {
+	src := fcache.NewFakeControllerSource()
+	defer src.Shutdown()
+	w := New(src, nil)
+	defer w.Close()
+	s := session("s-bob", "bob")
+	s.Status.QueueSplits = []operator.QueueSplitStatus{
+		{Consumer: "orders-worker", Queue: "orders", Mode: queuesplit.ModeSteal, Since: metav1.NewTime(t0),
+			Filter: &queuesplit.Filter{Headers: map[string]string{"tenant": "b"}}, Delivered: 7},
+		{Consumer: "orders-worker", Queue: "invoices", Mode: queuesplit.ModeMirror, Since: metav1.NewTime(t0.Add(time.Minute))}}
+	src.Add(s)
+	r := nextRemote(t, w)
+	want := []daemon.RemoteQueueSplit{
+		{Consumer: "orders-worker", Queue: "orders", Mode: queuesplit.ModeSteal, Since: t0, Filter: &queuesplit.Filter{Headers: map[string]string{"tenant": "b"}}, Delivered: 7},
+		{Consumer: "orders-worker", Queue: "invoices", Mode: queuesplit.ModeMirror, Since: t0.Add(time.Minute)}}
+	if diff := cmp.Diff(want, r.QueueSplits); diff != "" {
+		t.Fatalf("bob's splits (-want +got):\n%s", diff)
+	}
+
+	s = s.DeepCopy()
+	s.ResourceVersion = "2"
+	s.Status.QueueSplits[0].Delivered = 412
+	src.Modify(s)
+	if r := nextRemote(t, w); len(r.QueueSplits) != 2 || r.QueueSplits[0].Delivered != 412 {
+		t.Errorf("after 412 deliveries: %+v", r.QueueSplits)
+	}
+	if got := w.List(); len(got) != 1 || len(got[0].QueueSplits) != 2 || got[0].QueueSplits[0].Delivered != 412 {
+		t.Errorf("List() = %+v", got)
+	}
+
+	src.Delete(s)
+	if r := nextRemote(t, w); r.Phase != daemon.RemoteEnded || r.QueueSplits != nil {
+		t.Errorf("ended session: phase %s, splits %+v; want Ended and none", r.Phase, r.QueueSplits)
 	}
 }

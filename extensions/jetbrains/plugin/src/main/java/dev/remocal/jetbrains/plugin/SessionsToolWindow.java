@@ -16,8 +16,9 @@ import java.util.function.Consumer;
 
 /**
  * The remocal tool window: this daemon's sessions, everybody's operator sessions and the locks
- * they hold, and recent conflicts, as lines rebuilt from the SessionStore on every change.
- * Double-click stops a session of mine, or kills an operator session (as RBAC allows).
+ * they hold, the queues each session splits, and recent conflicts, as lines rebuilt from the
+ * SessionStore on every change. Double-click stops a session of mine, or kills an operator
+ * session (as RBAC allows).
  */
 public final class SessionsToolWindow implements ToolWindowFactory, DumbAware {
     /** A line and what double-clicking it does (null: nothing). */
@@ -50,17 +51,30 @@ public final class SessionsToolWindow implements ToolWindowFactory, DumbAware {
 
     private static void fill(DefaultListModel<Line> lines, SessionStore store) {
         lines.clear();
+        java.util.List<SessionStore.QueueSplit> queues = store.queueSplits();
         lines.addElement(new Line("My sessions (double-click to stop)", null));
         for (Protocol.Session s : store.mine()) {
             String text = "  " + s.id + (s.label == null ? "" : " " + s.label) + " — " + (s.resolved == null ? s.target : s.resolved)
                     + ", " + s.incoming + ", " + s.state + (s.reason == null ? "" : " (" + s.reason + ")") + ", by " + s.owner + " since " + s.startedAt;
             lines.addElement(new Line(text, p -> stop(p, s.id)));
+            for (SessionStore.QueueSplit q : queues) {
+                if (q.mine() && q.session().equals(s.id)) {
+                    StringBuilder env = new StringBuilder();
+                    q.env().forEach((k, v) -> env.append(' ').append(k).append('=').append(v));
+                    lines.addElement(new Line("    " + q.text() + (env.length() == 0 ? "" : ":" + env), null));
+                }
+            }
         }
         lines.addElement(new Line("Everybody's sessions (double-click to end one)", null));
         for (Protocol.RemoteSession r : store.remote()) {
             String text = "  " + r.user + " (" + r.client + (r.tool == null ? "" : ", " + r.tool) + ") on " + r.target + " in " + r.namespace
                     + ", " + r.phase + ", since " + r.since;
             lines.addElement(new Line(text, p -> kill(p, r.namespace, r.name)));
+            for (SessionStore.QueueSplit q : queues) {
+                if (!q.mine() && q.session().equals(r.namespace + "/" + r.name)) {
+                    lines.addElement(new Line("    " + q.text() + " since " + q.since(), null));
+                }
+            }
         }
         for (SessionStore.Lock l : store.locks()) {
             String filter = l.filter() == null ? "without a filter" : "with " + dev.remocal.jetbrains.core.protocol.Json.GSON.toJson(l.filter());

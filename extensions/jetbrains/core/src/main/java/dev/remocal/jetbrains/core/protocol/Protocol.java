@@ -203,6 +203,31 @@ public final class Protocol {
         public PolicyViolation policy;
         /** Set once the session followed its target to a new pod: what running programs keep from the old one. */
         public StaleTarget stale;
+        /** The queues the session takes a share of, as the operator granted them (1.4); null when none. */
+        public List<SessionQueueSplit> queueSplits;
+    }
+
+    /**
+     * A queue one of this daemon's sessions takes a share of (1.4): consumer and queue, mode
+     * ("steal" or "mirror") and filter as configured, and the variables its programs get, whose
+     * values name the session's own queue.
+     */
+    public static final class SessionQueueSplit {
+        public String consumer;
+        public String queue;
+        public String mode;
+        public QueueSplits.Filter filter;
+        public Map<String, String> env = new LinkedHashMap<>();
+    }
+
+    /** A queue an operator session takes a share of, with the messages delivered to it so far (1.4). */
+    public static final class RemoteQueueSplit {
+        public String consumer;
+        public String queue;
+        public String mode;
+        public QueueSplits.Filter filter;
+        public String since;
+        public long delivered;
     }
 
     /** What programs keep from the pod a session left ("env", "hostname"), and the action that refreshes it ("restart"). */
@@ -294,6 +319,8 @@ public final class Protocol {
         public List<RemotePort> ports = new ArrayList<>();
         public String since;
         public String expiresAt;
+        /** The queues it takes a share of (1.4); null when none. */
+        public List<RemoteQueueSplit> queueSplits;
     }
 
     public static final class RemotePort {

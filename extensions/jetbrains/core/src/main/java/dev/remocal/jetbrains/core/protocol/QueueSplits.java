@@ -6,8 +6,8 @@ import java.util.Map;
 /**
  * Queue splitting (protocol/queuesplit in Go), field for field: the splits a session's
  * .remocal/config.json asks for ("queueSplits") and the RemocalQueueConsumer custom resource
- * that declares a splittable consumer. Nothing in the plugin shows them yet; the types are
- * here so that the golden vectors keep the two sides in agreement from the start.
+ * that declares a splittable consumer. Sessions carry the splits they run as
+ * {@link Protocol.SessionQueueSplit} and {@link Protocol.RemoteQueueSplit}.
  */
 public final class QueueSplits {
     private QueueSplits() {}

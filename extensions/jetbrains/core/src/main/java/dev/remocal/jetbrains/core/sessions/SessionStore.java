@@ -4,21 +4,24 @@ import com.google.gson.JsonElement;
 import dev.remocal.jetbrains.core.protocol.Json;
 import dev.remocal.jetbrains.core.protocol.Methods;
 import dev.remocal.jetbrains.core.protocol.Protocol;
+import dev.remocal.jetbrains.core.protocol.QueueSplits;
 
 import java.util.ArrayDeque;
 import java.util.ArrayList;
+import java.util.Collections;
 import java.util.Comparator;
 import java.util.Deque;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
+import java.util.TreeMap;
 import java.util.concurrent.CopyOnWriteArrayList;
 
 /**
  * What the tool window shows, kept from the daemon's notifications: this daemon's sessions
  * ("mine": every IDE window and script sharing the daemon), the operator's sessions of everybody
- * on targets in view, the port locks they hold, and recent conflicts. {@link #reset} replaces it
+ * on targets in view, the port locks they hold, the queues they split, and recent conflicts. {@link #reset} replaces it
  * all from remocal/session/list after every (re)connect, since notifications sent while
  * disconnected are lost. Thread-safe; listeners run on the thread that applied the change (a
  * daemon client thread, never the UI's: views hop to their own thread).
@@ -39,6 +42,37 @@ public final class SessionStore {
     /** A port an operator session holds (a steal), for "port 8080 on deployment/api is stolen by bob since 10:02". */
     public record Lock(String remoteSession, String user, String client, String target, int port, String mode,
                        Protocol.HttpFilter filter, String since) {}
+
+    /**
+     * A queue a session takes a share of, shown like its ports: "queue orders-worker/orders steal
+     * [tenant=b] 412 delivered". {@code session} is a session id of mine, or namespace/name of an
+     * operator session ({@code mine} false); {@code env} is set for mine (the variables its
+     * programs get), {@code delivered} and {@code since} for the operator's.
+     */
+    public record QueueSplit(String session, boolean mine, String user, String target, String consumer, String queue, String mode,
+                             QueueSplits.Filter filter, Map<String, String> env, Long delivered, String since) {
+        /** "queue orders-worker/orders steal [tenant=b] 412 delivered". */
+        public String text() {
+            String f = filterText(filter);
+            return "queue " + consumer + "/" + queue + " " + mode + (f.isEmpty() ? "" : " [" + f + "]")
+                    + (delivered == null ? "" : " " + delivered + " delivered");
+        }
+
+        /** "tenant=a, body $.amount=4[2-9]": header patterns, then JSON paths into the body, each sorted. */
+        public static String filterText(QueueSplits.Filter f) {
+            if (f == null) {
+                return "";
+            }
+            List<String> parts = new ArrayList<>();
+            if (f.headers != null) {
+                new TreeMap<>(f.headers).forEach((k, v) -> parts.add(k + "=" + v));
+            }
+            if (f.body != null) {
+                new TreeMap<>(f.body).forEach((k, v) -> parts.add("body " + k + "=" + v));
+            }
+            return String.join(", ", parts);
+        }
+    }
 
     private final Map<String, Protocol.Session> mine = new LinkedHashMap<>();
     private final Map<String, Protocol.RemoteSession> remote = new LinkedHashMap<>();
@@ -158,6 +192,30 @@ public final class SessionStore {
             }
         }
         out.sort(Comparator.comparing(Lock::target).thenComparingInt(Lock::port));
+        return out;
+    }
+
+    /**
+     * Every queue split: those of my sessions (oldest session first), then the operator's
+     * sessions' (by namespace and name), each session's in the order it asked for them.
+     */
+    public synchronized List<QueueSplit> queueSplits() {
+        List<QueueSplit> out = new ArrayList<>();
+        for (Protocol.Session s : mine()) {
+            if (s.queueSplits != null) {
+                for (Protocol.SessionQueueSplit q : s.queueSplits) {
+                    out.add(new QueueSplit(s.id, true, null, s.target, q.consumer, q.queue, q.mode, q.filter,
+                            q.env == null ? Map.of() : Collections.unmodifiableMap(new TreeMap<>(q.env)), null, null));
+                }
+            }
+        }
+        for (Protocol.RemoteSession r : remote()) {
+            if (r.queueSplits != null) {
+                for (Protocol.RemoteQueueSplit q : r.queueSplits) {
+                    out.add(new QueueSplit(key(r), false, r.user, r.target, q.consumer, q.queue, q.mode, q.filter, null, q.delivered, q.since));
+                }
+            }
+        }
         return out;
     }
 

@@ -59,6 +59,43 @@ class SessionStoreTest {
     }
 
     @Test
+    void showsQueueSplitsLikePorts() {
+        SessionStore store = new SessionStore();
+        store.reset(Vectors.read("remocal.session.list.queues.result", Protocol.SessionListResult.class));
+        List<SessionStore.QueueSplit> rows = store.queueSplits();
+        assertEquals(List.of(
+                "s3: queue orders-worker/orders steal [tenant=a]",
+                "s3: queue orders-worker/invoices mirror [region=eu-.*, body $.amount=4[2-9]|[5-9][0-9]]",
+                "shop/s-b0bq0e0e01: queue orders-worker/orders steal [tenant=b] 412 delivered",
+                "shop/s-b0bq0e0e01: queue orders-worker/invoices mirror 0 delivered"),
+                rows.stream().map(r -> r.session() + ": " + r.text()).toList());
+        SessionStore.QueueSplit mine = rows.get(0);
+        assertTrue(mine.mine());
+        assertEquals(List.of("ORDERS_GROUP", "ORDERS_STREAM"), List.copyOf(mine.env().keySet()), "sorted by name");
+        assertEquals("{orders}.remocal.session-s-4l1c3xq7de", mine.env().get("ORDERS_STREAM"));
+        assertEquals(null, mine.delivered());
+        SessionStore.QueueSplit bobs = rows.get(2);
+        assertEquals("bob", bobs.user());
+        assertEquals("deployment/orders-worker", bobs.target());
+        assertEquals("2026-11-25T09:30:00Z", bobs.since());
+
+        // The operator's next count replaces the last; the session's end takes its splits away.
+        Protocol.SessionChanged more = Vectors.read("remocal.sessionChanged.remote-queues.params", Protocol.SessionChanged.class);
+        more.remote.queueSplits.get(0).delivered = 413;
+        store.sessionChanged(more);
+        assertEquals(413L, store.queueSplits().get(2).delivered());
+        more.remote.phase = "Ended";
+        more.remote.queueSplits = null;
+        store.sessionChanged(more);
+        assertEquals(List.of("s3", "s3"), store.queueSplits().stream().map(SessionStore.QueueSplit::session).toList());
+
+        // Sessions without splits have none.
+        store.reset(Vectors.read("remocal.session.list.remote.result", Protocol.SessionListResult.class));
+        assertTrue(store.queueSplits().isEmpty());
+        assertEquals("", SessionStore.QueueSplit.filterText(null));
+    }
+
+    @Test
     void keepsOnlyTheNewestConflicts() {
         SessionStore store = new SessionStore();
         for (int i = 0; i < SessionStore.MAX_CONFLICTS + 10; i++) {
