@@ -116,6 +116,9 @@ func testQueueSplit(t *testing.T, kind string) {
 	q.bobLive[0] = q.produced + 1
 	q.awaitRepointed(true)
 	q.checkStatus(alice)
+	if kind == "redis" {
+		q.checkRefusals()
+	}
 
 	q.produce(600, 300)
 	q.awaitConsumed(q.produced)
@@ -219,6 +222,44 @@ func (q *queueSplit) developer(d dev, tenant string) *procwatch.Proc {
 	p := q.start(d, "deployment/orders-worker", []string{"--no-incoming"}, q.qapp, "consume")
 	p.Expect(p.Stderr, "queue orders-worker/orders split for this session")
 	return p
+}
+
+// checkRefusals: splits the operator must refuse are refused, each with
+// what was wrong, and take nothing from alice and bob. Carol steals alice's
+// tenant (a conflict), then asks for the whole queue under a policy that
+// requires a filter; dave may start sessions but not split queues (RBAC).
+func (q *queueSplit) checkRefusals() {
+	q.t.Helper()
+	refused := func(d dev, split string, wants ...string) {
+		q.t.Helper()
+		q.configure(d, `{"queueSplits": [`+split+`]}`)
+		r := q.exec(d, "deployment/orders-worker", []string{"--no-incoming"}, q.qapp, "results")
+		if r.Code == 0 {
+			q.t.Fatalf("%s's split %s was not refused", d.name, split)
+		}
+		for _, want := range wants {
+			if !strings.Contains(r.Stderr, want) {
+				q.t.Errorf("%s's refused split: stderr lacks %q:\n%s", d.name, want, r.Stderr)
+			}
+		}
+	}
+	carol := q.user("carol", "remocal-user")
+	refused(carol, `{"consumer": "orders-worker", "mode": "steal", "filter": {"headers": {"tenant": "a"}}}`,
+		`queue orders of `+q.ns+`/orders-worker is already stolen with header tenant="a" by alice (session s-`)
+	q.apply(`{"apiVersion": "policy.remocal.dev/v1alpha1", "kind": "RemocalPolicy", "metadata": {"name": "filtered-splits"},
+  "spec": {"targets": {"names": ["deployment/orders-worker"]}, "queues": {"requireFilter": true}}}
+`)
+	refused(carol, `{"consumer": "orders-worker", "mode": "mirror"}`,
+		"RemocalPolicy "+q.ns+"/filtered-splits denies it (rule queues.requireFilter)")
+	q.kubectl("delete", "remocalpolicy", "filtered-splits")
+	q.apply(`{"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": {"name": "sessions-only"},
+  "rules": [{"apiGroups": ["operator.remocal.dev"], "resources": ["targets", "sessions"], "verbs": ["get", "list", "watch"]},
+    {"apiGroups": ["operator.remocal.dev"], "resources": ["targets/portforward"], "verbs": ["create"]}]}
+`)
+	dave := q.user("dave")
+	q.kubectl("create", "rolebinding", "dave-sessions-only", "--role=sessions-only", "--user=dave")
+	refused(dave, `{"consumer": "orders-worker", "mode": "mirror", "filter": {"headers": {"tenant": "c"}}}`,
+		"dave may not split the queues of RemocalQueueConsumer "+q.ns+"/orders-worker")
 }
 
 // awaitRepointed waits until the workload reads a queue of its own
