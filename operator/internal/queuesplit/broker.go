@@ -87,6 +87,10 @@ type Broker interface {
 	// consumers must have stopped. Interrupted, it can be called again:
 	// each message moves exactly once.
 	Drain(ctx context.Context, name, into string) (moved int, err error)
+	// Discard deletes temporary queue name and what it holds: the copies
+	// of a mirroring session, which their owners have anyway. Its
+	// consumers must have stopped.
+	Discard(ctx context.Context, name string) error
 	// Queues lists the temporary queues that exist, for cleanup and
 	// tests.
 	Queues(ctx context.Context) ([]string, error)

@@ -164,20 +164,31 @@ func (r *Router) AddSession(ctx context.Context, id string, split qs.Split) (Env
 }
 
 // RemoveSession stops splitting for session id and moves what its queue
-// still holds to the deployed consumer's queue. The session's program must
-// have stopped consuming. It returns how many messages moved.
+// still holds to the deployed consumer's queue (a steal), or drops it (a
+// mirror's copies). The session's program must have stopped consuming. It
+// returns how many messages moved.
 func (r *Router) RemoveSession(ctx context.Context, id string) (int, error) {
 	r.mu.Lock()
 	i := slices.IndexFunc(r.sessions, func(s *session) bool { return s.id == id })
+	mirror := false
 	if i >= 0 {
+		mirror = r.sessions[i].split.EffectiveMode() == qs.ModeMirror
 		r.sessions = slices.Delete(r.sessions, i, i+1)
 	}
 	r.mu.Unlock()
 	// Hold off routing while the queue drains: a batch routed with the
 	// old table is delivered before the lock is ours, and nothing
-	// reaches the queue while it is drained.
+	// reaches the queue while it is drained. A mirror's queue holds
+	// copies whose originals went to their owners: they are dropped, or
+	// the deployed consumer would get them twice.
 	r.routeMu.Lock()
-	n, err := r.broker.Drain(ctx, SessionQueue(id), DeployedQueue)
+	var n int
+	var err error
+	if mirror {
+		err = r.broker.Discard(ctx, SessionQueue(id))
+	} else {
+		n, err = r.broker.Drain(ctx, SessionQueue(id), DeployedQueue)
+	}
 	r.routeMu.Unlock()
 	if err != nil {
 		return n, fmt.Errorf("moving the messages of session %s back to the deployed consumer: %w", id, err)

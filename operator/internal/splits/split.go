@@ -200,7 +200,7 @@ func (s *split) startWith(ctx context.Context, rqc *qs.RemocalQueueConsumer, q q
 
 // rejoin adds the recorded sessions to a router started again. One the
 // router refuses (its recorded filter no longer valid) is dropped, and
-// its queue drained to the deployed consumer's.
+// its queue drained to the deployed consumer's (a mirror's discarded).
 func (s *split) rejoin(ctx context.Context) error {
 	kept := s.sessions[:0]
 	for _, mem := range s.sessions {
@@ -208,7 +208,13 @@ func (s *split) rejoin(ctx context.Context) error {
 		env, err := s.router.AddSession(ctx, mem.Session, sp)
 		if err != nil {
 			s.m.log.Warn("queue split: a recorded session cannot rejoin", "queue", s.key, "session", mem.Session, "err", err)
-			if _, derr := s.broker.Drain(ctx, queuesplit.SessionQueue(mem.Session), queuesplit.DeployedQueue); derr != nil {
+			var derr error
+			if mem.Mode == qs.ModeMirror {
+				derr = s.broker.Discard(ctx, queuesplit.SessionQueue(mem.Session))
+			} else {
+				_, derr = s.broker.Drain(ctx, queuesplit.SessionQueue(mem.Session), queuesplit.DeployedQueue)
+			}
+			if derr != nil {
 				return derr
 			}
 			continue

@@ -194,6 +194,24 @@ func (b *Broker) Drain(ctx context.Context, name, into string) (int, error) {
 	return moved, nil
 }
 
+// Discard implements queuesplit.Broker: the queue's messages are purged
+// from the split stream, then its durable (and the split stream with the
+// last one) goes as after a drain.
+func (b *Broker) Discard(ctx context.Context, name string) error {
+	st, err := b.js.Stream(ctx, b.splitStream())
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("stream %q: %w", b.splitStream(), err)
+	}
+	if err := st.Purge(ctx, jetstream.WithPurgeSubject(b.prefix(name)+".>")); err != nil {
+		return fmt.Errorf("purging queue %q of stream %q: %w", name, b.splitStream(), err)
+	}
+	_, err = b.Drain(ctx, name, "")
+	return err
+}
+
 // move publishes m (whose original subject is subject) to queue into, or
 // to the original stream when into is "", and deletes it.
 func (b *Broker) move(ctx context.Context, st jetstream.Stream, m *jetstream.RawStreamMsg, subject, into string) error {

@@ -147,6 +147,15 @@ func (b *Broker) Drain(ctx context.Context, name, into string) (int, error) {
 	}
 }
 
+// Discard implements queuesplit.Broker: one DEL of the temporary stream,
+// which takes its group along.
+func (b *Broker) Discard(ctx context.Context, name string) error {
+	if err := b.rdb.Del(ctx, b.key(name)).Err(); err != nil {
+		return fmt.Errorf("deleting stream %q: %w", b.key(name), err)
+	}
+	return nil
+}
+
 // Queues implements queuesplit.Broker.
 func (b *Broker) Queues(ctx context.Context) ([]string, error) {
 	prefix := b.prefix()

@@ -424,6 +424,10 @@ func Mirror(t *testing.T, h Harness, until Until, settle time.Duration, ordered 
 	if _, err := rt.r.RemoveSession(t.Context(), "bob"); err != nil {
 		t.Fatal(err)
 	}
+	// carol mirrors tenant=b and consumes nothing: her copies are dropped
+	// when her session ends (moved to the deployed consumer, they would
+	// reach it twice).
+	addSession(t, rt.r, "carol", split(qs.ModeMirror, "b"))
 	p := startProducer(t.Context(), h, n, 2*time.Millisecond)
 	p.awaitPublished(t, until, 1000)
 	rt.kill(t)
@@ -433,6 +437,7 @@ func Mirror(t *testing.T, h Harness, until Until, settle time.Duration, ordered 
 		t.Fatal(err)
 	}
 	addSession(t, r, "alice", split(qs.ModeMirror, "a"))
+	addSession(t, r, "carol", split(qs.ModeMirror, "b"))
 	rt = runRouter(t, r)
 	if err := <-p.done; err != nil {
 		t.Fatal(err)
@@ -445,8 +450,10 @@ func Mirror(t *testing.T, h Harness, until Until, settle time.Duration, ordered 
 	}
 	awaitTotal(t, until, alice, want)
 	consumerA.stop(t)
-	if _, err := rt.r.RemoveSession(t.Context(), "alice"); err != nil {
-		t.Fatal(err)
+	for _, id := range []string{"alice", "carol"} {
+		if _, err := rt.r.RemoveSession(t.Context(), id); err != nil {
+			t.Fatal(err)
+		}
 	}
 	settleAndDrain(t, h, rt, &deployed, l.record("deployed"), settle)
 	awaitTotal(t, until, l, n)
