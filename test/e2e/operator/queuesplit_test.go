@@ -74,13 +74,20 @@ type queueSplit struct {
 	produced        int
 	aliceLive       [2]int // the numbers produced while alice's split lived
 	bobLive         [2]int
-	movedAt         int // the last number produced before the operator's pod was deleted
+	movedAt         int    // the last number produced before the operator's pod was deleted
+	bobMode         string // steal or mirror
 }
 
 func testQueueSplit(t *testing.T, kind string) {
 	f := newFixture(t)
 	buildQueueImages(t)
-	q := &queueSplit{fixture: f, kind: kind}
+	// On JetStream bob mirrors: he gets copies, the deployed consumer
+	// still gets every message, and his unconsumed copies are dropped
+	// when his session ends.
+	q := &queueSplit{fixture: f, kind: kind, bobMode: "steal"}
+	if kind == "nats" {
+		q.bobMode = "mirror"
+	}
 	ctx := testContext(t, 10*time.Minute)
 	var err error
 	if q.results, err = f.c.DeployRedis(ctx, f.ns, "results", version); err != nil {
@@ -110,9 +117,9 @@ func testQueueSplit(t *testing.T, kind string) {
 
 	alice := f.user("alice", "remocal-user")
 	bob := f.user("bob", "remocal-user")
-	a := q.developer(alice, "a")
+	a := q.developer(alice, "a", "steal")
 	q.aliceLive[0] = q.produced + 1
-	b := q.developer(bob, "b")
+	b := q.developer(bob, "b", q.bobMode)
 	q.bobLive[0] = q.produced + 1
 	q.awaitRepointed(true)
 	q.checkStatus(alice)
@@ -215,10 +222,10 @@ func (q *queueSplit) produce(n int, rate int) {
 }
 
 // developer starts a local copy of the consumer for d, stealing tenant.
-func (q *queueSplit) developer(d dev, tenant string) *procwatch.Proc {
+func (q *queueSplit) developer(d dev, tenant, mode string) *procwatch.Proc {
 	q.t.Helper()
 	q.configure(d, fmt.Sprintf(`{"env": {"override": {"WHO": %q}},
-  "queueSplits": [{"consumer": "orders-worker", "mode": "steal", "filter": {"headers": {"tenant": %q}}}]}`, d.name, tenant))
+  "queueSplits": [{"consumer": "orders-worker", "mode": %q, "filter": {"headers": {"tenant": %q}}}]}`, d.name, mode, tenant))
 	p := q.start(d, "deployment/orders-worker", []string{"--no-incoming"}, q.qapp, "consume")
 	p.Expect(p.Stderr, "queue orders-worker/orders split for this session")
 	return p
@@ -294,7 +301,8 @@ func (q *queueSplit) awaitRepointed(split bool) {
 	}
 }
 
-// awaitConsumed waits until n records exist.
+// awaitConsumed waits until n numbers were consumed by their owners (a
+// mirroring bob's copies are not the messages).
 func (q *queueSplit) awaitConsumed(n int) {
 	q.t.Helper()
 	err := poll.Until(q.ctx(), 2*time.Minute, func() error {
@@ -302,8 +310,14 @@ func (q *queueSplit) awaitConsumed(n int) {
 		if err != nil {
 			return err
 		}
-		if len(recs) < n {
-			return fmt.Errorf("%d of %d messages consumed", len(recs), n)
+		owned := map[int]bool{}
+		for _, r := range recs {
+			if r.Who != "bob" || q.bobMode == "steal" {
+				owned[r.N] = true
+			}
+		}
+		if len(owned) < n {
+			return fmt.Errorf("%d of %d messages consumed", len(owned), n)
 		}
 		return nil
 	})
@@ -350,6 +364,7 @@ func (q *queueSplit) checkRecords() {
 	counts := map[string]int{}
 	drained := 0        // a developer's messages the deployed consumer got when the session ended
 	aliceAfterMove := 0 // alice's messages produced after the operator's pod was deleted
+	mirrored := 0       // bob's copies (mirror mode)
 	for n := 1; n <= q.produced; n++ {
 		who := tally[n]
 		for _, w := range who {
@@ -361,13 +376,17 @@ func (q *queueSplit) checkRecords() {
 		switch {
 		case len(who) == 0:
 			problems = append(problems, fmt.Sprintf("%d (tenant %s) never consumed", n, tenant))
+		case q.bobMode == "mirror" && tenant == "b" && !slices.Contains(who, "deployed"):
+			problems = append(problems, fmt.Sprintf("%d (tenant b) consumed by %v: bob only mirrors, the deployed consumer must get it", n, who))
+		case q.bobMode == "mirror" && len(who) == 2 && slices.Contains(who, "bob") && bobLived:
+			mirrored++
 		case len(who) == 2 && slices.Equal(who, []string{"bob", "deployed"}) && n <= q.bobLive[1]:
 			q.t.Logf("message %d: recorded by bob before his kill and redelivered to the deployed consumer", n)
 		case len(who) > 1:
 			problems = append(problems, fmt.Sprintf("%d consumed %d times: %v", n, len(who), who))
 		case who[0] == "alice" && !aliceLived, who[0] == "bob" && !bobLived:
 			problems = append(problems, fmt.Sprintf("%d (tenant %s) consumed by %s", n, tenant, who[0]))
-		case who[0] == "deployed" && (aliceLived || bobLived):
+		case who[0] == "deployed" && (aliceLived || bobLived && q.bobMode == "steal"):
 			// Routed to the developer and not consumed before the session
 			// ended: its queue drained to the deployed consumer.
 			drained++
@@ -375,8 +394,11 @@ func (q *queueSplit) checkRecords() {
 			aliceAfterMove++
 		}
 	}
-	q.t.Logf("consumed: %v of %d produced; %d of the developers' messages drained to the deployed consumer when their sessions ended; alice consumed %d produced after the operator's pod was deleted",
-		counts, q.produced, drained, aliceAfterMove)
+	q.t.Logf("consumed: %v of %d produced; %d of the developers' messages drained to the deployed consumer when their sessions ended; alice consumed %d produced after the operator's pod was deleted; bob (%s) got %d copies",
+		counts, q.produced, drained, aliceAfterMove, q.bobMode, mirrored)
+	if q.bobMode == "mirror" && mirrored == 0 {
+		problems = append(problems, "bob mirrored tenant=b and got no copy")
+	}
 	if aliceAfterMove == 0 {
 		problems = append(problems, "alice consumed nothing produced after the operator's pod was deleted: the split was not resumed for her")
 	}
