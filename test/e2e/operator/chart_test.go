@@ -234,15 +234,19 @@ func TestChartOwnCertificate(t *testing.T) {
 }
 
 // TestChartOperatorRBACIsLeast: cluster-wide the operator only reads (and
-// records events); it writes Jobs, Secrets and Leases only in its own
-// namespace.
+// records events and its queue splits in the consumers' status); it
+// writes Jobs, Secrets and Leases only in its own namespace, and workloads
+// only in the namespaces listed for queue splitting.
 func TestChartOperatorRBACIsLeast(t *testing.T) {
 	const ns = "rbac"
-	objs := helmTemplate(t, ns)
+	objs := helmTemplate(t, ns, "--set", "queueSplitting.namespaces[0].name=shop", "--set", "queueSplitting.namespaces[0].secrets={redis-auth}")
 	var cr rbacv1.ClusterRole
 	find(t, objs, "ClusterRole", "remocal-operator", &cr)
 	for _, r := range cr.Rules {
 		if slices.Equal(r.Resources, []string{"events"}) {
+			continue
+		}
+		if slices.Equal(r.Resources, []string{"remocalqueueconsumers/status"}) && slices.Equal(r.Verbs, []string{"get", "update"}) {
 			continue
 		}
 		for _, v := range r.Verbs {
@@ -266,6 +270,21 @@ func TestChartOperatorRBACIsLeast(t *testing.T) {
 		if slices.Contains(r.Resources, "configmaps") && !slices.Equal(r.Verbs, []string{"create"}) &&
 			!slices.Equal(r.ResourceNames, []string{remocaloperator.UsageConfigMap}) {
 			t.Errorf("the operator's Role grants %v on configmaps %v, want only %s", r.Verbs, r.ResourceNames, remocaloperator.UsageConfigMap)
+		}
+	}
+	// Queue splitting: in the listed namespace only, the workloads' env
+	// and the named Secret, nothing else.
+	var qrole rbacv1.Role
+	find(t, objs, "Role", "remocal-operator-queue-splitting", &qrole)
+	if qrole.Namespace != "shop" {
+		t.Errorf("the queue-splitting Role is in %q, want shop", qrole.Namespace)
+	}
+	for _, r := range qrole.Rules {
+		switch {
+		case slices.Equal(r.Resources, []string{"deployments", "statefulsets"}) && slices.Equal(r.Verbs, []string{"get", "update"}):
+		case slices.Equal(r.Resources, []string{"secrets"}) && slices.Equal(r.Verbs, []string{"get"}) && slices.Equal(r.ResourceNames, []string{"redis-auth"}):
+		default:
+			t.Errorf("the queue-splitting Role grants %v on %v %v", r.Verbs, r.Resources, r.ResourceNames)
 		}
 	}
 	var delegator rbacv1.ClusterRoleBinding
