@@ -10,7 +10,6 @@ package splits
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"sync"
 	"time"
@@ -253,5 +252,5 @@ func consumerError(ns, name string, err error) error {
 
 // unavailable is a wire error of what the operator could not do.
 func unavailable(format string, args ...any) error {
-	return wire.Errorf(wire.CodeUnavailable, "%s", fmt.Sprintf(format, args...))
+	return wire.Errorf(wire.CodeUnavailable, format, args...)
 }

@@ -68,7 +68,7 @@ func (s *split) add(ctx context.Context, rqc *qs.RemocalQueueConsumer, q qs.Queu
 		return s.sessions[i].env, nil
 	}
 	if s.restoring {
-		return nil, unavailable("queue %s of %s/%s is being given back to its workload: %s; try again in a moment", q.Name, s.ns, s.consumer, "a rollout is in progress")
+		return nil, unavailable("queue %s of %s/%s is being given back to its workload (a rollout is in progress); try again in a moment", q.Name, s.ns, s.consumer)
 	}
 	if !s.running {
 		if err := s.startWith(ctx, rqc, q, nil); err != nil {
